@@ -1,0 +1,123 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const ms = (dflt: number) => z.coerce.number().int().min(1).default(dflt);
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+/** A queue a worker serves, with its own concurrency cap (defaults to the worker's total). */
+export interface QueueSpec {
+  name: string;
+  concurrency?: number;
+}
+
+/** `all`, or `default,webhooks:5,ai:2`: queue names with optional per-queue concurrency. */
+const queueList = z
+  .string()
+  .default('all')
+  .transform((raw, ctx): QueueSpec[] | 'all' => {
+    const text = raw.trim();
+    if (text === '' || text === 'all' || text === '*') return 'all';
+    const specs: QueueSpec[] = [];
+    for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const [name, limit] = part.split(':');
+      const n = limit === undefined ? undefined : Number(limit);
+      if (!name || !/^[a-zA-Z0-9_.-]{1,64}$/.test(name) || (n !== undefined && !(Number.isInteger(n) && n > 0))) {
+        ctx.addIssue({ code: 'custom', message: `bad queue spec "${part}" (want name or name:concurrency)` });
+        return z.NEVER;
+      }
+      specs.push(n === undefined ? { name } : { name, concurrency: n });
+    }
+    return specs;
+  });
+
+const schema = z.object({
+  /** PostgreSQL to use; unset starts an embedded PostgreSQL under `.data/`. */
+  DATABASE_URL: optionalText.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  /** Where the embedded PostgreSQL and local objects live. */
+  LEASEHOLD_DATA_DIR: z.string().default('.data'),
+  /** Port of the embedded PostgreSQL. */
+  EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  /** API listen port. */
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** API listen host. */
+  HOST: z.string().default('127.0.0.1'),
+  /** Connections in each process's pool. */
+  DATABASE_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
+  /** Jobs a worker runs at once, across its queues. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(10),
+  /** How long a claim holds a job before the reclaimer may hand it to another worker. */
+  WORKER_LEASE_MS: ms(30_000),
+  /** How often a worker extends the leases of the jobs it holds (one statement for all of them). */
+  WORKER_HEARTBEAT_MS: ms(10_000),
+  /** Queues this worker serves: `all` or `name[:concurrency],…`. */
+  WORKER_QUEUES: queueList,
+  /** Fallback poll when no NOTIFY arrives; bounds the delay of a lost wake-up. */
+  WORKER_POLL_MS: ms(1_000),
+  /** How often each worker looks for expired leases. */
+  WORKER_RECLAIM_MS: ms(2_000),
+  /** How long a stopping worker lets running jobs finish before handing their leases back. */
+  WORKER_SHUTDOWN_GRACE_MS: ms(10_000),
+  /** Largest number of jobs one claim statement takes. */
+  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(100),
+  /** Trade the last few milliseconds of completions on a crash for throughput (they re-run). */
+  WORKER_SYNCHRONOUS_COMMIT: bool.default(true),
+  /** Ensure this exact API key exists on `start` (admin scope, development tenant). */
+  LEASEHOLD_API_KEY: optionalText,
+  /** HS256 secret for JWTs. */
+  JWT_SECRET: optionalText,
+  /** JWKS endpoint for RS256/ES256 JWTs. */
+  JWT_JWKS_URL: optionalText,
+  /** Expected JWT issuer, when set. */
+  JWT_ISSUER: optionalText,
+  /** Expected JWT audience, when set. */
+  JWT_AUDIENCE: optionalText,
+  /** Key of the OpenAI (or compatible) API. */
+  OPENAI_API_KEY: optionalText,
+  /** Base URL of an OpenAI-compatible server. */
+  OPENAI_BASE_URL: optionalText,
+  /** Default vision model. */
+  OPENAI_MODEL: z.string().default('gpt-4o-mini'),
+  /** `openai` or `fake`; defaults to `openai` when a key is set. */
+  AI_PROVIDER: z.enum(['openai', 'fake']).optional(),
+  /** Let server-side fetches reach private and loopback addresses (development and tests only). */
+  FETCH_ALLOW_PRIVATE: bool.default(false),
+  /** Global spend ceiling per UTC day, in USD. */
+  GOVERNOR_GLOBAL_DAILY_USD: z.coerce.number().positive().optional(),
+  /** Minimum margin between a job's price and its estimated cost. */
+  GOVERNOR_MARGIN_FLOOR: z.coerce.number().min(0).max(1).default(0.4),
+  /** pino level. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** The validated configuration every entry point reads once. */
+export type Config = z.output<typeof schema>;
+
+/** Raised when the environment holds bad values; lists every bad key at once. */
+export class ConfigError extends Error {
+  constructor(readonly problems: { key: string; message: string }[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p.key}: ${p.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment into a typed config; pure, so tests pass their own env. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((i) => ({ key: String(i.path[0] ?? '?'), message: i.message })),
+    );
+  }
+  const config = result.data;
+  if (config.WORKER_HEARTBEAT_MS >= config.WORKER_LEASE_MS) {
+    throw new ConfigError([
+      { key: 'WORKER_HEARTBEAT_MS', message: `must be shorter than WORKER_LEASE_MS (${config.WORKER_LEASE_MS})` },
+    ]);
+  }
+  return config;
+}

@@ -1,0 +1,229 @@
+/**
+ * The queue's hot statements, in one place. Each names who runs it and the invariant it protects.
+ * Rules, from measurements in NOTES.md: many rows per statement; rows addressed by primary key
+ * (`id = any($ids)`), never by joining a CTE; events written by a data-modifying CTE in the same
+ * statement as the transition; NOTIFY never inside these (sent after commit, coalesced).
+ */
+
+/** Copies the rows of a `changed` CTE that ended failed into dead_letters, error history and all. */
+const DEAD_LETTER_FAILED = `
+  insert into leasehold.dead_letters (job_id, tenant_id, kind, queue, payload, priority, attempts,
+                                      max_attempts, last_error, errors, job_created_at)
+  select id, tenant_id, kind, queue, payload, priority, attempts, max_attempts, last_error, errors, created_at
+  from changed where status = 'failed'
+  returning 1`;
+
+/** Producers: inserts a batch given as a JSON array of fully-defaulted rows, with `job.queued` events. */
+export const INSERT_JOBS = `
+with ins as (
+  insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key)
+  select id, tenant_id, kind, queue, payload, priority, coalesce(run_at, now()), max_attempts, idempotency_key
+  from json_to_recordset($1::text::json) as x(id uuid, tenant_id uuid, kind text, queue text, payload jsonb,
+                                        priority int, run_at timestamptz, max_attempts int, idempotency_key text)
+  returning id, tenant_id
+), ev as (
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt)
+  select id, tenant_id, 'job.queued', 0 from ins
+)
+select count(*)::int as inserted from ins`;
+
+/** Producers with idempotency keys: as INSERT_JOBS, but a key already used by the tenant inserts nothing. */
+export const INSERT_JOBS_IDEMPOTENT = `
+with ins as (
+  insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key)
+  select id, tenant_id, kind, queue, payload, priority, coalesce(run_at, now()), max_attempts, idempotency_key
+  from json_to_recordset($1::text::json) as x(id uuid, tenant_id uuid, kind text, queue text, payload jsonb,
+                                        priority int, run_at timestamptz, max_attempts int, idempotency_key text)
+  on conflict (tenant_id, idempotency_key) where idempotency_key is not null do nothing
+  returning id, tenant_id
+), ev as (
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt)
+  select id, tenant_id, 'job.queued', 0 from ins
+)
+select id from ins`;
+
+/** Producers: ids of existing jobs for idempotency keys that INSERT_JOBS_IDEMPOTENT skipped. */
+export const SELECT_IDEMPOTENT_IDS = `
+select idempotency_key, id from leasehold.jobs
+where tenant_id = $1::uuid and idempotency_key = any($2::text[])`;
+
+/**
+ * Workers: claims up to $limits[i] ready jobs of each queue $queues[i] (and $total overall) of the
+ * kinds it handles. SKIP LOCKED means two claimers never take the same row; each queue's range
+ * of jobs_claim_idx is read in claim order (priority, run_at), so the claim stays an index scan
+ * at any depth. The lease token is new per claim and fences every later write.
+ */
+export const CLAIM_JOBS = `
+with picked as (
+  select j.id
+  from unnest($1::text[], $2::int[]) as q(name, lim)
+  cross join lateral (
+    select id from leasehold.jobs
+    where status = 'queued' and queue = q.name and run_at <= now() and kind = any($3::text[])
+    order by priority, run_at, id
+    limit q.lim
+    for update skip locked
+  ) j
+  limit $4::int
+), claimed as (
+  update leasehold.jobs
+  set status = 'running', attempts = attempts + 1, lease_owner = $5::text, lease_token = $6::uuid,
+      lease_expires_at = now() + make_interval(secs => $7::float8 / 1000), heartbeat_at = now(),
+      started_at = coalesce(started_at, now()), updated_at = now()
+  where id = any(array(select id from picked)) and status = 'queued'
+  returning id, tenant_id, kind, queue, payload, priority, attempts, max_attempts, run_at, created_at,
+            cancel_requested_at is not null as cancel_requested
+), ev as (
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt)
+  select id, tenant_id, 'job.running', attempts from claimed
+)
+select * from claimed`;
+
+/**
+ * Workers: records successes. Fenced: only rows still running under one of the caller's lease
+ * tokens change, so a worker whose lease was reclaimed cannot overwrite the new owner's result.
+ * $3 maps job id → result (absent means null).
+ */
+export const COMPLETE_JOBS = `
+with done as (
+  update leasehold.jobs
+  set status = 'succeeded', result = $3::text::jsonb -> id::text, progress = 100, finished_at = now(),
+      updated_at = now(), lease_token = null, lease_expires_at = null
+  where id = any($1::uuid[]) and lease_token = any($2::uuid[]) and status = 'running'
+  returning id, tenant_id, attempts
+), ev as (
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt)
+  select id, tenant_id, 'job.succeeded', attempts from done
+)
+select id from done`;
+
+/**
+ * Workers: records failed, cancelled and handed-back attempts, fenced like COMPLETE_JOBS. A job
+ * with attempts left returns to queued at its retry time; otherwise it fails and is copied to
+ * dead_letters with its error history. A handed-back job (shutdown) gets its attempt back.
+ */
+export const FAIL_JOBS = `
+with input as (
+  select * from json_to_recordset($1::text::json) as x(id uuid, lease_token uuid, outcome text, message text,
+                                                error jsonb, retry_at timestamptz)
+), changed as (
+  update leasehold.jobs j
+  set status = case
+        when i.outcome = 'cancelled' then 'cancelled'
+        when i.outcome = 'handback' then 'queued'
+        when i.outcome = 'permanent' or j.attempts >= j.max_attempts then 'failed'
+        else 'queued' end::leasehold.job_status,
+      run_at = case when i.outcome = 'retry' then i.retry_at
+                    when i.outcome = 'handback' then now() else j.run_at end,
+      attempts = case when i.outcome = 'handback' then j.attempts - 1 else j.attempts end,
+      last_error = coalesce(i.message, j.last_error),
+      errors = case when i.error is null then j.errors else j.errors || jsonb_build_array(i.error) end,
+      finished_at = case when i.outcome = 'handback' or (i.outcome = 'retry' and j.attempts < j.max_attempts)
+                         then null else now() end,
+      lease_token = null, lease_expires_at = null, updated_at = now()
+  from input i
+  where j.id = any(array(select id from input)) and j.id = i.id and j.lease_token = i.lease_token
+    and j.status = 'running'
+  returning j.*, i.outcome, i.message
+), dead as (${DEAD_LETTER_FAILED}
+), ev as (
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
+  select id, tenant_id,
+         case status when 'queued' then case outcome when 'handback' then 'job.queued' else 'job.retrying' end
+                     when 'failed' then 'job.failed' else 'job.cancelled' end,
+         attempts,
+         case when outcome = 'handback' then '{"reason":"worker_shutdown"}'::jsonb
+              else jsonb_build_object('error', message, 'run_at', case when status = 'queued' then run_at end) end
+  from changed
+)
+select id, status::text, queue, (select count(*) from dead)::int as dead_lettered from changed`;
+
+/**
+ * Workers: extends the leases of every job the worker holds, in one statement; returns the ids
+ * still held (a missing id means the lease was lost) and whether cancellation was requested.
+ * Also records that the worker is alive.
+ */
+export const HEARTBEAT = `
+with alive as (
+  insert into leasehold.workers (id, host, pid, queues, kinds, concurrency)
+  values ($4::text, $5::text, $6::int, $7::text[], $8::text[], $9::int)
+  on conflict (id) do update set last_seen_at = now(), stopped_at = null
+)
+update leasehold.jobs
+set lease_expires_at = now() + make_interval(secs => $3::float8 / 1000), heartbeat_at = now()
+where id = any($1::uuid[]) and lease_token = any($2::uuid[]) and status = 'running'
+returning id, cancel_requested_at is not null as cancel_requested`;
+
+/** Workers: reports progress of held jobs (fenced), one `job.progress` event each. */
+export const REPORT_PROGRESS = `
+with input as (
+  select * from json_to_recordset($1::text::json) as x(id uuid, lease_token uuid, progress real, message text)
+), changed as (
+  update leasehold.jobs j
+  set progress = i.progress, progress_message = i.message, updated_at = now()
+  from input i
+  where j.id = any(array(select id from input)) and j.id = i.id and j.lease_token = i.lease_token
+    and j.status = 'running'
+  returning j.id, j.tenant_id, j.attempts, i.progress, i.message
+)
+insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
+select id, tenant_id, 'job.progress', attempts, jsonb_build_object('progress', progress, 'message', message)
+from changed`;
+
+/**
+ * Every worker, every few seconds: takes back leases past expiry. SKIP LOCKED lets many
+ * reclaimers run at once without blocking or double-counting; the expiry is re-checked under the
+ * row lock, so a heartbeat that just landed wins. A job whose cancellation was asked ends
+ * cancelled; one out of attempts fails into dead_letters; the rest run again at once.
+ */
+export const RECLAIM_EXPIRED = `
+with stale as (
+  select id from leasehold.jobs
+  where status = 'running' and lease_expires_at < now()
+  order by lease_expires_at
+  limit $1::int
+  for update skip locked
+), changed as (
+  update leasehold.jobs
+  set status = case when cancel_requested_at is not null then 'cancelled'
+                    when attempts >= max_attempts then 'failed'
+                    else 'queued' end::leasehold.job_status,
+      run_at = now(), rescues = rescues + 1,
+      last_error = 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped heartbeating',
+      errors = errors || jsonb_build_array(jsonb_build_object(
+                 'attempt', attempts, 'at', now(), 'code', 'lease_expired', 'worker', lease_owner,
+                 'message', 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped heartbeating')),
+      finished_at = case when cancel_requested_at is not null or attempts >= max_attempts then now() end,
+      lease_token = null, lease_expires_at = null, updated_at = now()
+  where id = any(array(select id from stale)) and status = 'running' and lease_expires_at < now()
+  returning *
+), dead as (${DEAD_LETTER_FAILED}
+), ev as (
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
+  select id, tenant_id,
+         case status when 'queued' then 'job.retrying' when 'failed' then 'job.failed' else 'job.cancelled' end,
+         attempts, jsonb_build_object('error', last_error, 'reason', 'lease_expired')
+  from changed
+)
+select id, status::text, queue, (select count(*) from dead)::int as dead_lettered from changed`;
+
+/** Workers: the queues that exist and whether an operator paused them. */
+export const LIST_QUEUES = `select name, paused_at is not null as paused from leasehold.queues`;
+
+/** Workers, on stop: marks the worker gone so diagnosis stops counting it. */
+export const WORKER_STOPPED = `update leasehold.workers set stopped_at = now() where id = $1::text`;
+
+/** Every named statement, for the test that prepares each one against the real schema. */
+export const STATEMENTS = {
+  INSERT_JOBS,
+  INSERT_JOBS_IDEMPOTENT,
+  SELECT_IDEMPOTENT_IDS,
+  CLAIM_JOBS,
+  COMPLETE_JOBS,
+  FAIL_JOBS,
+  HEARTBEAT,
+  REPORT_PROGRESS,
+  RECLAIM_EXPIRED,
+  LIST_QUEUES,
+  WORKER_STOPPED,
+} as const;

@@ -1,0 +1,69 @@
+import { createServer } from 'node:net';
+import type { TestProject } from 'vitest/node';
+import { connect } from '#shared/db/connect.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedded.js';
+import { migrate, readMigrations } from '#shared/db/migrator.js';
+import { createLogger } from '#shared/log.js';
+import { createHash } from 'node:crypto';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** A superuser URL of the test cluster (DATABASE_URL, or an embedded PostgreSQL). */
+    pgAdminUrl: string;
+    /** The migrated database every test database is cloned from. */
+    pgTemplate: string;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+let embedded: EmbeddedPostgres | undefined;
+
+/** Starts one PostgreSQL for the whole run and migrates a template database. */
+export async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'test-pg');
+  let adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) {
+    embedded = await startEmbeddedPostgres({ rootDir: '.data/test', port: await freePort(), log });
+    adminUrl = embedded.url;
+  }
+  const digest = createHash('sha256')
+    .update(readMigrations().map((m) => m.checksum).join())
+    .digest('hex')
+    .slice(0, 12);
+  const template = `leasehold_template_${digest}`;
+  const admin = connect(adminUrl, { max: 1 });
+  try {
+    await admin.unsafe(`drop database if exists ${template} with (force)`);
+    await admin.unsafe(`create database ${template}`);
+  } finally {
+    await admin.end();
+  }
+  const db = connect(withDatabase(adminUrl, template), { max: 1 });
+  try {
+    await migrate(db);
+  } finally {
+    await db.end();
+  }
+  project.provide('pgAdminUrl', adminUrl);
+  project.provide('pgTemplate', template);
+  return async () => {
+    await embedded?.stop();
+  };
+}
+
+/** The same server URL, another database. */
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}

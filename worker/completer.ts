@@ -1,0 +1,123 @@
+import type { Sql } from '#shared/db/connect.js';
+import type { Logger } from '#shared/log.js';
+import { COMPLETE_JOBS, FAIL_JOBS } from '#shared/jobs/queue-sql.js';
+import type { HeldJob, Outcome } from './held-job.js';
+
+interface Pending {
+  held: HeldJob;
+  outcome: Exclude<Outcome, { type: 'drop' }>;
+}
+
+/** What a flush changed, for wake-ups and counters. */
+export interface FlushReport {
+  /** Queues that got a job back as ready now (hand-backs). */
+  requeued: Set<string>;
+  written: number;
+  /** Outcomes refused by the fence: the lease had moved on. */
+  fenced: number;
+}
+
+/**
+ * Writes attempt outcomes in batches: everything that settles while a write is in flight goes out
+ * in the next one (one statement for successes, one for the rest). A failed write is retried with
+ * backoff: every statement is fenced by lease token, so replaying it can never clobber a new owner.
+ */
+export class Completer {
+  #queue: Pending[] = [];
+  #inflight: Promise<void> | undefined;
+  #retryDelayMs = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #idle: (() => void)[] = [];
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly owner: string,
+    private readonly log: Logger,
+    private readonly onWritten: (held: HeldJob[], report: FlushReport) => void,
+  ) {}
+
+  /** Outcomes waiting to be written (they still hold leases and get heartbeats). */
+  get size(): number {
+    return this.#queue.length;
+  }
+
+  push(held: HeldJob, outcome: Pending['outcome']): void {
+    this.#queue.push({ held, outcome });
+    if (!this.#inflight && !this.#timer) this.#timer = setTimeout(() => this.#flush(), this.#retryDelayMs);
+  }
+
+  /** Resolves when nothing is pending or in flight. */
+  drain(): Promise<void> {
+    if (!this.#inflight && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #flush(): void {
+    this.#timer = undefined;
+    if (this.#inflight || this.#queue.length === 0) return;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#inflight = this.#write(batch)
+      .then(
+        (report) => {
+          this.#retryDelayMs = 0;
+          this.onWritten(batch.map((p) => p.held), report);
+        },
+        (err: unknown) => {
+          this.#retryDelayMs = Math.min(5_000, Math.max(50, this.#retryDelayMs * 2));
+          this.log.warn({ err, jobs: batch.length, retry_in_ms: this.#retryDelayMs }, 'could not record job outcomes; retrying');
+          this.#queue = batch.concat(this.#queue);
+        },
+      )
+      .finally(() => {
+        this.#inflight = undefined;
+        if (this.#queue.length > 0) this.#timer ??= setTimeout(() => this.#flush(), this.#retryDelayMs);
+        else for (const resolve of this.#idle.splice(0)) resolve();
+      });
+  }
+
+  async #write(batch: Pending[]): Promise<FlushReport> {
+    const ids: string[] = [];
+    const tokens: string[] = [];
+    const results: Record<string, unknown> = {};
+    const others: object[] = [];
+    const at = new Date().toISOString();
+    for (const { held, outcome } of batch) {
+      const { id } = held.job;
+      if (outcome.type === 'success') {
+        ids.push(id);
+        tokens.push(held.token);
+        if (outcome.result !== undefined && outcome.result !== null) results[id] = outcome.result;
+        continue;
+      }
+      const base = { id, lease_token: held.token, outcome: outcome.type };
+      if (outcome.type === 'handback') others.push({ ...base, message: null, error: null, retry_at: null });
+      else {
+        const error = {
+          attempt: held.job.attempts,
+          at,
+          code: outcome.type === 'cancelled' ? 'cancelled' : outcome.code,
+          message: outcome.message,
+          worker: this.owner,
+          ...('stack' in outcome && outcome.stack ? { stack: outcome.stack } : {}),
+        };
+        others.push({
+          ...base,
+          message: outcome.message,
+          error,
+          retry_at: outcome.type === 'retry' ? outcome.retryAt.toISOString() : null,
+        });
+      }
+    }
+    const [done, changed] = await Promise.all([
+      ids.length ? this.sql.unsafe<{ id: string }[]>(COMPLETE_JOBS, [ids, tokens, JSON.stringify(results)]) : [],
+      others.length
+        ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [JSON.stringify(others)])
+        : [],
+    ]);
+    const requeued = new Set<string>();
+    for (const row of changed) if (row.status === 'queued') requeued.add(row.queue);
+    const written = done.length + changed.length;
+    return { requeued, written, fenced: ids.length + others.length - written };
+  }
+}

@@ -1,0 +1,8 @@
+import type { HandlerMap } from '../handler.js';
+import { noop, sleepFor } from './system.js';
+
+/** The handler of every registered kind. */
+export const handlers = {
+  'system.noop': noop,
+  'system.sleep': sleepFor,
+} satisfies HandlerMap;

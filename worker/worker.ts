@@ -1,0 +1,481 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Sql } from '#shared/db/connect.js';
+import type { Logger } from '#shared/log.js';
+import type { QueueSpec } from '#shared/config.js';
+import { backoffMs, DEFAULT_RETRY } from '#shared/jobs/backoff.js';
+import { JobAborted, PermanentError, RetryError, type AbortReason } from '#shared/jobs/job-errors.js';
+import { KINDS, isKind, type KindSpec } from '#shared/jobs/kinds.js';
+import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
+import { CLAIM_JOBS, LIST_QUEUES, REPORT_PROGRESS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
+import { Completer } from './completer.js';
+import type { Handler, JobContext } from './handler.js';
+import type { ClaimedJob, HeldJob, Outcome } from './held-job.js';
+import { handlers as builtinHandlers } from './handlers/index.js';
+import { leaseBudgetMs, startHeartbeat } from './heartbeat.js';
+import { startReclaimer } from './reclaimer.js';
+
+/** Tuning of one worker; every field has the default DESIGN.md names. */
+export interface WorkerSettings {
+  concurrency: number;
+  leaseMs: number;
+  heartbeatMs: number;
+  queues: QueueSpec[] | 'all';
+  pollMs: number;
+  reclaimMs: number;
+  shutdownGraceMs: number;
+  batchSize: number;
+  /** After an abort, how long a handler may take to notice before its slot is taken back anyway. */
+  abortGraceMs: number;
+}
+
+export const DEFAULT_SETTINGS: WorkerSettings = {
+  concurrency: 10,
+  leaseMs: 30_000,
+  heartbeatMs: 10_000,
+  queues: 'all',
+  pollMs: 1_000,
+  reclaimMs: 2_000,
+  shutdownGraceMs: 10_000,
+  batchSize: 100,
+  abortGraceMs: 5_000,
+};
+
+/** Everything a worker needs; tests pass their own database, handlers and kinds. */
+export interface WorkerOptions {
+  sql: Sql;
+  log: Logger;
+  settings?: Partial<WorkerSettings>;
+  /** Extra or replacement handlers (tests register kinds of their own here). */
+  handlers?: Record<string, Handler<never>>;
+  /** Queue options of kinds that are not in the shared registry. */
+  kinds?: Record<string, Partial<Omit<KindSpec, 'payload' | 'description'>>>;
+  id?: string;
+}
+
+type Spec = Omit<KindSpec, 'payload' | 'description'> & { payload?: KindSpec['payload'] };
+
+/**
+ * A long-lived worker: claims ready jobs in batches (keeping about one batch prefetched), runs
+ * their handlers up to its concurrency, writes outcomes in batches, heartbeats its leases, and
+ * reclaims other workers' expired leases. Woken by LISTEN/NOTIFY, with a poll as fallback.
+ */
+export class Worker {
+  readonly id: string;
+  readonly settings: WorkerSettings;
+  readonly #sql: Sql;
+  readonly #log: Logger;
+  readonly #handlers: Record<string, Handler<never>>;
+  readonly #specs = new Map<string, Spec>();
+  readonly #notifier: Notifier;
+  readonly #completer: Completer;
+  readonly #held = new Map<string, HeldJob>();
+  #buffer: HeldJob[] = [];
+  #running = 0;
+  readonly #runningPerQueue = new Map<string, number>();
+  readonly #heldPerQueue = new Map<string, number>();
+  #queues: string[] = [];
+  #paused = new Set<string>();
+  #queueOffset = 0;
+  #wantFetch = true;
+  #fetching: Promise<void> | undefined;
+  #started = false;
+  #stopping: Promise<void> | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #progress = new Map<string, { held: HeldJob; pct: number; message: string | null }>();
+  #progressTimer: NodeJS.Timeout | undefined;
+  #heartbeat: ReturnType<typeof startHeartbeat> | undefined;
+  #reclaimer: ReturnType<typeof startReclaimer> | undefined;
+  #unlisten: (() => Promise<void>)[] = [];
+  #idleWaiters: (() => void)[] = [];
+
+  /** Counters since start, for stats and tests. */
+  readonly counters = { claimed: 0, succeeded: 0, failed: 0, fenced: 0, leaseLost: 0, handedBack: 0 };
+
+  constructor(opts: WorkerOptions) {
+    this.id = opts.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.settings = { ...DEFAULT_SETTINGS, ...opts.settings };
+    this.#sql = opts.sql;
+    this.#log = opts.log.child({ worker: this.id });
+    this.#handlers = { ...(builtinHandlers as Record<string, Handler<never>>), ...opts.handlers };
+    for (const kind of Object.keys(this.#handlers)) {
+      const spec: Spec = isKind(kind)
+        ? KINDS[kind]
+        : { queue: 'default', maxAttempts: 3, timeoutMs: 15 * 60_000, retry: DEFAULT_RETRY, ...opts.kinds?.[kind] };
+      this.#specs.set(kind, spec);
+    }
+    this.#notifier = new Notifier(this.#sql, (err) => this.#log.debug({ err }, 'notify failed'));
+    this.#completer = new Completer(this.#sql, this.id, this.#log, (held, report) => {
+      for (const h of held) this.#release(h);
+      this.counters.fenced += report.fenced;
+      for (const q of report.requeued) this.#notifier.notify(CHANNELS.jobs, q);
+      if (report.written > 0) this.#notifier.notify(CHANNELS.events);
+      if (report.fenced > 0) this.#log.warn({ jobs: report.fenced }, 'outcomes discarded: the lease had moved on');
+      this.#maybeFetch();
+    });
+  }
+
+  /** Jobs whose handlers are running now. */
+  get running(): number {
+    return this.#running;
+  }
+
+  /** Starts listening, heartbeating, reclaiming and claiming. */
+  async start(): Promise<void> {
+    if (this.#started) throw new Error('worker already started');
+    this.#started = true;
+    const { settings } = this;
+    await this.#refreshQueues();
+    const jobs = await this.#sql.listen(CHANNELS.jobs, (q) => this.#onWake(q), () => this.#onWake(null));
+    const cancel = await this.#sql.listen(CHANNELS.cancel, (id) => this.#onCancel(id));
+    this.#unlisten.push(() => jobs.unlisten(), () => cancel.unlisten());
+    this.#heartbeat = startHeartbeat({
+      sql: this.#sql,
+      intervalMs: settings.heartbeatMs,
+      leaseMs: settings.leaseMs,
+      identity: {
+        id: this.id,
+        queues: settings.queues === 'all' ? null : settings.queues.map((q) => q.name),
+        kinds: [...this.#specs.keys()],
+        concurrency: settings.concurrency,
+      },
+      log: this.#log,
+      held: () => this.#held.values(),
+      onCancelRequested: (h) => this.#abort(h, 'cancelled', 'cancellation requested'),
+      onLeaseLost: (h, why) => this.#leaseLost(h, why),
+    });
+    this.#reclaimer = startReclaimer({
+      sql: this.#sql,
+      intervalMs: settings.reclaimMs,
+      log: this.#log,
+      onReclaimed: (r) => {
+        for (const q of r.queues) this.#notifier.notify(CHANNELS.jobs, q);
+        this.#notifier.notify(CHANNELS.events);
+      },
+    });
+    this.#schedulePoll();
+    this.#log.info({ concurrency: settings.concurrency, queues: settings.queues, kinds: [...this.#specs.keys()] }, 'worker started');
+    this.#maybeFetch();
+  }
+
+  /**
+   * Graceful stop: claims nothing more, hands prefetched jobs back at once, lets running handlers
+   * finish within the grace period, then aborts the rest and hands their leases back without
+   * costing an attempt. Resolves when every outcome is written.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#shutdown();
+    return this.#stopping;
+  }
+
+  async #shutdown(): Promise<void> {
+    const t0 = Date.now();
+    clearTimeout(this.#pollTimer);
+    await Promise.all(this.#unlisten.map((u) => u().catch(() => {})));
+    await this.#fetching;
+    this.#handBack(this.#buffer.splice(0));
+    await Promise.all([this.#waitIdle(this.settings.shutdownGraceMs), this.#reclaimer?.stop()]);
+    if (this.#running > 0) {
+      this.#log.warn({ running: this.#running }, 'grace period over; aborting handlers and handing their leases back');
+      for (const h of this.#held.values()) if (h.state === 'running') this.#abort(h, 'shutdown', 'worker shutting down');
+      await this.#waitIdle(this.settings.abortGraceMs + 1_000);
+    }
+    this.#flushProgress();
+    await this.#completer.drain();
+    await this.#heartbeat?.stop();
+    await this.#sql.unsafe(WORKER_STOPPED, [this.id]).catch(() => {});
+    await this.#notifier.flush();
+    this.#log.info({ ms: Date.now() - t0, ...this.counters }, 'worker stopped');
+  }
+
+  #waitIdle(timeoutMs: number): Promise<void> {
+    if (this.#running === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.#idleWaiters.push(() => (clearTimeout(timer), resolve()));
+    });
+  }
+
+  // ---- waking up -------------------------------------------------------------------------
+
+  #onWake(queue: string | null): void {
+    if (queue !== null && (this.#paused.has(queue) || !this.#queues.includes(queue))) {
+      // A queue we don't know yet, or one that may have been resumed.
+      void this.#refreshQueues().then(() => this.#onWake(null));
+      return;
+    }
+    this.#wantFetch = true;
+    this.#maybeFetch();
+  }
+
+  #schedulePoll(): void {
+    this.#pollTimer = setTimeout(async () => {
+      await this.#refreshQueues();
+      this.#wantFetch = true;
+      this.#maybeFetch();
+      if (!this.#stopping) this.#schedulePoll();
+    }, this.settings.pollMs);
+  }
+
+  async #refreshQueues(): Promise<void> {
+    try {
+      const rows = await this.#sql.unsafe<{ name: string; paused: boolean }[]>(LIST_QUEUES);
+      this.#paused = new Set(rows.filter((r) => r.paused).map((r) => r.name));
+      const wanted =
+        this.settings.queues === 'all' ? rows.map((r) => r.name) : this.settings.queues.map((q) => q.name);
+      this.#queues = wanted.filter((q) => !this.#paused.has(q));
+    } catch (err) {
+      this.#log.warn({ err }, 'could not read queues; keeping the last list');
+    }
+  }
+
+  // ---- claiming --------------------------------------------------------------------------
+
+  #queueCap(queue: string): number {
+    const q = this.settings.queues === 'all' ? undefined : this.settings.queues.find((s) => s.name === queue);
+    return Math.min(q?.concurrency ?? this.settings.concurrency, this.settings.concurrency);
+  }
+
+  /** How many to claim from each queue so that ~one batch waits locally beyond what runs. */
+  #claimPlan(): { queues: string[]; limits: number[]; total: number } | undefined {
+    const { concurrency, batchSize } = this.settings;
+    const prefetch = Math.min(batchSize, concurrency);
+    const held = this.#running + this.#buffer.length;
+    const room = Math.min(batchSize, concurrency + prefetch - held);
+    // Claim in batches: with work still buffered, wait until half a batch of room has opened.
+    if (room <= 0 || (this.#buffer.length > 0 && room < Math.ceil(prefetch / 2))) return undefined;
+    if (this.#completer.size > 4 * (concurrency + prefetch)) return undefined;
+    const queues: string[] = [];
+    const limits: number[] = [];
+    const n = this.#queues.length;
+    for (let i = 0; i < n; i++) {
+      const q = this.#queues[(this.#queueOffset + i) % n]!;
+      const cap = this.#queueCap(q);
+      const qRoom = cap + Math.min(batchSize, cap) - (this.#heldPerQueue.get(q) ?? 0);
+      if (qRoom > 0) queues.push(q), limits.push(Math.min(qRoom, room));
+    }
+    this.#queueOffset = (this.#queueOffset + 1) % Math.max(1, n);
+    return queues.length ? { queues, limits, total: room } : undefined;
+  }
+
+  #maybeFetch(): void {
+    if (!this.#started || this.#stopping || this.#fetching || !this.#wantFetch) return;
+    const plan = this.#claimPlan();
+    if (!plan) return;
+    this.#wantFetch = false;
+    this.#fetching = this.#claim(plan)
+      .then((maybeMore) => {
+        // A queue that filled its limit may hold more; otherwise the queues are drained until a
+        // NOTIFY or the poll says otherwise.
+        if (maybeMore) this.#wantFetch = true;
+      })
+      .catch((err: unknown) => this.#log.warn({ err }, 'claim failed; the poll will try again'))
+      .finally(() => {
+        this.#fetching = undefined;
+        this.#startBuffered();
+        this.#maybeFetch();
+      });
+  }
+
+  async #claim(plan: { queues: string[]; limits: number[]; total: number }): Promise<boolean> {
+    const token = randomUUID();
+    const sentAt = Date.now();
+    const rows = await this.#sql.unsafe<ClaimedJob[]>(CLAIM_JOBS, [
+      plan.queues,
+      plan.limits,
+      [...this.#specs.keys()],
+      plan.total,
+      this.id,
+      token,
+      this.settings.leaseMs,
+    ]);
+    this.counters.claimed += rows.length;
+    const deadline = sentAt + leaseBudgetMs(this.settings.leaseMs);
+    const fresh: HeldJob[] = [];
+    for (const job of rows) {
+      const stale = this.#held.get(job.id);
+      // Our own earlier lease on this job was reclaimed and we won it again: the old attempt
+      // must never write, so it is aborted and forgotten here before the new one is tracked.
+      if (stale) this.#leaseLost(stale, 'job reclaimed and claimed again');
+      const held: HeldJob = { job, token, state: 'buffered', controller: new AbortController(), leaseDeadline: deadline };
+      this.#held.set(job.id, held);
+      this.#heldPerQueue.set(job.queue, (this.#heldPerQueue.get(job.queue) ?? 0) + 1);
+      fresh.push(held);
+    }
+    if (rows.length) this.#notifier.notify(CHANNELS.events);
+    if (this.#stopping) this.#handBack(fresh);
+    else this.#buffer.push(...fresh);
+    if (rows.length >= plan.total) return true;
+    const perQueue = new Map<string, number>();
+    for (const job of rows) perQueue.set(job.queue, (perQueue.get(job.queue) ?? 0) + 1);
+    return plan.queues.some((q, i) => (perQueue.get(q) ?? 0) >= plan.limits[i]!);
+  }
+
+  // ---- running ---------------------------------------------------------------------------
+
+  #startBuffered(): void {
+    if (this.#stopping) return;
+    for (let i = 0; i < this.#buffer.length && this.#running < this.settings.concurrency; ) {
+      const h = this.#buffer[i]!;
+      if ((this.#runningPerQueue.get(h.job.queue) ?? 0) >= this.#queueCap(h.job.queue)) {
+        i++;
+        continue;
+      }
+      this.#buffer.splice(i, 1);
+      void this.#run(h);
+    }
+  }
+
+  async #run(h: HeldJob): Promise<void> {
+    const { job } = h;
+    const spec = this.#specs.get(job.kind)!;
+    h.state = 'running';
+    this.#running++;
+    this.#runningPerQueue.set(job.queue, (this.#runningPerQueue.get(job.queue) ?? 0) + 1);
+    const signal = h.controller.signal;
+    const timer = setTimeout(() => this.#abort(h, 'timeout', `timed out after ${spec.timeoutMs} ms`), spec.timeoutMs);
+    let outcome: Outcome;
+    try {
+      if (job.cancel_requested) this.#abort(h, 'cancelled', 'cancellation requested');
+      const parsed = spec.payload ? spec.payload.safeParse(job.payload) : { success: true as const, data: job.payload };
+      if (!parsed.success) throw new PermanentError(`invalid payload: ${parsed.error.message}`, 'invalid_payload');
+      signal.throwIfAborted();
+      const handler = this.#handlers[job.kind]!;
+      const result = await this.#untilAborted(Promise.resolve(handler(parsed.data as never, this.#context(h))), signal);
+      outcome = { type: 'success', result };
+    } catch (err) {
+      outcome = this.#classify(err, h, spec);
+    } finally {
+      clearTimeout(timer);
+      this.#running--;
+      this.#runningPerQueue.set(job.queue, this.#runningPerQueue.get(job.queue)! - 1);
+    }
+    this.#settle(h, outcome);
+    if (this.#running === 0) for (const w of this.#idleWaiters.splice(0)) w();
+    this.#startBuffered();
+    this.#maybeFetch();
+  }
+
+  /** Resolves with the handler, or rejects with the abort reason once a handler ignores its signal too long. */
+  #untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        timer = setTimeout(() => reject(signal.reason), this.settings.abortGraceMs);
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      work.then(resolve, reject).finally(() => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      });
+    });
+  }
+
+  #context(h: HeldJob): JobContext {
+    const { job } = h;
+    let log: Logger | undefined;
+    const parent = this.#log;
+    return {
+      id: job.id,
+      kind: job.kind,
+      queue: job.queue,
+      tenantId: job.tenant_id,
+      attempt: job.attempts,
+      maxAttempts: job.max_attempts,
+      signal: h.controller.signal,
+      progress: (pct, message) => this.#reportProgress(h, pct, message),
+      get log() {
+        return (log ??= parent.child({ job_id: job.id, kind: job.kind, attempt: job.attempts }));
+      },
+    };
+  }
+
+  #classify(err: unknown, h: HeldJob, spec: Spec): Outcome {
+    const signal = h.controller.signal;
+    if (signal.aborted && signal.reason instanceof JobAborted) {
+      const reason: AbortReason = signal.reason.reason;
+      if (reason === 'lease_lost') return { type: 'drop' };
+      if (reason === 'shutdown') return { type: 'handback' };
+      if (reason === 'cancelled') return { type: 'cancelled', message: 'cancelled while running' };
+      return { type: 'retry', code: 'timeout', message: signal.reason.message, retryAt: this.#retryAt(h, spec) };
+    }
+    const e = err instanceof Error ? err : new Error(String(err));
+    const stack = e.stack?.slice(0, 2_000);
+    if (e instanceof PermanentError) return { type: 'permanent', code: e.code, message: e.message, stack };
+    if (e instanceof RetryError) return { type: 'retry', code: e.code, message: e.message, retryAt: e.at ?? this.#retryAt(h, spec), stack };
+    return { type: 'retry', code: 'handler_error', message: e.message || e.name, retryAt: this.#retryAt(h, spec), stack };
+  }
+
+  #retryAt(h: HeldJob, spec: Spec): Date {
+    return new Date(Date.now() + backoffMs(h.job.attempts, spec.retry));
+  }
+
+  #settle(h: HeldJob, outcome: Outcome): void {
+    if (this.#held.get(h.job.id) !== h) return;
+    if (outcome.type === 'drop') return this.#release(h);
+    h.state = 'settling';
+    if (outcome.type === 'success') this.counters.succeeded++;
+    else if (outcome.type === 'handback') this.counters.handedBack++;
+    else this.counters.failed++;
+    this.#completer.push(h, outcome);
+  }
+
+  #release(h: HeldJob): void {
+    if (this.#held.get(h.job.id) !== h) return;
+    this.#held.delete(h.job.id);
+    this.#progress.delete(h.job.id);
+    this.#heldPerQueue.set(h.job.queue, this.#heldPerQueue.get(h.job.queue)! - 1);
+  }
+
+  #handBack(jobs: HeldJob[]): void {
+    for (const h of jobs) {
+      h.state = 'settling';
+      this.counters.handedBack++;
+      this.#completer.push(h, { type: 'handback' });
+    }
+  }
+
+  #abort(h: HeldJob, reason: AbortReason, message: string): void {
+    if (!h.controller.signal.aborted) h.controller.abort(new JobAborted(reason, message));
+  }
+
+  #leaseLost(h: HeldJob, why: string): void {
+    if (this.#held.get(h.job.id) !== h) return;
+    this.counters.leaseLost++;
+    this.#log.warn({ job_id: h.job.id, state: h.state, why }, 'lease lost; the attempt may not write');
+    if (h.state === 'buffered') this.#buffer = this.#buffer.filter((b) => b !== h);
+    this.#abort(h, 'lease_lost', why);
+    this.#release(h);
+  }
+
+  #onCancel(jobId: string): void {
+    const h = this.#held.get(jobId);
+    if (h) this.#abort(h, 'cancelled', 'cancellation requested');
+  }
+
+  // ---- progress --------------------------------------------------------------------------
+
+  #reportProgress(h: HeldJob, pct: number, message?: string): void {
+    if (this.#held.get(h.job.id) !== h || h.state !== 'running') return;
+    this.#progress.set(h.job.id, { held: h, pct: Math.max(0, Math.min(100, pct)), message: message ?? null });
+    this.#progressTimer ??= setTimeout(() => this.#flushProgress(), 100);
+  }
+
+  #flushProgress(): void {
+    clearTimeout(this.#progressTimer);
+    this.#progressTimer = undefined;
+    if (this.#progress.size === 0) return;
+    const rows = [...this.#progress.values()].map((p) => ({
+      id: p.held.job.id,
+      lease_token: p.held.token,
+      progress: p.pct,
+      message: p.message,
+    }));
+    this.#progress.clear();
+    this.#sql
+      .unsafe(REPORT_PROGRESS, [JSON.stringify(rows)])
+      .then(() => this.#notifier.notify(CHANNELS.events))
+      .catch((err: unknown) => this.#log.debug({ err }, 'progress not recorded'));
+  }
+}
