@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { connect } from '#shared/db/connect.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedded.js';
 import { migrate, readMigrations } from '#shared/db/migrator.js';
 import { createLogger } from '#shared/log.js';
-import { createHash } from 'node:crypto';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -27,13 +29,34 @@ function freePort(): Promise<number> {
 }
 
 let embedded: EmbeddedPostgres | undefined;
+let runDir: string | undefined;
+const RUNS_DIR = '.data/test';
+
+/** Removes clusters of earlier runs whose process is gone (their watchdog already stopped them). */
+function sweepDeadRuns(): void {
+  if (!existsSync(RUNS_DIR)) return;
+  for (const entry of readdirSync(RUNS_DIR)) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) rmSync(path.join(RUNS_DIR, entry), { recursive: true, force: true });
+  }
+}
 
 /** Starts one PostgreSQL for the whole run and migrates a template database. */
 export async function setup(project: TestProject): Promise<() => Promise<void>> {
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'test-pg');
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
-    embedded = await startEmbeddedPostgres({ rootDir: '.data/test', port: await freePort(), log });
+    // One cluster per run, so parallel runs in one checkout never stop each other's server.
+    sweepDeadRuns();
+    runDir = path.join(RUNS_DIR, String(process.pid));
+    embedded = await startEmbeddedPostgres({ rootDir: runDir, port: await freePort(), log });
     adminUrl = embedded.url;
   }
   const digest = createHash('sha256')
@@ -58,6 +81,7 @@ export async function setup(project: TestProject): Promise<() => Promise<void>> 
   project.provide('pgTemplate', template);
   return async () => {
     await embedded?.stop();
+    if (runDir) rmSync(runDir, { recursive: true, force: true });
   };
 }
 

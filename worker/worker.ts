@@ -168,6 +168,11 @@ export class Worker {
     return this.#stopping;
   }
 
+  /** During stop(): end the grace period now (a second Ctrl-C). */
+  hurry(): void {
+    for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
   async #shutdown(): Promise<void> {
     const t0 = Date.now();
     clearTimeout(this.#pollTimer);

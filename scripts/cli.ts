@@ -1,0 +1,73 @@
+import { parseArgs } from 'node:util';
+import { commandContext } from './context.js';
+import { dlqCommand } from './commands/dlq.js';
+import { jobsCommand } from './commands/jobs.js';
+import { migrateCommand } from './commands/migrate.js';
+import { serve } from './commands/serve.js';
+import { statsCommand } from './commands/stats.js';
+
+const HELP = `leasehold — a Postgres-native job system for AI image pipelines
+
+usage: leasehold <command> [options]
+
+  start                     embedded or DATABASE_URL PostgreSQL, migrations, API and a worker
+  api                       the HTTP API only
+  worker                    a worker only
+  migrate                   apply pending migrations
+  jobs ls [--status s] [--queue q] [--kind k] [--limit n]
+  jobs show|retry|cancel <job-id>
+  dlq ls [--all] [--limit n] | dlq requeue <dead-letter-id>
+  stats                     queue depth by status, live workers
+
+every command takes --json; configuration comes from the environment (see .env.example)
+`;
+
+/** Runs one CLI invocation; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: false,
+    options: {
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      all: { type: 'boolean' },
+      status: { type: 'string' },
+      queue: { type: 'string' },
+      kind: { type: 'string' },
+      limit: { type: 'string' },
+    },
+  });
+  const [command = 'help', ...rest] = positionals;
+  if (values.help || command === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const ctx = commandContext(values.json === true);
+  try {
+    switch (command) {
+      case 'start':
+        return await serve(ctx, { api: true, worker: true, migrate: true });
+      case 'api':
+        return await serve(ctx, { api: true, worker: false, migrate: false });
+      case 'worker':
+        return await serve(ctx, { api: false, worker: true, migrate: false });
+      case 'migrate':
+        return await migrateCommand(ctx);
+      case 'jobs':
+        return await jobsCommand(ctx, rest, values);
+      case 'dlq':
+        return await dlqCommand(ctx, rest, values);
+      case 'stats':
+        return await statsCommand(ctx);
+      default:
+        process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
+        return 64;
+    }
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (ctx.json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
+    process.stderr.write(`leasehold ${command}: ${message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { withDatabase, type CommandContext } from '../context.js';
+import { printObject, printTable } from '../output.js';
+
+const uuid = z.uuid();
+
+/** `leasehold jobs ls|show|retry|cancel`. */
+export async function jobsCommand(ctx: CommandContext, args: string[], flags: Record<string, string | boolean | undefined>): Promise<number> {
+  const [sub, id] = args;
+  switch (sub) {
+    case 'ls':
+    case undefined: {
+      const status = typeof flags.status === 'string' ? flags.status : null;
+      const queue = typeof flags.queue === 'string' ? flags.queue : null;
+      const kind = typeof flags.kind === 'string' ? flags.kind : null;
+      const limit = Math.min(1000, Number(flags.limit ?? 50) || 50);
+      const rows = await withDatabase(ctx, (sql) => sql`
+        select id, kind, queue, status, priority, attempts, max_attempts, run_at, created_at, last_error
+        from leasehold.jobs
+        where (${status}::text is null or status::text = ${status})
+          and (${queue}::text is null or queue = ${queue})
+          and (${kind}::text is null or kind = ${kind})
+        order by id desc
+        limit ${limit}`);
+      printTable(rows, ctx.json, ['id', 'kind', 'queue', 'status', 'attempts', 'run_at', 'last_error']);
+      return 0;
+    }
+    case 'show': {
+      if (!uuid.safeParse(id).success) return usage(`jobs show <job-id>`);
+      const found = await withDatabase(ctx, async (sql) => {
+        const [job] = await sql`select * from leasehold.jobs where id = ${id!}`;
+        if (!job) return undefined;
+        const events = await sql`select id, type, attempt, data, created_at from leasehold.job_events where job_id = ${id!} order by id`;
+        return { ...job, events };
+      });
+      if (!found) return notFound(id!);
+      printObject(found, ctx.json);
+      return 0;
+    }
+    case 'retry': {
+      if (!uuid.safeParse(id).success) return usage(`jobs retry <job-id>`);
+      const ok = await withDatabase(ctx, async (sql) => (await sql`select leasehold.retry_job(${id!}) as ok`)[0]!.ok as boolean);
+      printObject({ id, retried: ok, ...(ok ? {} : { reason: 'only failed or cancelled jobs can be retried' }) }, ctx.json);
+      return ok ? 0 : 1;
+    }
+    case 'cancel': {
+      if (!uuid.safeParse(id).success) return usage(`jobs cancel <job-id>`);
+      const status = await withDatabase(ctx, async (sql) => (await sql`select leasehold.cancel_job(${id!})::text as status`)[0]!.status as string | null);
+      if (status === null) return notFound(id!);
+      const note = status === 'running' ? 'cancellation requested; the worker aborts the handler' : undefined;
+      printObject({ id, status, ...(note ? { note } : {}) }, ctx.json);
+      return status === 'cancelled' || status === 'running' ? 0 : 1;
+    }
+    default:
+      return usage('jobs ls|show|retry|cancel');
+  }
+}
+
+function usage(text: string): number {
+  process.stderr.write(`usage: leasehold ${text}\n`);
+  return 64; // EX_USAGE
+}
+
+function notFound(id: string): number {
+  process.stderr.write(`no job ${id}\n`);
+  return 1;
+}

@@ -1,0 +1,96 @@
+import { serve as serveHttp, type ServerType } from '@hono/node-server';
+import { connect } from '#shared/db/connect.js';
+import { openDatabase } from '#shared/db/open-database.js';
+import { migrate } from '#shared/db/migrator.js';
+import { createApp } from '../../api/app.js';
+import { Worker } from '../../worker/worker.js';
+import { assertMigrated, type CommandContext } from '../context.js';
+
+/**
+ * Runs the API, a worker, or both in one process until SIGINT/SIGTERM, then stops in order:
+ * HTTP first, then the worker (hand-back of unfinished leases), then the pools, then the embedded
+ * PostgreSQL. A second signal skips the worker's grace period.
+ */
+export async function serve(ctx: CommandContext, what: { api: boolean; worker: boolean; migrate: boolean }): Promise<number> {
+  const { config, log } = ctx;
+  const db = await openDatabase(config, log);
+  const sql = connect(db.url, { max: config.DATABASE_POOL_MAX, application: what.worker && !what.api ? 'leasehold-worker' : 'leasehold' });
+  const workerSql = what.worker
+    ? connect(db.url, {
+        max: config.DATABASE_POOL_MAX,
+        application: 'leasehold-worker',
+        synchronousCommit: config.WORKER_SYNCHRONOUS_COMMIT,
+      })
+    : undefined;
+  let server: ServerType | undefined;
+  let worker: Worker | undefined;
+  const closeAll = async () => {
+    await Promise.all([sql.end({ timeout: 5 }), workerSql?.end({ timeout: 5 })]);
+    await db.close();
+  };
+  try {
+    if (what.migrate || db.embedded) {
+      const applied = await migrate(sql);
+      if (applied.length) log.info({ applied }, 'migrations applied');
+    } else await assertMigrated(sql);
+
+    if (what.worker) {
+      worker = new Worker({
+        sql: workerSql!,
+        log,
+        settings: {
+          concurrency: config.WORKER_CONCURRENCY,
+          leaseMs: config.WORKER_LEASE_MS,
+          heartbeatMs: config.WORKER_HEARTBEAT_MS,
+          queues: config.WORKER_QUEUES,
+          pollMs: config.WORKER_POLL_MS,
+          reclaimMs: config.WORKER_RECLAIM_MS,
+          shutdownGraceMs: config.WORKER_SHUTDOWN_GRACE_MS,
+          batchSize: config.WORKER_BATCH_SIZE,
+        },
+      });
+      await worker.start();
+    }
+    if (what.api) {
+      const app = createApp({ sql, config, log });
+      server = await new Promise<ServerType>((resolve, reject) => {
+        const s = serveHttp({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
+        s.once('error', reject);
+      });
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : config.PORT;
+      const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;
+      log.info({ url }, 'API listening');
+      if (!ctx.json) process.stdout.write(`\nLeasehold is running at ${url}\n  health: ${url}/health\n\n`);
+    }
+  } catch (err) {
+    await worker?.stop().catch(() => {});
+    server?.close();
+    await closeAll();
+    throw err;
+  }
+
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        log.warn({ signal }, 'second signal: cutting the grace period short');
+        worker?.hurry();
+        return;
+      }
+      log.info({ signal }, 'shutting down');
+      void (async () => {
+        await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+        await worker?.stop();
+        await closeAll();
+        resolve(0);
+      })().catch((err: unknown) => {
+        log.error({ err }, 'unclean shutdown');
+        resolve(1);
+      });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

@@ -1,0 +1,53 @@
+import { loadConfig, ConfigError, type Config } from '#shared/config.js';
+import { connect, type Sql } from '#shared/db/connect.js';
+import { openDatabase, type DatabaseHandle } from '#shared/db/open-database.js';
+import { migrate, readMigrations } from '#shared/db/migrator.js';
+import { createLogger, type Logger } from '#shared/log.js';
+
+/** What every command gets: config, logger, and (when it asks) a database. */
+export interface CommandContext {
+  config: Config;
+  log: Logger;
+  json: boolean;
+}
+
+/** Reads the environment once; a bad value ends the process with every bad key named. */
+export function commandContext(json: boolean, env = process.env): CommandContext {
+  try {
+    const config = loadConfig(env);
+    return { config, log: createLogger(config.LOG_LEVEL), json };
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}
+
+/** Opens the database for one command and closes everything after, whatever happens. */
+export async function withDatabase<T>(
+  ctx: CommandContext,
+  fn: (sql: Sql, db: DatabaseHandle) => Promise<T>,
+  opts: { migrate?: 'always' | 'embedded' | 'never'; poolMax?: number } = {},
+): Promise<T> {
+  const db = await openDatabase(ctx.config, ctx.log);
+  const sql = connect(db.url, { max: opts.poolMax ?? 4, application: 'leasehold-cli' });
+  try {
+    const mode = opts.migrate ?? 'embedded';
+    if (mode === 'always' || (mode === 'embedded' && db.embedded)) await migrate(sql);
+    return await fn(sql, db);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await db.close();
+  }
+}
+
+/** Fails fast when the schema is behind this release, naming the fix. */
+export async function assertMigrated(sql: Sql): Promise<void> {
+  const known = readMigrations().map((m) => m.version);
+  const rows = await sql<{ version: string }[]>`select version from leasehold.schema_migrations`.catch(() => []);
+  const applied = new Set(rows.map((r) => r.version));
+  const pending = known.filter((v) => !applied.has(v));
+  if (pending.length) throw new Error(`database schema is behind (pending: ${pending.join(', ')}); run "leasehold migrate"`);
+}
