@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { commandContext } from './context.js';
+import { commandContext, UsageError } from './context.js';
 import { dlqCommand } from './commands/dlq.js';
 import { jobsCommand } from './commands/jobs.js';
 import { migrateCommand } from './commands/migrate.js';
@@ -22,6 +22,8 @@ usage: leasehold <command> [options]
 every command takes --json; configuration comes from the environment (see .env.example)
 `;
 
+const SERVERS = new Set(['start', 'api', 'worker']);
+
 /** Runs one CLI invocation; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -43,7 +45,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const ctx = commandContext(values.json === true);
+  // Servers log to stdout like any service; every other command prints its result there.
+  const ctx = commandContext(values.json === true, process.env, SERVERS.has(command) ? 1 : 2);
   try {
     switch (command) {
       case 'start':
@@ -65,6 +68,10 @@ export async function main(argv: string[]): Promise<number> {
         return 64;
     }
   } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`leasehold ${command}: ${err.message}\n`);
+      return 64; // EX_USAGE
+    }
     const message = err instanceof Error ? err.message : String(err);
     if (ctx.json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
     process.stderr.write(`leasehold ${command}: ${message}\n`);

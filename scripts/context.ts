@@ -11,11 +11,14 @@ export interface CommandContext {
   json: boolean;
 }
 
-/** Reads the environment once; a bad value ends the process with every bad key named. */
-export function commandContext(json: boolean, env = process.env): CommandContext {
+/**
+ * Reads the environment once; a bad value ends the process with every bad key named. `logFd` 2
+ * keeps log lines off stdout, where a one-shot command prints its result.
+ */
+export function commandContext(json: boolean, env = process.env, logFd: 1 | 2 = 2): CommandContext {
   try {
     const config = loadConfig(env);
-    return { config, log: createLogger(config.LOG_LEVEL), json };
+    return { config, log: createLogger(config.LOG_LEVEL, 'leasehold', logFd), json };
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -36,6 +39,7 @@ export async function withDatabase<T>(
   try {
     const mode = opts.migrate ?? 'embedded';
     if (mode === 'always' || (mode === 'embedded' && db.embedded)) await migrate(sql);
+    else if (mode === 'embedded') await assertMigrated(sql);
     return await fn(sql, db);
   } finally {
     await sql.end({ timeout: 5 });
@@ -50,4 +54,29 @@ export async function assertMigrated(sql: Sql): Promise<void> {
   const applied = new Set(rows.map((r) => r.version));
   const pending = known.filter((v) => !applied.has(v));
   if (pending.length) throw new Error(`database schema is behind (pending: ${pending.join(', ')}); run "leasehold migrate"`);
+}
+
+/** A command line the command cannot act on; the CLI prints it and exits 64 (EX_USAGE). */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** The job states a `--status` filter may name (DESIGN.md, job lifecycle). */
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+
+/** `--limit n`: a whole number from 1 to `max`, 50 when absent. */
+export function limitFlag(value: string | boolean | undefined, max = 1000): number {
+  if (value === undefined) return 50;
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= max)) throw new UsageError(`--limit must be a whole number from 1 to ${max}`);
+  return n;
+}
+
+/** `--status s`: one of JOB_STATUSES, or null when absent. */
+export function statusFlag(value: string | boolean | undefined): string | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'string' || !(JOB_STATUSES as readonly string[]).includes(value)) {
+    throw new UsageError(`--status must be one of ${JOB_STATUSES.join(', ')}`);
+  }
+  return value;
 }

@@ -23,16 +23,17 @@ const queueList = z
     const text = raw.trim();
     if (text === '' || text === 'all' || text === '*') return 'all';
     const specs: QueueSpec[] = [];
+    const bad = (message: string) => (ctx.addIssue({ code: 'custom', message }), z.NEVER);
     for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
-      const [name, limit] = part.split(':');
+      const [name, limit, ...extra] = part.split(':');
       const n = limit === undefined ? undefined : Number(limit);
-      if (!name || !/^[a-zA-Z0-9_.-]{1,64}$/.test(name) || (n !== undefined && !(Number.isInteger(n) && n > 0))) {
-        ctx.addIssue({ code: 'custom', message: `bad queue spec "${part}" (want name or name:concurrency)` });
-        return z.NEVER;
+      if (!name || !/^[a-zA-Z0-9_.-]{1,64}$/.test(name) || extra.length || (n !== undefined && !(Number.isInteger(n) && n > 0))) {
+        return bad(`bad queue spec "${part}" (want name or name:concurrency)`);
       }
+      if (specs.some((s) => s.name === name)) return bad(`queue "${name}" is listed twice`);
       specs.push(n === undefined ? { name } : { name, concurrency: n });
     }
-    return specs;
+    return specs.length ? specs : bad('names no queue (want "all" or name[:concurrency],…)');
   });
 
 const schema = z.object({
@@ -95,7 +96,10 @@ const schema = z.object({
 });
 
 /** The validated configuration every entry point reads once. */
-export type Config = z.output<typeof schema>;
+export type Config = Omit<z.output<typeof schema>, 'AI_PROVIDER'> & {
+  /** `openai` or `fake`, never unset: loadConfig applies the default. */
+  AI_PROVIDER: 'openai' | 'fake';
+};
 
 /** Raised when the environment holds bad values; lists every bad key at once. */
 export class ConfigError extends Error {
@@ -105,19 +109,26 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses the environment into a typed config; pure, so tests pass their own env. */
+/**
+ * Parses the environment into a typed config; pure, so tests pass their own env. An empty value
+ * counts as unset (`PORT=` in a .env file means the default, not port 0).
+ */
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  const result = schema.safeParse(env);
-  if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((i) => ({ key: String(i.path[0] ?? '?'), message: i.message })),
-    );
+  const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = schema.safeParse(set);
+  const problems = result.success
+    ? []
+    : result.error.issues.map((i) => ({ key: String(i.path[0] ?? '?'), message: i.message }));
+  // Checked apart from the rest so that it is reported together with any other bad key.
+  const timing = schema.pick({ WORKER_LEASE_MS: true, WORKER_HEARTBEAT_MS: true }).safeParse(set);
+  if (timing.success && timing.data.WORKER_HEARTBEAT_MS >= timing.data.WORKER_LEASE_MS) {
+    problems.push({
+      key: 'WORKER_HEARTBEAT_MS',
+      message: `must be shorter than WORKER_LEASE_MS (${timing.data.WORKER_LEASE_MS})`,
+    });
   }
+  if (!result.success || problems.length) throw new ConfigError(problems);
   const config = result.data;
-  if (config.WORKER_HEARTBEAT_MS >= config.WORKER_LEASE_MS) {
-    throw new ConfigError([
-      { key: 'WORKER_HEARTBEAT_MS', message: `must be shorter than WORKER_LEASE_MS (${config.WORKER_LEASE_MS})` },
-    ]);
-  }
-  return config;
+  // DESIGN.md: the provider is `openai` when a key is set, otherwise the `fake` one.
+  return { ...config, AI_PROVIDER: config.AI_PROVIDER ?? (config.OPENAI_API_KEY ? 'openai' : 'fake') };
 }

@@ -17,7 +17,11 @@ const redact = [
   '*.token',
 ];
 
-/** The process logger: JSON lines, secrets redacted. */
-export function createLogger(level: string, name = 'leasehold'): Logger {
-  return pino({ name, level, redact: { paths: redact, censor: '[redacted]' } });
+/**
+ * The process logger: JSON lines, secrets redacted. Servers log to stdout (fd 1); one-shot CLI
+ * commands pass fd 2 so that their stdout carries only their output (`--json` stays parseable).
+ */
+export function createLogger(level: string, name = 'leasehold', fd: 1 | 2 = 1): Logger {
+  const options = { name, level, redact: { paths: redact, censor: '[redacted]' } };
+  return fd === 1 ? pino(options) : pino(options, pino.destination({ dest: 2, sync: true }));
 }

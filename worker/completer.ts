@@ -1,6 +1,6 @@
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
-import { COMPLETE_JOBS, FAIL_JOBS } from '#shared/jobs/queue-sql.js';
+import { COMPLETE_JOBS, FAIL_JOBS, PREPARED } from '#shared/jobs/queue-sql.js';
 import type { HeldJob, Outcome } from './held-job.js';
 
 interface Pending {
@@ -110,9 +110,9 @@ export class Completer {
       }
     }
     const [done, changed] = await Promise.all([
-      ids.length ? this.sql.unsafe<{ id: string }[]>(COMPLETE_JOBS, [ids, tokens, JSON.stringify(results)]) : [],
+      ids.length ? this.sql.unsafe<{ id: string }[]>(COMPLETE_JOBS, [ids, tokens, JSON.stringify(results)], PREPARED) : [],
       others.length
-        ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [JSON.stringify(others)])
+        ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [JSON.stringify(others)], PREPARED)
         : [],
     ]);
     const requeued = new Set<string>();

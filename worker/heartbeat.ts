@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
-import { HEARTBEAT } from '#shared/jobs/queue-sql.js';
+import { HEARTBEAT, PREPARED } from '#shared/jobs/queue-sql.js';
 import type { HeldJob } from './held-job.js';
 
 /**
@@ -55,7 +55,7 @@ export function startHeartbeat(opts: {
         identity.queues,
         identity.kinds,
         identity.concurrency,
-      ]);
+      ], PREPARED);
       const alive = new Map(rows.map((r) => [r.id, r.cancel_requested]));
       for (const h of snapshot) {
         const cancel = alive.get(h.job.id);
@@ -76,12 +76,15 @@ export function startHeartbeat(opts: {
       inflight = beat().finally(schedule);
     }, opts.intervalMs);
   };
-  // Local expiry check, 4× per heartbeat interval: a worker cut off from the database stops its
-  // handlers before the reclaimer hands their jobs to someone else.
+  // Local expiry check, several times within the margin leaseBudgetMs keeps (and at least 4× per
+  // heartbeat interval): a worker cut off from the database stops its handlers before the reclaimer
+  // hands their jobs to someone else. Checking only every intervalMs / 4 overshot the margin
+  // (2.5 s against 2 s with the defaults), so a handler could still run after its lease expired.
+  const checkEveryMs = Math.max(10, Math.min(opts.intervalMs, opts.leaseMs - leaseBudgetMs(opts.leaseMs)) / 4);
   const checkDeadlines = () => {
     const now = Date.now();
     for (const h of opts.held()) if (h.leaseDeadline <= now) opts.onLeaseLost(h, 'lease ran out without a heartbeat');
-    if (!stopped) deadlineTimer = setTimeout(checkDeadlines, Math.max(50, opts.intervalMs / 4));
+    if (!stopped) deadlineTimer = setTimeout(checkDeadlines, checkEveryMs);
   };
   inflight = beat().finally(schedule);
   checkDeadlines();

@@ -1,6 +1,6 @@
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
-import { RECLAIM_EXPIRED } from '#shared/jobs/queue-sql.js';
+import { PREPARED, RECLAIM_EXPIRED } from '#shared/jobs/queue-sql.js';
 
 /** What one reclaim pass did. */
 export interface ReclaimReport {
@@ -20,7 +20,7 @@ const BATCH = 500;
 export async function reclaimExpired(sql: Sql): Promise<ReclaimReport> {
   const report: ReclaimReport = { requeued: 0, failed: 0, cancelled: 0, queues: new Set() };
   for (;;) {
-    const rows = await sql.unsafe<{ id: string; status: string; queue: string }[]>(RECLAIM_EXPIRED, [BATCH]);
+    const rows = await sql.unsafe<{ id: string; status: string; queue: string }[]>(RECLAIM_EXPIRED, [BATCH], PREPARED);
     for (const r of rows) {
       if (r.status === 'queued') report.requeued++, report.queues.add(r.queue);
       else if (r.status === 'failed') report.failed++;

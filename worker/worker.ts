@@ -7,7 +7,7 @@ import { backoffMs, DEFAULT_RETRY } from '#shared/jobs/backoff.js';
 import { JobAborted, PermanentError, RetryError, type AbortReason } from '#shared/jobs/job-errors.js';
 import { KINDS, isKind, type KindSpec } from '#shared/jobs/kinds.js';
 import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
-import { CLAIM_JOBS, LIST_QUEUES, REPORT_PROGRESS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
+import { CLAIM_JOBS, LIST_QUEUES, PREPARED, REPORT_PROGRESS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
 import { Completer } from './completer.js';
 import type { Handler, JobContext } from './handler.js';
 import type { ClaimedJob, HeldJob, Outcome } from './held-job.js';
@@ -78,6 +78,11 @@ export class Worker {
   #paused = new Set<string>();
   #queueOffset = 0;
   #wantFetch = true;
+  /**
+   * Queues left out of the last claim for lack of room. A claim that found every other queue empty
+   * says "drained"; releasing a job of one of these must claim again rather than wait for the poll.
+   */
+  readonly #leftOut = new Set<string>();
   #fetching: Promise<void> | undefined;
   #started = false;
   #stopping: Promise<void> | undefined;
@@ -224,7 +229,7 @@ export class Worker {
 
   async #refreshQueues(): Promise<void> {
     try {
-      const rows = await this.#sql.unsafe<{ name: string; paused: boolean }[]>(LIST_QUEUES);
+      const rows = await this.#sql.unsafe<{ name: string; paused: boolean }[]>(LIST_QUEUES, [], PREPARED);
       this.#paused = new Set(rows.filter((r) => r.paused).map((r) => r.name));
       const wanted =
         this.settings.queues === 'all' ? rows.map((r) => r.name) : this.settings.queues.map((q) => q.name);
@@ -253,11 +258,13 @@ export class Worker {
     const queues: string[] = [];
     const limits: number[] = [];
     const n = this.#queues.length;
+    this.#leftOut.clear();
     for (let i = 0; i < n; i++) {
       const q = this.#queues[(this.#queueOffset + i) % n]!;
       const cap = this.#queueCap(q);
       const qRoom = cap + Math.min(batchSize, cap) - (this.#heldPerQueue.get(q) ?? 0);
       if (qRoom > 0) queues.push(q), limits.push(Math.min(qRoom, room));
+      else this.#leftOut.add(q);
     }
     this.#queueOffset = (this.#queueOffset + 1) % Math.max(1, n);
     return queues.length ? { queues, limits, total: room } : undefined;
@@ -293,7 +300,7 @@ export class Worker {
       this.id,
       token,
       this.settings.leaseMs,
-    ]);
+    ], PREPARED);
     this.counters.claimed += rows.length;
     const deadline = sentAt + leaseBudgetMs(this.settings.leaseMs);
     const fresh: HeldJob[] = [];
@@ -431,6 +438,7 @@ export class Worker {
     this.#held.delete(h.job.id);
     this.#progress.delete(h.job.id);
     this.#heldPerQueue.set(h.job.queue, this.#heldPerQueue.get(h.job.queue)! - 1);
+    if (this.#leftOut.has(h.job.queue)) this.#wantFetch = true;
   }
 
   #handBack(jobs: HeldJob[]): void {
@@ -479,7 +487,7 @@ export class Worker {
     }));
     this.#progress.clear();
     this.#sql
-      .unsafe(REPORT_PROGRESS, [JSON.stringify(rows)])
+      .unsafe(REPORT_PROGRESS, [JSON.stringify(rows)], PREPARED)
       .then(() => this.#notifier.notify(CHANNELS.events))
       .catch((err: unknown) => this.#log.debug({ err }, 'progress not recorded'));
   }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { withDatabase, type CommandContext } from '../context.js';
+import { limitFlag, withDatabase, type CommandContext } from '../context.js';
 import { printObject, printTable } from '../output.js';
 
 /** `leasehold dlq ls|requeue`. */
@@ -7,7 +7,7 @@ export async function dlqCommand(ctx: CommandContext, args: string[], flags: Rec
   const [sub, id] = args;
   if (sub === 'ls' || sub === undefined) {
     const all = flags.all === true;
-    const limit = Math.min(1000, Number(flags.limit ?? 50) || 50);
+    const limit = limitFlag(flags.limit);
     const rows = await withDatabase(ctx, (sql) => sql`
       select id, job_id, kind, queue, attempts, failed_at, requeued_at, last_error
       from leasehold.dead_letters
@@ -24,7 +24,8 @@ export async function dlqCommand(ctx: CommandContext, args: string[], flags: Rec
     }
     const jobId = await withDatabase(ctx, async (sql) =>
       (await sql`select leasehold.requeue_dead_letter(${id!}) as job_id`)[0]!.job_id as string | null);
-    printObject({ dead_letter_id: id, requeued: jobId !== null, job_id: jobId }, ctx.json);
+    const reason = jobId ? {} : { reason: 'no open dead letter with this id (unknown, or already requeued)' };
+    printObject({ dead_letter_id: id, requeued: jobId !== null, job_id: jobId, ...reason }, ctx.json);
     return jobId ? 0 : 1;
   }
   process.stderr.write('usage: leasehold dlq ls|requeue\n');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { withDatabase, type CommandContext } from '../context.js';
+import { limitFlag, statusFlag, withDatabase, type CommandContext } from '../context.js';
 import { printObject, printTable } from '../output.js';
 
 const uuid = z.uuid();
@@ -10,10 +10,10 @@ export async function jobsCommand(ctx: CommandContext, args: string[], flags: Re
   switch (sub) {
     case 'ls':
     case undefined: {
-      const status = typeof flags.status === 'string' ? flags.status : null;
+      const status = statusFlag(flags.status);
       const queue = typeof flags.queue === 'string' ? flags.queue : null;
       const kind = typeof flags.kind === 'string' ? flags.kind : null;
-      const limit = Math.min(1000, Number(flags.limit ?? 50) || 50);
+      const limit = limitFlag(flags.limit);
       const rows = await withDatabase(ctx, (sql) => sql`
         select id, kind, queue, status, priority, attempts, max_attempts, run_at, created_at, last_error
         from leasehold.jobs
@@ -47,8 +47,11 @@ export async function jobsCommand(ctx: CommandContext, args: string[], flags: Re
       if (!uuid.safeParse(id).success) return usage(`jobs cancel <job-id>`);
       const status = await withDatabase(ctx, async (sql) => (await sql`select leasehold.cancel_job(${id!})::text as status`)[0]!.status as string | null);
       if (status === null) return notFound(id!);
-      const note = status === 'running' ? 'cancellation requested; the worker aborts the handler' : undefined;
-      printObject({ id, status, ...(note ? { note } : {}) }, ctx.json);
+      const note =
+        status === 'running' ? { note: 'cancellation requested; the worker aborts the handler' }
+        : status === 'cancelled' ? {}
+        : { reason: `the job already ended ${status}; only queued or running jobs can be cancelled` };
+      printObject({ id, status, ...note }, ctx.json);
       return status === 'cancelled' || status === 'running' ? 0 : 1;
     }
     default:

@@ -7,8 +7,8 @@ import type { Sql } from './connect.js';
 /** The folder of forward-only migrations, `NNNN_verb_object.sql`. */
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../sql/migrations');
 
-// Any constant shared by every Leasehold process: "leasehold migrate" as a 64-bit key.
-const LOCK_KEY = 0x6c6561736568_6f6cn;
+/** The advisory lock migrate() holds; any constant every Leasehold process shares ("leasehol" in ASCII). */
+export const MIGRATION_LOCK_KEY = 0x6c6561736568_6f6cn;
 
 /** One migration file. */
 export interface Migration {
@@ -42,7 +42,7 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
 export async function migrate(sql: Sql, migrations = readMigrations()): Promise<string[]> {
   const conn = await sql.reserve();
   try {
-    await conn`select pg_advisory_lock(${LOCK_KEY.toString()}::bigint)`;
+    await conn`select pg_advisory_lock(${MIGRATION_LOCK_KEY.toString()}::bigint)`;
     await conn`create schema if not exists leasehold`;
     await conn`
       create table if not exists leasehold.schema_migrations (
@@ -78,7 +78,7 @@ export async function migrate(sql: Sql, migrations = readMigrations()): Promise<
     }
     return done;
   } finally {
-    await conn`select pg_advisory_unlock(${LOCK_KEY.toString()}::bigint)`.catch(() => {});
+    await conn`select pg_advisory_unlock(${MIGRATION_LOCK_KEY.toString()}::bigint)`.catch(() => {});
     conn.release();
   }
 }

