@@ -115,7 +115,7 @@ async function drain(sql: Sql, workerSql: Sql, queue: JobQueue, concurrency: num
     const worker = new Worker({
       sql: workerSql,
       log,
-      settings: { concurrency, batchSize: Math.max(50, concurrency * 2), pollMs: 500, heartbeatMs: 10_000, leaseMs: 30_000 },
+      settings: { concurrency },
       handlers: { 'system.noop': () => (++done === N && resolveDone(), null) },
     });
     const t0 = performance.now();
@@ -131,6 +131,7 @@ async function drain(sql: Sql, workerSql: Sql, queue: JobQueue, concurrency: num
     }));
     rates.push(N / ((performance.now() - t0) / 1000));
     await worker.stop();
+    if (process.env.BENCH_DEBUG) console.error(`c=${concurrency}`, worker.counters, 'avg claim', (worker.counters.claimed / worker.counters.claims).toFixed(1), 'avg claim ms', (worker.counters.claimMs / worker.counters.claims).toFixed(2));
   }
   return summarise(rates, cpu);
 }
@@ -163,7 +164,12 @@ async function main() {
   let stop = async () => {};
   if (!url) {
     rmSync('.data/bench', { recursive: true, force: true });
-    const pg = await startEmbeddedPostgres({ rootDir: '.data/bench', port: 54339, log });
+    const pg = await startEmbeddedPostgres({
+      rootDir: '.data/bench',
+      port: 54339,
+      log,
+      settings: process.env.BENCH_STATEMENTS ? { shared_preload_libraries: 'pg_stat_statements' } : {},
+    });
     url = pg.url;
     stop = () => pg.stop();
     pgPid = Number(readFileSync('.data/bench/pg/postmaster.pid', 'utf8').split('\n')[0]);
@@ -178,7 +184,12 @@ async function main() {
     const queue = new JobQueue(sql, notifier);
     const bulk = await bulkEnqueue(sql, queue);
     const c10 = await drain(sql, workerSql, queue, 10);
+    if (process.env.BENCH_STATEMENTS) await sql`create extension if not exists pg_stat_statements`.then(() => sql`select pg_stat_statements_reset()`);
     const c50 = await drain(sql, workerSql, queue, 50);
+    if (process.env.BENCH_STATEMENTS) {
+      const rows = await sql`select calls, round(total_exec_time::numeric, 1) as ms, round((total_exec_time / calls)::numeric, 3) as ms_per_call, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 90) as q from pg_stat_statements order by total_exec_time desc limit 12`;
+      console.table(rows);
+    }
     const lat = await latency(sql, workerSql, queue);
     const figures = {
       postgres: version,

@@ -64,7 +64,7 @@ const schema = z.object({
   /** How long a stopping worker lets running jobs finish before handing their leases back. */
   WORKER_SHUTDOWN_GRACE_MS: ms(10_000),
   /** Largest number of jobs one claim statement takes. */
-  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(100),
+  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(200),
   /** Trade the last few milliseconds of completions on a crash for throughput (they re-run). */
   WORKER_SYNCHRONOUS_COMMIT: bool.default(true),
   /** Ensure this exact API key exists on `start` (admin scope, development tenant). */

@@ -228,7 +228,7 @@ describe('fencing: each outcome is checked against its own lease token', () => {
   /** A HeldJob as the worker keeps it, for a row the factory inserted. */
   async function held(id: string, token: string): Promise<HeldJob> {
     const job = (await jobRow(db.sql, id)) as unknown as ClaimedJob;
-    return { job, token, state: 'settling', controller: new AbortController(), leaseDeadline: Date.now() + 60_000 };
+    return { job, token, state: 'settling', leaseDeadline: Date.now() + 60_000 };
   }
 
   test("a stale attempt's success written in one batch with a later claim's cannot complete the job that claim now holds", async () => {

@@ -1,3 +1,5 @@
+import type { JobAborted } from '#shared/jobs/job-errors.js';
+
 /** A row returned by CLAIM_JOBS. */
 export interface ClaimedJob {
   id: string;
@@ -18,8 +20,16 @@ export interface HeldJob {
   job: ClaimedJob;
   /** The claim's lease token: every write about this job is fenced by it. */
   token: string;
-  state: 'buffered' | 'running' | 'settling';
-  controller: AbortController;
+  /** buffered (claimed, waiting for a slot) → running → settling (outcome being written) → done. */
+  state: 'buffered' | 'running' | 'settling' | 'done';
+  /** Made on first use of `ctx.signal` only: most no-op-fast handlers never look at it. */
+  controller?: AbortController;
+  /** Set once, by the first reason to stop this attempt. */
+  aborted?: JobAborted;
+  /** Called when `aborted` is set while the handler runs (starts its grace period). */
+  onAbort?: () => void;
+  /** Local clock time after which the timeout sweep aborts the handler. */
+  timeoutAt?: number;
   /** Local clock time after which the lease must be presumed lost (no heartbeat got through). */
   leaseDeadline: number;
 }

@@ -5,12 +5,26 @@ export type Sql = postgres.Sql;
 /** A transaction (or reserved) handle from `sql.begin`. */
 export type Tx = postgres.TransactionSql;
 
+/**
+ * Splits libpq's socket form (`postgres://user@localhost:5432/db?host=/run/postgresql`) into what
+ * postgres.js wants: it would otherwise send `host` to the server as a setting and fail.
+ */
+function socketPath(url: string): { url: string; path?: string } {
+  const u = new URL(url);
+  const dir = u.searchParams.get('host');
+  if (!dir?.startsWith('/')) return { url };
+  u.searchParams.delete('host');
+  return { url: u.toString(), path: `${dir}/.s.PGSQL.${u.port || '5432'}` };
+}
+
 /** Opens a pool with the settings every Leasehold process uses. */
 export function connect(
-  url: string,
+  databaseUrl: string,
   opts: { max?: number; application?: string; synchronousCommit?: boolean } = {},
 ): Sql {
+  const { url, path } = socketPath(databaseUrl);
   return postgres(url, {
+    ...(path ? { path } : {}),
     max: opts.max ?? 10,
     idle_timeout: 30,
     connect_timeout: 10,
