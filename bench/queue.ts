@@ -79,13 +79,10 @@ async function bulkEnqueue(sql: Sql, queue: JobQueue): Promise<Phase> {
   const cpu: { node_us: number; pg_us: number }[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     await reset(sql);
-    const batches = Math.ceil(BULK / 10_000);
-    const jobs = noops(10_000);
+    const jobs = noops(BULK);
     const t0 = performance.now();
-    cpu.push(await cpuPerJob(batches * 10_000, async () => {
-      for (let b = 0; b < batches; b++) await queue.enqueueMany(jobs.map((j) => ({ ...j })));
-    }));
-    rates.push((batches * 10_000) / ((performance.now() - t0) / 1000));
+    cpu.push(await cpuPerJob(BULK, () => queue.enqueueMany(jobs)));
+    rates.push(BULK / ((performance.now() - t0) / 1000));
   }
   return summarise(rates, cpu);
 }
@@ -168,7 +165,10 @@ async function main() {
       rootDir: '.data/bench',
       port: 54339,
       log,
-      settings: process.env.BENCH_STATEMENTS ? { shared_preload_libraries: 'pg_stat_statements' } : {},
+      settings: {
+        ...(process.env.BENCH_STATEMENTS ? { shared_preload_libraries: 'pg_stat_statements' } : {}),
+        ...(process.env.BENCH_PG ? Object.fromEntries(process.env.BENCH_PG.split(',').map((kv) => kv.split('='))) : {}),
+      },
     });
     url = pg.url;
     stop = () => pg.stop();

@@ -58,7 +58,8 @@ const PROMISES: [string, (rows: Rows, tx: Sql) => void | Promise<void>][] = [
   ['lease_expires_at < now()', (rows) => expect(column(rows, 'id')).toEqual([f.expired])],
   ['overdue_by', (rows) => expect(column(rows, 'id')).toEqual([f.overdue])],
   ["'system.noop' = any (w.kinds)", (rows) => expect(rows).toEqual([expect.objectContaining({ id: 'worker-a', holding: '1' })])],
-  ['from leasehold.job_events', (rows) => expect(rows).toEqual([])],
+  // The fixture inserts rows directly; the jobs_inserted trigger records each one's first event.
+  ['from leasehold.job_events', (rows) => expect(rows).toEqual([expect.objectContaining({ type: 'job.queued', attempt: 0 })])],
   ['requeued_at is null\norder by', (rows) => expect(column(rows, 'id')).toEqual([f.deadLetter])],
   ['jsonb_array_elements(d.errors)', (rows) => expect(column(rows, 'message')).toEqual(['boom 1', 'boom 2', 'boom 3'])],
   ['requeue_dead_letter(', (rows) => expect(Object.values(rows[0]!)).toEqual([f.failed])],

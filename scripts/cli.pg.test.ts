@@ -64,8 +64,6 @@ describe('leasehold jobs', () => {
 
   test('show prints the job and its events; an unknown id exits 1, a malformed one 64', async () => {
     const f = await seedOperatorFixture(db.sql);
-    await db.sql`insert into leasehold.job_events (job_id, tenant_id, type, attempt)
-                 values (${f.failed}, '00000000-0000-0000-0000-000000000000', 'job.failed', 3)`;
     const run = await leasehold(['jobs', 'show', f.failed, '--json']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.json()).toMatchObject({ id: f.failed, status: 'failed', attempts: 3, last_error: 'boom 3', events: [{ type: 'job.failed', attempt: 3 }] });

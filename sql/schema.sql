@@ -41,7 +41,7 @@ begin
   return j.status;
 end $function$;
 
-CREATE OR REPLACE FUNCTION leasehold.register_queues()
+CREATE OR REPLACE FUNCTION leasehold.jobs_inserted()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
@@ -49,6 +49,8 @@ begin
   insert into leasehold.queues (name)
   select distinct queue from new_jobs
   on conflict (name) do nothing;
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt)
+  select id, tenant_id, 'job.' || status::text, attempts from new_jobs;
   return null;
 end $function$;
 
@@ -179,7 +181,7 @@ create table leasehold.jobs (
 CREATE INDEX jobs_claim_idx ON leasehold.jobs USING btree (queue, priority, run_at, id) WHERE (status = 'queued'::leasehold.job_status);
 CREATE UNIQUE INDEX jobs_idempotency_key_idx ON leasehold.jobs USING btree (tenant_id, idempotency_key) WHERE (idempotency_key IS NOT NULL);
 CREATE INDEX jobs_lease_expiry_idx ON leasehold.jobs USING btree (lease_expires_at) WHERE (status = 'running'::leasehold.job_status);
-CREATE TRIGGER jobs_register_queues AFTER INSERT ON leasehold.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION leasehold.register_queues();
+CREATE TRIGGER jobs_inserted AFTER INSERT ON leasehold.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION leasehold.jobs_inserted();
 
 create table leasehold.queues (
   name text not null,

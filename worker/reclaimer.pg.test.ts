@@ -57,7 +57,9 @@ describe('reclaimExpired', () => {
     expect(row.errors).toEqual([
       expect.objectContaining({ attempt: 1, code: 'lease_expired', worker: 'crashed-worker' }),
     ]);
+    // The first event is the factory's insert (the trigger records the state a row is inserted in).
     expect(await events(db.sql, id)).toEqual([
+      { type: 'job.running', attempt: 1, data: null },
       { type: 'job.retrying', attempt: 1, data: expect.objectContaining({ reason: 'lease_expired' }) },
     ]);
     expect(await deadLetters(db.sql, id)).toHaveLength(0);
@@ -106,7 +108,7 @@ describe('reclaimExpired', () => {
     expect(row).toMatchObject({ attempts: 2, rescues: 1 });
     // Woken by the reclaimer's NOTIFY, well before the 5 s poll would have found it.
     expect((row.finished_at as Date).getTime() - t0).toBeLessThan(2_500);
-    expect(await eventTypes(db.sql, id)).toEqual(['job.retrying', 'job.running', 'job.succeeded']);
+    expect(await eventTypes(db.sql, id)).toEqual(['job.running', 'job.retrying', 'job.running', 'job.succeeded']);
   });
 
   test('an expired lease on the last attempt fails the job into dead_letters with its whole history', async () => {
@@ -144,7 +146,7 @@ describe('reclaimExpired', () => {
       requeued_at: null,
     });
     expect(letter!.errors).toEqual([...earlier, expect.objectContaining({ attempt: 3, code: 'lease_expired' })]);
-    expect((await events(db.sql, id)).map((e) => e.type)).toEqual(['job.failed']);
+    expect((await events(db.sql, id)).map((e) => e.type)).toEqual(['job.running', 'job.failed']);
   });
 
   test('an expired lease of a job whose cancellation was requested ends cancelled, not retried', async () => {
@@ -161,7 +163,7 @@ describe('reclaimExpired', () => {
     const row = await jobRow(db.sql, id);
     expect(row).toMatchObject({ status: 'cancelled', rescues: 1, lease_token: null });
     expect(row.finished_at).toBeInstanceOf(Date);
-    expect((await events(db.sql, id)).map((e) => e.type)).toEqual(['job.cancelled']);
+    expect((await events(db.sql, id)).map((e) => e.type)).toEqual(['job.running', 'job.cancelled']);
     expect(await deadLetters(db.sql, id)).toHaveLength(0);
   });
 
@@ -176,7 +178,9 @@ describe('reclaimExpired', () => {
     const before = await db.sql`select id, status, updated_at, rescues from leasehold.jobs where queue = ${queue} order by id`;
     await reclaimExpired(db.sql);
     expect(await db.sql`select id, status, updated_at, rescues from leasehold.jobs where queue = ${queue} order by id`).toEqual(before);
-    for (const id of [live, ...others]) expect(await eventTypes(db.sql, id)).toEqual([]);
+    // Only the events of their inserts: the reclaimer wrote none.
+    const inserted = ['job.running', 'job.queued', 'job.succeeded', 'job.failed'];
+    for (const [i, id] of [live, ...others].entries()) expect(await eventTypes(db.sql, id)).toEqual([inserted[i]]);
   });
 
   test('many reclaimers at once take back each expired lease exactly once', async () => {
@@ -216,7 +220,8 @@ describe('reclaimExpired', () => {
     const [ev] = await db.sql<{ events: number; jobs: number }[]>`
       select count(*)::int as events, count(distinct job_id)::int as jobs
       from leasehold.job_events where job_id = any(${ids}::uuid[])`;
-    expect(ev).toEqual({ events: n, jobs: n });
+    // One event per job from its insert, and exactly one from the reclaim.
+    expect(ev).toEqual({ events: 2 * n, jobs: n });
     const [dl] = await db.sql<{ letters: number; jobs: number }[]>`
       select count(*)::int as letters, count(distinct job_id)::int as jobs
       from leasehold.dead_letters where job_id = any(${ids}::uuid[])`;

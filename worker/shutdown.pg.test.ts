@@ -95,8 +95,8 @@ describe('Worker.stop()', () => {
     });
     expect(Date.now() - (row.run_at as Date).getTime()).toBeLessThan(5_000);
     const evs = await events(db.sql, id);
-    expect(evs.map((e) => e.type)).toEqual(['job.running', 'job.queued']);
-    expect(evs[1]).toMatchObject({ attempt: 1, data: { reason: 'worker_shutdown' } });
+    expect(evs.map((e) => e.type)).toEqual(['job.queued', 'job.running', 'job.queued']);
+    expect(evs[2]).toMatchObject({ attempt: 1, data: { reason: 'worker_shutdown' } });
 
     // Another worker takes it straight away, as its second attempt (not its third).
     const attempts: number[] = [];

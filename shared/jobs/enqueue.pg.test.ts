@@ -1,3 +1,4 @@
+import { uuidv7 } from './uuid.js';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { SYSTEM_TENANT } from '#shared/jobs/queue.js';
 import { CLAIM_JOBS } from '#shared/jobs/queue-sql.js';
@@ -60,10 +61,21 @@ describe('enqueue', () => {
     // A generous bound (the bench aims at 120k/s); a per-row round trip would blow past it.
     expect(ms).toBeLessThan(10_000);
 
-    // All or nothing: a bad row in the third statement (rows 20,000+) leaves no trace of the first two.
-    const bad = Array.from({ length: N }, (_, i) => ({ kind: 'test.bulk', queue: 'bulk-bad', maxAttempts: i === N - 1 ? 0 : 3 }));
-    await expect(q.enqueueMany(bad)).rejects.toThrow(/check constraint/);
+    // All or nothing: a row the database refuses at the very end of the statement (a duplicate
+    // primary key, which no client-side check can see) leaves no trace of the rows before it.
+    // This is the COPY error-after-last-write path (porsager/postgres#1173, patched in patches/).
+    const dupe = uuidv7();
+    const bad = Array.from({ length: N }, (_, i) => ({ kind: 'test.bulk', queue: 'bulk-bad', ...(i === 0 || i === N - 1 ? { id: dupe } : {}) }));
+    await expect(q.enqueueMany(bad)).rejects.toThrow(/duplicate key/);
     expect(await countJobs({ queue: 'bulk-bad' })).toEqual({ jobs: 0, queued_events: 0 });
+    // The pool is still usable afterwards: no connection was left inside an aborted COPY.
+    await q.enqueueMany(Array.from({ length: 3_000 }, () => ({ kind: 'test.bulk', queue: 'bulk-after' })));
+    expect(await countJobs({ queue: 'bulk-after' })).toEqual({ jobs: 3_000, queued_events: 3_000 });
+
+    // What the table's constraints would refuse is refused before anything is sent, naming the field.
+    const invalid = Array.from({ length: N }, (_, i) => ({ kind: 'test.bulk', queue: 'bulk-invalid', maxAttempts: i === N - 1 ? 0 : 3 }));
+    await expect(q.enqueueMany(invalid)).rejects.toThrow(/maxAttempts must be an integer from 1 to 1000/);
+    expect(await countJobs({ queue: 'bulk-invalid' })).toEqual({ jobs: 0, queued_events: 0 });
   });
 
   test('in a rolled-back transaction: no job, no event', async () => {

@@ -3,6 +3,7 @@ import { KINDS, isKind } from './kinds.js';
 import { CHANNELS, type Notifier } from './notifier.js';
 import { INSERT_JOBS, INSERT_JOBS_IDEMPOTENT, PREPARED, SELECT_IDEMPOTENT_IDS } from './queue-sql.js';
 import { uuidv7 } from './uuid.js';
+import { copyJobs } from './copy-jobs.js';
 
 /** The tenant that owns jobs enqueued without one. */
 export const SYSTEM_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -31,9 +32,11 @@ export interface EnqueueResult {
   created: boolean[];
 }
 
-// One statement per chunk of rows: a few MB of parameters at most.
+// One INSERT per chunk of rows: a few MB of parameters at most.
 const CHUNK = 10_000;
-
+// From this many rows on (without idempotency keys), one streamed COPY instead: below it, the
+// extra round trip of COPY's protocol costs more than it saves.
+const COPY_MIN_ROWS = 2_000;
 interface Row {
   id: string;
   tenant_id: string;
@@ -47,8 +50,26 @@ interface Row {
   idempotency_key: string | null;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const NAME = /^[^\s\u0000]{1,200}$/;
+
+/** Rejects, with a message naming the field, what the table's constraints would refuse mid-bulk. */
+function checkJob(job: NewJob): void {
+  const bad = (field: string, why: string) => {
+    throw new RangeError(`invalid job: ${field} ${why}`);
+  };
+  if (typeof job.kind !== 'string' || !NAME.test(job.kind)) bad('kind', 'must be 1–200 characters without spaces');
+  if (job.queue !== undefined && (typeof job.queue !== 'string' || !NAME.test(job.queue))) bad('queue', 'must be 1–200 characters without spaces');
+  if (job.priority !== undefined && !(Number.isInteger(job.priority) && Math.abs(job.priority) <= 2_147_483_647)) bad('priority', 'must be a 32-bit integer');
+  if (job.maxAttempts !== undefined && !(Number.isInteger(job.maxAttempts) && job.maxAttempts >= 1 && job.maxAttempts <= 1000)) bad('maxAttempts', 'must be an integer from 1 to 1000');
+  if (job.runAt !== undefined && !(job.runAt instanceof Date && Number.isFinite(job.runAt.getTime()))) bad('runAt', 'must be a valid Date');
+  if (job.tenantId !== undefined && !UUID.test(job.tenantId)) bad('tenantId', 'must be a UUID');
+  if (job.id !== undefined && !UUID.test(job.id)) bad('id', 'must be a UUID');
+}
+
 /** A job with every default applied; run_at null means the database's now(). */
 function toRow(job: NewJob): Row {
+  checkJob(job);
   const spec = isKind(job.kind) ? KINDS[job.kind] : undefined;
   const payload = spec ? spec.payload.parse(job.payload ?? {}) : (job.payload ?? {});
   return {
@@ -81,41 +102,79 @@ function columns(rows: Row[]): (string | number | null)[][] {
   return cols;
 }
 
+function usesCopy(jobs: NewJob[]): boolean {
+  return jobs.length >= COPY_MIN_ROWS && jobs.every((j) => j.idempotencyKey === undefined);
+}
+
+/** True when insertJobs will write these jobs with a single statement. */
+function isOneStatement(jobs: NewJob[]): boolean {
+  return jobs.length <= CHUNK || usesCopy(jobs);
+}
+
 /**
  * Inserts jobs and their `job.queued` events in as few statements as possible, without any
  * NOTIFY: callers choose how to wake workers. Runs in whatever `db` is (pool or transaction);
  * a bulk larger than one chunk should be given a transaction so it lands whole.
  */
 export async function insertJobs(db: Sql | Tx, jobs: NewJob[]): Promise<EnqueueResult> {
-  const rows = jobs.map(toRow);
-  const created = new Array<boolean>(rows.length).fill(true);
-  const ids = rows.map((r) => r.id);
-  for (let start = 0; start < rows.length; start += CHUNK) {
-    const chunk = rows.slice(start, start + CHUNK);
-    const keyed = chunk.filter((r) => r.idempotency_key !== null);
-    if (keyed.length === 0) {
-      await db.unsafe(INSERT_JOBS, columns(chunk), PREPARED);
-      continue;
-    }
-    const inserted = new Set((await db.unsafe<{ id: string }[]>(INSERT_JOBS_IDEMPOTENT, columns(chunk), PREPARED)).map((r) => r.id));
-    const skipped = chunk.filter((r) => !inserted.has(r.id));
-    if (skipped.length === 0) continue;
-    const byTenant = new Map<string, string[]>();
-    for (const r of skipped) byTenant.set(r.tenant_id, [...(byTenant.get(r.tenant_id) ?? []), r.idempotency_key!]);
-    const existing = new Map<string, string>();
-    for (const [tenant, keys] of byTenant) {
-      for (const e of await db.unsafe<{ idempotency_key: string; id: string }[]>(SELECT_IDEMPOTENT_IDS, [tenant, keys], PREPARED)) {
-        existing.set(`${tenant}\0${e.idempotency_key}`, e.id);
+  if (usesCopy(jobs)) {
+    // Rows are made as COPY consumes them, so building them overlaps the database's work.
+    const ids: string[] = [];
+    await copyJobs(db, (function* () {
+      for (const job of jobs) {
+        const row = toRow(job);
+        ids.push(row.id);
+        yield row;
       }
+    })());
+    return { ids, created: new Array<boolean>(ids.length).fill(true) };
+  }
+  const ids = new Array<string>(jobs.length);
+  const created = new Array<boolean>(jobs.length).fill(true);
+  const sent: Promise<unknown>[] = [];
+  let failure: unknown;
+  try {
+    for (let start = 0; start < jobs.length; start += CHUNK) {
+      const chunk = jobs.slice(start, start + CHUNK).map(toRow);
+      chunk.forEach((r, i) => (ids[start + i] = r.id));
+      if (chunk.some((r) => r.idempotency_key !== null)) {
+        await insertKeyed(db, chunk, start, ids, created);
+        continue;
+      }
+      // Sent without waiting: PostgreSQL inserts this chunk while the next one is built. One
+      // connection (the caller's transaction) keeps the statements in order. Yielding once lets
+      // postgres.js write the query out (it flushes on setImmediate).
+      sent.push(db.unsafe(INSERT_JOBS, columns(chunk), PREPARED));
+      if (start + CHUNK < jobs.length) await new Promise((resolve) => setImmediate(resolve));
     }
-    for (let i = start; i < start + chunk.length; i++) {
-      const r = rows[i]!;
-      if (inserted.has(r.id) || r.idempotency_key === null) continue;
-      created[i] = false;
-      ids[i] = existing.get(`${r.tenant_id}\0${r.idempotency_key}`) ?? r.id;
+  } catch (err) {
+    failure = err;
+  }
+  // Every statement sent must settle before we return or throw: one failing in a transaction
+  // makes the rest fail too, and none of those rejections may go unhandled.
+  for (const r of await Promise.allSettled(sent)) if (r.status === 'rejected') failure ??= r.reason;
+  if (failure !== undefined) throw failure;
+  return { ids, created };
+}
+
+/** Inserts a chunk with idempotency keys; a key the tenant already used yields the existing job's id. */
+async function insertKeyed(db: Sql | Tx, chunk: Row[], offset: number, ids: string[], created: boolean[]): Promise<void> {
+  const inserted = new Set((await db.unsafe<{ id: string }[]>(INSERT_JOBS_IDEMPOTENT, columns(chunk), PREPARED)).map((r) => r.id));
+  const skipped = chunk.filter((r) => !inserted.has(r.id));
+  if (skipped.length === 0) return;
+  const byTenant = new Map<string, string[]>();
+  for (const r of skipped) byTenant.set(r.tenant_id, [...(byTenant.get(r.tenant_id) ?? []), r.idempotency_key!]);
+  const existing = new Map<string, string>();
+  for (const [tenant, keys] of byTenant) {
+    for (const e of await db.unsafe<{ idempotency_key: string; id: string }[]>(SELECT_IDEMPOTENT_IDS, [tenant, keys], PREPARED)) {
+      existing.set(`${tenant}\0${e.idempotency_key}`, e.id);
     }
   }
-  return { ids, created };
+  chunk.forEach((r, i) => {
+    if (inserted.has(r.id) || r.idempotency_key === null) return;
+    created[offset + i] = false;
+    ids[offset + i] = existing.get(`${r.tenant_id}\0${r.idempotency_key}`) ?? r.id;
+  });
 }
 
 /** Producer API: enqueue now, in bulk, or inside the caller's own transaction. */
@@ -131,8 +190,10 @@ export class JobQueue {
   /** Enqueues many jobs in one statement per 10,000, atomically. */
   async enqueueMany(jobs: NewJob[]): Promise<EnqueueResult> {
     if (jobs.length === 0) return { ids: [], created: [] };
-    const result =
-      jobs.length <= CHUNK ? await insertJobs(this.sql, jobs) : await this.sql.begin((tx) => insertJobs(tx, jobs));
+    // One statement (a COPY, or a single INSERT) is atomic on its own; several INSERTs need a transaction.
+    const result = isOneStatement(jobs)
+      ? await insertJobs(this.sql, jobs)
+      : await this.sql.begin((tx) => insertJobs(tx, jobs));
     this.#wake(jobs);
     return result;
   }

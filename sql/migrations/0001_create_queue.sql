@@ -107,18 +107,22 @@ create table leasehold.queues (
   created_at timestamptz not null default now()
 );
 
--- Registers new queue names for any insert path, raw SQL included: one statement-level pass
--- over the inserted rows, so a bulk insert pays once.
-create function leasehold.register_queues() returns trigger
+-- Every insert path (the application's INSERT and COPY, raw SQL) gets the same bookkeeping in
+-- one statement-level pass over the inserted rows: new queue names are registered, and each job
+-- gets the event of the state it was inserted in (`job.queued`, or e.g. `job.failed` for a row an
+-- operator restores). A bulk insert pays once, not per row.
+create function leasehold.jobs_inserted() returns trigger
 language plpgsql as $$
 begin
   insert into leasehold.queues (name)
   select distinct queue from new_jobs
   on conflict (name) do nothing;
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt)
+  select id, tenant_id, 'job.' || status::text, attempts from new_jobs;
   return null;
 end $$;
-create trigger jobs_register_queues after insert on leasehold.jobs
-  referencing new table as new_jobs for each statement execute function leasehold.register_queues();
+create trigger jobs_inserted after insert on leasehold.jobs
+  referencing new table as new_jobs for each statement execute function leasehold.jobs_inserted();
 
 -- Workers say they are alive with every heartbeat; "no worker serves this queue" is read here.
 create table leasehold.workers (
