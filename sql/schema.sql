@@ -54,6 +54,14 @@ begin
   return null;
 end $function$;
 
+CREATE OR REPLACE FUNCTION leasehold.pause_queue(p_queue text)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  insert into leasehold.queues (name, paused_at) values (p_queue, now())
+  on conflict (name) do update set paused_at = coalesce(leasehold.queues.paused_at, now())
+$function$;
+
 CREATE OR REPLACE FUNCTION leasehold.requeue_dead_letter(p_dead_letter_id uuid, p_tenant_id uuid DEFAULT NULL::uuid)
  RETURNS uuid
  LANGUAGE plpgsql
@@ -68,6 +76,19 @@ begin
     return null;
   end if;
   return v_job_id;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.resume_queue(p_queue text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+begin
+  update leasehold.queues set paused_at = null where name = p_queue and paused_at is not null;
+  if not found then
+    return false;
+  end if;
+  perform pg_notify('leasehold_jobs', p_queue);
+  return true;
 end $function$;
 
 CREATE OR REPLACE FUNCTION leasehold.retry_job(p_job_id uuid, p_tenant_id uuid DEFAULT NULL::uuid)

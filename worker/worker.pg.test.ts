@@ -27,4 +27,17 @@ describe('worker', () => {
     expect(row.lease_token).toBeNull();
     expect(await eventTypes(db.sql, id)).toEqual(['job.queued', 'job.running', 'job.succeeded']);
   });
+
+  test('a starting worker forgets workers unseen for a week and keeps the rest', async () => {
+    await db.sql`
+      insert into leasehold.workers (id, host, pid, kinds, concurrency, last_seen_at, stopped_at) values
+        ('gone-8d', 'h', 1, '{}', 1, now() - interval '8 days', null),
+        ('stopped-8d', 'h', 2, '{}', 1, now() - interval '8 days', now() - interval '8 days'),
+        ('recent-1d', 'h', 3, '{}', 1, now() - interval '1 day', now() - interval '1 day')`;
+    await pool.start({ sql: db.sql });
+    const ids = (await db.sql<{ id: string }[]>`select id from leasehold.workers`).map((r) => r.id);
+    expect(ids).toContain('recent-1d');
+    expect(ids).not.toContain('gone-8d');
+    expect(ids).not.toContain('stopped-8d');
+  });
 });

@@ -7,7 +7,7 @@ import { backoffMs, DEFAULT_RETRY } from '#shared/jobs/backoff.js';
 import { JobAborted, PermanentError, RetryError, type AbortReason } from '#shared/jobs/job-errors.js';
 import { KINDS, isKind, type KindSpec } from '#shared/jobs/kinds.js';
 import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
-import { CLAIM_JOBS, LIST_QUEUES, PREPARED, REPORT_PROGRESS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
+import { CLAIM_JOBS, LIST_QUEUES, PREPARED, PRUNE_WORKERS, REPORT_PROGRESS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
 import { Completer } from './completer.js';
 import type { Handler, JobContext } from './handler.js';
 import type { ClaimedJob, HeldJob, Outcome } from './held-job.js';
@@ -145,6 +145,7 @@ export class Worker {
     this.#started = true;
     const { settings } = this;
     await this.#refreshQueues();
+    await this.#sql.unsafe(PRUNE_WORKERS);
     const jobs = await this.#sql.listen(CHANNELS.jobs, (q) => this.#onWake(q), () => this.#onWake(null));
     const cancel = await this.#sql.listen(CHANNELS.cancel, (id) => this.#onCancel(id));
     this.#unlisten.push(() => jobs.unlisten(), () => cancel.unlisten());

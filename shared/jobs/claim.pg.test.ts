@@ -169,6 +169,30 @@ describe('claim', () => {
     }, 'the resumed queue to run');
   });
 
+  test('pause_queue stops a running worker at its next claim and resume_queue wakes it, no poll needed', async () => {
+    const q = queueFor(db.sql);
+    const ran: string[] = [];
+    await pool.start({
+      sql: db.sql,
+      // An hour: only the claim's own pause check and resume's NOTIFY can explain what follows.
+      settings: { pollMs: 3_600_000 },
+      handlers: { 'test.live-pause': (_p: unknown, ctx) => void ran.push(ctx.id) },
+    });
+    const first = await q.enqueue({ kind: 'test.live-pause', queue: 'live-pause' });
+    await waitFor(() => ran.includes(first.id), 'the queue to run before the pause');
+
+    await db.sql`select leasehold.pause_queue('live-pause')`;
+    // The worker still lists the queue as open; these enqueues NOTIFY it, and it claims.
+    const during = await q.enqueueMany([1, 2, 3].map(() => ({ kind: 'test.live-pause', queue: 'live-pause' })));
+    const other = await q.enqueue({ kind: 'test.live-pause', queue: 'live-open' });
+    await waitFor(() => ran.includes(other.id), 'a job of another queue, enqueued after them, to run');
+    for (const id of during.ids) expect((await jobRow(db.sql, id)).status).toBe('queued');
+
+    expect((await db.sql`select leasehold.resume_queue('live-pause') as resumed`)[0]!.resumed).toBe(true);
+    await waitFor(() => during.ids.every((id) => ran.includes(id)), 'the resumed queue to run', 5_000);
+    expect((await db.sql`select leasehold.resume_queue('live-pause') as resumed`)[0]!.resumed).toBe(false);
+  });
+
   test('per-queue concurrency caps running jobs in that queue only', async () => {
     const current = new Map<string, number>();
     const max = new Map<string, number>();

@@ -70,6 +70,8 @@ with picked as (
     limit q.lim
     for update skip locked
   ) j
+  -- Pausing takes effect at the next claim, whatever a worker's cached queue list says.
+  where not exists (select 1 from leasehold.queues p where p.name = q.name and p.paused_at is not null)
   limit $4::int
 ), claimed as (
   update leasehold.jobs
@@ -222,6 +224,10 @@ export const LIST_QUEUES = `select name, paused_at is not null as paused from le
 /** Workers, on stop: marks the worker gone so diagnosis stops counting it. */
 export const WORKER_STOPPED = `update leasehold.workers set stopped_at = now() where id = $1::text`;
 
+/** Workers, at start: forgets workers unseen for a week (a row is added per worker process). */
+export const PRUNE_WORKERS = `
+delete from leasehold.workers where last_seen_at < now() - interval '7 days'`;
+
 /** Every named statement, for the test that prepares each one against the real schema. */
 export const STATEMENTS = {
   INSERT_JOBS,
@@ -235,4 +241,5 @@ export const STATEMENTS = {
   RECLAIM_EXPIRED,
   LIST_QUEUES,
   WORKER_STOPPED,
+  PRUNE_WORKERS,
 } as const;

@@ -194,6 +194,26 @@ begin
   return true;
 end $$;
 
+-- Pauses a queue: every claim checks, so no worker takes another job from it; jobs already
+-- claimed run on. Creates the queue's row if no job has used it yet.
+create function leasehold.pause_queue(p_queue text) returns void
+language sql as $$
+  insert into leasehold.queues (name, paused_at) values (p_queue, now())
+  on conflict (name) do update set paused_at = coalesce(leasehold.queues.paused_at, now())
+$$;
+
+-- Resumes a paused queue and wakes the workers that serve it. False when it was not paused.
+create function leasehold.resume_queue(p_queue text) returns boolean
+language plpgsql as $$
+begin
+  update leasehold.queues set paused_at = null where name = p_queue and paused_at is not null;
+  if not found then
+    return false;
+  end if;
+  perform pg_notify('leasehold_jobs', p_queue);
+  return true;
+end $$;
+
 -- Requeues the job behind a dead letter (see retry_job). Returns the job id, or null.
 create function leasehold.requeue_dead_letter(p_dead_letter_id uuid, p_tenant_id uuid default null)
 returns uuid

@@ -1,0 +1,125 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { connect } from '#shared/db/connect.js';
+import { waitFor } from '../test/helpers/wait.js';
+
+// `leasehold start` as users run it: a real child process with its own embedded PostgreSQL (not
+// the suite's cluster), stopped by SIGTERM, and killed by SIGKILL.
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DATA = path.join(ROOT, '.data', `test-start-${process.pid}`);
+const children: ChildProcess[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The URL the running `start` recorded for its embedded PostgreSQL. */
+const embeddedUrl = () => (JSON.parse(readFileSync(path.join(DATA, 'pg.owner.json'), 'utf8')) as { url: string }).url;
+
+const postmasterPid = () => Number(readFileSync(path.join(DATA, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+
+/** Pids of watchdogs guarding the given postgres pid. */
+function watchdogsOf(pgPid: number): number[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+        return argv.some((a) => a.endsWith('embedded-watchdog.mjs')) && argv.includes(String(pgPid));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+async function start(): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const [pgPort, httpPort] = [await freePort(), await freePort()];
+  const env: NodeJS.ProcessEnv = { ...process.env, LEASEHOLD_DATA_DIR: DATA, EMBEDDED_PG_PORT: String(pgPort), PORT: String(httpPort), LOG_LEVEL: 'info' };
+  delete env.DATABASE_URL;
+  const child = spawn(process.execPath, ['scripts/leasehold.mjs', 'start'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const url = await waitFor(() => /Leasehold is running at (\S+)/.exec(out)?.[1], `leasehold start to listen (output: ${out})`, 30_000);
+  return { child, url, output: () => out };
+}
+
+const exited = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
+
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+});
+afterAll(async () => {
+  if (readdirSync(path.join(DATA, 'pg')).includes('postmaster.pid')) {
+    const pid = postmasterPid();
+    if (alive(pid)) process.kill(pid, 'SIGINT');
+    await waitFor(() => !alive(pid), 'cleanup of postgres', 15_000).catch(() => {});
+  }
+  rmSync(DATA, { recursive: true, force: true });
+});
+
+describe('leasehold start (child process)', () => {
+  test('serves, then on SIGTERM stops the worker and its PostgreSQL and exits 0', async () => {
+    const { child, url } = await start();
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect(await (await fetch(`${url}/ready`)).json()).toMatchObject({ status: 'ready', workers: 1 });
+    const pgPid = postmasterPid();
+    expect(alive(pgPid)).toBe(true);
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+    expect(alive(pgPid)).toBe(false);
+  }, 60_000);
+
+  test('SIGKILL of the parent leaves no PostgreSQL behind (the watchdog stops it)', async () => {
+    const { child } = await start();
+    const pgPid = postmasterPid();
+    expect(watchdogsOf(pgPid)).toHaveLength(1);
+    child.kill('SIGKILL');
+    await exited(child);
+    await waitFor(() => !alive(pgPid), 'the orphaned postgres to be stopped by its watchdog', 15_000);
+  }, 60_000);
+
+  test('a PostgreSQL orphaned without its watchdog is stopped at the next start, and the data survives', async () => {
+    const first = await start();
+    const pgPid = postmasterPid();
+    const before = connect(embeddedUrl(), { max: 1 });
+    await before`insert into leasehold.tenants (id, slug, name) values ('00000000-0000-7000-8000-00000000beef', 'survivor', 'Survivor')`;
+    await before.end();
+    for (const w of watchdogsOf(pgPid)) process.kill(w, 'SIGKILL');
+    first.child.kill('SIGKILL');
+    await exited(first.child);
+    expect(alive(pgPid)).toBe(true); // orphaned now
+
+    const second = await start();
+    expect(alive(pgPid)).toBe(false);
+    expect(postmasterPid()).not.toBe(pgPid);
+    expect(second.output()).toMatch(/stopping an orphaned embedded PostgreSQL/);
+    expect((await fetch(`${second.url}/ready`)).status).toBe(200);
+    const after = connect(embeddedUrl(), { max: 1 });
+    expect(await after`select slug from leasehold.tenants where slug = 'survivor'`).toHaveLength(1);
+    await after.end();
+    second.child.kill('SIGINT');
+    expect(await exited(second.child)).toBe(0);
+  }, 90_000);
+});
