@@ -1,11 +1,11 @@
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runCli } from '../test/helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { seedOperatorFixture } from '../test/helpers/operator-fixture.js';
+import { freePort } from '#shared/db/free-port.js';
 
 let db: TestDatabase;
 beforeAll(async () => (db = await createTestDatabase()));
@@ -65,15 +65,6 @@ describe('leasehold stats', () => {
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 describe('leasehold with no configuration', () => {
   test('starts an embedded PostgreSQL, migrates, prints clean JSON, and stops the server again', async () => {

@@ -3,7 +3,6 @@
 // scratch database on that server; otherwise a throwaway embedded PostgreSQL.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,18 +12,10 @@ import { startEmbeddedPostgres } from '#shared/db/embedded.js';
 import { migrate } from '#shared/db/migrator.js';
 import { dumpSchema } from '#shared/db/schema-dump.js';
 import { createLogger } from '#shared/log.js';
+import { freePort } from '#shared/db/free-port.js';
 
 const SCHEMA_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../sql/schema.sql');
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 function inDatabase(url: string, database: string): string {
   const u = new URL(url);

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { connect } from '#shared/db/connect.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { freePort } from '#shared/db/free-port.js';
 
 // `leasehold start` as users run it: a real child process with its own embedded PostgreSQL (not
 // the suite's cluster), stopped by SIGTERM, and killed by SIGKILL.
@@ -13,14 +13,6 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DATA = path.join(ROOT, '.data', `test-start-${process.pid}`);
 const children: ChildProcess[] = [];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function alive(pid: number): boolean {
   try {

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { connect } from '#shared/db/connect.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedded.js';
 import { migrate, readMigrations } from '#shared/db/migrator.js';
 import { createLogger } from '#shared/log.js';
+import { freePort } from '#shared/db/free-port.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -17,16 +17,6 @@ declare module 'vitest' {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 let embedded: EmbeddedPostgres | undefined;
 let runDir: string | undefined;

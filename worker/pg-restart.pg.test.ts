@@ -1,5 +1,4 @@
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -9,20 +8,11 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedde
 import { migrate } from '#shared/db/migrator.js';
 import { WorkerPool, queueFor, testLog } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { freePort } from '#shared/db/free-port.js';
 
 // A cluster of its own: stopping the shared test cluster would break every other test file.
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.data', `test-restart-${process.pid}`);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 let pg: EmbeddedPostgres | undefined;
 let port: number;

@@ -3,14 +3,16 @@ import { hostname } from 'node:os';
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
 import type { QueueSpec } from '#shared/config.js';
-import { backoffMs, DEFAULT_RETRY } from '#shared/jobs/backoff.js';
-import { JobAborted, PermanentError, RetryError, type AbortReason } from '#shared/jobs/job-errors.js';
+import { DEFAULT_RETRY } from '#shared/jobs/backoff.js';
+import type { AbortReason } from '#shared/jobs/job-errors.js';
 import { KINDS, isKind, type KindSpec } from '#shared/jobs/kinds.js';
 import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
-import { CLAIM_JOBS, LIST_QUEUES, PREPARED, PRUNE_WORKERS, REPORT_PROGRESS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
+import { CLAIM_JOBS, LIST_QUEUES, PREPARED, PRUNE_WORKERS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
+import { abortAttempt, runAttempt, type KindOptions } from './attempt.js';
 import { Completer } from './completer.js';
-import type { Handler, JobContext } from './handler.js';
+import type { Handler } from './handler.js';
 import type { ClaimedJob, HeldJob, Outcome } from './held-job.js';
+import { ProgressReporter } from './progress-reporter.js';
 import { handlers as builtinHandlers } from './handlers/index.js';
 import { leaseBudgetMs, startHeartbeat } from './heartbeat.js';
 import { startReclaimer } from './reclaimer.js';
@@ -53,13 +55,9 @@ export interface WorkerOptions {
   id?: string;
 }
 
-type Spec = Omit<KindSpec, 'payload' | 'description'> & { payload?: KindSpec['payload'] };
 
 const MAX_CLAIMS_IN_FLIGHT = 2;
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
-}
 
 /**
  * A long-lived worker: claims ready jobs in batches (keeping about one batch prefetched), runs
@@ -72,7 +70,7 @@ export class Worker {
   readonly #sql: Sql;
   readonly #log: Logger;
   readonly #handlers: Record<string, Handler<never>>;
-  readonly #specs = new Map<string, Spec>();
+  readonly #specs = new Map<string, KindOptions>();
   readonly #notifier: Notifier;
   readonly #completer: Completer;
   readonly #held = new Map<string, HeldJob>();
@@ -101,8 +99,7 @@ export class Worker {
   #stopping: Promise<void> | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
-  #progress = new Map<string, { held: HeldJob; pct: number; message: string | null }>();
-  #progressTimer: NodeJS.Timeout | undefined;
+  readonly #progress: ProgressReporter;
   #heartbeat: ReturnType<typeof startHeartbeat> | undefined;
   #reclaimer: ReturnType<typeof startReclaimer> | undefined;
   #unlisten: (() => Promise<void>)[] = [];
@@ -118,12 +115,13 @@ export class Worker {
     this.#log = opts.log.child({ worker: this.id });
     this.#handlers = { ...(builtinHandlers as Record<string, Handler<never>>), ...opts.handlers };
     for (const kind of Object.keys(this.#handlers)) {
-      const spec: Spec = isKind(kind)
+      const spec: KindOptions = isKind(kind)
         ? KINDS[kind]
         : { queue: 'default', maxAttempts: 3, timeoutMs: 15 * 60_000, retry: DEFAULT_RETRY, ...opts.kinds?.[kind] };
       this.#specs.set(kind, spec);
     }
     this.#notifier = new Notifier(this.#sql, (err) => this.#log.debug({ err }, 'notify failed'));
+    this.#progress = new ProgressReporter(this.#sql, this.#log, () => this.#notifier.notify(CHANNELS.events));
     this.#completer = new Completer(this.#sql, this.id, this.#log, (held, report) => {
       for (const h of held) this.#release(h);
       this.counters.fenced += report.fenced;
@@ -208,7 +206,7 @@ export class Worker {
       await this.#waitIdle(this.settings.abortGraceMs + 1_000);
     }
     clearInterval(this.#sweepTimer);
-    this.#flushProgress();
+    this.#progress.flush();
     await this.#completer.drain();
     await this.#heartbeat?.stop();
     await this.#sql.unsafe(WORKER_STOPPED, [this.id]).catch(() => {});
@@ -400,43 +398,20 @@ export class Worker {
     this.#runningPerQueue.set(job.queue, (this.#runningPerQueue.get(job.queue) ?? 0) + 1);
     const startedAt = performance.now();
     h.timeoutAt = Date.now() + spec.timeoutMs;
-    let outcome: Outcome;
-    try {
-      if (job.cancel_requested) this.#abort(h, 'cancelled', 'cancellation requested');
-      const parsed = spec.payload ? spec.payload.safeParse(job.payload) : { success: true as const, data: job.payload };
-      if (!parsed.success) throw new PermanentError(`invalid payload: ${parsed.error.message}`, 'invalid_payload');
-      if (h.aborted) throw h.aborted;
-      const value = this.#handlers[job.kind]!(parsed.data as never, this.#context(h));
-      // Handlers that answer synchronously skip the promise machinery (no-op jobs, mostly).
-      const result = isThenable(value) ? await this.#untilAborted(value, h) : value;
-      outcome = { type: 'success', result };
-    } catch (err) {
-      outcome = this.#classify(err, h, spec);
-    } finally {
-      this.#handlerMsAvg += (performance.now() - startedAt - this.#handlerMsAvg) / 20;
-      this.#running--;
-      this.#runningPerQueue.set(job.queue, this.#runningPerQueue.get(job.queue)! - 1);
-    }
+    const outcome = await runAttempt(h, {
+      handler: this.#handlers[job.kind]!,
+      kind: spec,
+      abortGraceMs: this.settings.abortGraceMs,
+      log: this.#log,
+      progress: (pct, message) => this.#reportProgress(h, pct, message),
+    });
+    this.#handlerMsAvg += (performance.now() - startedAt - this.#handlerMsAvg) / 20;
+    this.#running--;
+    this.#runningPerQueue.set(job.queue, this.#runningPerQueue.get(job.queue)! - 1);
     this.#settle(h, outcome);
     if (this.#running === 0) for (const w of this.#idleWaiters.splice(0)) w();
     this.#startBuffered();
     this.#maybeFetch();
-  }
-
-  /** Resolves with the handler, or rejects with the abort reason once a handler ignores its abort too long. */
-  #untilAborted<T>(work: PromiseLike<T>, h: HeldJob): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = () => {
-        timer = setTimeout(() => reject(h.aborted), this.settings.abortGraceMs);
-      };
-      if (h.aborted) onAbort();
-      else h.onAbort = onAbort;
-      work.then(
-        (v) => (clearTimeout(timer), (h.onAbort = undefined), resolve(v)),
-        (e: unknown) => (clearTimeout(timer), (h.onAbort = undefined), reject(e)),
-      );
-    });
   }
 
   /** Aborts handlers past their kind's timeout; one sweep for all jobs instead of a timer each. */
@@ -447,50 +422,6 @@ export class Worker {
         this.#abort(h, 'timeout', `timed out after ${this.#specs.get(h.job.kind)!.timeoutMs} ms`);
       }
     }
-  }
-
-  #context(h: HeldJob): JobContext {
-    const { job } = h;
-    let log: Logger | undefined;
-    const parent = this.#log;
-    return {
-      id: job.id,
-      kind: job.kind,
-      queue: job.queue,
-      tenantId: job.tenant_id,
-      attempt: job.attempts,
-      maxAttempts: job.max_attempts,
-      get signal() {
-        if (!h.controller) {
-          h.controller = new AbortController();
-          if (h.aborted) h.controller.abort(h.aborted);
-        }
-        return h.controller.signal;
-      },
-      progress: (pct, message) => this.#reportProgress(h, pct, message),
-      get log() {
-        return (log ??= parent.child({ job_id: job.id, kind: job.kind, attempt: job.attempts }));
-      },
-    };
-  }
-
-  #classify(err: unknown, h: HeldJob, spec: Spec): Outcome {
-    if (h.aborted) {
-      const reason: AbortReason = h.aborted.reason;
-      if (reason === 'lease_lost') return { type: 'drop' };
-      if (reason === 'shutdown') return { type: 'handback' };
-      if (reason === 'cancelled') return { type: 'cancelled', message: 'cancelled while running' };
-      return { type: 'retry', code: 'timeout', message: h.aborted.message, retryAt: this.#retryAt(h, spec) };
-    }
-    const e = err instanceof Error ? err : new Error(String(err));
-    const stack = e.stack?.slice(0, 2_000);
-    if (e instanceof PermanentError) return { type: 'permanent', code: e.code, message: e.message, stack };
-    if (e instanceof RetryError) return { type: 'retry', code: e.code, message: e.message, retryAt: e.at ?? this.#retryAt(h, spec), stack };
-    return { type: 'retry', code: 'handler_error', message: e.message || e.name, retryAt: this.#retryAt(h, spec), stack };
-  }
-
-  #retryAt(h: HeldJob, spec: Spec): Date {
-    return new Date(Date.now() + backoffMs(h.job.attempts, spec.retry));
   }
 
   #settle(h: HeldJob, outcome: Outcome): void {
@@ -506,7 +437,7 @@ export class Worker {
   #release(h: HeldJob): void {
     if (this.#held.get(h.job.id) !== h) return;
     this.#held.delete(h.job.id);
-    this.#progress.delete(h.job.id);
+    this.#progress.forget(h.job.id);
     this.#transition(h, 'done');
   }
 
@@ -532,10 +463,7 @@ export class Worker {
   }
 
   #abort(h: HeldJob, reason: AbortReason, message: string): void {
-    if (h.aborted) return;
-    h.aborted = new JobAborted(reason, message);
-    h.controller?.abort(h.aborted);
-    h.onAbort?.();
+    abortAttempt(h, reason, message);
   }
 
   #leaseLost(h: HeldJob, why: string): void {
@@ -555,25 +483,6 @@ export class Worker {
   // ---- progress --------------------------------------------------------------------------
 
   #reportProgress(h: HeldJob, pct: number, message?: string): void {
-    if (this.#held.get(h.job.id) !== h || h.state !== 'running') return;
-    this.#progress.set(h.job.id, { held: h, pct: Math.max(0, Math.min(100, pct)), message: message ?? null });
-    this.#progressTimer ??= setTimeout(() => this.#flushProgress(), 100);
-  }
-
-  #flushProgress(): void {
-    clearTimeout(this.#progressTimer);
-    this.#progressTimer = undefined;
-    if (this.#progress.size === 0) return;
-    const rows = [...this.#progress.values()].map((p) => ({
-      id: p.held.job.id,
-      lease_token: p.held.token,
-      progress: p.pct,
-      message: p.message,
-    }));
-    this.#progress.clear();
-    this.#sql
-      .unsafe(REPORT_PROGRESS, [JSON.stringify(rows)], PREPARED)
-      .then(() => this.#notifier.notify(CHANNELS.events))
-      .catch((err: unknown) => this.#log.debug({ err }, 'progress not recorded'));
+    if (this.#held.get(h.job.id) === h && h.state === 'running') this.#progress.report(h, pct, message);
   }
 }

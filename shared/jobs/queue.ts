@@ -3,7 +3,7 @@ import { KINDS, isKind } from './kinds.js';
 import { CHANNELS, type Notifier } from './notifier.js';
 import { INSERT_JOBS, INSERT_JOBS_IDEMPOTENT, PREPARED, SELECT_IDEMPOTENT_IDS } from './queue-sql.js';
 import { uuidv7 } from './uuid.js';
-import { copyJobs } from './copy-jobs.js';
+import { copyJobs, type CopyRow } from './copy-jobs.js';
 
 /** The tenant that owns jobs enqueued without one. */
 export const SYSTEM_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -37,16 +37,8 @@ const CHUNK = 10_000;
 // From this many rows on (without idempotency keys), one streamed COPY instead: below it, the
 // extra round trip of COPY's protocol costs more than it saves.
 const COPY_MIN_ROWS = 2_000;
-interface Row {
-  id: string;
-  tenant_id: string;
-  kind: string;
-  queue: string;
-  /** JSON text. */
-  payload: string;
-  priority: number;
-  run_at: string | null;
-  max_attempts: number;
+/** A row for INSERT: what COPY takes, plus the idempotency key only INSERT can honour. */
+interface Row extends CopyRow {
   idempotency_key: string | null;
 }
 

@@ -1,0 +1,110 @@
+import type { Logger } from '#shared/log.js';
+import { backoffMs } from '#shared/jobs/backoff.js';
+import { JobAborted, PermanentError, RetryError, type AbortReason } from '#shared/jobs/job-errors.js';
+import type { KindSpec } from '#shared/jobs/kinds.js';
+import type { Handler, JobContext } from './handler.js';
+import type { HeldJob, Outcome } from './held-job.js';
+
+/** What the worker knows of a kind: the registry's spec, or defaults for a kind registered only in the worker. */
+export type KindOptions = Omit<KindSpec, 'payload' | 'description'> & { payload?: KindSpec['payload'] };
+
+/** What running one attempt needs from its worker. */
+export interface AttemptDeps {
+  handler: Handler<never>;
+  kind: KindOptions;
+  /** After an abort, how long the handler may take to notice before its slot is taken back anyway. */
+  abortGraceMs: number;
+  log: Logger;
+  progress: (pct: number, message?: string) => void;
+}
+
+/** Stops an attempt, once: the first reason wins; the handler sees it on `ctx.signal`. */
+export function abortAttempt(h: HeldJob, reason: AbortReason, message: string): void {
+  if (h.aborted) return;
+  h.aborted = new JobAborted(reason, message);
+  h.controller?.abort(h.aborted);
+  h.onAbort?.();
+}
+
+/**
+ * Runs one attempt of a held job and says how it ended; never throws. The payload is checked
+ * again (the kind's schema may have changed since enqueue), and a handler that ignores its abort
+ * for `abortGraceMs` is left behind so its slot can be reused.
+ */
+export async function runAttempt(h: HeldJob, deps: AttemptDeps): Promise<Outcome> {
+  const { job } = h;
+  try {
+    if (job.cancel_requested) abortAttempt(h, 'cancelled', 'cancellation requested');
+    const { payload } = deps.kind;
+    const parsed = payload ? payload.safeParse(job.payload) : { success: true as const, data: job.payload };
+    if (!parsed.success) throw new PermanentError(`invalid payload: ${parsed.error.message}`, 'invalid_payload');
+    if (h.aborted) throw h.aborted;
+    const value = deps.handler(parsed.data as never, context(h, deps));
+    // Handlers that answer synchronously skip the promise machinery (no-op jobs, mostly).
+    const result = isThenable(value) ? await untilAborted(value, h, deps.abortGraceMs) : value;
+    return { type: 'success', result };
+  } catch (err) {
+    return classify(err, h, deps.kind);
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+/** Resolves with the handler, or rejects with the abort reason once a handler ignores its abort too long. */
+function untilAborted<T>(work: PromiseLike<T>, h: HeldJob, graceMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      timer = setTimeout(() => reject(h.aborted), graceMs);
+    };
+    if (h.aborted) onAbort();
+    else h.onAbort = onAbort;
+    work.then(
+      (v) => (clearTimeout(timer), (h.onAbort = undefined), resolve(v)),
+      (e: unknown) => (clearTimeout(timer), (h.onAbort = undefined), reject(e)),
+    );
+  });
+}
+
+function context(h: HeldJob, deps: AttemptDeps): JobContext {
+  const { job } = h;
+  let log: Logger | undefined;
+  return {
+    id: job.id,
+    kind: job.kind,
+    queue: job.queue,
+    tenantId: job.tenant_id,
+    attempt: job.attempts,
+    maxAttempts: job.max_attempts,
+    // Made on first use only: creating an AbortController per job showed in no-op profiles.
+    get signal() {
+      if (!h.controller) {
+        h.controller = new AbortController();
+        if (h.aborted) h.controller.abort(h.aborted);
+      }
+      return h.controller.signal;
+    },
+    progress: deps.progress,
+    get log() {
+      return (log ??= deps.log.child({ job_id: job.id, kind: job.kind, attempt: job.attempts }));
+    },
+  };
+}
+
+function classify(err: unknown, h: HeldJob, kind: KindOptions): Outcome {
+  const retryAt = () => new Date(Date.now() + backoffMs(h.job.attempts, kind.retry));
+  if (h.aborted) {
+    const reason: AbortReason = h.aborted.reason;
+    if (reason === 'lease_lost') return { type: 'drop' };
+    if (reason === 'shutdown') return { type: 'handback' };
+    if (reason === 'cancelled') return { type: 'cancelled', message: 'cancelled while running' };
+    return { type: 'retry', code: 'timeout', message: h.aborted.message, retryAt: retryAt() };
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  const stack = e.stack?.slice(0, 2_000);
+  if (e instanceof PermanentError) return { type: 'permanent', code: e.code, message: e.message, stack };
+  if (e instanceof RetryError) return { type: 'retry', code: e.code, message: e.message, retryAt: e.at ?? retryAt(), stack };
+  return { type: 'retry', code: 'handler_error', message: e.message || e.name, retryAt: retryAt(), stack };
+}
