@@ -1,32 +1,55 @@
-import { Hono } from 'hono';
-import type { Config } from '#shared/config.js';
-import type { Sql } from '#shared/db/connect.js';
-import type { Logger } from '#shared/log.js';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { AppError } from '#shared/errors.js';
+import type { AppDeps, ApiEnv } from './context.js';
+import { authenticate } from './middleware/authenticate.js';
+import { notFound, onError, problem, validationError } from './middleware/problems.js';
+import { systemRoutes } from './routes/system.js';
 
-/** What the API needs; tests build it with their own database. */
-export interface AppDeps {
-  sql: Sql;
-  config: Config;
-  log: Logger;
-}
+export type { AppDeps } from './context.js';
 
-/** The Hono application. */
-export function createApp({ sql }: AppDeps): Hono {
-  const app = new Hono();
+/** Largest request body the API reads; images go through presigned uploads, not the JSON API. */
+export const MAX_BODY_BYTES = 1024 * 1024;
 
-  app.get('/health', (c) => c.json({ status: 'ok' }));
-
-  app.get('/ready', async (c) => {
-    try {
-      const [row] = await sql<{ migrations: number; workers: number }[]>`
-        select (select count(*) from leasehold.schema_migrations)::int as migrations,
-               (select count(*) from leasehold.workers
-                 where stopped_at is null and last_seen_at > now() - interval '1 minute')::int as workers`;
-      return c.json({ status: 'ready', database: 'ok', ...row });
-    } catch (err) {
-      return c.json({ status: 'unavailable', database: (err as Error).message }, 503);
-    }
+/** Builds the HTTP API; tests call `createApp(deps).request(...)` against their own database. */
+export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
+  const app = new OpenAPIHono<ApiEnv>({
+    // Every route validates with zod; a failure lists every path and message as one problem.
+    defaultHook: (result, c) => {
+      if (!result.success) return problem(c, validationError(result.error, result.target === 'json' ? 'body' : result.target));
+    },
   });
+
+  app.use(requestId());
+  app.use(async (c, next) => {
+    const started = performance.now();
+    c.set('log', deps.log.child({ request_id: c.get('requestId') }));
+    await next();
+    c.get('log').info(
+      { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - started).toFixed(1) },
+      'request',
+    );
+  });
+  app.onError(onError);
+  app.notFound(notFound);
+
+  app.route('/', systemRoutes(deps));
+
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => problem(c, new AppError('payload_too_large', `request bodies are limited to ${MAX_BODY_BYTES} bytes`)),
+    }),
+  );
+  app.use('/v1/*', authenticate(deps));
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'Leasehold', version: '0.1.0', description: 'A Postgres-native job system for AI image pipelines.' },
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
 
   return app;
 }

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { commandContext, UsageError } from './context.js';
 import { dlqCommand } from './commands/dlq.js';
 import { jobsCommand } from './commands/jobs.js';
+import { keysCommand, tenantsCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
 import { statsCommand } from './commands/stats.js';
@@ -17,6 +18,8 @@ usage: leasehold <command> [options]
   jobs ls [--status s] [--queue q] [--kind k] [--limit n]
   jobs show|retry|cancel <job-id>
   dlq ls [--all] [--limit n] | dlq requeue <dead-letter-id>
+  keys create [--tenant slug] [--name n] [--scopes jobs:read,jobs:write,admin] | keys ls | keys revoke <id|prefix>
+  tenants create <slug> [--name n] | tenants ls
   stats                     queue depth by status, live workers
 
 every command takes --json; configuration comes from the environment (see .env.example)
@@ -38,6 +41,9 @@ export async function main(argv: string[]): Promise<number> {
       queue: { type: 'string' },
       kind: { type: 'string' },
       limit: { type: 'string' },
+      tenant: { type: 'string' },
+      name: { type: 'string' },
+      scopes: { type: 'string' },
     },
   });
   const [command = 'help', ...rest] = positionals;
@@ -61,6 +67,10 @@ export async function main(argv: string[]): Promise<number> {
         return await jobsCommand(ctx, rest, values);
       case 'dlq':
         return await dlqCommand(ctx, rest, values);
+      case 'keys':
+        return await keysCommand(ctx, rest, values);
+      case 'tenants':
+        return await tenantsCommand(ctx, rest, values);
       case 'stats':
         return await statsCommand(ctx);
       default:

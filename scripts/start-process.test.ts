@@ -75,7 +75,7 @@ describe('leasehold start (child process)', () => {
   test('serves, then on SIGTERM stops the worker and its PostgreSQL and exits 0', async () => {
     const { child, url } = await start();
     expect((await fetch(`${url}/health`)).status).toBe(200);
-    expect(await (await fetch(`${url}/ready`)).json()).toMatchObject({ status: 'ready', workers: 1 });
+    expect(await (await fetch(`${url}/ready`)).json()).toMatchObject({ status: 'ready', checks: { migrations: 'current', workers: 1 } });
     const pgPid = postmasterPid();
     expect(alive(pgPid)).toBe(true);
     child.kill('SIGTERM');

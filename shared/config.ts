@@ -77,6 +77,14 @@ const schema = z.object({
   JWT_ISSUER: optionalText,
   /** Expected JWT audience, when set. */
   JWT_AUDIENCE: optionalText,
+  /** The JWT claim that names the caller's tenant. */
+  JWT_TENANT_CLAIM: z.string().default('sub'),
+  /** How long an Idempotency-Key is remembered, in hours. */
+  IDEMPOTENCY_TTL_HOURS: z.coerce.number().positive().max(24 * 30).default(24),
+  /** Default rate limit per tenant and route group: sustained requests per second. */
+  RATE_LIMIT_PER_S: z.coerce.number().positive().default(50),
+  /** Default rate limit per tenant and route group: burst size. */
+  RATE_LIMIT_BURST: z.coerce.number().int().positive().default(200),
   /** Key of the OpenAI (or compatible) API. */
   OPENAI_API_KEY: optionalText,
   /** Base URL of an OpenAI-compatible server. */

@@ -130,6 +130,23 @@ $function$;
 
 -- Tables and views, each with its indexes and triggers
 
+create table leasehold.api_keys (
+  id uuid not null,
+  tenant_id uuid not null,
+  name text not null,
+  prefix text not null,
+  secret_sha256 bytea not null,
+  scopes text[] not null,
+  created_at timestamp with time zone default now() not null,
+  last_used_at timestamp with time zone,
+  revoked_at timestamp with time zone,
+  constraint api_keys_pkey PRIMARY KEY (id),
+  constraint api_keys_prefix_key UNIQUE (prefix),
+  constraint api_keys_scopes_check CHECK (((scopes <@ ARRAY['jobs:write'::text, 'jobs:read'::text, 'admin'::text]) AND (cardinality(scopes) > 0))),
+  constraint api_keys_secret_sha256_check CHECK ((length(secret_sha256) = 32))
+);
+CREATE INDEX api_keys_tenant_idx ON leasehold.api_keys USING btree (tenant_id, created_at);
+
 create table leasehold.dead_letters (
   id uuid default leasehold.uuid_v7() not null,
   job_id uuid not null,
@@ -149,6 +166,21 @@ create table leasehold.dead_letters (
 );
 CREATE INDEX dead_letters_job_idx ON leasehold.dead_letters USING btree (job_id);
 CREATE INDEX dead_letters_open_idx ON leasehold.dead_letters USING btree (tenant_id, failed_at DESC) WHERE (requeued_at IS NULL);
+
+create table leasehold.idempotency_keys (
+  tenant_id uuid not null,
+  key text not null,
+  method text not null,
+  path text not null,
+  request_sha256 bytea not null,
+  status integer not null,
+  response jsonb not null,
+  created_at timestamp with time zone default now() not null,
+  expires_at timestamp with time zone not null,
+  constraint idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 255))),
+  constraint idempotency_keys_pkey PRIMARY KEY (tenant_id, key)
+);
+CREATE INDEX idempotency_keys_expiry_idx ON leasehold.idempotency_keys USING btree (expires_at);
 
 create table leasehold.job_events (
   id bigint generated always as identity not null,
@@ -191,6 +223,8 @@ create table leasehold.jobs (
   started_at timestamp with time zone,
   finished_at timestamp with time zone,
   updated_at timestamp with time zone default now() not null,
+  pattern_id uuid,
+  pattern_version integer,
   constraint jobs_attempts_check CHECK ((attempts >= 0)),
   constraint jobs_kind_check CHECK ((kind <> ''::text)),
   constraint jobs_lease_only_while_running CHECK (((status = 'running'::leasehold.job_status) = (lease_token IS NOT NULL))),
@@ -202,13 +236,51 @@ create table leasehold.jobs (
 CREATE INDEX jobs_claim_idx ON leasehold.jobs USING btree (queue, priority, run_at, id) WHERE (status = 'queued'::leasehold.job_status);
 CREATE UNIQUE INDEX jobs_idempotency_key_idx ON leasehold.jobs USING btree (tenant_id, idempotency_key) WHERE (idempotency_key IS NOT NULL);
 CREATE INDEX jobs_lease_expiry_idx ON leasehold.jobs USING btree (lease_expires_at) WHERE (status = 'running'::leasehold.job_status);
+CREATE INDEX jobs_pattern_idx ON leasehold.jobs USING btree (tenant_id, pattern_id, id) WHERE (pattern_id IS NOT NULL);
+CREATE INDEX jobs_tenant_idx ON leasehold.jobs USING btree (tenant_id, id);
 CREATE TRIGGER jobs_inserted AFTER INSERT ON leasehold.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION leasehold.jobs_inserted();
+
+create table leasehold.pattern_versions (
+  pattern_id uuid not null,
+  version integer not null,
+  tenant_id uuid not null,
+  name text not null,
+  instructions text not null,
+  json_schema jsonb not null,
+  format text not null,
+  model text,
+  is_active boolean not null,
+  created_at timestamp with time zone default now() not null,
+  constraint pattern_versions_format_check CHECK ((format = ANY (ARRAY['json'::text, 'yaml'::text, 'xml'::text, 'csv'::text, 'text'::text]))),
+  constraint pattern_versions_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
+  constraint pattern_versions_pkey PRIMARY KEY (pattern_id, version),
+  constraint pattern_versions_version_check CHECK ((version >= 1))
+);
+
+create table leasehold.patterns (
+  id uuid not null,
+  tenant_id uuid not null,
+  current_version integer default 1 not null,
+  created_at timestamp with time zone default now() not null,
+  updated_at timestamp with time zone default now() not null,
+  deleted_at timestamp with time zone,
+  constraint patterns_pkey PRIMARY KEY (id)
+);
+CREATE INDEX patterns_tenant_idx ON leasehold.patterns USING btree (tenant_id, id) WHERE (deleted_at IS NULL);
 
 create table leasehold.queues (
   name text not null,
   paused_at timestamp with time zone,
   created_at timestamp with time zone default now() not null,
   constraint queues_pkey PRIMARY KEY (name)
+);
+
+create table leasehold.rate_limits (
+  tenant_id uuid not null,
+  bucket text not null,
+  tokens double precision not null,
+  updated_at timestamp with time zone default now() not null,
+  constraint rate_limits_pkey PRIMARY KEY (tenant_id, bucket)
 );
 
 create table leasehold.schema_migrations (
@@ -224,6 +296,9 @@ create table leasehold.tenants (
   slug text not null,
   name text not null,
   created_at timestamp with time zone default now() not null,
+  external_id text,
+  rate_limits jsonb default '{}'::jsonb not null,
+  constraint tenants_external_id_key UNIQUE (external_id),
   constraint tenants_pkey PRIMARY KEY (id),
   constraint tenants_slug_check CHECK ((slug ~ '^[a-z0-9][a-z0-9_-]{0,62}$'::text)),
   constraint tenants_slug_key UNIQUE (slug)
@@ -241,3 +316,9 @@ create table leasehold.workers (
   stopped_at timestamp with time zone,
   constraint workers_pkey PRIMARY KEY (id)
 );
+
+-- Foreign keys and NOT VALID constraints
+
+alter table leasehold.api_keys add constraint api_keys_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
+alter table leasehold.pattern_versions add constraint pattern_versions_pattern_id_fkey FOREIGN KEY (pattern_id) REFERENCES leasehold.patterns(id) ON DELETE CASCADE;
+alter table leasehold.patterns add constraint patterns_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;

@@ -40,4 +40,34 @@ describe('worker', () => {
     expect(ids).not.toContain('gone-8d');
     expect(ids).not.toContain('stopped-8d');
   });
+
+  test('a claim that fails retries by itself soon after, without waiting for a NOTIFY or the poll', async () => {
+    // Claims fail (their UPDATE raises) while the flag is set: a database that is back but was
+    // down when the wake-up arrived, as after a restart.
+    await db.sql.unsafe(`
+      create table claim_fault (on_ boolean not null);
+      insert into claim_fault values (true);
+      create function claim_fault() returns trigger language plpgsql as $$
+      begin
+        if (select on_ from claim_fault) and new.status = 'running' then raise exception 'injected claim failure'; end if;
+        return new;
+      end $$;
+      create trigger claim_fault before update on leasehold.jobs for each row execute function claim_fault();`);
+    try {
+      const ran: string[] = [];
+      await pool.start({
+        sql: db.sql,
+        settings: { pollMs: 3_600_000 },
+        handlers: { 'test.after-fault': (_p: unknown, ctx) => void ran.push(ctx.id) },
+      });
+      const { id } = await queueFor(db.sql).enqueue({ kind: 'test.after-fault' });
+      await waitFor(async () => (await db.sql`select 1 from leasehold.job_events where type = 'job.queued' and job_id = ${id}`).length > 0, 'the job');
+      await new Promise((r) => setTimeout(r, 300)); // let the woken claim fail a few times
+      expect(ran).toEqual([]);
+      await db.sql`update claim_fault set on_ = false`;
+      await waitFor(() => ran.includes(id), 'the job to run once claims work again', 5_000);
+    } finally {
+      await db.sql.unsafe('drop trigger claim_fault on leasehold.jobs; drop function claim_fault(); drop table claim_fault;');
+    }
+  });
 });

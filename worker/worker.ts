@@ -90,6 +90,9 @@ export class Worker {
   readonly #leftOut = new Set<string>();
   /** Moving averages (EWMA, 1/20 weight) of claim round trips and handler durations, in ms. */
   #claimMsAvg = 2;
+  /** Consecutive failed claims, and when the next may be tried (backoff from 100 ms up to the poll interval). */
+  #claimFailures = 0;
+  #claimRetryAt = 0;
   #handlerMsAvg = 0;
   /** Claims in flight (at most MAX_CLAIMS_IN_FLIGHT), and the rows they asked for, in all and per queue. */
   readonly #fetching = new Set<Promise<void>>();
@@ -310,17 +313,30 @@ export class Worker {
    */
   #maybeFetch(): void {
     while (this.#started && !this.#stopping && this.#wantFetch && this.#fetching.size < MAX_CLAIMS_IN_FLIGHT) {
+      if (Date.now() < this.#claimRetryAt) return;
       const plan = this.#claimPlan();
       if (!plan) return;
       this.#wantFetch = false;
       this.#reserve(plan, 1);
       const claim: Promise<void> = this.#claim(plan)
-        .then((maybeMore) => {
-          // A queue that filled its limit may hold more; otherwise the queues are drained until a
-          // NOTIFY or the poll says otherwise.
-          if (maybeMore) this.#wantFetch = true;
-        })
-        .catch((err: unknown) => this.#log.warn({ err }, 'claim failed; the poll will try again'))
+        .then(
+          (maybeMore) => {
+            this.#claimFailures = 0;
+            // A queue that filled its limit may hold more; otherwise the queues are drained until
+            // a NOTIFY or the poll says otherwise.
+            if (maybeMore) this.#wantFetch = true;
+          },
+          (err: unknown) => {
+            // Try again soon by ourselves: a wake-up that arrived while this claim was failing
+            // (the LISTEN reconnecting after a database restart, say) has already been spent.
+            this.#claimFailures++;
+            const delayMs = Math.min(this.settings.pollMs, 50 * 2 ** Math.min(this.#claimFailures, 10));
+            this.#claimRetryAt = Date.now() + delayMs;
+            this.#wantFetch = true;
+            setTimeout(() => this.#maybeFetch(), delayMs).unref();
+            this.#log.warn({ err, retry_in_ms: delayMs }, 'claim failed');
+          },
+        )
         .finally(() => {
           this.#reserve(plan, -1);
           this.#fetching.delete(claim);

@@ -2,6 +2,9 @@ import { serve as serveHttp, type ServerType } from '@hono/node-server';
 import { connect } from '#shared/db/connect.js';
 import { openDatabase } from '#shared/db/open-database.js';
 import { migrate } from '#shared/db/migrator.js';
+import { ensureDevKey } from '#shared/auth/tenants.js';
+import { Notifier } from '#shared/jobs/notifier.js';
+import { JobQueue } from '#shared/jobs/queue.js';
 import { createApp } from '../../api/app.js';
 import { Worker } from '../../worker/worker.js';
 import { assertMigrated, type CommandContext } from '../context.js';
@@ -51,8 +54,16 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       });
       await worker.start();
     }
+    let devKey: string | undefined;
+    if (what.api && what.worker) {
+      // `start`: make sure a development key exists, and show it when it was just made or given.
+      const dev = await ensureDevKey(sql, config.LEASEHOLD_API_KEY);
+      devKey = dev.key;
+      if (dev.created) log.info({ tenant: dev.tenant.slug }, 'development API key created');
+    }
     if (what.api) {
-      const app = createApp({ sql, config, log });
+      const queue = new JobQueue(sql, new Notifier(sql, (err) => log.debug({ err }, 'notify failed')));
+      const app = createApp({ sql, config, log, queue });
       server = await new Promise<ServerType>((resolve, reject) => {
         const s = serveHttp({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
         s.once('error', reject);
@@ -61,7 +72,14 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       const port = typeof address === 'object' && address ? address.port : config.PORT;
       const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;
       log.info({ url }, 'API listening');
-      if (!ctx.json) process.stdout.write(`\nLeasehold is running at ${url}\n  health: ${url}/health\n\n`);
+      if (!ctx.json) {
+        const key = devKey
+          ? `  API key: ${devKey}\n  try:     curl -H "Authorization: Bearer ${devKey}" ${url}/v1/jobs\n`
+          : what.worker
+            ? '  API key: the development key was printed when it was made; new ones: leasehold keys create\n'
+            : '';
+        process.stdout.write(`\nLeasehold is running at ${url}\n  docs:    ${url}/docs\n${key}\n`);
+      }
     }
   } catch (err) {
     await worker?.stop().catch(() => {});

@@ -13,6 +13,8 @@ export interface CopyRow {
   /** ISO time, or null for the database's now(). */
   run_at: string | null;
   max_attempts: number;
+  pattern_id: string | null;
+  pattern_version: number | null;
 }
 
 // COPY's text format: backslash, tab, newline and carriage return must be escaped in values.
@@ -30,7 +32,7 @@ function* lines(rows: Iterable<CopyRow>): Generator<string> {
   for (const r of rows) {
     // 'now' is PostgreSQL's documented special input for the transaction's start time: the
     // column default cannot be asked for per row in COPY before PostgreSQL 16.
-    out += `${r.id}\t${r.tenant_id}\t${text(r.kind)}\t${text(r.queue)}\t${text(r.payload)}\t${r.priority}\t${r.run_at ?? 'now'}\t${r.max_attempts}\n`;
+    out += `${r.id}\t${r.tenant_id}\t${text(r.kind)}\t${text(r.queue)}\t${text(r.payload)}\t${r.priority}\t${r.run_at ?? 'now'}\t${r.max_attempts}\t${r.pattern_id ?? '\\N'}\t${r.pattern_version ?? '\\N'}\n`;
     if (++n % LINES_PER_WRITE === 0) {
       yield out;
       out = '';
@@ -47,6 +49,7 @@ function* lines(rows: Iterable<CopyRow>): Generator<string> {
  */
 export async function copyJobs(db: Sql | Tx, rows: Iterable<CopyRow>): Promise<void> {
   const target = await db`
-    copy leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts) from stdin`.writable();
+    copy leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, pattern_id, pattern_version)
+    from stdin`.writable();
   await pipeline(Readable.from(lines(rows)), target);
 }

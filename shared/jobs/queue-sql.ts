@@ -21,11 +21,13 @@ const DEAD_LETTER_FAILED = `
 
 /** The insert both producer statements share: one typed array per column, unnested. */
 const INSERT_FROM_ARRAYS = `
-  insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key)
-  select id, tenant_id, kind, queue, payload::jsonb, priority, coalesce(run_at, now()), max_attempts, idempotency_key
+  insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key,
+                             pattern_id, pattern_version)
+  select id, tenant_id, kind, queue, payload::jsonb, priority, coalesce(run_at, now()), max_attempts, idempotency_key,
+         pattern_id, pattern_version
   from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[],
-              $8::int[], $9::text[])
-    as x(id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key)`;
+              $8::int[], $9::text[], $10::uuid[], $11::int[])
+    as x(id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key, pattern_id, pattern_version)`;
 
 /**
  * Producers: inserts a batch given as one typed array per column (fully defaulted; payload as JSON

@@ -23,6 +23,9 @@ export interface NewJob {
   idempotencyKey?: string;
   /** Normally generated (UUIDv7). */
   id?: string;
+  /** The pattern (and its version) an AI job runs with, for listing and filtering. */
+  patternId?: string;
+  patternVersion?: number;
 }
 
 /** What enqueue did with each input, in input order. */
@@ -57,6 +60,8 @@ function checkJob(job: NewJob): void {
   if (job.runAt !== undefined && !(job.runAt instanceof Date && Number.isFinite(job.runAt.getTime()))) bad('runAt', 'must be a valid Date');
   if (job.tenantId !== undefined && !UUID.test(job.tenantId)) bad('tenantId', 'must be a UUID');
   if (job.id !== undefined && !UUID.test(job.id)) bad('id', 'must be a UUID');
+  if (job.patternId !== undefined && !UUID.test(job.patternId)) bad('patternId', 'must be a UUID');
+  if (job.patternVersion !== undefined && !(Number.isInteger(job.patternVersion) && job.patternVersion >= 1)) bad('patternVersion', 'must be a positive integer');
 }
 
 /** A job with every default applied; run_at null means the database's now(). */
@@ -74,12 +79,14 @@ function toRow(job: NewJob): Row {
     run_at: job.runAt ? job.runAt.toISOString() : null,
     max_attempts: job.maxAttempts ?? spec?.maxAttempts ?? 3,
     idempotency_key: job.idempotencyKey ?? null,
+    pattern_id: job.patternId ?? null,
+    pattern_version: job.patternVersion ?? null,
   };
 }
 
 /** The statement's parameters: one array per column, in INSERT_JOBS order. */
 function columns(rows: Row[]): (string | number | null)[][] {
-  const cols: (string | number | null)[][] = [[], [], [], [], [], [], [], [], []];
+  const cols: (string | number | null)[][] = [[], [], [], [], [], [], [], [], [], [], []];
   for (const r of rows) {
     cols[0]!.push(r.id);
     cols[1]!.push(r.tenant_id);
@@ -90,6 +97,8 @@ function columns(rows: Row[]): (string | number | null)[][] {
     cols[6]!.push(r.run_at);
     cols[7]!.push(r.max_attempts);
     cols[8]!.push(r.idempotency_key);
+    cols[9]!.push(r.pattern_id);
+    cols[10]!.push(r.pattern_version);
   }
   return cols;
 }

@@ -1,0 +1,34 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { Config } from '#shared/config.js';
+import type { Sql } from '#shared/db/connect.js';
+import type { Logger } from '#shared/log.js';
+import type { Scope } from '#shared/auth/api-keys.js';
+import type { JobQueue } from '#shared/jobs/queue.js';
+
+/** What the API needs; tests build it with their own database. */
+export interface AppDeps {
+  sql: Sql;
+  config: Config;
+  log: Logger;
+  queue: JobQueue;
+}
+
+/** The authenticated caller of a /v1 request. */
+export interface Principal {
+  tenantId: string;
+  scopes: ReadonlySet<Scope>;
+  /** `key:<id>` or `jwt:<subject>`, for logs. */
+  subject: string;
+}
+
+/** Hono's environment for every route: the request id, its logger and (under /v1) the caller. */
+export interface ApiEnv {
+  Variables: {
+    requestId: string;
+    log: Logger;
+    principal: Principal;
+  };
+}
+
+/** A sub-app of routes: one per resource, mounted with app.route(). */
+export type Router = OpenAPIHono<ApiEnv>;

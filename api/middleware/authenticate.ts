@@ -1,0 +1,100 @@
+import type { MiddlewareHandler } from 'hono';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { Config } from '#shared/config.js';
+import type { Sql } from '#shared/db/connect.js';
+import { AppError } from '#shared/errors.js';
+import { SCOPES, parseApiKey, verifyApiKey, type Scope } from '#shared/auth/api-keys.js';
+import { tenantForExternalId } from '#shared/auth/tenants.js';
+import type { ApiEnv, Principal } from '../context.js';
+
+// A verified key is remembered this long: a revoked key stops working within it, and a busy
+// client does not pay a key lookup per request.
+const KEY_CACHE_MS = 5_000;
+const DEFAULT_JWT_SCOPES: Scope[] = ['jobs:read', 'jobs:write'];
+
+const unauthorized = (detail: string) =>
+  new AppError('unauthorized', detail, {}, { 'www-authenticate': 'Bearer realm="leasehold"' });
+
+/**
+ * Authenticates every request under /v1: `Authorization: Bearer <API key or JWT>`, or
+ * `?access_token=` on event streams (browsers' EventSource cannot set headers).
+ */
+export function authenticate(deps: { sql: Sql; config: Config }): MiddlewareHandler<ApiEnv> {
+  const { sql, config } = deps;
+  const keys = new Map<string, { principal: Principal | undefined; at: number }>();
+  const tenants = new Map<string, string>();
+  let jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
+  if (config.JWT_SECRET) jwtKey = new TextEncoder().encode(config.JWT_SECRET);
+  else if (config.JWT_JWKS_URL) jwtKey = createRemoteJWKSet(new URL(config.JWT_JWKS_URL));
+  const algorithms = config.JWT_SECRET ? ['HS256'] : ['RS256', 'ES256'];
+
+  async function fromApiKey(token: string): Promise<Principal> {
+    const hit = keys.get(token);
+    if (hit && Date.now() - hit.at < KEY_CACHE_MS) {
+      if (!hit.principal) throw unauthorized('unknown or revoked API key');
+      return hit.principal;
+    }
+    const owner = await verifyApiKey(sql, token);
+    const principal = owner && { tenantId: owner.tenantId, scopes: new Set(owner.scopes), subject: `key:${owner.keyId}` };
+    if (keys.size > 10_000) keys.clear();
+    keys.set(token, { principal, at: Date.now() });
+    if (!principal) throw unauthorized('unknown or revoked API key');
+    if (!hit) void sql`update leasehold.api_keys set last_used_at = now() where id = ${owner!.keyId}`.catch(() => {});
+    return principal;
+  }
+
+  async function fromJwt(token: string): Promise<Principal> {
+    if (!jwtKey) throw unauthorized('not an API key, and this server accepts no JWTs');
+    let payload: JWTPayload;
+    try {
+      // jose refuses `alg: none` and any algorithm not listed, expired and not-yet-valid tokens.
+      ({ payload } = await jwtVerify(token, jwtKey as Uint8Array, {
+        algorithms,
+        ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
+        ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
+        clockTolerance: 5,
+      }));
+    } catch (err) {
+      throw unauthorized(`invalid token: ${(err as { code?: string }).code ?? 'malformed'}`);
+    }
+    const claim = payload[config.JWT_TENANT_CLAIM];
+    if (typeof claim !== 'string' || claim === '' || claim.length > 200) {
+      throw unauthorized(`token has no usable "${config.JWT_TENANT_CLAIM}" claim to name its tenant`);
+    }
+    let tenantId = tenants.get(claim);
+    if (!tenantId) {
+      tenantId = await tenantForExternalId(sql, claim);
+      if (tenants.size > 10_000) tenants.clear();
+      tenants.set(claim, tenantId);
+    }
+    const raw = typeof payload.scope === 'string' ? payload.scope.split(' ') : Array.isArray(payload.scopes) ? payload.scopes : undefined;
+    const scopes = raw ? raw.filter((s): s is Scope => (SCOPES as readonly unknown[]).includes(s)) : DEFAULT_JWT_SCOPES;
+    return { tenantId, scopes: new Set(scopes), subject: `jwt:${claim}` };
+  }
+
+  return async (c, next) => {
+    const header = c.req.header('authorization');
+    let token: string | undefined;
+    if (header !== undefined) {
+      const m = /^Bearer ([\x21-\x7e]{1,4096})$/.exec(header);
+      if (!m) throw unauthorized('Authorization must be "Bearer <API key or JWT>"');
+      token = m[1];
+    } else if (c.req.path.endsWith('/events')) {
+      token = c.req.query('access_token');
+    }
+    if (!token) throw unauthorized('missing Authorization: Bearer <API key or JWT>');
+    const principal = parseApiKey(token) ? await fromApiKey(token) : await fromJwt(token);
+    c.set('principal', principal);
+    c.set('log', c.get('log').child({ tenant_id: principal.tenantId, subject: principal.subject }));
+    await next();
+  };
+}
+
+/** Refuses the request unless the caller holds `scope` (admin holds every scope). */
+export function requireScope(scope: Scope): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    const { scopes } = c.get('principal');
+    if (!scopes.has(scope) && !scopes.has('admin')) throw new AppError('forbidden', `this credential lacks the "${scope}" scope`);
+    await next();
+  };
+}

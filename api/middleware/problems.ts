@@ -1,0 +1,46 @@
+import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { ZodError } from 'zod';
+import { AppError, jsonPath, problemBody, type ErrorCode } from '#shared/errors.js';
+import type { ApiEnv } from '../context.js';
+
+/** Sends an AppError as `application/problem+json`. */
+export function problem(c: Context<ApiEnv>, err: AppError): Response {
+  const body = problemBody(err, c.req.path, c.get('requestId') ?? '');
+  return new Response(JSON.stringify(body), {
+    status: err.status,
+    headers: { 'content-type': 'application/problem+json', ...err.headers },
+  });
+}
+
+/** A zod failure as `validation_failed`, every path and message listed. */
+export function validationError(error: ZodError, root: string): AppError {
+  const errors = error.issues.map((i) => ({ path: jsonPath(root, i.path), message: i.message }));
+  return new AppError('validation_failed', `${errors.length} problem(s) in the request ${root}`, { errors });
+}
+
+const HTTP_CODES: Record<number, ErrorCode> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+};
+
+/** Anything thrown becomes a problem; unknown errors are logged in full and answered as `internal`. */
+export const onError: ErrorHandler<ApiEnv> = (err, c) => {
+  if (err instanceof AppError) return problem(c, err);
+  if (err instanceof ZodError) return problem(c, validationError(err, 'body'));
+  if (err instanceof HTTPException && HTTP_CODES[err.status]) {
+    // Hono's own validators: a body that is not JSON arrives here as a 400.
+    return problem(c, new AppError(HTTP_CODES[err.status]!, err.message || undefined));
+  }
+  (c.get('log') ?? console).error({ err }, 'unhandled error');
+  return problem(c, new AppError('internal', 'an unexpected error occurred; quote the request_id when reporting it'));
+};
+
+/** Unknown routes are problems too. */
+export const notFound: NotFoundHandler<ApiEnv> = (c) =>
+  problem(c, new AppError('not_found', `no route ${c.req.method} ${c.req.path}`));

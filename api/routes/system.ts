@@ -1,0 +1,45 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { ERROR_CODES, type ErrorCode } from '#shared/errors.js';
+import { readMigrations } from '#shared/db/migrator.js';
+import type { AppDeps, ApiEnv } from '../context.js';
+
+const KNOWN_MIGRATIONS = readMigrations().map((m) => m.version);
+
+/** Liveness, readiness and the problem-type pages: no authentication. */
+export function systemRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
+  const app = new OpenAPIHono<ApiEnv>();
+
+  app.get('/health', (c) => c.json({ status: 'ok' }));
+
+  // Ready when the database answers, its schema matches this release, and a worker is alive.
+  app.get('/ready', async (c) => {
+    try {
+      const [row] = await sql<{ applied: string[]; workers: number; ready_jobs: number; running_jobs: number }[]>`
+        select (select coalesce(array_agg(version order by version), '{}') from leasehold.schema_migrations) as applied,
+               (select count(*) from leasehold.workers
+                 where stopped_at is null and last_seen_at > now() - interval '1 minute')::int as workers,
+               (select count(*) from leasehold.jobs where status = 'queued' and run_at <= now())::int as ready_jobs,
+               (select count(*) from leasehold.jobs where status = 'running')::int as running_jobs`;
+      const pending = KNOWN_MIGRATIONS.filter((v) => !row!.applied.includes(v));
+      const checks = {
+        database: 'ok',
+        migrations: pending.length ? `pending: ${pending.join(', ')}` : 'current',
+        workers: row!.workers,
+        queue: { ready: row!.ready_jobs, running: row!.running_jobs },
+      };
+      return c.json({ status: pending.length ? 'unavailable' : 'ready', checks }, pending.length ? 503 : 200);
+    } catch (err) {
+      return c.json({ status: 'unavailable', checks: { database: (err as Error).message } }, 503);
+    }
+  });
+
+  // RFC 9457 `type` URIs resolve here.
+  app.get('/problems/:code', (c) => {
+    const code = c.req.param('code') as ErrorCode;
+    const entry = Object.hasOwn(ERROR_CODES, code) ? ERROR_CODES[code] : undefined;
+    if (!entry) return c.json({ title: 'Unknown problem type', status: 404 }, 404);
+    return c.json({ type: `/problems/${code}`, code, ...entry });
+  });
+
+  return app;
+}

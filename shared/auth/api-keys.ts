@@ -1,0 +1,85 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Sql } from '../db/connect.js';
+import { uuidv7 } from '../jobs/uuid.js';
+
+/** What a credential may do. */
+export const SCOPES = ['jobs:write', 'jobs:read', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+/** An API key as listed: never its secret. */
+export interface ApiKeyInfo {
+  id: string;
+  tenant_id: string;
+  name: string;
+  prefix: string;
+  scopes: Scope[];
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+/** Who a verified key belongs to. */
+export interface KeyOwner {
+  keyId: string;
+  tenantId: string;
+  scopes: Scope[];
+}
+
+const KEY = /^lh_([a-z0-9]{10})_([A-Za-z0-9_-]{43})$/;
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest();
+
+/** Splits `lh_<prefix>_<secret>`; undefined when the text is not shaped like a key. */
+export function parseApiKey(key: string): { prefix: string; secret: string } | undefined {
+  const m = KEY.exec(key);
+  return m ? { prefix: m[1]!, secret: m[2]! } : undefined;
+}
+
+/** Makes a new key for a tenant; the plaintext is returned once and stored only as a hash. */
+export async function createApiKey(
+  sql: Sql,
+  opts: { tenantId: string; name: string; scopes: Scope[]; key?: string },
+): Promise<{ key: string; info: ApiKeyInfo }> {
+  const key =
+    opts.key ?? `lh_${randomBytes(8).toString('hex').slice(0, 10)}_${randomBytes(32).toString('base64url')}`;
+  const parsed = parseApiKey(key);
+  if (!parsed) throw new RangeError('an API key must look like lh_<10 lowercase letters or digits>_<43 base64url characters>');
+  const [info] = await sql<ApiKeyInfo[]>`
+    insert into leasehold.api_keys (id, tenant_id, name, prefix, secret_sha256, scopes)
+    values (${uuidv7()}, ${opts.tenantId}, ${opts.name}, ${parsed.prefix}, ${sha256(parsed.secret)}, ${opts.scopes}::text[])
+    returning id, tenant_id, name, prefix, scopes, created_at, last_used_at, revoked_at`;
+  return { key, info: info! };
+}
+
+/** A tenant's keys (all tenants' with no tenant given), newest first. */
+export function listApiKeys(sql: Sql, tenantId?: string): Promise<ApiKeyInfo[]> {
+  return sql<ApiKeyInfo[]>`
+    select id, tenant_id, name, prefix, scopes, created_at, last_used_at, revoked_at
+    from leasehold.api_keys
+    where ${tenantId ?? null}::uuid is null or tenant_id = ${tenantId ?? null}
+    order by created_at desc`;
+}
+
+/** Revokes a key by id or prefix; false when no active key matched. */
+export async function revokeApiKey(sql: Sql, idOrPrefix: string): Promise<boolean> {
+  const isId = /^[0-9a-f-]{36}$/i.test(idOrPrefix);
+  const rows = await sql`
+    update leasehold.api_keys set revoked_at = now()
+    where revoked_at is null and ${isId ? sql`id = ${idOrPrefix}::uuid` : sql`prefix = ${idOrPrefix}`}
+    returning id`;
+  return rows.length > 0;
+}
+
+/**
+ * Checks a presented key: the prefix finds the row, the secret's hash is compared in constant
+ * time. Revoked keys and unknown prefixes are undefined alike.
+ */
+export async function verifyApiKey(sql: Sql, key: string): Promise<KeyOwner | undefined> {
+  const parsed = parseApiKey(key);
+  if (!parsed) return undefined;
+  const [row] = await sql<{ id: string; tenant_id: string; scopes: Scope[]; secret_sha256: Buffer }[]>`
+    select id, tenant_id, scopes, secret_sha256 from leasehold.api_keys
+    where prefix = ${parsed.prefix} and revoked_at is null`;
+  if (!row || !timingSafeEqual(row.secret_sha256, sha256(parsed.secret))) return undefined;
+  return { keyId: row.id, tenantId: row.tenant_id, scopes: row.scopes };
+}

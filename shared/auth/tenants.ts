@@ -1,0 +1,76 @@
+import type { Sql } from '../db/connect.js';
+import { uuidv7 } from '../jobs/uuid.js';
+import { createApiKey, listApiKeys, type Scope } from './api-keys.js';
+
+/** A tenant as the CLI and API show it. */
+export interface Tenant {
+  id: string;
+  slug: string;
+  name: string;
+  external_id: string | null;
+  created_at: Date;
+}
+
+/** The tenant `start` gives its development key. */
+export const DEV_TENANT_SLUG = 'dev';
+
+/** Creates a tenant, or returns the existing one with that slug. */
+export async function ensureTenant(sql: Sql, slug: string, name = slug): Promise<Tenant> {
+  const [t] = await sql<Tenant[]>`
+    with ins as (
+      insert into leasehold.tenants (id, slug, name) values (${uuidv7()}, ${slug}, ${name})
+      on conflict (slug) do nothing
+      returning id, slug, name, external_id, created_at
+    )
+    select * from ins
+    union all
+    select id, slug, name, external_id, created_at from leasehold.tenants where slug = ${slug}
+    limit 1`;
+  return t!;
+}
+
+/** Every tenant but the internal `system` one. */
+export function listTenants(sql: Sql): Promise<Tenant[]> {
+  return sql<Tenant[]>`
+    select id, slug, name, external_id, created_at from leasehold.tenants
+    where id <> '00000000-0000-0000-0000-000000000000' order by created_at`;
+}
+
+/**
+ * The tenant a JWT's claim names: found by external id, or created on first sight (the issuer
+ * is trusted to name tenants; its signature was verified before this is called).
+ */
+export async function tenantForExternalId(sql: Sql, externalId: string): Promise<string> {
+  const slug = `jwt-${externalId.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').slice(0, 40)}-${uuidv7().slice(-6)}`;
+  const [row] = await sql<{ id: string }[]>`
+    with ins as (
+      insert into leasehold.tenants (id, slug, name, external_id)
+      values (${uuidv7()}, ${slug}, ${externalId}, ${externalId})
+      on conflict (external_id) do nothing
+      returning id
+    )
+    select id from ins
+    union all
+    select id from leasehold.tenants where external_id = ${externalId}
+    limit 1`;
+  return row!.id;
+}
+
+/**
+ * What `start` does for a zero-configuration run: with LEASEHOLD_API_KEY, makes sure that exact
+ * key exists (admin, development tenant); otherwise creates a random admin key when the
+ * development tenant has none. Returns a key to print only when one was just made or given.
+ */
+export async function ensureDevKey(sql: Sql, configured?: string): Promise<{ key?: string; tenant: Tenant; created: boolean }> {
+  const tenant = await ensureTenant(sql, DEV_TENANT_SLUG, 'Development');
+  const scopes: Scope[] = ['jobs:write', 'jobs:read', 'admin'];
+  if (configured) {
+    const prefix = configured.split('_')[1];
+    const exists = (await listApiKeys(sql, tenant.id)).some((k) => k.prefix === prefix && !k.revoked_at);
+    if (!exists) await createApiKey(sql, { tenantId: tenant.id, name: 'LEASEHOLD_API_KEY', scopes, key: configured });
+    return { key: configured, tenant, created: !exists };
+  }
+  if ((await listApiKeys(sql, tenant.id)).some((k) => !k.revoked_at)) return { tenant, created: false };
+  const { key } = await createApiKey(sql, { tenantId: tenant.id, name: 'development', scopes });
+  return { key, tenant, created: true };
+}
