@@ -5,6 +5,10 @@ import { AppError } from '#shared/errors.js';
 import type { AppDeps, ApiEnv } from './context.js';
 import { authenticate } from './middleware/authenticate.js';
 import { notFound, onError, problem, validationError } from './middleware/problems.js';
+import { deadLettersRoutes } from './routes/dead-letters.js';
+import { ingestRoutes } from './routes/ingest.js';
+import { jobsRoutes } from './routes/jobs.js';
+import { patternsRoutes } from './routes/patterns.js';
 import { systemRoutes } from './routes/system.js';
 
 export type { AppDeps } from './context.js';
@@ -44,6 +48,11 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     }),
   );
   app.use('/v1/*', authenticate(deps));
+
+  app.route('/v1', patternsRoutes(deps));
+  app.route('/v1', ingestRoutes(deps));
+  app.route('/v1', jobsRoutes(deps));
+  app.route('/v1', deadLettersRoutes(deps));
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

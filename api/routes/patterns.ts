@@ -1,0 +1,8 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { AppDeps, ApiEnv } from '../context.js';
+
+/** /v1 routes for patterns. */
+export function patternsRoutes(_deps: AppDeps): OpenAPIHono<ApiEnv> {
+  const app = new OpenAPIHono<ApiEnv>();
+  return app;
+}

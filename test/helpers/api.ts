@@ -1,0 +1,44 @@
+import { createApiKey, type Scope } from '#shared/auth/api-keys.js';
+import { ensureTenant } from '#shared/auth/tenants.js';
+import { loadConfig, type Config } from '#shared/config.js';
+import type { Sql } from '#shared/db/connect.js';
+import { JobQueue } from '#shared/jobs/queue.js';
+import { Notifier } from '#shared/jobs/notifier.js';
+import { createApp } from '../../api/app.js';
+import { testLog } from './engine.js';
+
+/** The API over a test database, with helpers to make tenants and keys and send requests. */
+export interface TestApi {
+  app: ReturnType<typeof createApp>;
+  config: Config;
+  /** A tenant (created once per slug) and a fresh key for it with the given scopes. */
+  tenant(slug: string, scopes?: Scope[]): Promise<{ tenantId: string; key: string }>;
+  /** app.request with `Authorization: Bearer <key>` and a JSON body when `body` is given. */
+  request(key: string | undefined, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
+}
+
+/** Builds the app as `leasehold api` would, with config overrides from `env`. */
+export function createTestApi(sql: Sql, env: Record<string, string> = {}): TestApi {
+  const config = loadConfig({ LOG_LEVEL: 'silent', ...env });
+  const app = createApp({ sql, config, log: testLog, queue: new JobQueue(sql, new Notifier(sql)) });
+  return {
+    app,
+    config,
+    async tenant(slug, scopes = ['jobs:read', 'jobs:write']) {
+      const t = await ensureTenant(sql, slug);
+      const { key } = await createApiKey(sql, { tenantId: t.id, name: 'test', scopes });
+      return { tenantId: t.id, key };
+    },
+    request(key, method, path, body, headers = {}) {
+      return app.request(path, {
+        method,
+        headers: {
+          ...(key ? { authorization: `Bearer ${key}` } : {}),
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
+        ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+      });
+    },
+  };
+}
