@@ -29,7 +29,7 @@ export function createTestApi(sql: Sql, env: Record<string, string> = {}): TestA
       const { key } = await createApiKey(sql, { tenantId: t.id, name: 'test', scopes });
       return { tenantId: t.id, key };
     },
-    request(key, method, path, body, headers = {}) {
+    async request(key, method, path, body, headers = {}) {
       return app.request(path, {
         method,
         headers: {
