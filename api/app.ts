@@ -4,8 +4,10 @@ import { requestId } from 'hono/request-id';
 import { AppError } from '#shared/errors.js';
 import type { AppDeps, ApiEnv } from './context.js';
 import { authenticate } from './middleware/authenticate.js';
+import { rateLimit } from './middleware/rate-limit.js';
 import { notFound, onError, problem, validationError } from './middleware/problems.js';
 import { deadLettersRoutes } from './routes/dead-letters.js';
+import { docsRoutes } from './routes/docs.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { jobsRoutes } from './routes/jobs.js';
 import { patternsRoutes } from './routes/patterns.js';
@@ -39,6 +41,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.notFound(notFound);
 
   app.route('/', systemRoutes(deps));
+  app.route('/', docsRoutes());
 
   app.use(
     '/v1/*',
@@ -48,6 +51,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     }),
   );
   app.use('/v1/*', authenticate(deps));
+  app.use('/v1/*', rateLimit(deps));
 
   app.route('/v1', patternsRoutes(deps));
   app.route('/v1', ingestRoutes(deps));

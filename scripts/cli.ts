@@ -4,7 +4,6 @@ import { dlqCommand } from './commands/dlq.js';
 import { jobsCommand } from './commands/jobs.js';
 import { keysCommand, tenantsCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
-import { serve } from './commands/serve.js';
 import { statsCommand } from './commands/stats.js';
 
 const HELP = `leasehold — a Postgres-native job system for AI image pipelines
@@ -55,12 +54,13 @@ export async function main(argv: string[]): Promise<number> {
   const ctx = commandContext(values.json === true, process.env, SERVERS.has(command) ? 1 : 2);
   try {
     switch (command) {
+      // Loaded only by the commands that serve: a one-shot command does not pay for (or depend on) the HTTP app.
       case 'start':
-        return await serve(ctx, { api: true, worker: true, migrate: true });
+        return await (await import('./commands/serve.js')).serve(ctx, { api: true, worker: true, migrate: true });
       case 'api':
-        return await serve(ctx, { api: true, worker: false, migrate: false });
+        return await (await import('./commands/serve.js')).serve(ctx, { api: true, worker: false, migrate: false });
       case 'worker':
-        return await serve(ctx, { api: false, worker: true, migrate: false });
+        return await (await import('./commands/serve.js')).serve(ctx, { api: false, worker: true, migrate: false });
       case 'migrate':
         return await migrateCommand(ctx);
       case 'jobs':

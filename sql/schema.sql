@@ -246,7 +246,7 @@ create table leasehold.pattern_versions (
   tenant_id uuid not null,
   name text not null,
   instructions text not null,
-  json_schema jsonb not null,
+  json_schema json not null,
   format text not null,
   model text,
   is_active boolean not null,

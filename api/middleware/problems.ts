@@ -6,16 +6,26 @@ import type { ApiEnv } from '../context.js';
 
 /** Sends an AppError as `application/problem+json`. */
 export function problem(c: Context<ApiEnv>, err: AppError): Response {
-  const body = problemBody(err, c.req.path, c.get('requestId') ?? '');
-  return new Response(JSON.stringify(body), {
-    status: err.status,
-    headers: { 'content-type': 'application/problem+json', ...err.headers },
-  });
+  const requestId = c.get('requestId') ?? '';
+  const body = problemBody(err, c.req.path, requestId);
+  // A new Response carries none of the headers set so far (X-Request-Id, RateLimit): keep them.
+  const headers = new Headers(c.res.headers);
+  headers.set('content-type', 'application/problem+json');
+  if (requestId) headers.set('x-request-id', requestId);
+  for (const [k, v] of Object.entries(err.headers)) headers.set(k, v);
+  return new Response(JSON.stringify(body), { status: err.status, headers });
 }
 
-/** A zod failure as `validation_failed`, every path and message listed. */
+/**
+ * A zod failure as `validation_failed`, every path and message listed; an unknown field is
+ * reported at its own path (`body.colour`), not at the object that holds it.
+ */
 export function validationError(error: ZodError, root: string): AppError {
-  const errors = error.issues.map((i) => ({ path: jsonPath(root, i.path), message: i.message }));
+  const errors = error.issues.flatMap((i) =>
+    i.code === 'unrecognized_keys'
+      ? i.keys.map((k) => ({ path: jsonPath(root, [...i.path, k]), message: 'unknown field' }))
+      : [{ path: jsonPath(root, i.path), message: i.message }],
+  );
   return new AppError('validation_failed', `${errors.length} problem(s) in the request ${root}`, { errors });
 }
 

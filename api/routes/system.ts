@@ -5,6 +5,10 @@ import type { AppDeps, ApiEnv } from '../context.js';
 
 const KNOWN_MIGRATIONS = readMigrations().map((m) => m.version);
 
+// A load balancer's probe gives up after a few seconds: a database that does not answer in time
+// (down behind a silent network, or every pooled connection busy) is "not ready", not a hang.
+const READY_TIMEOUT_MS = 2_000;
+
 /** Liveness, readiness and the problem-type pages: no authentication. */
 export function systemRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
@@ -13,13 +17,21 @@ export function systemRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
 
   // Ready when the database answers, its schema matches this release, and a worker is alive.
   app.get('/ready', async (c) => {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const [row] = await sql<{ applied: string[]; workers: number; ready_jobs: number; running_jobs: number }[]>`
+      const query = sql<{ applied: string[]; workers: number; ready_jobs: number; running_jobs: number }[]>`
         select (select coalesce(array_agg(version order by version), '{}') from leasehold.schema_migrations) as applied,
                (select count(*) from leasehold.workers
                  where stopped_at is null and last_seen_at > now() - interval '1 minute')::int as workers,
                (select count(*) from leasehold.jobs where status = 'queued' and run_at <= now())::int as ready_jobs,
                (select count(*) from leasehold.jobs where status = 'running')::int as running_jobs`;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          query.cancel();
+          reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`));
+        }, READY_TIMEOUT_MS);
+      });
+      const [row] = await Promise.race([query, late]);
       const pending = KNOWN_MIGRATIONS.filter((v) => !row!.applied.includes(v));
       const checks = {
         database: 'ok',
@@ -30,6 +42,8 @@ export function systemRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
       return c.json({ status: pending.length ? 'unavailable' : 'ready', checks }, pending.length ? 503 : 200);
     } catch (err) {
       return c.json({ status: 'unavailable', checks: { database: (err as Error).message } }, 503);
+    } finally {
+      clearTimeout(timer);
     }
   });
 

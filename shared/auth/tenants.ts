@@ -26,7 +26,9 @@ export async function ensureTenant(sql: Sql, slug: string, name = slug): Promise
     union all
     select id, slug, name, external_id, created_at from leasehold.tenants where slug = ${slug}
     limit 1`;
-  return t!;
+  // Empty when a concurrent insert of the same slug committed after this statement's snapshot
+  // (ON CONFLICT waited for it); a new statement sees that row.
+  return t ?? (await sql<Tenant[]>`select id, slug, name, external_id, created_at from leasehold.tenants where slug = ${slug}`)[0]!;
 }
 
 /** Every tenant but the internal `system` one. */
@@ -53,7 +55,8 @@ export async function tenantForExternalId(sql: Sql, externalId: string): Promise
     union all
     select id from leasehold.tenants where external_id = ${externalId}
     limit 1`;
-  return row!.id;
+  // Empty when a concurrent first request for the same claim won the insert (see ensureTenant).
+  return (row ?? (await sql<{ id: string }[]>`select id from leasehold.tenants where external_id = ${externalId}`)[0]!).id;
 }
 
 /**

@@ -41,7 +41,9 @@ create table leasehold.pattern_versions (
   tenant_id uuid not null,
   name text not null check (length(name) between 1 and 200),
   instructions text not null,
-  json_schema jsonb not null,
+  -- json, not jsonb: jsonb re-sorts object keys, and Structured Outputs answers in the schema's
+  -- key order, so the order a user wrote is the order their manifests come back in.
+  json_schema json not null,
   format text not null check (format in ('json', 'yaml', 'xml', 'csv', 'text')),
   model text,
   is_active boolean not null,
