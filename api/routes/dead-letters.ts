@@ -1,8 +1,110 @@
-import { OpenAPIHono } from '@hono/zod-openapi';
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { AppError } from '#shared/errors.js';
 import type { AppDeps, ApiEnv } from '../context.js';
+import { requireScope } from '../middleware/authenticate.js';
+import { isUuid, pageOf, pageQuery, problemResponses } from './jobs.js';
 
-/** /v1 routes for dead-letters. */
-export function deadLettersRoutes(_deps: AppDeps): OpenAPIHono<ApiEnv> {
+const time = z.iso.datetime({ offset: true });
+
+/** A dead letter as the API shows it: the failed job's copy with its whole error history. */
+export const DeadLetterView = z
+  .object({
+    id: z.uuid(),
+    job_id: z.uuid(),
+    kind: z.string(),
+    queue: z.string(),
+    payload: z.unknown(),
+    priority: z.number().int(),
+    attempts: z.number().int(),
+    max_attempts: z.number().int(),
+    last_error: z.string().nullable(),
+    errors: z.array(z.unknown()).openapi({ description: 'One entry per failed attempt: {attempt, at, message, code?, worker?}.' }),
+    job_created_at: time,
+    failed_at: time,
+    requeued_at: time.nullable().openapi({ description: 'When it was requeued; null while open.' }),
+  })
+  .openapi('DeadLetter');
+
+type Row = Omit<z.output<typeof DeadLetterView>, 'job_created_at' | 'failed_at' | 'requeued_at'> & {
+  job_created_at: Date;
+  failed_at: Date;
+  requeued_at: Date | null;
+};
+
+const ListQuery = z
+  .object({
+    all: z.enum(['true', 'false']).default('false').openapi({ description: '`true` includes dead letters already requeued.' }),
+    ...pageQuery,
+  })
+  .strict();
+
+/** /v1/dead-letters: the caller's failed jobs, and requeueing them (admin). */
+export function deadLettersRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
+
+  const list = createRoute({
+    method: 'get',
+    path: '/dead-letters',
+    tags: ['dead letters'],
+    summary: 'List dead letters, newest first (open ones unless all=true)',
+    description: 'Cursor pagination by id, as for GET /v1/jobs.',
+    security: [{ bearer: [] }],
+    middleware: [requireScope('jobs:read')] as const,
+    request: { query: ListQuery },
+    responses: {
+      200: { description: 'One page of dead letters.', content: { 'application/json': { schema: pageOf(DeadLetterView) } } },
+      ...problemResponses({ 422: 'A bad parameter or cursor' }),
+    },
+  });
+  app.openapi(list, async (c) => {
+    const q = c.req.valid('query');
+    const rows = await sql<Row[]>`
+      select id, job_id, kind, queue, payload, priority, attempts, max_attempts, last_error, errors,
+             job_created_at, failed_at, requeued_at
+      from leasehold.dead_letters
+      where tenant_id = ${c.get('principal').tenantId}::uuid
+        ${q.all === 'true' ? sql`` : sql`and requeued_at is null`}
+        ${q.cursor ? sql`and id < ${q.cursor}::uuid` : sql``}
+      order by id desc limit ${q.limit + 1}`;
+    const data = rows.slice(0, q.limit).map((r) => ({
+      ...r,
+      job_created_at: r.job_created_at.toISOString(),
+      failed_at: r.failed_at.toISOString(),
+      requeued_at: r.requeued_at && r.requeued_at.toISOString(),
+    }));
+    return c.json({ data, next_cursor: rows.length > q.limit ? data.at(-1)!.id : null }, 200);
+  });
+
+  const requeue = createRoute({
+    method: 'post',
+    path: '/dead-letters/{id}/requeue',
+    tags: ['dead letters'],
+    summary: 'Put the job behind a dead letter back in its queue with a fresh attempt budget',
+    security: [{ bearer: [] }],
+    middleware: [requireScope('admin')] as const,
+    request: { params: z.object({ id: z.string().openapi({ format: 'uuid', description: 'A dead letter id; anything else is a 404.' }) }) },
+    responses: {
+      202: { description: 'Requeued.', content: { 'application/json': { schema: z.object({ job_id: z.uuid() }) } } },
+      ...problemResponses({ 404: 'No such dead letter for this tenant', 409: 'invalid_state: already requeued' }),
+    },
+  });
+  app.openapi(requeue, async (c) => {
+    const { id } = c.req.valid('param');
+    const tenantId = c.get('principal').tenantId;
+    const notFound = new AppError('not_found', `no dead letter ${id}`);
+    if (!isUuid(id)) throw notFound;
+    const jobId = await sql.begin(async (tx) => {
+      const [dl] = await tx<{ requeued_at: Date | null }[]>`
+        select requeued_at from leasehold.dead_letters where id = ${id}::uuid and tenant_id = ${tenantId}::uuid for update`;
+      if (!dl) throw notFound;
+      if (dl.requeued_at) throw new AppError('invalid_state', `dead letter ${id} was already requeued at ${dl.requeued_at.toISOString()}`);
+      const [r] = await tx<{ job_id: string | null }[]>`select leasehold.requeue_dead_letter(${id}::uuid, ${tenantId}::uuid) as job_id`;
+      // Open, but its job is no longer failed or cancelled (e.g. an operator changed it by hand).
+      if (!r!.job_id) throw new AppError('invalid_state', `the job behind dead letter ${id} is no longer failed or cancelled`);
+      return r!.job_id;
+    });
+    return c.json({ job_id: jobId }, 202);
+  });
+
   return app;
 }

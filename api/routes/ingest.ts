@@ -1,8 +1,124 @@
-import { OpenAPIHono } from '@hono/zod-openapi';
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { AppError, type FieldError } from '#shared/errors.js';
+import { KINDS } from '#shared/jobs/kinds.js';
+import type { NewJob } from '#shared/jobs/queue.js';
 import type { AppDeps, ApiEnv } from '../context.js';
+import { requireScope } from '../middleware/authenticate.js';
+import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
+import { currentPattern, imageRefusal, isUuid, problemResponses } from './jobs.js';
 
-/** /v1 routes for ingest. */
-export function ingestRoutes(_deps: AppDeps): OpenAPIHono<ApiEnv> {
+/** Most images one batch ingest takes; they are enqueued in one transaction, all or none. */
+export const MAX_BATCH_IMAGES = 100;
+
+// The manifest.extract payload's own rules (http/https, ≤ 2048 characters, no credentials; the
+// uploads/<tenant>/… key shape, ≤ 512), so the edge and the worker agree on what is valid.
+const payload = KINDS['manifest.extract'].payload.shape;
+const [byUrl, byKey] = payload.image.options;
+const imageUrl = byUrl.shape.url.describe('http or https, ≤ 2048 characters, no credentials, not a private address.');
+const storageKey = byKey.shape.storage_key.describe('A key from POST /v1/uploads: uploads/<your tenant id>/…, ≤ 512 characters.');
+
+const IngestBody = z
+  .object({
+    image_url: imageUrl.optional(),
+    storage_key: storageKey.optional(),
+    images: z
+      .array(z.union([z.object({ image_url: imageUrl }).strict(), z.object({ storage_key: storageKey }).strict()]))
+      .min(1)
+      .max(MAX_BATCH_IMAGES)
+      .optional()
+      .openapi({ description: `A batch of 1–${MAX_BATCH_IMAGES} images, each {image_url} or {storage_key}: one job each, all enqueued or none.` }),
+    webhook_url: payload.webhook_url.describe('Called when each job finishes; the same URL rules as image_url.'),
+    metadata: payload.metadata.describe('Any JSON object up to 16 KB and 32 levels deep, kept with each job.'),
+    priority: z.number().int().min(-2_147_483_648).max(2_147_483_647).optional().openapi({ description: 'Lower runs first; default 100.' }),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    const given = (['image_url', 'storage_key', 'images'] as const).filter((k) => b[k] !== undefined);
+    if (given.length !== 1) ctx.addIssue({ code: 'custom', path: [], message: `give exactly one of image_url, storage_key or images (got ${given.length ? given.join(', ') : 'none'})` });
+  })
+  .openapi('IngestRequest');
+
+const Queued = z.object({ job_id: z.uuid(), status: z.literal('queued') }).openapi('IngestQueued');
+const BatchQueued = z.object({ job_ids: z.array(z.uuid()), status: z.literal('queued') }).openapi('IngestBatchQueued');
+
+/** /v1/patterns/{id}/ingest: images in, manifest.extract jobs out. */
+export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
+  const { config, queue } = deps;
   const app = new OpenAPIHono<ApiEnv>();
+
+  const ingest = createRoute({
+    method: 'post',
+    path: '/patterns/{id}/ingest',
+    tags: ['ingest'],
+    summary: 'Send one image, or a batch, to a pattern',
+    description:
+      'Exactly one of `image_url`, `storage_key` or `images` (a batch of up to ' + MAX_BATCH_IMAGES + '). Each image becomes a ' +
+      '`manifest.extract` job with the pattern\'s current version. URLs pointing at localhost or at literal private, ' +
+      'loopback, link-local or metadata addresses are refused here; names are checked again after DNS when fetched.',
+    security: [{ bearer: [] }],
+    middleware: [requireScope('jobs:write')] as const,
+    request: {
+      params: z.object({ id: z.string().openapi({ format: 'uuid', description: 'A pattern id; anything else is a 404.' }) }),
+      headers: idempotencyHeaders(config),
+      body: { required: true, content: { 'application/json': { schema: IngestBody } } },
+    },
+    responses: {
+      202: {
+        description: 'Queued: `{job_id}` for one image, `{job_ids}` (in input order) for a batch.',
+        headers: replayedHeader,
+        content: { 'application/json': { schema: z.union([Queued, BatchQueued]) } },
+      },
+      ...problemResponses({
+        400: 'Malformed JSON or Idempotency-Key',
+        404: 'No such pattern for this tenant (or it was deleted)',
+        409: 'invalid_state: the pattern is inactive; or idempotency_in_progress',
+        413: 'Body too large',
+        415: 'Not application/json',
+        422: 'validation_failed (every offending path: refused URLs, another tenant\'s storage key, …) or idempotency_key_reused',
+      }),
+    },
+  });
+
+  app.openapi(ingest, async (c) => {
+    const { id } = c.req.valid('param');
+    const body = c.req.valid('json');
+    const { tenantId } = c.get('principal');
+    if (!isUuid(id)) throw new AppError('not_found', `no pattern ${id}`);
+    const images = body.images ?? [body.image_url !== undefined ? { image_url: body.image_url } : { storage_key: body.storage_key! }];
+    const errors: FieldError[] = [];
+    images.forEach((img, i) => {
+      const field = 'image_url' in img ? 'image_url' : 'storage_key';
+      const why = imageRefusal('image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key }, tenantId, config);
+      if (why) errors.push({ path: body.images ? `body.images[${i}].${field}` : `body.${field}`, message: why });
+    });
+    const hook = body.webhook_url === undefined ? undefined : imageRefusal({ url: body.webhook_url }, tenantId, config);
+    if (hook) errors.push({ path: 'body.webhook_url', message: hook });
+    if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body`, { errors });
+
+    const r = await withIdempotency(c, deps, async (tx) => {
+      const version = await currentPattern(tx, tenantId, id);
+      const jobs: NewJob[] = images.map((img) => ({
+        kind: 'manifest.extract',
+        tenantId,
+        patternId: id,
+        patternVersion: version,
+        ...(body.priority !== undefined && { priority: body.priority }),
+        payload: {
+          pattern_id: id,
+          pattern_version: version,
+          image: 'image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key },
+          ...(body.webhook_url !== undefined && { webhook_url: body.webhook_url }),
+          ...(body.metadata !== undefined && { metadata: body.metadata }),
+        },
+      }));
+      const { ids } = await queue.enqueueInTransaction(tx, jobs);
+      return {
+        status: 202 as const,
+        body: body.images ? { job_ids: ids, status: 'queued' as const } : { job_id: ids[0]!, status: 'queued' as const },
+      };
+    });
+    return c.json(r.body, r.status);
+  });
+
   return app;
 }

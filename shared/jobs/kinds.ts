@@ -1,3 +1,4 @@
+import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { DEFAULT_RETRY, type RetryPolicy } from './backoff.js';
 
@@ -14,6 +15,87 @@ export interface KindSpec<P extends z.ZodType = z.ZodType> {
   retry: RetryPolicy;
   /** One-line description for the API's kind list. */
   description: string;
+}
+
+// PostgreSQL's jsonb refuses both U+0000 (SQLSTATE 22P05) and unpaired surrogates (22P02), which
+// JSON.parse lets through from `\u` escapes: refused here rather than failing the insert.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+// In JSON.stringify's output: such an escape, after an even number of backslashes (so not `\\u…`).
+const JSON_ESCAPE_JSONB_REFUSES = /(?:^|[^\\])(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+// Rules a fetch target must meet whoever enqueued the job; the API adds the SSRF refusal (which
+// depends on FETCH_ALLOW_PRIVATE) and the worker re-checks the resolved address before fetching.
+const fetchUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
+  .max(2048)
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
+  .refine((u) => !LONE_SURROGATE.test(u), 'must be valid Unicode (no lone surrogates)')
+  .refine((u) => {
+    const parsed = URL.canParse(u) ? new URL(u) : undefined;
+    return !parsed || (parsed.username === '' && parsed.password === '');
+  }, 'must not carry credentials (user:password@)');
+// `uploads/<tenant uuid>/<segments>`: the shape presigned uploads get; no `.`/`..` segments.
+const storageKey = z
+  .string()
+  .max(512)
+  .regex(
+    /^uploads\/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(\/(?!\.\.?(\/|$))[A-Za-z0-9._-]+)+$/,
+    'must look like uploads/<tenant_id>/<name>, with no empty, "." or ".." segments',
+  );
+const METADATA_MAX_BYTES = 16 * 1024;
+const METADATA_MAX_DEPTH = 32;
+// JSON text, or undefined when nesting is too deep for JSON.stringify (a RangeError).
+function jsonText(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return undefined;
+  }
+}
+function jsonBytes(value: unknown): number {
+  const text = jsonText(value);
+  return text === undefined ? Infinity : Buffer.byteLength(text);
+}
+// Bounded by `levels`, so 16 KB of `[[[[…` cannot exhaust the stack of whoever walks it later.
+function nestedDeeperThan(value: unknown, levels: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  return levels === 0 || Object.values(value).some((v) => nestedDeeperThan(v, levels - 1));
+}
+
+// Addresses a server-side fetch must not reach (RFC 6890 special-purpose registries): loopback,
+// private, shared (CGNAT), link-local (169.254.169.254 is every cloud's metadata service),
+// documentation, benchmarking, multicast and reserved; IPv6 ULAs (fd00:ec2::254 is AWS's metadata
+// service over IPv6) and the transition forms that embed an IPv4 address. BlockList applies the
+// IPv4 rules to IPv4-mapped IPv6 addresses (::ffff:127.0.0.1) by itself.
+const NON_PUBLIC = new BlockList();
+for (const [net, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16],
+  ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15],
+  ['198.51.100.0', 24], ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv4');
+}
+for (const [net, prefix] of [['::', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001::', 32],
+  ['2001:db8::', 32], ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8]] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, 'ipv6');
+}
+const LOCAL_NAMES = /^(localhost|.+\.localhost|metadata\.google\.internal)$/;
+
+/** True when an IP address is not a public unicast one; the worker applies it to resolved addresses. */
+export function isNonPublicAddress(ip: string): boolean {
+  const family = isIP(ip);
+  return family === 0 || NON_PUBLIC.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * Why a server-side fetch of `url` is refused from its text alone (localhost names, literal
+ * non-public addresses), or undefined; names that resolve to such addresses are caught by the
+ * worker after DNS. The WHATWG parser has already turned `0x7f.1` and `2130706433` into 127.0.0.1.
+ */
+export function fetchTargetRefusal(url: string, allowPrivate: boolean): string | undefined {
+  if (allowPrivate || !URL.canParse(url)) return undefined;
+  const host = new URL(url).hostname.toLowerCase().replace(/\.$/, '').replace(/^\[(.*)\]$/, '$1');
+  if (LOCAL_NAMES.test(host)) return `must not point at ${host}: the server refuses to fetch local addresses`;
+  if (isIP(host) && isNonPublicAddress(host)) return `must not point at ${host}: a private, loopback, link-local or reserved address`;
+  return undefined;
 }
 
 function kind<P extends z.ZodType>(spec: Partial<KindSpec<P>> & { payload: P; description: string }): KindSpec<P> {
@@ -34,6 +116,32 @@ export const KINDS = {
     payload: z.object({ ms: z.number().int().min(0).max(3_600_000) }).strict(),
     description: 'Sleeps `ms` milliseconds, honouring cancellation; for tests and demos.',
     timeoutMs: 3_700_000,
+  }),
+  'manifest.extract': kind({
+    payload: z
+      .object({
+        pattern_id: z.uuid(),
+        /** The pattern version current at ingest: the job runs with it even if the pattern changes. */
+        pattern_version: z.number().int().min(1).max(2_147_483_647),
+        image: z.union([z.object({ url: fetchUrl }).strict(), z.object({ storage_key: storageKey }).strict()]),
+        webhook_url: fetchUrl.optional(),
+        metadata: z
+          .record(z.string(), z.unknown())
+          .refine((m) => jsonBytes(m) <= METADATA_MAX_BYTES, `must be at most ${METADATA_MAX_BYTES} bytes as JSON`)
+          .refine((m) => !JSON_ESCAPE_JSONB_REFUSES.test(jsonText(m) ?? ''), 'must not contain NUL (\\u0000) or unpaired surrogate characters')
+          .refine((m) => !nestedDeeperThan(m, METADATA_MAX_DEPTH), `must not nest deeper than ${METADATA_MAX_DEPTH} levels`)
+          .optional(),
+      })
+      .strict(),
+    description:
+      'One image + a pattern (instructions + JSON Schema) → a schema-conformant manifest from a vision model ' +
+      '(not runnable in this build: no vision provider is wired in yet, so these jobs fail with not_available).',
+    queue: 'ai',
+    // A vision call takes seconds to a minute; three minutes leaves room for a slow image fetch.
+    timeoutMs: 3 * 60_000,
+    maxAttempts: 4,
+    // 15 s, 1 min, 4 min: rate limits and provider blips clear in minutes, not hours.
+    retry: { initialMs: 15_000, factor: 4, maxMs: 15 * 60_000, jitter: 0.2 },
   }),
 } as const;
 
