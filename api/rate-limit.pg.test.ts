@@ -118,6 +118,22 @@ describe('the token bucket', () => {
     expect(writes.filter((r) => r.status === 429)).toHaveLength(16);
   });
 
+  test('a process leases tokens ten at a time from a large bucket, and spends them without a statement', async () => {
+    const api = probeApi({ RATE_LIMIT_PER_S: '0.001', RATE_LIMIT_BURST: '200' });
+    const { key, tenantId } = await api.tenant('leases');
+    const level = async () =>
+      Math.round((await db.sql<{ tokens: number }[]>`select tokens from leasehold.rate_limits where tenant_id = ${tenantId}::uuid`)[0]!.tokens);
+    expect((await get(api, key)).status).toBe(200);
+    expect(await level()).toBe(190);
+    for (let i = 0; i < 9; i++) expect((await get(api, key)).status).toBe(200);
+    expect(await level()).toBe(190); // nine requests served from the lease
+    const eleventh = await get(api, key);
+    expect(eleventh.status).toBe(200);
+    expect(await level()).toBe(180);
+    // The header counts the bucket plus what this process still holds: 200 − 11.
+    expect(rateLimitOf(eleventh)[1]).toBe('"read";r=189;t=11000');
+  });
+
   test('tenants and route groups do not share buckets', async () => {
     const api = probeApi({ RATE_LIMIT_PER_S: '0.01', RATE_LIMIT_BURST: '1' });
     const one = await api.tenant('separate-1');

@@ -43,15 +43,21 @@ async function load(url: string, init: { method: 'GET' | 'POST'; headers?: Recor
 
 async function main() {
   rmSync('.data/bench-api', { recursive: true, force: true });
-  const pg = await startEmbeddedPostgres({ rootDir: '.data/bench-api', port: await freePort(), log });
+  const pg = await startEmbeddedPostgres({
+    rootDir: '.data/bench-api',
+    port: await freePort(),
+    log,
+    settings: process.env.BENCH_STATEMENTS ? { shared_preload_libraries: 'pg_stat_statements' } : {},
+  });
   const sql = connect(pg.url, { max: 2 });
   const port = await freePort();
-  const api = spawn(process.execPath, ['scripts/leasehold.mjs', 'api'], {
+  const api = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), 'scripts/leasehold.mjs', 'api'], {
     env: { ...process.env, DATABASE_URL: pg.url, PORT: String(port), LOG_LEVEL: 'warn', RATE_LIMIT_PER_S: '1000000', RATE_LIMIT_BURST: '1000000' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   try {
     await migrate(sql);
+    if (process.env.BENCH_STATEMENTS) await sql`create extension if not exists pg_stat_statements`;
     const tenant = await ensureTenant(sql, 'bench');
     const { key } = await createApiKey(sql, { tenantId: tenant.id, name: 'bench', scopes: ['jobs:write', 'jobs:read'] });
     const patternId = uuidv7();
@@ -77,6 +83,12 @@ async function main() {
       body: JSON.stringify({ image_url: 'https://images.example.com/shelf/aisle-7.jpg', metadata: { store: 'berlin-3' } }),
     });
     const [jobs] = await sql<{ n: number }[]>`select count(*)::int as n from leasehold.jobs where pattern_id = ${patternId}`;
+    if (process.env.BENCH_STATEMENTS) {
+      console.table(await sql`
+        select calls, round(total_exec_time::numeric, 1) as ms, round((total_exec_time / calls * 1000)::numeric) as us_per_call,
+               left(regexp_replace(query, '\s+', ' ', 'g'), 100) as q
+        from pg_stat_statements order by total_exec_time desc limit 8`);
+    }
     const figures = { connections, seconds: duration, bare_route: bare, ingest, ingest_vs_bare: +(ingest.requests_per_s / bare.requests_per_s).toFixed(3), jobs_created: jobs!.n };
     if (opts.json) console.log(JSON.stringify(figures, null, 2));
     else {

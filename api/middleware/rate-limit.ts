@@ -19,6 +19,9 @@ export interface Limit {
 // A tenant's overrides are read at most this often per process: a change in
 // tenants.rate_limits takes effect within it.
 const OVERRIDES_CACHE_MS = 5_000;
+// Tokens leased from a bucket at once, and how long unspent ones stay usable.
+const MAX_LEASE = 10;
+const LEASE_MS = 1_000;
 
 const overrideSchema = z.object({
   rate: z.number().positive().finite().optional(),
@@ -34,29 +37,31 @@ export function routeGroup(method: string, path: string): RouteGroup {
 }
 
 /**
- * Refills a bucket by the time elapsed since its last update (capped at the burst) and takes one
- * token, atomically, in one statement: the row lock of ON CONFLICT DO UPDATE serialises every
- * API process on the same bucket. A refused request takes nothing and reads the level instead.
- * synchronous_commit is off for this transaction only: a bucket update lost in a crash just
- * hands out a few extra tokens, and it saves a WAL flush per request.
+ * Refills a bucket by the time elapsed since its last update (capped at the burst) and takes
+ * exactly `want` tokens, or none, atomically, in one statement: the row lock of ON CONFLICT DO
+ * UPDATE serialises every API process on the same bucket. A refused request takes nothing and
+ * reads the level instead. synchronous_commit is off for this transaction only: a bucket update
+ * lost in a crash just hands out a few extra tokens, and it saves a WAL flush per request.
  */
 export async function takeToken(
   sql: Sql,
   tenantId: string,
   group: RouteGroup,
   { rate, burst }: Limit,
+  want = 1,
 ): Promise<{ allowed: boolean; tokens: number }> {
   const [row] = await sql<{ allowed: boolean; tokens: number }[]>`
     with async_commit as materialized (select set_config('synchronous_commit', 'off', true)),
     taken as (
       insert into leasehold.rate_limits as b (tenant_id, bucket, tokens, updated_at)
-      select ${tenantId}::uuid, ${group}::text, ${burst}::float8 - 1, now() from async_commit
+      select ${tenantId}::uuid, ${group}::text, ${burst}::float8 - ${want}::int, now()
+      from async_commit where ${burst}::float8 >= ${want}::int
       on conflict (tenant_id, bucket) do update
         set tokens = least(${burst}::float8,
-                           b.tokens + ${rate}::float8 * greatest(0, extract(epoch from now() - b.updated_at)::float8)) - 1,
+                           b.tokens + ${rate}::float8 * greatest(0, extract(epoch from now() - b.updated_at)::float8)) - ${want}::int,
             updated_at = greatest(b.updated_at, now())
         where least(${burst}::float8,
-                    b.tokens + ${rate}::float8 * greatest(0, extract(epoch from now() - b.updated_at)::float8)) >= 1
+                    b.tokens + ${rate}::float8 * greatest(0, extract(epoch from now() - b.updated_at)::float8)) >= ${want}::int
       returning tokens
     )
     select true as allowed, tokens from taken
@@ -102,11 +107,38 @@ export function rateLimit(deps: { sql: Sql; config: Config }): MiddlewareHandler
     return overrides;
   }
 
+  // Tokens this process has taken from a bucket but not spent yet, spendable for LEASE_MS.
+  const leased = new Map<string, { tokens: number; until: number; level: number }>();
+
+  /** One token for this request: from the local lease when it holds one, else a new lease. */
+  async function take(tenantId: string, group: RouteGroup, limit: Limit): Promise<{ allowed: boolean; tokens: number }> {
+    const key = `${tenantId}|${group}`;
+    const now = Date.now();
+    const lease = leased.get(key);
+    if (lease && lease.until > now && lease.tokens >= 1) {
+      lease.tokens--;
+      return { allowed: true, tokens: lease.level + lease.tokens };
+    }
+    // Leasing a few tokens at once spares a statement per request; a process can then hold at
+    // most a twentieth of the burst that others cannot use, for at most LEASE_MS.
+    const want = Math.max(1, Math.min(MAX_LEASE, Math.floor(limit.burst / 20)));
+    let got = await takeToken(sql, tenantId, group, limit, want);
+    let taken = want;
+    if (!got.allowed && want > 1 && got.tokens >= 1) {
+      taken = Math.floor(got.tokens);
+      got = await takeToken(sql, tenantId, group, limit, taken);
+    }
+    if (!got.allowed) return got;
+    if (leased.size > 10_000) leased.clear();
+    leased.set(key, { tokens: taken - 1, until: now + LEASE_MS, level: got.tokens });
+    return { allowed: true, tokens: got.tokens + taken - 1 };
+  }
+
   return async (c, next) => {
     const { tenantId } = c.get('principal');
     const group = routeGroup(c.req.method, c.req.path);
     const limit = { ...defaults, ...(await overridesFor(tenantId, c.get('log')))[group] };
-    const { allowed, tokens } = await takeToken(sql, tenantId, group, limit);
+    const { allowed, tokens } = await take(tenantId, group, limit);
     const headers = rateLimitHeaders(group, limit, tokens);
     if (!allowed) {
       const retryAfter = Math.max(1, Math.ceil((1 - tokens) / limit.rate));

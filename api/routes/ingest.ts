@@ -1,11 +1,11 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError, type FieldError } from '#shared/errors.js';
 import { KINDS } from '#shared/jobs/kinds.js';
-import type { NewJob } from '#shared/jobs/queue.js';
+import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
-import { currentPattern, imageRefusal, isUuid, problemResponses } from './jobs.js';
+import { imageRefusal, isUuid, problemResponses } from './jobs.js';
 
 /** Most images one batch ingest takes; they are enqueued in one transaction, all or none. */
 export const MAX_BATCH_IMAGES = 100;
@@ -43,7 +43,7 @@ const BatchQueued = z.object({ job_ids: z.array(z.uuid()), status: z.literal('qu
 
 /** /v1/patterns/{id}/ingest: images in, manifest.extract jobs out. */
 export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { config, queue } = deps;
+  const { config } = deps;
   const app = new OpenAPIHono<ApiEnv>();
 
   const ingest = createRoute({
@@ -95,28 +95,31 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (hook) errors.push({ path: 'body.webhook_url', message: hook });
     if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body`, { errors });
 
-    const r = await withIdempotency(c, deps, async (tx) => {
-      const version = await currentPattern(tx, tenantId, id);
-      const jobs: NewJob[] = images.map((img) => ({
-        kind: 'manifest.extract',
+    let queue: string | undefined;
+    const r = await withIdempotency(c, deps, async (db) => {
+      const result = await enqueueIngest(
+        db,
         tenantId,
-        patternId: id,
-        patternVersion: version,
-        ...(body.priority !== undefined && { priority: body.priority }),
-        payload: {
-          pattern_id: id,
-          pattern_version: version,
-          image: 'image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key },
-          ...(body.webhook_url !== undefined && { webhook_url: body.webhook_url }),
+        id,
+        images.map((img) => ('image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key })),
+        {
+          ...(body.webhook_url !== undefined && { webhookUrl: body.webhook_url }),
           ...(body.metadata !== undefined && { metadata: body.metadata }),
+          ...(body.priority !== undefined && { priority: body.priority }),
         },
-      }));
-      const { ids } = await queue.enqueueInTransaction(tx, jobs);
+      );
+      if (result.outcome === 'not_found') throw new AppError('not_found', `no pattern ${id}`);
+      if (result.outcome === 'inactive') {
+        throw new AppError('invalid_state', `pattern ${id} is inactive (version ${result.version}); activate it before sending images to it`);
+      }
+      queue = result.queue;
       return {
         status: 202 as const,
-        body: body.images ? { job_ids: ids, status: 'queued' as const } : { job_id: ids[0]!, status: 'queued' as const },
+        body: body.images ? { job_ids: result.ids, status: 'queued' as const } : { job_id: result.ids[0]!, status: 'queued' as const },
       };
     });
+    // After commit, coalesced: a NOTIFY inside the transaction would serialise every ingest's commit.
+    if (queue) deps.queue.wake([{ kind: 'manifest.extract', queue }]);
     return c.json(r.body, r.status);
   });
 

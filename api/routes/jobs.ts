@@ -4,6 +4,7 @@ import type { Config } from '#shared/config.js';
 import type { Sql, Tx } from '#shared/db/connect.js';
 import { AppError, ERROR_CODES, type ErrorCode, type FieldError } from '#shared/errors.js';
 import { KINDS, fetchTargetRefusal, isKind, type PayloadOf } from '#shared/jobs/kinds.js';
+import { insertJobs, type NewJob } from '#shared/jobs/queue.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
@@ -132,8 +133,8 @@ export function imageRefusal(image: { url: string } | { storage_key: string }, t
  * never had it. No row lock: a change committed meanwhile is simply later than this ingest, and
  * share-locking one hot pattern row from every concurrent ingest would create a MultiXact each time.
  */
-export async function currentPattern(tx: Tx, tenantId: string, patternId: string, version?: number): Promise<number> {
-  const [p] = await tx<{ current_version: number; is_active: boolean; has_version: boolean }[]>`
+export async function currentPattern(db: Sql | Tx, tenantId: string, patternId: string, version?: number): Promise<number> {
+  const [p] = await db<{ current_version: number; is_active: boolean; has_version: boolean }[]>`
     select p.current_version, v.is_active,
            exists (select 1 from leasehold.pattern_versions o where o.pattern_id = p.id and o.version = ${version ?? 0}::int) as has_version
     from leasehold.patterns p
@@ -236,9 +237,10 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       if (hook) errors.push({ path: 'body.payload.webhook_url', message: hook });
       if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body.payload`, { errors });
     }
-    const r = await withIdempotency(c, deps, async (tx) => {
-      if (manifest) await currentPattern(tx, tenantId, manifest.pattern_id, manifest.pattern_version);
-      const { ids } = await queue.enqueueInTransaction(tx, [
+    let enqueued: NewJob[] = [];
+    const r = await withIdempotency(c, deps, async (db) => {
+      if (manifest) await currentPattern(db, tenantId, manifest.pattern_id, manifest.pattern_version);
+      enqueued = [
         {
           kind: body.kind,
           payload: parsed.data,
@@ -249,10 +251,12 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
           ...(body.run_at !== undefined && { runAt: new Date(body.run_at) }),
           ...(body.max_attempts !== undefined && { maxAttempts: body.max_attempts }),
         },
-      ]);
-      const [job] = await selectJobs(tx, tenantId, tx`and id = ${ids[0]!}::uuid`);
+      ];
+      const { ids } = await insertJobs(db, enqueued);
+      const [job] = await selectJobs(db, tenantId, db`and id = ${ids[0]!}::uuid`);
       return { status: 202 as const, body: jobView(job!) };
     });
+    queue.wake(enqueued);
     return c.json(r.body, r.status);
   });
 

@@ -195,7 +195,7 @@ export class JobQueue {
     const result = isOneStatement(jobs)
       ? await insertJobs(this.sql, jobs)
       : await this.sql.begin((tx) => insertJobs(tx, jobs));
-    this.#wake(jobs);
+    this.wake(jobs);
     return result;
   }
 
@@ -211,7 +211,11 @@ export class JobQueue {
     return result;
   }
 
-  #wake(jobs: NewJob[]): void {
+  /**
+   * Wakes the workers of these jobs' queues, after commit and coalesced: for callers that inserted
+   * them with insertJobs in a transaction of their own and have committed it.
+   */
+  wake(jobs: NewJob[]): void {
     const seen = new Set<string>();
     for (const j of jobs) {
       const q = j.queue ?? (isKind(j.kind) ? KINDS[j.kind].queue : 'default');
