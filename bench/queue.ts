@@ -180,6 +180,7 @@ async function main() {
     await migrate(sql);
     if (process.env.BENCH_NO_TRIGGER) await sql`alter table leasehold.jobs disable trigger jobs_register_queues`;
     const [{ version }] = (await sql`select current_setting('server_version') as version`) as unknown as [{ version: string }];
+    if (process.env.BENCH_DROP_INDEX) await sql.unsafe(`drop index leasehold.${process.env.BENCH_DROP_INDEX}`);
     const notifier = new Notifier(sql);
     const queue = new JobQueue(sql, notifier);
     const bulk = await bulkEnqueue(sql, queue);

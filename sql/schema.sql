@@ -166,6 +166,7 @@ create table leasehold.dead_letters (
 );
 CREATE INDEX dead_letters_job_idx ON leasehold.dead_letters USING btree (job_id);
 CREATE INDEX dead_letters_open_idx ON leasehold.dead_letters USING btree (tenant_id, failed_at DESC) WHERE (requeued_at IS NULL);
+CREATE INDEX dead_letters_tenant_idx ON leasehold.dead_letters USING btree (tenant_id, id);
 
 create table leasehold.idempotency_keys (
   tenant_id uuid not null,

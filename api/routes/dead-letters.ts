@@ -1,8 +1,10 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError } from '#shared/errors.js';
+import { isUuid } from '#shared/jobs/uuid.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
-import { isUuid, pageOf, pageQuery, problemResponses } from './jobs.js';
+import { problemResponses } from '../openapi-problems.js';
+import { pageFrom, pageOf, pageQuery } from '../pagination.js';
 
 const time = z.iso.datetime({ offset: true });
 
@@ -66,13 +68,13 @@ export function deadLettersRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
         ${q.all === 'true' ? sql`` : sql`and requeued_at is null`}
         ${q.cursor ? sql`and id < ${q.cursor}::uuid` : sql``}
       order by id desc limit ${q.limit + 1}`;
-    const data = rows.slice(0, q.limit).map((r) => ({
+    const page = pageFrom(rows, q.limit, (r) => ({
       ...r,
       job_created_at: r.job_created_at.toISOString(),
       failed_at: r.failed_at.toISOString(),
       requeued_at: r.requeued_at && r.requeued_at.toISOString(),
     }));
-    return c.json({ data, next_cursor: rows.length > q.limit ? data.at(-1)!.id : null }, 200);
+    return c.json(page, 200);
   });
 
   const requeue = createRoute({

@@ -1,11 +1,13 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError, type FieldError } from '#shared/errors.js';
 import { KINDS } from '#shared/jobs/kinds.js';
+import { isUuid } from '#shared/jobs/uuid.js';
 import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
 import type { AppDeps, ApiEnv } from '../context.js';
+import { imageRefusal } from '../image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
-import { imageRefusal, isUuid, problemResponses } from './jobs.js';
+import { problemResponses } from '../openapi-problems.js';
 
 /** Most images one batch ingest takes; they are enqueued in one transaction, all or none. */
 export const MAX_BATCH_IMAGES = 100;

@@ -1,154 +1,17 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type postgres from 'postgres';
-import type { Config } from '#shared/config.js';
-import type { Sql, Tx } from '#shared/db/connect.js';
-import { AppError, ERROR_CODES, type ErrorCode, type FieldError } from '#shared/errors.js';
-import { KINDS, fetchTargetRefusal, isKind, type PayloadOf } from '#shared/jobs/kinds.js';
+import { AppError, type FieldError } from '#shared/errors.js';
+import { KINDS, isKind, type PayloadOf } from '#shared/jobs/kinds.js';
 import { insertJobs, type NewJob } from '#shared/jobs/queue.js';
+import { isUuid } from '#shared/jobs/uuid.js';
 import type { AppDeps, ApiEnv } from '../context.js';
+import { currentPattern } from '../current-pattern.js';
+import { imageRefusal } from '../image-refusal.js';
+import { JOB_STATUSES, JobView, jobView, selectJobs } from '../job-view.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
 import { validationError } from '../middleware/problems.js';
-
-// What the other /v1 routers share with this one: the problem and page shapes, the job view,
-// and the checks a manifest.extract job passes at the edge (ingest makes only such jobs).
-
-/** An RFC 9457 problem as every /v1 error is sent. */
-export const Problem = z
-  .object({
-    type: z.string(),
-    title: z.string(),
-    status: z.number().int(),
-    detail: z.string().optional(),
-    instance: z.string(),
-    code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]),
-    request_id: z.string(),
-    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional().openapi({ description: 'validation_failed: every offending path.' }),
-    known_kinds: z.array(z.string()).optional().openapi({ description: 'unknown_kind: the registered kinds.' }),
-  })
-  .openapi('Problem');
-
-const problemContent = { 'application/problem+json': { schema: Problem } };
-
-/** OpenAPI responses for the given problem statuses, plus the 401, 403 and 429 every /v1 route can send. */
-export function problemResponses<const C extends number>(described: Record<C, string>) {
-  const all: Record<number, string> = {
-    401: 'Missing, malformed or revoked credentials',
-    403: 'The credential lacks the required scope',
-    429: 'Rate limited (see Retry-After)',
-    ...described,
-  };
-  return Object.fromEntries(Object.entries(all).map(([s, d]) => [s, { description: d, content: problemContent }])) as Record<
-    C | 401 | 403 | 429,
-    { description: string; content: typeof problemContent }
-  >;
-}
-
-/** The query parameters of a cursor-paginated list. */
-export const pageQuery = {
-  cursor: z.uuid().optional().openapi({ description: '`next_cursor` of the previous page.' }),
-  limit: z.coerce.number().int().min(1).max(100).default(50).openapi({ description: '1–100, default 50.' }),
-};
-
-/** A page of a list: `next_cursor` is null on the last page. */
-export function pageOf<T extends z.ZodType>(item: T) {
-  return z.object({ data: z.array(item), next_cursor: z.uuid().nullable() });
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** True for a UUID's text form; other ids are answered 404 without a query. */
-export const isUuid = (id: string): boolean => UUID.test(id);
-
-const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
-const time = z.iso.datetime({ offset: true });
-
-/** A job as the API shows it. */
-export const JobView = z
-  .object({
-    id: z.uuid(),
-    kind: z.string(),
-    queue: z.string(),
-    status: z.enum(JOB_STATUSES),
-    priority: z.number().int().openapi({ description: 'Lower runs first.' }),
-    attempts: z.number().int().openapi({ description: 'Claims so far.' }),
-    max_attempts: z.number().int(),
-    run_at: time.openapi({ description: 'Not before this time (the next attempt, while queued).' }),
-    progress: z.number().nullable().openapi({ description: '0–100, as last reported by the handler.' }),
-    progress_message: z.string().nullable(),
-    result: z.unknown().openapi({ description: "The handler's output once succeeded, else null." }),
-    last_error: z.string().nullable(),
-    error_count: z.number().int().openapi({ description: 'Failed attempts recorded so far.' }),
-    pattern_id: z.uuid().nullable(),
-    pattern_version: z.number().int().nullable(),
-    created_at: time,
-    started_at: time.nullable(),
-    finished_at: time.nullable(),
-    cancel_requested_at: time.nullable(),
-    latency_ms: z.number().nullable().openapi({ description: 'finished_at − created_at, once finished.' }),
-    rescues: z.number().int().openapi({ description: 'Times its lease was reclaimed from a worker that stopped heartbeating.' }),
-  })
-  .openapi('Job');
-
-type JobRow = Omit<z.output<typeof JobView>, 'run_at' | 'created_at' | 'started_at' | 'finished_at' | 'cancel_requested_at'> & {
-  run_at: Date;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-  cancel_requested_at: Date | null;
-};
-
-/** The caller's jobs matching `rest` (more conditions, order, limit), as rows for jobView. */
-export function selectJobs(db: Sql | Tx, tenantId: string, rest: postgres.Fragment): Promise<JobRow[]> {
-  return db<JobRow[]>`
-    select id, kind, queue, status, priority, attempts, max_attempts, run_at, progress, progress_message, result, last_error,
-           jsonb_array_length(errors) as error_count, pattern_id, pattern_version, created_at, started_at, finished_at,
-           cancel_requested_at, round(extract(epoch from finished_at - created_at) * 1000)::float8 as latency_ms, rescues
-    from leasehold.jobs where tenant_id = ${tenantId}::uuid ${rest}`;
-}
-
-/** A row of selectJobs as the API shows it. */
-export function jobView(row: JobRow): z.output<typeof JobView> {
-  const iso = (d: Date | null) => d && d.toISOString();
-  return {
-    ...row,
-    result: row.result ?? null,
-    run_at: row.run_at.toISOString(),
-    created_at: row.created_at.toISOString(),
-    started_at: iso(row.started_at),
-    finished_at: iso(row.finished_at),
-    cancel_requested_at: iso(row.cancel_requested_at),
-  };
-}
-
-/** Why the server will not fetch this image (or webhook URL) for the tenant, or undefined. */
-export function imageRefusal(image: { url: string } | { storage_key: string }, tenantId: string, config: Pick<Config, 'FETCH_ALLOW_PRIVATE'>): string | undefined {
-  if ('url' in image) return fetchTargetRefusal(image.url, config.FETCH_ALLOW_PRIVATE);
-  if (!image.storage_key.toLowerCase().startsWith(`uploads/${tenantId.toLowerCase()}/`)) return `must start with uploads/${tenantId}/ (your own uploads)`;
-  return undefined;
-}
-
-/**
- * The pattern's current version, for the caller's transaction: 404 when the tenant has no such
- * pattern (or it was deleted), 409 when it is inactive, 422 when `version` is given and the pattern
- * never had it. No row lock: a change committed meanwhile is simply later than this ingest, and
- * share-locking one hot pattern row from every concurrent ingest would create a MultiXact each time.
- */
-export async function currentPattern(db: Sql | Tx, tenantId: string, patternId: string, version?: number): Promise<number> {
-  const [p] = await db<{ current_version: number; is_active: boolean; has_version: boolean }[]>`
-    select p.current_version, v.is_active,
-           exists (select 1 from leasehold.pattern_versions o where o.pattern_id = p.id and o.version = ${version ?? 0}::int) as has_version
-    from leasehold.patterns p
-    join leasehold.pattern_versions v on v.pattern_id = p.id and v.version = p.current_version
-    where p.id = ${patternId}::uuid and p.tenant_id = ${tenantId}::uuid and p.deleted_at is null`;
-  if (!p) throw new AppError('not_found', `no pattern ${patternId}`);
-  if (!p.is_active) throw new AppError('invalid_state', `pattern ${patternId} is inactive (version ${p.current_version}); activate it before sending images to it`);
-  if (version !== undefined && !p.has_version) {
-    throw new AppError('validation_failed', `pattern ${patternId} has no version ${version}`, {
-      errors: [{ path: 'body.payload.pattern_version', message: `pattern ${patternId} has no version ${version} (current: ${p.current_version})` }],
-    });
-  }
-  return p.current_version;
-}
+import { problemResponses } from '../openapi-problems.js';
+import { pageFrom, pageOf, pageQuery } from '../pagination.js';
 
 const IdParam = z.object({ id: z.string().openapi({ format: 'uuid', description: 'A job id; anything else is a 404.' }) });
 const json = <S extends z.ZodType>(schema: S, description: string) => ({ description, content: { 'application/json': { schema } } });
@@ -286,8 +149,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
           ${q.cursor ? sql`and id < ${q.cursor}::uuid` : sql``}
           order by id desc limit ${q.limit + 1}`,
     );
-    const data = rows.slice(0, q.limit).map(jobView);
-    return c.json({ data, next_cursor: rows.length > q.limit ? data.at(-1)!.id : null }, 200);
+    return c.json(pageFrom(rows, q.limit, jobView), 200);
   });
 
   const get = createRoute({

@@ -17,6 +17,7 @@ import {
 import { checkStrictSchema, normalizeSchema } from '#shared/patterns/strict-schema.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
+import { problemResponses } from '../openapi-problems.js';
 
 // A schema with thousands of problems, or huge property names, would make the answer far larger
 // than the request: list at most this many problems, paths cut to this length, this much text.
@@ -60,16 +61,6 @@ const PatternSchema = z
 const VersionSchema = z.object({ pattern_id: z.uuid(), version: z.number().int(), ...fields, created_at: dateTime }).openapi('PatternVersion');
 const page = <T extends z.ZodType>(item: T) =>
   z.object({ data: z.array(item), next_cursor: z.string().nullable().openapi({ description: 'Pass as `cursor` for the next page.' }) });
-const ProblemSchema = z.object({
-  type: z.string(),
-  title: z.string(),
-  status: z.number().int(),
-  detail: z.string().optional(),
-  instance: z.string(),
-  code: z.string(),
-  request_id: z.string(),
-  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-});
 
 const IdParams = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, format: 'uuid' }) });
 const NormalizeQuery = z.strictObject({
@@ -84,13 +75,15 @@ const pageQuery = <C extends z.ZodType<string, string>>(cursor: C) =>
   });
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
-const problems = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((s) => [s, { description: `Problem (${s})`, content: { 'application/problem+json': { schema: ProblemSchema } } }]));
 
 /** Declares a patterns route: tagged, bearer-authenticated, scope-checked, problems documented. */
 function route<R extends Omit<RouteConfig, 'security' | 'tags' | 'middleware'>>(write: boolean, r: R) {
-  const bodyProblems = r.request?.body ? problems(400, 413, 415) : {};
-  const responses = { ...problems(401, 403, 404, 422, 429), ...bodyProblems, ...r.responses };
+  const bodyProblems = r.request?.body ? problemResponses({ 400: 'Malformed JSON', 413: 'Body too large', 415: 'Not application/json' }) : {};
+  const responses = {
+    ...problemResponses({ 404: 'No such pattern for this tenant (or it was deleted)', 422: 'validation_failed, or invalid_schema (every problem strict mode finds)' }),
+    ...bodyProblems,
+    ...r.responses,
+  };
   return createRoute({ ...r, responses, tags: ['patterns'], security: [{ bearer: [] }], middleware: requireScope(write ? 'jobs:write' : 'jobs:read') });
 }
 

@@ -6,6 +6,7 @@ import { ensureDevKey } from '#shared/auth/tenants.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { createApp } from '../../api/app.js';
+import { startPruning } from '../../api/prune-expired.js';
 import { Worker } from '../../worker/worker.js';
 import { assertMigrated, type CommandContext } from '../context.js';
 
@@ -26,6 +27,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       })
     : undefined;
   let server: ServerType | undefined;
+  let pruning: { stop(): void } | undefined;
   let worker: Worker | undefined;
   const closeAll = async () => {
     await Promise.all([sql.end({ timeout: 5 }), workerSql?.end({ timeout: 5 })]);
@@ -64,6 +66,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
     if (what.api) {
       const queue = new JobQueue(sql, new Notifier(sql, (err) => log.debug({ err }, 'notify failed')));
       const app = createApp({ sql, config, log, queue });
+      pruning = startPruning({ sql, log });
       server = await new Promise<ServerType>((resolve, reject) => {
         const s = serveHttp({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
         s.once('error', reject);
@@ -99,6 +102,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       }
       log.info({ signal }, 'shutting down');
       void (async () => {
+        pruning?.stop();
         await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
         await worker?.stop();
         await closeAll();

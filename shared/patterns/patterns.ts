@@ -1,5 +1,5 @@
 import type { Sql, Tx } from '../db/connect.js';
-import { uuidv7 } from '../jobs/uuid.js';
+import { isUuid, uuidv7 } from '../jobs/uuid.js';
 
 /** The output formats a pattern's manifest can be served in. */
 export const PATTERN_FORMATS = ['json', 'yaml', 'xml', 'csv', 'text'] as const;
@@ -36,11 +36,6 @@ export interface Page<T> {
   data: T[];
   next_cursor: string | null;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** True when `id` can be a pattern id; anything else is simply not found, never a query error. */
-const isUuid = (id: string): boolean => UUID.test(id);
 
 // The API's view of a pattern, from `patterns p` and its current `pattern_versions v`.
 const patternColumns = (sql: Sql | Tx) =>

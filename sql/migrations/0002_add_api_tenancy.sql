@@ -74,6 +74,9 @@ create table leasehold.idempotency_keys (
 );
 create index idempotency_keys_expiry_idx on leasehold.idempotency_keys (expires_at);
 
+-- The API's dead-letter list: a tenant's newest first.
+create index dead_letters_tenant_idx on leasehold.dead_letters (tenant_id, id);
+
 -- Token buckets for the API's rate limits, shared by every API process.
 create table leasehold.rate_limits (
   tenant_id uuid not null,

@@ -1,0 +1,66 @@
+import { z } from '@hono/zod-openapi';
+import type postgres from 'postgres';
+import type { Sql, Tx } from '#shared/db/connect.js';
+
+/** Every status a job can be in, as the API shows and filters by it. */
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+
+const time = z.iso.datetime({ offset: true });
+
+/** A job as the API shows it. */
+export const JobView = z
+  .object({
+    id: z.uuid(),
+    kind: z.string(),
+    queue: z.string(),
+    status: z.enum(JOB_STATUSES),
+    priority: z.number().int().openapi({ description: 'Lower runs first.' }),
+    attempts: z.number().int().openapi({ description: 'Claims so far.' }),
+    max_attempts: z.number().int(),
+    run_at: time.openapi({ description: 'Not before this time (the next attempt, while queued).' }),
+    progress: z.number().nullable().openapi({ description: '0–100, as last reported by the handler.' }),
+    progress_message: z.string().nullable(),
+    result: z.unknown().openapi({ description: "The handler's output once succeeded, else null." }),
+    last_error: z.string().nullable(),
+    error_count: z.number().int().openapi({ description: 'Failed attempts recorded so far.' }),
+    pattern_id: z.uuid().nullable(),
+    pattern_version: z.number().int().nullable(),
+    created_at: time,
+    started_at: time.nullable(),
+    finished_at: time.nullable(),
+    cancel_requested_at: time.nullable(),
+    latency_ms: z.number().nullable().openapi({ description: 'finished_at − created_at, once finished.' }),
+    rescues: z.number().int().openapi({ description: 'Times its lease was reclaimed from a worker that stopped heartbeating.' }),
+  })
+  .openapi('Job');
+
+type JobRow = Omit<z.output<typeof JobView>, 'run_at' | 'created_at' | 'started_at' | 'finished_at' | 'cancel_requested_at'> & {
+  run_at: Date;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  cancel_requested_at: Date | null;
+};
+
+/** The caller's jobs matching `rest` (more conditions, order, limit), as rows for jobView. */
+export function selectJobs(db: Sql | Tx, tenantId: string, rest: postgres.Fragment): Promise<JobRow[]> {
+  return db<JobRow[]>`
+    select id, kind, queue, status, priority, attempts, max_attempts, run_at, progress, progress_message, result, last_error,
+           jsonb_array_length(errors) as error_count, pattern_id, pattern_version, created_at, started_at, finished_at,
+           cancel_requested_at, round(extract(epoch from finished_at - created_at) * 1000)::float8 as latency_ms, rescues
+    from leasehold.jobs where tenant_id = ${tenantId}::uuid ${rest}`;
+}
+
+/** A row of selectJobs as the API shows it. */
+export function jobView(row: JobRow): z.output<typeof JobView> {
+  const iso = (d: Date | null) => d && d.toISOString();
+  return {
+    ...row,
+    result: row.result ?? null,
+    run_at: row.run_at.toISOString(),
+    created_at: row.created_at.toISOString(),
+    started_at: iso(row.started_at),
+    finished_at: iso(row.finished_at),
+    cancel_requested_at: iso(row.cancel_requested_at),
+  };
+}
