@@ -213,19 +213,3 @@ test('through a real listening server', async () => {
   }
 });
 
-test('a real worker fails the job at once with not_available: this build has no vision provider', async () => {
-  const t = await api.tenant('ingest-worker');
-  const p = await insertPattern(t.tenantId);
-  const { body } = await ingest({ image_url: IMG }, t.key, p);
-  await workers.start({ sql: db.sql, settings: { queues: [{ name: 'ai' }], pollMs: 50 } });
-  const job = await waitFor(async () => {
-    const r = (await (await api.request(t.key, 'GET', `/v1/jobs/${body.job_id}`)).json()) as Json;
-    return r.status === 'failed' && r;
-  }, 'the manifest.extract job to fail');
-  expect(job).toMatchObject({ attempts: 1, max_attempts: 4, error_count: 1, last_error: expect.stringContaining('no vision provider') });
-  const [row] = await db.sql`select errors -> 0 ->> 'code' as code from leasehold.jobs where id = ${body.job_id}`;
-  expect(row!.code).toBe('not_available');
-  const dead = (await (await api.request(t.key, 'GET', '/v1/dead-letters')).json()) as Json;
-  expect(dead.data.map((d: Json) => d.job_id)).toEqual([body.job_id]);
-  await workers.stopAll();
-});

@@ -222,7 +222,7 @@ describe('GET /v1/jobs', () => {
 });
 
 describe('GET /v1/jobs/{id}/manifest', () => {
-  test("a succeeded job's result as application/json; other formats are a 422 naming query.format", async () => {
+  test("a succeeded job's result in json (default), yaml, xml and text; csv needs a pattern; unknown formats are a 422", async () => {
     const job = await enqueue();
     await db.sql`update leasehold.jobs set status = 'succeeded', finished_at = now(), result = '{"vendor":"ACME","total":12.5}' where id = ${job.id}`;
     for (const q of ['', '?format=json']) {
@@ -231,9 +231,16 @@ describe('GET /v1/jobs/{id}/manifest', () => {
       expect(r.type).toMatch(/^application\/json/);
       expect(r.body).toEqual({ vendor: 'ACME', total: 12.5 });
     }
-    const yaml = await call(a.key, 'GET', `/v1/jobs/${job.id}/manifest?format=yaml`);
-    expect(yaml.status).toBe(422);
-    expect(yaml.body.errors).toEqual([{ path: 'query.format', message: expect.stringContaining('json') }]);
+    const yaml = await api.request(a.key, 'GET', `/v1/jobs/${job.id}/manifest?format=yaml`);
+    expect([yaml.status, yaml.headers.get('content-type')]).toEqual([200, 'application/yaml']);
+    // No pattern, so no schema to order by: the stored (jsonb) order.
+    expect(await yaml.text()).toBe('total: 12.5\nvendor: ACME\n');
+    const csv = await call(a.key, 'GET', `/v1/jobs/${job.id}/manifest?format=csv`);
+    expect(csv.status).toBe(422);
+    expect(csv.body.errors).toEqual([{ path: 'query.format', message: expect.stringContaining('csv needs a manifest.extract job') }]);
+    const pdf = await call(a.key, 'GET', `/v1/jobs/${job.id}/manifest?format=pdf`);
+    expect(pdf.status).toBe(422);
+    expect(pdf.body.errors).toEqual([{ path: 'query.format', message: expect.stringContaining('json, yaml, xml, csv, text') }]);
   });
 
   test('a job that has not succeeded is a 409; another tenant gets a 404', async () => {

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
-import type { QueueSpec } from '#shared/config.js';
+import { loadConfig, type Config, type QueueSpec } from '#shared/config.js';
+import type { VisionProvider } from '#shared/ai/provider.js';
 import { DEFAULT_RETRY } from '#shared/jobs/backoff.js';
 import type { AbortReason } from '#shared/jobs/job-errors.js';
 import { KINDS, isKind, type KindSpec } from '#shared/jobs/kinds.js';
@@ -13,7 +14,7 @@ import { Completer } from './completer.js';
 import type { Handler } from './handler.js';
 import type { ClaimedJob, HeldJob, Outcome } from './held-job.js';
 import { ProgressReporter } from './progress-reporter.js';
-import { handlers as builtinHandlers } from './handlers/index.js';
+import { createHandlers } from './handlers/index.js';
 import { leaseBudgetMs, startHeartbeat } from './heartbeat.js';
 import { startReclaimer } from './reclaimer.js';
 
@@ -48,6 +49,10 @@ export interface WorkerOptions {
   sql: Sql;
   log: Logger;
   settings?: Partial<WorkerSettings>;
+  /** What the built-in handlers read (model, provider, FETCH_ALLOW_PRIVATE); the defaults of an empty environment when absent. */
+  config?: Config;
+  /** The vision provider of manifest.extract; the one `config` names when absent. */
+  provider?: VisionProvider;
   /** Extra or replacement handlers (tests register kinds of their own here). */
   handlers?: Record<string, Handler<never>>;
   /** Queue options of kinds that are not in the shared registry. */
@@ -116,7 +121,8 @@ export class Worker {
     this.settings = { ...DEFAULT_SETTINGS, ...opts.settings };
     this.#sql = opts.sql;
     this.#log = opts.log.child({ worker: this.id });
-    this.#handlers = { ...(builtinHandlers as Record<string, Handler<never>>), ...opts.handlers };
+    const builtins = createHandlers({ sql: this.#sql, config: opts.config ?? loadConfig({}), provider: opts.provider });
+    this.#handlers = { ...(builtins as Record<string, Handler<never>>), ...opts.handlers };
     for (const kind of Object.keys(this.#handlers)) {
       const spec: KindOptions = isKind(kind)
         ? KINDS[kind]

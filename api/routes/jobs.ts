@@ -3,6 +3,8 @@ import { AppError, type FieldError } from '#shared/errors.js';
 import { KINDS, isKind, type PayloadOf } from '#shared/jobs/kinds.js';
 import { insertJobs, type NewJob } from '#shared/jobs/queue.js';
 import { isUuid } from '#shared/jobs/uuid.js';
+import { orderLikeSchema } from '#shared/formats/order-like-schema.js';
+import { CsvShapeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMATS, renderManifest } from '#shared/formats/render-manifest.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { currentPattern } from '../current-pattern.js';
 import { imageRefusal } from '../image-refusal.js';
@@ -49,9 +51,9 @@ const ListQuery = z
 const ManifestQuery = z
   .object({
     format: z
-      .enum(['json'], { error: 'supported formats: json (yaml, xml, csv and text are not available yet)' })
+      .enum(MANIFEST_FORMATS, { error: `supported formats: ${MANIFEST_FORMATS.join(', ')}` })
       .optional()
-      .openapi({ description: 'Output format; only `json` (the default) is available in this build.' }),
+      .openapi({ description: 'Output format (default json); the rules of each are in docs/formats.md. csv needs the pattern schema of a manifest.extract job.' }),
   })
   .strict();
 
@@ -173,25 +175,55 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     method: 'get',
     path: '/jobs/{id}/manifest',
     tags: ['jobs'],
-    summary: "A succeeded job's output",
-    description: 'The stored result as JSON. Other formats (yaml, xml, csv, text) are not available in this build: asking for one is a 422.',
+    summary: "A succeeded job's output, in the format asked for",
+    description:
+      'For manifest.extract jobs, the manifest laid out by the schema of the pattern version the job ran with; for other kinds, the stored result. ' +
+      'json, yaml, xml, csv and text, each with its own content type; every format reads back to the same data (docs/formats.md).',
     security: [{ bearer: [] }],
     middleware: [read] as const,
     request: { params: IdParam, query: ManifestQuery },
     responses: {
-      200: json(z.unknown().openapi({ description: "The job's result, as stored." }), 'The output.'),
-      ...problemResponses({ 404: 'No such job for this tenant', 409: 'The job has not succeeded', 422: 'An unsupported format' }),
+      200: {
+        description: 'The output.',
+        content: Object.fromEntries(
+          MANIFEST_FORMATS.map((f) => [MANIFEST_CONTENT_TYPES[f].split(';')[0]!, { schema: z.string().openapi({ description: `format=${f}` }) }]),
+        ),
+      },
+      ...problemResponses({ 404: 'No such job for this tenant', 409: 'The job has not succeeded', 422: 'An unknown format, or csv for a job without a pattern' }),
     },
   });
   app.openapi(manifest, async (c) => {
     const { id } = c.req.valid('param');
+    const format = c.req.valid('query').format ?? 'json';
     const tenantId = c.get('principal').tenantId;
     const [job] = isUuid(id)
-      ? await sql<{ status: string; result: unknown }[]>`select status, result from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid`
+      ? await sql<{ status: string; result: unknown; schema: unknown }[]>`
+          select j.status, j.result, v.json_schema as schema
+          from leasehold.jobs j
+          left join leasehold.pattern_versions v
+            on v.pattern_id = j.pattern_id and v.version = j.pattern_version and v.tenant_id = j.tenant_id
+          where j.id = ${id}::uuid and j.tenant_id = ${tenantId}::uuid`
       : [];
     if (!job) throw notFound(id);
     if (job.status !== 'succeeded') throw new AppError('invalid_state', `job ${id} is ${job.status}; its output exists once it has succeeded`);
-    return c.json(job.result ?? null, 200);
+    const result = job.result as { manifest?: unknown } | null;
+    const output =
+      job.schema !== null && result !== null && typeof result === 'object' && 'manifest' in result
+        ? orderLikeSchema(result.manifest, job.schema)
+        : result;
+    if (format === 'csv' && job.schema === null) {
+      throw new AppError('validation_failed', 'csv is laid out by a pattern schema, and this job has none', {
+        errors: [{ path: 'query.format', message: 'csv needs a manifest.extract job; use json, yaml, xml or text' }],
+      });
+    }
+    let rendered;
+    try {
+      rendered = renderManifest(output ?? null, format, job.schema ?? {});
+    } catch (err) {
+      if (err instanceof CsvShapeError) throw new AppError('invalid_state', `the stored manifest does not fit its pattern schema, so it has no csv form: ${err.message}`);
+      throw err;
+    }
+    return c.body(rendered.body, 200, { 'content-type': rendered.contentType });
   });
 
   for (const action of ['cancel', 'retry'] as const) {

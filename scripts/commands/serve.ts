@@ -43,6 +43,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       worker = new Worker({
         sql: workerSql!,
         log,
+        config,
         settings: {
           concurrency: config.WORKER_CONCURRENCY,
           leaseMs: config.WORKER_LEASE_MS,

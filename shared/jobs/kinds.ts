@@ -99,7 +99,7 @@ export const KINDS = {
       .strict(),
     description:
       'One image + a pattern (instructions + JSON Schema) → a schema-conformant manifest from a vision model ' +
-      '(not runnable in this build: no vision provider is wired in yet, so these jobs fail with not_available).',
+      '(OpenAI Structured Outputs, or the deterministic fake provider without a key); images by URL only in this build.',
     queue: 'ai',
     // A vision call takes seconds to a minute; three minutes leaves room for a slow image fetch.
     timeoutMs: 3 * 60_000,

@@ -1,10 +1,29 @@
+import type { Config } from '#shared/config.js';
+import type { Sql } from '#shared/db/connect.js';
+import { createProvider, type VisionProvider } from '#shared/ai/provider.js';
 import type { HandlerMap } from '../handler.js';
 import { manifestExtract } from './manifest-extract.js';
 import { noop, sleepFor } from './system.js';
 
-/** The handler of every registered kind. */
-export const handlers = {
-  'system.noop': noop,
-  'system.sleep': sleepFor,
-  'manifest.extract': manifestExtract,
-} satisfies HandlerMap;
+/** What the built-in handlers need: the worker's pool, the config, and a vision provider. */
+export interface HandlerDeps {
+  sql: Sql;
+  config: Pick<Config, 'AI_PROVIDER' | 'OPENAI_API_KEY' | 'OPENAI_BASE_URL' | 'OPENAI_MODEL' | 'FETCH_ALLOW_PRIVATE'>;
+  /** The vision provider; the one the config names (createProvider) when absent. */
+  provider?: VisionProvider;
+}
+
+/** The handler of every registered kind, bound to its dependencies. */
+export function createHandlers(deps: HandlerDeps) {
+  const { sql, config } = deps;
+  return {
+    'system.noop': noop,
+    'system.sleep': sleepFor,
+    'manifest.extract': manifestExtract({
+      sql,
+      provider: deps.provider ?? createProvider(config),
+      defaultModel: config.OPENAI_MODEL,
+      allowPrivate: config.FETCH_ALLOW_PRIVATE,
+    }),
+  } satisfies HandlerMap;
+}

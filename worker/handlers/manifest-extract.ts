@@ -1,11 +1,117 @@
-import { PermanentError } from '#shared/jobs/job-errors.js';
+import type { Sql } from '#shared/db/connect.js';
+import type { ImageDetail, VisionProvider, VisionUsage } from '#shared/ai/provider.js';
+import { SchemaCompileError, compileSchema, validateManifest } from '#shared/ai/validate-output.js';
+import { PermanentError, RetryError } from '#shared/jobs/job-errors.js';
 import type { PayloadOf } from '#shared/jobs/kinds.js';
+import { FetchRefused } from '#shared/net/fetch-refused.js';
+import { safeFetchImage, type FetchedImage, type SafeFetchOptions } from '#shared/net/safe-fetch.js';
 import type { Handler } from '../handler.js';
 
+/** What manifest.extract needs from its worker. */
+export interface ManifestExtractDeps {
+  sql: Sql;
+  provider: VisionProvider;
+  /** OPENAI_MODEL: used when the pattern version names no model of its own. */
+  defaultModel: string;
+  /** FETCH_ALLOW_PRIVATE: let image URLs reach private and loopback addresses. */
+  allowPrivate: boolean;
+  /** Image detail sent to the model; `auto` unless set. */
+  detail?: ImageDetail;
+  /** Other safe-fetch limits (time, size, redirects); the production defaults otherwise. */
+  fetch?: Omit<SafeFetchOptions, 'allowPrivate' | 'signal'>;
+}
+
+/** What a succeeded manifest.extract job stores as its result. */
+export interface ManifestResult {
+  manifest: unknown;
+  provider: string;
+  model: string;
+  usage: VisionUsage;
+  /** Time the model call took, in ms. */
+  latency_ms: number;
+  pattern_id: string;
+  pattern_version: number;
+}
+
+interface PatternVersionRow {
+  name: string;
+  instructions: string;
+  json_schema: Record<string, unknown>;
+  model: string | null;
+}
+
+// Enough of a schema mismatch to fix the pattern or the prompt; the rest are counted.
+const MAX_LISTED_PROBLEMS = 10;
+
+/** The version the job was created with; jobs run with it even after the pattern moves on. */
+async function loadVersion(sql: Sql, tenantId: string, patternId: string, version: number): Promise<PatternVersionRow> {
+  const [row] = await sql<PatternVersionRow[]>`
+    select name, instructions, json_schema, model from leasehold.pattern_versions
+    where pattern_id = ${patternId} and version = ${version} and tenant_id = ${tenantId}`;
+  if (!row) throw new PermanentError(`pattern ${patternId} has no version ${version} for this tenant`, 'pattern_not_found');
+  return row;
+}
+
+/** The image's bytes: by URL through the SSRF-safe fetch; from storage once this build has one. */
+async function loadImage(image: PayloadOf<'manifest.extract'>['image'], deps: ManifestExtractDeps, signal: AbortSignal): Promise<FetchedImage> {
+  if (!('url' in image)) throw new PermanentError('storage is not configured in this build', 'storage_unavailable');
+  try {
+    return await safeFetchImage(image.url, { ...deps.fetch, allowPrivate: deps.allowPrivate, signal });
+  } catch (err) {
+    if (!(err instanceof FetchRefused)) throw err;
+    const message = `cannot fetch the image: ${err.message}`;
+    if (err.retryable) throw new RetryError(message, { afterMs: err.retryAfterMs }, `fetch_${err.code}`);
+    throw new PermanentError(message, `fetch_${err.code}`);
+  }
+}
+
 /**
- * `manifest.extract`: cannot run in this build, because no vision provider is wired in yet; every
- * attempt fails at once (no retries) with code `not_available` rather than inventing a manifest.
+ * `manifest.extract`: loads the job's pattern version, fetches the image, asks the vision
+ * provider for a manifest under the pattern's strict schema, and succeeds only with output that
+ * validates against that schema (ajv), whatever the provider promised.
  */
-export const manifestExtract: Handler<PayloadOf<'manifest.extract'>> = () => {
-  throw new PermanentError('manifest.extract cannot run: no vision provider is wired into this build yet', 'not_available');
-};
+export function manifestExtract(deps: ManifestExtractDeps): Handler<PayloadOf<'manifest.extract'>> {
+  return async (payload, ctx) => {
+    const { pattern_id: patternId, pattern_version: patternVersion } = payload;
+    const pattern = await loadVersion(deps.sql, ctx.tenantId, patternId, patternVersion);
+    try {
+      // Before paying for a fetch and a model call that could never succeed.
+      compileSchema(pattern.json_schema);
+    } catch (err) {
+      if (err instanceof SchemaCompileError) throw new PermanentError(`pattern version ${patternVersion}: ${err.message}`, 'invalid_schema');
+      throw err;
+    }
+    const image = await loadImage(payload.image, deps, ctx.signal);
+    ctx.progress(30, `image fetched (${image.contentType}, ${image.bytes.byteLength} bytes)`);
+
+    const startedAt = performance.now();
+    const answer = await deps.provider.extract({
+      schema: pattern.json_schema,
+      schemaName: pattern.name,
+      instructions: pattern.instructions,
+      image: { bytes: image.bytes, contentType: image.contentType },
+      model: pattern.model ?? deps.defaultModel,
+      detail: deps.detail ?? 'auto',
+      signal: ctx.signal,
+    });
+    const latencyMs = Math.round(performance.now() - startedAt);
+    ctx.progress(80, `model answered (${answer.provider}/${answer.model}, ${latencyMs} ms)`);
+
+    const verdict = validateManifest(pattern.json_schema, answer.manifest);
+    if (!verdict.ok) {
+      const listed = verdict.errors.slice(0, MAX_LISTED_PROBLEMS).map((p) => `${p.path} ${p.message}`);
+      const more = verdict.errors.length > listed.length ? ` (and ${verdict.errors.length - listed.length} more)` : '';
+      throw new PermanentError(`the model's output does not match the pattern's schema: ${listed.join('; ')}${more}`, 'output_invalid');
+    }
+    ctx.log.debug({ provider: answer.provider, model: answer.model, usage: answer.usage, latency_ms: latencyMs }, 'manifest extracted');
+    return {
+      manifest: answer.manifest,
+      provider: answer.provider,
+      model: answer.model,
+      usage: answer.usage,
+      latency_ms: latencyMs,
+      pattern_id: patternId,
+      pattern_version: patternVersion,
+    } satisfies ManifestResult;
+  };
+}

@@ -1,0 +1,103 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '#shared/config.js';
+import { fromCsv, fromXml } from '#shared/formats/render-manifest.js';
+import { createTestApi, type TestApi } from '../test/helpers/api.js';
+import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
+import { WorkerPool } from '../test/helpers/engine.js';
+import { waitFor } from '../test/helpers/wait.js';
+
+// The whole ImgGo flow through the HTTP API and a real worker with the default (fake) provider:
+// create a pattern, ingest an image by URL, extract, and read the manifest in all five formats.
+const ENV = { FETCH_ALLOW_PRIVATE: 'true', RATE_LIMIT_PER_S: '1000', RATE_LIMIT_BURST: '1000' };
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+const SHELF = {
+  type: 'object',
+  properties: {
+    store: { type: 'string' },
+    audited_on: { type: 'string', format: 'date' },
+    items: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          sku: { type: 'string' },
+          name: { type: 'string' },
+          facings: { type: 'integer', minimum: 0, maximum: 20 },
+          price: { type: ['number', 'null'] },
+          on_promo: { type: 'boolean' },
+        },
+        required: ['sku', 'name', 'facings', 'price', 'on_promo'],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ['store', 'audited_on', 'items'],
+  additionalProperties: false,
+};
+
+let db: TestDatabase;
+let api: TestApi;
+let images: Server;
+let imageUrl: string;
+const workers = new WorkerPool();
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  api = createTestApi(db.sql, ENV);
+  images = createServer((_req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(PNG));
+  await new Promise<void>((r) => images.listen(0, '127.0.0.1', r));
+  imageUrl = `http://127.0.0.1:${(images.address() as AddressInfo).port}/aisle-7.png`;
+});
+afterAll(async () => {
+  await workers.stopAll();
+  await new Promise((r) => images.close(r));
+  await db.drop();
+});
+
+test('pattern → ingest → worker → manifest in json, yaml, xml, csv and text, each reading back the same', async () => {
+  const { key } = await api.tenant('e2e');
+  const created = await api.request(key, 'POST', '/v1/patterns', { name: 'shelf audit', instructions: 'List every product on the shelf.', json_schema: SHELF, format: 'csv' });
+  expect(created.status).toBe(201);
+  const pattern = (await created.json()) as { id: string };
+  const queued = await api.request(key, 'POST', `/v1/patterns/${pattern.id}/ingest`, { image_url: imageUrl, metadata: { store: 'berlin-3' } });
+  expect(queued.status).toBe(202);
+  const { job_id } = (await queued.json()) as { job_id: string };
+
+  await workers.start({ sql: db.sql, config: loadConfig({ ...ENV, LOG_LEVEL: 'silent' }), settings: { queues: [{ name: 'ai' }], pollMs: 50 } });
+  const job = await waitFor(async () => {
+    const j = (await (await api.request(key, 'GET', `/v1/jobs/${job_id}`)).json()) as { status: string; result: { manifest: unknown; provider: string } };
+    if (j.status === 'failed') throw new Error(`job failed: ${JSON.stringify(j)}`);
+    return j.status === 'succeeded' && j;
+  }, 'the manifest to be extracted', 15_000);
+  expect(job.result.provider).toBe('fake');
+  const manifest = job.result.manifest as { items: unknown[]; store: string };
+  expect(manifest.items.length).toBeGreaterThan(0);
+
+  const fetchAs = async (format: string) => {
+    const res = await api.request(key, 'GET', `/v1/jobs/${job_id}/manifest?format=${format}`);
+    expect(res.status, format).toBe(200);
+    return { type: res.headers.get('content-type'), body: await res.text() };
+  };
+  const json = await fetchAs('json');
+  expect(json.type).toMatch(/^application\/json/);
+  expect(JSON.parse(json.body)).toEqual(manifest);
+  // Served in the schema's key order, whatever order the database keeps the result in.
+  expect(Object.keys(JSON.parse(json.body) as object)).toEqual(['store', 'audited_on', 'items']);
+  expect(Object.keys((JSON.parse(json.body) as { items: object[] }).items[0]!)).toEqual(['sku', 'name', 'facings', 'price', 'on_promo']);
+  const yaml = await fetchAs('yaml');
+  expect(yaml.type).toMatch(/^application\/yaml/);
+  expect(parseYaml(yaml.body)).toEqual(manifest);
+  const xml = await fetchAs('xml');
+  expect(xml.type).toMatch(/^application\/xml/);
+  expect(fromXml(xml.body)).toEqual(manifest);
+  const csv = await fetchAs('csv');
+  expect(csv.type).toMatch(/^text\/csv/);
+  expect(csv.body.split('\r\n').filter(Boolean)).toHaveLength(1 + manifest.items.length); // header + one row per item
+  expect(fromCsv(csv.body, SHELF)).toEqual(manifest);
+  const text = await fetchAs('text');
+  expect(text.type).toMatch(/^text\/plain/);
+  expect(text.body).toContain(manifest.store);
+});
