@@ -42,13 +42,16 @@ type JobRow = Omit<z.output<typeof JobView>, 'run_at' | 'created_at' | 'started_
   cancel_requested_at: Date | null;
 };
 
-/** The caller's jobs matching `rest` (more conditions, order, limit), as rows for jobView. */
+/** The public view's columns of `jobs j`. */
+const COLUMNS = (db: Sql | Tx) => db`
+  j.id, j.kind, j.queue, j.status, j.priority, j.attempts, j.max_attempts, j.run_at, j.progress, j.progress_message,
+  j.result, j.last_error, jsonb_array_length(j.errors) as error_count, j.pattern_id, j.pattern_version, j.created_at,
+  j.started_at, j.finished_at, j.cancel_requested_at,
+  round(extract(epoch from j.finished_at - j.created_at) * 1000)::float8 as latency_ms, j.rescues`;
+
+/** The caller's jobs matching `rest` (more conditions on `j`), as rows for jobView. */
 export function selectJobs(db: Sql | Tx, tenantId: string, rest: postgres.Fragment): Promise<JobRow[]> {
-  return db<JobRow[]>`
-    select id, kind, queue, status, priority, attempts, max_attempts, run_at, progress, progress_message, result, last_error,
-           jsonb_array_length(errors) as error_count, pattern_id, pattern_version, created_at, started_at, finished_at,
-           cancel_requested_at, round(extract(epoch from finished_at - created_at) * 1000)::float8 as latency_ms, rescues
-    from leasehold.jobs where tenant_id = ${tenantId}::uuid ${rest}`;
+  return db<JobRow[]>`select ${COLUMNS(db)} from leasehold.jobs j where j.tenant_id = ${tenantId}::uuid ${rest}`;
 }
 
 /** A row of selectJobs as the API shows it. */
@@ -63,4 +66,36 @@ export function jobView(row: JobRow): z.output<typeof JobView> {
     finished_at: iso(row.finished_at),
     cancel_requested_at: iso(row.cancel_requested_at),
   };
+}
+
+/** What GET /v1/jobs filters on. */
+export interface JobFilters {
+  status?: string;
+  kind?: string;
+  pattern_id?: string;
+  created_after?: string;
+  created_before?: string;
+  cursor?: string;
+}
+
+/**
+ * One page of a tenant's jobs, newest first, `limit` + 1 rows (the extra one says a next page
+ * exists). Walks tenant_jobs backwards by job id and joins each job by primary key; a pattern
+ * filter walks jobs_pattern_idx instead.
+ */
+export function listJobs(db: Sql | Tx, tenantId: string, f: JobFilters, limit: number): Promise<JobRow[]> {
+  const filters = db`${f.status ? db`and j.status = ${f.status}` : db``}
+      ${f.kind ? db`and j.kind = ${f.kind}` : db``}
+      ${f.created_after ? db`and j.created_at > ${f.created_after}::timestamptz` : db``}
+      ${f.created_before ? db`and j.created_at < ${f.created_before}::timestamptz` : db``}`;
+  const source = f.pattern_id
+    ? db`leasehold.jobs j where j.tenant_id = ${tenantId}::uuid and j.pattern_id = ${f.pattern_id}::uuid
+         ${f.cursor ? db`and j.id < ${f.cursor}::uuid` : db``} ${filters} order by j.id desc`
+    : db`leasehold.tenant_jobs t join leasehold.jobs j on j.id = t.job_id
+         where t.tenant_id = ${tenantId}::uuid ${f.cursor ? db`and t.job_id < ${f.cursor}::uuid` : db``} ${filters}
+         order by t.job_id desc`;
+  return db<JobRow[]>`
+    select ${COLUMNS(db)}
+    from ${source}
+    limit ${limit + 1}`;
 }

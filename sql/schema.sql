@@ -51,6 +51,8 @@ begin
   on conflict (name) do nothing;
   insert into leasehold.job_events (job_id, tenant_id, type, attempt)
   select id, tenant_id, 'job.' || status::text, attempts from new_jobs;
+  insert into leasehold.tenant_jobs (tenant_id, job_id)
+  select tenant_id, id from new_jobs;
   return null;
 end $function$;
 
@@ -238,7 +240,6 @@ CREATE INDEX jobs_claim_idx ON leasehold.jobs USING btree (queue, priority, run_
 CREATE UNIQUE INDEX jobs_idempotency_key_idx ON leasehold.jobs USING btree (tenant_id, idempotency_key) WHERE (idempotency_key IS NOT NULL);
 CREATE INDEX jobs_lease_expiry_idx ON leasehold.jobs USING btree (lease_expires_at) WHERE (status = 'running'::leasehold.job_status);
 CREATE INDEX jobs_pattern_idx ON leasehold.jobs USING btree (tenant_id, pattern_id, id) WHERE (pattern_id IS NOT NULL);
-CREATE INDEX jobs_tenant_idx ON leasehold.jobs USING btree (tenant_id, id);
 CREATE TRIGGER jobs_inserted AFTER INSERT ON leasehold.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION leasehold.jobs_inserted();
 
 create table leasehold.pattern_versions (
@@ -290,6 +291,12 @@ create table leasehold.schema_migrations (
   checksum text not null,
   applied_at timestamp with time zone default now() not null,
   constraint schema_migrations_pkey PRIMARY KEY (version)
+);
+
+create table leasehold.tenant_jobs (
+  tenant_id uuid not null,
+  job_id uuid not null,
+  constraint tenant_jobs_pkey PRIMARY KEY (tenant_id, job_id)
 );
 
 create table leasehold.tenants (

@@ -27,11 +27,12 @@ export function abortAttempt(h: HeldJob, reason: AbortReason, message: string): 
 }
 
 /**
- * Runs one attempt of a held job and says how it ended; never throws. The payload is checked
+ * Runs one attempt of a held job and says how it ended, synchronously when the handler did;
+ * never throws or rejects. The payload is checked
  * again (the kind's schema may have changed since enqueue), and a handler that ignores its abort
  * for `abortGraceMs` is left behind so its slot can be reused.
  */
-export async function runAttempt(h: HeldJob, deps: AttemptDeps): Promise<Outcome> {
+export function runAttempt(h: HeldJob, deps: AttemptDeps): Outcome | Promise<Outcome> {
   const { job } = h;
   try {
     if (job.cancel_requested) abortAttempt(h, 'cancelled', 'cancellation requested');
@@ -40,9 +41,13 @@ export async function runAttempt(h: HeldJob, deps: AttemptDeps): Promise<Outcome
     if (!parsed.success) throw new PermanentError(`invalid payload: ${parsed.error.message}`, 'invalid_payload');
     if (h.aborted) throw h.aborted;
     const value = deps.handler(parsed.data as never, context(h, deps));
-    // Handlers that answer synchronously skip the promise machinery (no-op jobs, mostly).
-    const result = isThenable(value) ? await untilAborted(value, h, deps.abortGraceMs) : value;
-    return { type: 'success', result };
+    // A handler that answers synchronously gets its outcome synchronously: no promise per job
+    // (no-op jobs at 25k+/s showed ~3 µs of Node time per job for one extra await).
+    if (!isThenable(value)) return { type: 'success', result: value };
+    return untilAborted(value, h, deps.abortGraceMs).then(
+      (result): Outcome => ({ type: 'success', result }),
+      (err: unknown) => classify(err, h, deps.kind),
+    );
   } catch (err) {
     return classify(err, h, deps.kind);
   }

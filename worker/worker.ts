@@ -408,11 +408,11 @@ export class Worker {
         continue;
       }
       this.#buffer.splice(i, 1);
-      void this.#run(h);
+      this.#run(h);
     }
   }
 
-  async #run(h: HeldJob): Promise<void> {
+  #run(h: HeldJob): void {
     const { job } = h;
     const spec = this.#specs.get(job.kind)!;
     h.state = 'running';
@@ -420,16 +420,22 @@ export class Worker {
     this.#runningPerQueue.set(job.queue, (this.#runningPerQueue.get(job.queue) ?? 0) + 1);
     const startedAt = performance.now();
     h.timeoutAt = Date.now() + spec.timeoutMs;
-    const outcome = await runAttempt(h, {
+    const outcome = runAttempt(h, {
       handler: this.#handlers[job.kind]!,
       kind: spec,
       abortGraceMs: this.settings.abortGraceMs,
       log: this.#log,
       progress: (pct, message) => this.#reportProgress(h, pct, message),
     });
+    if (outcome instanceof Promise) void outcome.then((o) => this.#finish(h, o, startedAt));
+    else this.#finish(h, outcome, startedAt);
+  }
+
+  /** Bookkeeping once an attempt has its outcome: free the slot, queue the write, start more. */
+  #finish(h: HeldJob, outcome: Outcome, startedAt: number): void {
     this.#handlerMsAvg += (performance.now() - startedAt - this.#handlerMsAvg) / 20;
     this.#running--;
-    this.#runningPerQueue.set(job.queue, this.#runningPerQueue.get(job.queue)! - 1);
+    this.#runningPerQueue.set(h.job.queue, this.#runningPerQueue.get(h.job.queue)! - 1);
     this.#settle(h, outcome);
     if (this.#running === 0) for (const w of this.#idleWaiters.splice(0)) w();
     this.#startBuffered();

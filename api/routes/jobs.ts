@@ -8,7 +8,7 @@ import { CsvShapeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMATS, renderManifest
 import type { AppDeps, ApiEnv } from '../context.js';
 import { currentPattern } from '../current-pattern.js';
 import { imageRefusal } from '../image-refusal.js';
-import { JOB_STATUSES, JobView, jobView, selectJobs } from '../job-view.js';
+import { JOB_STATUSES, JobView, jobView, listJobs, selectJobs } from '../job-view.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
 import { validationError } from '../middleware/problems.js';
@@ -140,17 +140,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   });
   app.openapi(list, async (c) => {
     const q = c.req.valid('query');
-    const rows = await selectJobs(
-      sql,
-      c.get('principal').tenantId,
-      sql`${q.status ? sql`and status = ${q.status}` : sql``}
-          ${q.kind ? sql`and kind = ${q.kind}` : sql``}
-          ${q.pattern_id ? sql`and pattern_id = ${q.pattern_id}::uuid` : sql``}
-          ${q.created_after ? sql`and created_at > ${q.created_after}::timestamptz` : sql``}
-          ${q.created_before ? sql`and created_at < ${q.created_before}::timestamptz` : sql``}
-          ${q.cursor ? sql`and id < ${q.cursor}::uuid` : sql``}
-          order by id desc limit ${q.limit + 1}`,
-    );
+    const rows = await listJobs(sql, c.get('principal').tenantId, q, q.limit);
     return c.json(pageFrom(rows, q.limit, jobView), 200);
   });
 

@@ -54,9 +54,30 @@ create table leasehold.pattern_versions (
 alter table leasehold.jobs
   add column pattern_id uuid,
   add column pattern_version integer;
--- The API's job lists: a tenant's jobs newest first, by pattern when asked.
-create index jobs_tenant_idx on leasehold.jobs (tenant_id, id);
+-- A tenant's jobs newest first, for the API's lists: an append-only table written once per job
+-- by the insert trigger, not an index on jobs. Every transition of a job is a non-HOT update
+-- (status is in index predicates), and each adds an entry to every index on jobs: an index on
+-- (tenant_id, id) cost 20 % of worker throughput at concurrency 50 (26-29k -> 21-23k jobs/s).
+create table leasehold.tenant_jobs (
+  tenant_id uuid not null,
+  job_id uuid not null,
+  primary key (tenant_id, job_id)
+);
+-- Lists by pattern: only AI jobs carry one, and they move at model speed, not queue speed.
 create index jobs_pattern_idx on leasehold.jobs (tenant_id, pattern_id, id) where pattern_id is not null;
+
+create or replace function leasehold.jobs_inserted() returns trigger
+language plpgsql as $$
+begin
+  insert into leasehold.queues (name)
+  select distinct queue from new_jobs
+  on conflict (name) do nothing;
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt)
+  select id, tenant_id, 'job.' || status::text, attempts from new_jobs;
+  insert into leasehold.tenant_jobs (tenant_id, job_id)
+  select tenant_id, id from new_jobs;
+  return null;
+end $$;
 
 -- draft-ietf-httpapi-idempotency-key-header: one row per (tenant, key); the request's hash tells
 -- a replay from a misuse, and the stored response is what a replay returns.
