@@ -62,6 +62,8 @@ export interface WorkerOptions {
 
 
 const MAX_CLAIMS_IN_FLIGHT = 2;
+// Failed claims back off from 100 ms up to this (or the poll interval, if shorter).
+const MAX_CLAIM_BACKOFF_MS = 2_000;
 
 
 /**
@@ -95,7 +97,7 @@ export class Worker {
   readonly #leftOut = new Set<string>();
   /** Moving averages (EWMA, 1/20 weight) of claim round trips and handler durations, in ms. */
   #claimMsAvg = 2;
-  /** Consecutive failed claims, and when the next may be tried (backoff from 100 ms up to the poll interval). */
+  /** Consecutive failed claims, and when the next may be tried (backoff up to MAX_CLAIM_BACKOFF_MS). */
   #claimFailures = 0;
   #claimRetryAt = 0;
   #handlerMsAvg = 0;
@@ -234,6 +236,9 @@ export class Worker {
   // ---- waking up -------------------------------------------------------------------------
 
   #onWake(queue: string | null): void {
+    // A notification (or the listener reconnecting) proves the database answers again: whatever
+    // backoff failed claims had built up must not delay the job that was just announced.
+    this.#claimRetryAt = 0;
     if (queue !== null && (this.#paused.has(queue) || !this.#queues.includes(queue))) {
       // A queue we don't know yet, or one that may have been resumed.
       void this.#refreshQueues().then(() => this.#onWake(null));
@@ -336,7 +341,7 @@ export class Worker {
             // Try again soon by ourselves: a wake-up that arrived while this claim was failing
             // (the LISTEN reconnecting after a database restart, say) has already been spent.
             this.#claimFailures++;
-            const delayMs = Math.min(this.settings.pollMs, 50 * 2 ** Math.min(this.#claimFailures, 10));
+            const delayMs = Math.min(this.settings.pollMs, MAX_CLAIM_BACKOFF_MS, 50 * 2 ** Math.min(this.#claimFailures, 10));
             this.#claimRetryAt = Date.now() + delayMs;
             this.#wantFetch = true;
             setTimeout(() => this.#maybeFetch(), delayMs).unref();
