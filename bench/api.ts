@@ -16,6 +16,7 @@ import { freePort } from '#shared/db/free-port.js';
 import { migrate } from '#shared/db/migrator.js';
 import { uuidv7 } from '#shared/jobs/uuid.js';
 import { createLogger } from '#shared/log.js';
+import { yardstickMs } from './yardstick.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -89,12 +90,12 @@ async function main() {
                left(regexp_replace(query, '\s+', ' ', 'g'), 100) as q
         from pg_stat_statements order by total_exec_time desc limit 8`);
     }
-    const figures = { connections, seconds: duration, bare_route: bare, ingest, ingest_vs_bare: +(ingest.requests_per_s / bare.requests_per_s).toFixed(3), jobs_created: jobs!.n };
+    const figures = { yardstick_ms: yardstickMs(), connections, seconds: duration, bare_route: bare, ingest, ingest_vs_bare: +(ingest.requests_per_s / bare.requests_per_s).toFixed(3), jobs_created: jobs!.n };
     if (opts.json) console.log(JSON.stringify(figures, null, 2));
     else {
       const row = (name: string, f: Figure) =>
         console.log(`${name.padEnd(28)} ${f.requests_per_s.toLocaleString('en').padStart(8)} req/s   p50 ${f.p50_ms} ms   p99 ${f.p99_ms} ms   non-2xx ${f.non_2xx}   errors ${f.errors}`);
-      console.log(`${connections} connections, ${duration} s each, loopback, PostgreSQL on this machine`);
+      console.log(`${connections} connections, ${duration} s each, loopback, PostgreSQL on this machine, machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
       row('GET /health (bare Hono)', bare);
       row('POST …/ingest', ingest);
       console.log(`ingest / bare = ${figures.ingest_vs_bare}; ${jobs!.n.toLocaleString('en')} jobs created`);

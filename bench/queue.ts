@@ -10,6 +10,7 @@ import { connect, type Sql } from '#shared/db/connect.js';
 import { startEmbeddedPostgres } from '#shared/db/embedded.js';
 import { migrate } from '#shared/db/migrator.js';
 import { createLogger } from '#shared/log.js';
+import { yardstickMs } from './yardstick.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue, type NewJob } from '#shared/jobs/queue.js';
 import { Worker } from '../worker/worker.js';
@@ -194,6 +195,7 @@ async function main() {
     const lat = await latency(sql, workerSql, queue);
     const figures = {
       postgres: version,
+      yardstick_ms: yardstickMs(),
       worker_synchronous_commit: syncCommit ? 'on' : 'off',
       bulk_enqueue: bulk,
       processing_c10: c10,
@@ -204,7 +206,7 @@ async function main() {
     };
     if (opts.json) console.log(JSON.stringify(figures, null, 2));
     else {
-      console.log(`PostgreSQL ${version}, worker synchronous_commit=${figures.worker_synchronous_commit}, median of ${ROUNDS} rounds`);
+      console.log(`PostgreSQL ${version}, worker synchronous_commit=${figures.worker_synchronous_commit}, median of ${ROUNDS} rounds, machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
       const row = (name: string, p: Phase) =>
         console.log(`${name.padEnd(22)} ${p.rate.toLocaleString('en').padStart(8)} jobs/s   cpu/job: node ${p.node_us} µs, postgres ${p.pg_us} µs`);
       row('bulk enqueue', bulk);
