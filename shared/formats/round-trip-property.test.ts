@@ -4,21 +4,10 @@ import { describe, expect, test } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { type JsonObject, type JsonValue, setOwnKey } from './json-value.js';
 import { AWKWARD_KEYS, AWKWARD_NUMBERS, AWKWARD_STRINGS, objectSchema as obj, scalars, SHELF_AUDIT_SCHEMA } from './manifest-fixtures.js';
+import { prng } from '../../test/helpers/fuzz-inputs.js';
 import { fromCsv, fromXml, MANIFEST_FORMATS, renderManifest } from './render-manifest.js';
 
 type Schema = Record<string, unknown>;
-
-/** mulberry32: a tiny seeded PRNG, so a failure names a seed that reproduces it. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random values drawn from the awkward pools, mixed with plain random ones. */
 class Gen {
