@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { AppError } from '#shared/errors.js';
+import { LocalObjectStore } from '#shared/storage/local-store.js';
 import type { AppDeps, ApiEnv } from './context.js';
 import { authenticate } from './middleware/authenticate.js';
 import { rateLimit } from './middleware/rate-limit.js';
@@ -11,7 +12,9 @@ import { docsRoutes } from './routes/docs.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { jobsRoutes } from './routes/jobs.js';
 import { patternsRoutes } from './routes/patterns.js';
+import { storageRoutes } from './routes/storage.js';
 import { systemRoutes } from './routes/system.js';
+import { uploadsRoutes } from './routes/uploads.js';
 
 export type { AppDeps } from './context.js';
 
@@ -42,6 +45,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
 
   app.route('/', systemRoutes(deps));
   app.route('/', docsRoutes());
+  if (deps.storage instanceof LocalObjectStore) app.route('/', storageRoutes(deps.storage));
 
   app.use(
     '/v1/*',
@@ -54,6 +58,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.use('/v1/*', rateLimit(deps));
 
   app.route('/v1', patternsRoutes(deps));
+  app.route('/v1', uploadsRoutes(deps));
   app.route('/v1', ingestRoutes(deps));
   app.route('/v1', jobsRoutes(deps));
   app.route('/v1', deadLettersRoutes(deps));

@@ -4,6 +4,7 @@ import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
 import type { Scope } from '#shared/auth/api-keys.js';
 import type { JobQueue } from '#shared/jobs/queue.js';
+import type { ObjectStore } from '#shared/storage/object-store.js';
 
 /** What the API needs; tests build it with their own database. */
 export interface AppDeps {
@@ -11,6 +12,8 @@ export interface AppDeps {
   config: Config;
   log: Logger;
   queue: JobQueue;
+  /** Uploads and stored images: S3, or the local disk store whose URLs this API serves. */
+  storage: ObjectStore;
 }
 
 /** The authenticated caller of a /v1 request. */

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { uuidv7 } from '#shared/jobs/uuid.js';
+import { newUploadKey } from '#shared/storage/keys.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { WorkerPool } from '../test/helpers/engine.js';
@@ -44,6 +45,16 @@ async function insertPattern(tenantId: string, opts: { versions?: number; active
   return id;
 }
 
+// A real 1×1 PNG.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+
+/** An uploaded PNG under the tenant's prefix, written straight to the app's store; returns its key. */
+async function stored(tenantId: string, name = 'receipt.png'): Promise<string> {
+  const key = newUploadKey(tenantId, 'image/png', name);
+  await api.storage.put(key, PNG, 'image/png');
+  return key;
+}
+
 async function ingest(body: unknown, key = a.key, id = pattern, target = api) {
   const res = await target.request(key, 'POST', `/v1/patterns/${id}/ingest`, body);
   return { status: res.status, body: (await res.json()) as Json };
@@ -69,7 +80,7 @@ describe('POST /v1/patterns/{id}/ingest', () => {
   });
 
   test("a storage_key under the caller's own uploads/<tenant>/ is accepted; another tenant's is a 422", async () => {
-    const own = await ingest({ storage_key: `uploads/${a.tenantId}/2026/receipt.png` });
+    const own = await ingest({ storage_key: await stored(a.tenantId) });
     expect(own.status).toBe(202);
     const theirs = await ingest({ storage_key: `uploads/${b.tenantId}/receipt.png` });
     expect(theirs.status).toBe(422);
@@ -82,13 +93,14 @@ describe('POST /v1/patterns/{id}/ingest', () => {
   test('a batch → 202 {job_ids} in input order, enqueued together', async () => {
     const t = await api.tenant('ingest-batch');
     const p = await insertPattern(t.tenantId);
-    const images = [{ image_url: `${IMG}?1` }, { storage_key: `uploads/${t.tenantId}/2.png` }, { image_url: `${IMG}?3` }];
+    const key = await stored(t.tenantId, '2.png');
+    const images = [{ image_url: `${IMG}?1` }, { storage_key: key }, { image_url: `${IMG}?3` }];
     const r = await ingest({ images }, t.key, p);
     expect(r.status).toBe(202);
     expect(r.body).toEqual({ job_ids: expect.any(Array), status: 'queued' });
     const jobs = await jobsOf(t.tenantId);
     expect(jobs.map((j) => j.id)).toEqual(r.body.job_ids);
-    expect(jobs.map((j) => j.payload.image)).toEqual([{ url: `${IMG}?1` }, { storage_key: `uploads/${t.tenantId}/2.png` }, { url: `${IMG}?3` }]);
+    expect(jobs.map((j) => j.payload.image)).toEqual([{ url: `${IMG}?1` }, { storage_key: key }, { url: `${IMG}?3` }]);
   });
 
   test('a batch of 100 is accepted, 101 is a 422, and one bad item anywhere enqueues nothing at all', async () => {

@@ -31,8 +31,16 @@ test('GET /ready is 200 on a migrated database and reports the queue', async () 
   expect(res.status).toBe(200);
   expect(await json(res)).toEqual({
     status: 'ready',
-    checks: { database: 'ok', migrations: 'current', workers: 0, queue: { ready: 0, running: 0 } },
+    checks: { database: 'ok', migrations: 'current', workers: 0, queue: { ready: 0, running: 0 }, storage: 'ok' },
   });
+});
+
+test('GET /ready is 503 when object storage is unusable, and names the reason', async () => {
+  const res = await createTestApi(db.sql, { LEASEHOLD_DATA_DIR: '/dev/null/leasehold' }).app.request('/ready');
+  expect(res.status).toBe(503);
+  const body = await json(res);
+  expect(body).toMatchObject({ status: 'unavailable', checks: { database: 'ok', migrations: 'current' } });
+  expect(body.checks.storage).toMatch(/ENOTDIR/);
 });
 
 test('GET /ready is 503 while a migration is pending', async () => {

@@ -99,6 +99,20 @@ const schema = z.object({
   GOVERNOR_GLOBAL_DAILY_USD: z.coerce.number().positive().optional(),
   /** Minimum margin between a job's price and its estimated cost. */
   GOVERNOR_MARGIN_FLOOR: z.coerce.number().min(0).max(1).default(0.4),
+  /** S3 bucket for uploads and outputs; unset keeps objects on local disk under LEASEHOLD_DATA_DIR/objects. */
+  S3_BUCKET: optionalText,
+  /** Endpoint of an S3-compatible server (MinIO, R2, …); unset means AWS S3. */
+  S3_ENDPOINT: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  /** Region the S3 client signs for. */
+  S3_REGION: z.string().default('us-east-1'),
+  /** Address buckets as https://endpoint/bucket/key rather than https://bucket.endpoint/key (most non-AWS servers). */
+  S3_FORCE_PATH_STYLE: bool.default(false),
+  /** Access key id of the S3 credentials; unset uses the AWS SDK's default credential chain. */
+  AWS_ACCESS_KEY_ID: optionalText,
+  /** Secret access key of the S3 credentials. */
+  AWS_SECRET_ACCESS_KEY: optionalText,
+  /** HMAC secret of the local store's upload and download URLs; unset derives one stored under LEASEHOLD_DATA_DIR. */
+  STORAGE_SIGNING_SECRET: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   /** pino level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -1,4 +1,8 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
 import http, { type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { validateManifest } from '#shared/ai/validate-output.js';
@@ -71,7 +75,8 @@ async function receiptPattern(): Promise<string> {
 
 /** Starts a worker with config from `env` (fake provider, private fetches allowed, unless overridden). */
 function startWorker(env: Record<string, string> = {}) {
-  const config = loadConfig({ LOG_LEVEL: 'silent', FETCH_ALLOW_PRIVATE: 'true', ...env });
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'leasehold-worker-'));
+  const config = loadConfig({ LOG_LEVEL: 'silent', FETCH_ALLOW_PRIVATE: 'true', LEASEHOLD_DATA_DIR: dataDir, ...env });
   return pool.start({ sql: db.sql, config, settings: { pollMs: 50 } });
 }
 
@@ -197,7 +202,7 @@ describe('manifest.extract end to end', () => {
     expect(row.last_error).toMatch(/^cannot fetch the image: 127\.0\.0\.1 is not a public address \(loopback\)/);
   });
 
-  test('a version the tenant does not have, and a storage key, fail for good with their own codes', async () => {
+  test('a version the tenant does not have, a missing upload and another tenant\'s upload fail for good with their own codes', async () => {
     await startWorker();
     const other = await ensureTenant(db.sql, 'intruder');
     const queue = queueFor(db.sql);
@@ -207,14 +212,16 @@ describe('manifest.extract end to end', () => {
     const ids = [
       (await job(tenantId, 99, url)).id,
       (await job(other.id, 1, url)).id,
-      (await job(tenantId, 1, { storage_key: `uploads/${tenantId}/receipt.png` })).id,
+      (await job(tenantId, 1, { storage_key: `uploads/${tenantId}/${randomUUID()}/receipt.png` })).id,
+      (await job(tenantId, 1, { storage_key: `uploads/${other.id}/${randomUUID()}/receipt.png` })).id,
     ];
     const rows = await Promise.all(ids.map(settled));
     expect(rows.map((r) => [r.status, r.attempts, r.errors[0].code])).toEqual([
       ['failed', 1, 'pattern_not_found'],
       ['failed', 1, 'pattern_not_found'],
-      ['failed', 1, 'storage_unavailable'],
+      ['failed', 1, 'storage_not_found'],
+      ['failed', 1, 'storage_forbidden'],
     ]);
-    expect(rows[2]!.last_error).toBe('storage is not configured in this build');
+    expect(rows[2]!.last_error).toMatch(/^no object at uploads\//);
   });
 });

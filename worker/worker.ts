@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
+import type { ObjectStore } from '#shared/storage/object-store.js';
 import { loadConfig, type Config, type QueueSpec } from '#shared/config.js';
 import type { VisionProvider } from '#shared/ai/provider.js';
 import { DEFAULT_RETRY } from '#shared/jobs/backoff.js';
@@ -53,6 +54,8 @@ export interface WorkerOptions {
   config?: Config;
   /** The vision provider of manifest.extract; the one `config` names when absent. */
   provider?: VisionProvider;
+  /** Object storage of uploaded images; the one `config` names when absent. */
+  storage?: ObjectStore;
   /** Extra or replacement handlers (tests register kinds of their own here). */
   handlers?: Record<string, Handler<never>>;
   /** Queue options of kinds that are not in the shared registry. */
@@ -123,7 +126,7 @@ export class Worker {
     this.settings = { ...DEFAULT_SETTINGS, ...opts.settings };
     this.#sql = opts.sql;
     this.#log = opts.log.child({ worker: this.id });
-    const builtins = createHandlers({ sql: this.#sql, config: opts.config ?? loadConfig({}), provider: opts.provider });
+    const builtins = createHandlers({ sql: this.#sql, config: opts.config ?? loadConfig({}), provider: opts.provider, storage: opts.storage });
     this.#handlers = { ...(builtins as Record<string, Handler<never>>), ...opts.handlers };
     for (const kind of Object.keys(this.#handlers)) {
       const spec: KindOptions = isKind(kind)

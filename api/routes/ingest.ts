@@ -5,6 +5,7 @@ import { isUuid } from '#shared/jobs/uuid.js';
 import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { imageRefusal } from '../image-refusal.js';
+import { storedImageRefusal } from '../stored-image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
 import { problemResponses } from '../openapi-problems.js';
@@ -76,7 +77,7 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
         409: 'invalid_state: the pattern is inactive; or idempotency_in_progress',
         413: 'Body too large',
         415: 'Not application/json',
-        422: 'validation_failed (every offending path: refused URLs, another tenant\'s storage key, …) or idempotency_key_reused',
+        422: 'validation_failed (every offending path: refused URLs, another tenant\'s storage key, a missing upload, …) or idempotency_key_reused',
       }),
     },
   });
@@ -88,9 +89,15 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (!isUuid(id)) throw new AppError('not_found', `no pattern ${id}`);
     const images = body.images ?? [body.image_url !== undefined ? { image_url: body.image_url } : { storage_key: body.storage_key! }];
     const errors: FieldError[] = [];
-    images.forEach((img, i) => {
-      const field = 'image_url' in img ? 'image_url' : 'storage_key';
-      const why = imageRefusal('image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key }, tenantId, config);
+    const refusals = await Promise.all(
+      images.map(async (img) => {
+        const refusal = imageRefusal('image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key }, tenantId, config);
+        // An upload of the caller's own is checked in the store: it exists, with an image type and an accepted size.
+        return refusal ?? ('storage_key' in img ? await storedImageRefusal(deps.storage, img.storage_key) : undefined);
+      }),
+    );
+    refusals.forEach((why, i) => {
+      const field = 'image_url' in images[i]! ? 'image_url' : 'storage_key';
       if (why) errors.push({ path: body.images ? `body.images[${i}].${field}` : `body.${field}`, message: why });
     });
     const hook = body.webhook_url === undefined ? undefined : imageRefusal({ url: body.webhook_url }, tenantId, config);

@@ -9,14 +9,31 @@ const KNOWN_MIGRATIONS = readMigrations().map((m) => m.version);
 // (down behind a silent network, or every pooled connection busy) is "not ready", not a hang.
 const READY_TIMEOUT_MS = 2_000;
 
+/** 'ok' when the store answers within the probe's time, else the reason. */
+async function storageCheck(storage: AppDeps['storage']): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([storage.check(), late]);
+    return 'ok';
+  } catch (err) {
+    return (err as Error).message || String(err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Liveness, readiness and the problem-type pages: no authentication. */
-export function systemRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
+export function systemRoutes({ sql, storage }: AppDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
 
-  // Ready when the database answers, its schema matches this release, and a worker is alive.
+  // Ready when the database answers, its schema matches this release, and object storage answers.
   app.get('/ready', async (c) => {
+    const storageStatus = storageCheck(storage);
     let timer: NodeJS.Timeout | undefined;
     try {
       const query = sql<{ applied: string[]; workers: number; ready_jobs: number; running_jobs: number }[]>`
@@ -38,10 +55,12 @@ export function systemRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
         migrations: pending.length ? `pending: ${pending.join(', ')}` : 'current',
         workers: row!.workers,
         queue: { ready: row!.ready_jobs, running: row!.running_jobs },
+        storage: await storageStatus,
       };
-      return c.json({ status: pending.length ? 'unavailable' : 'ready', checks }, pending.length ? 503 : 200);
+      const ready = !pending.length && checks.storage === 'ok';
+      return c.json({ status: ready ? 'ready' : 'unavailable', checks }, ready ? 200 : 503);
     } catch (err) {
-      return c.json({ status: 'unavailable', checks: { database: (err as Error).message } }, 503);
+      return c.json({ status: 'unavailable', checks: { database: (err as Error).message, storage: await storageStatus } }, 503);
     } finally {
       clearTimeout(timer);
     }

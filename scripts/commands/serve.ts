@@ -5,6 +5,7 @@ import { migrate } from '#shared/db/migrator.js';
 import { ensureDevKey } from '#shared/auth/tenants.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
+import { createObjectStore } from '#shared/storage/object-store.js';
 import { createApp } from '../../api/app.js';
 import { startPruning } from '../../api/prune-expired.js';
 import { Worker } from '../../worker/worker.js';
@@ -26,6 +27,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         synchronousCommit: config.WORKER_SYNCHRONOUS_COMMIT,
       })
     : undefined;
+  const storage = createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR });
   let server: ServerType | undefined;
   let pruning: { stop(): void } | undefined;
   let worker: Worker | undefined;
@@ -44,6 +46,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         sql: workerSql!,
         log,
         config,
+        storage,
         settings: {
           concurrency: config.WORKER_CONCURRENCY,
           leaseMs: config.WORKER_LEASE_MS,
@@ -66,7 +69,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
     }
     if (what.api) {
       const queue = new JobQueue(sql, new Notifier(sql, (err) => log.debug({ err }, 'notify failed')));
-      const app = createApp({ sql, config, log, queue });
+      const app = createApp({ sql, config, log, queue, storage });
       pruning = startPruning({ sql, log });
       server = await new Promise<ServerType>((resolve, reject) => {
         const s = serveHttp({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));

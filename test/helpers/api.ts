@@ -1,9 +1,13 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createApiKey, type Scope } from '#shared/auth/api-keys.js';
 import { ensureTenant } from '#shared/auth/tenants.js';
 import { loadConfig, type Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { Notifier } from '#shared/jobs/notifier.js';
+import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
 import { createApp } from '../../api/app.js';
 import { testLog } from './engine.js';
 
@@ -11,6 +15,8 @@ import { testLog } from './engine.js';
 export interface TestApi {
   app: ReturnType<typeof createApp>;
   config: Config;
+  /** The app's object store: local, under a fresh temporary LEASEHOLD_DATA_DIR unless `env` names one or S3. */
+  storage: ObjectStore;
   /** A tenant (created once per slug) and a fresh key for it with the given scopes. */
   tenant(slug: string, scopes?: Scope[]): Promise<{ tenantId: string; key: string }>;
   /** app.request with `Authorization: Bearer <key>` and a JSON body when `body` is given. */
@@ -19,11 +25,13 @@ export interface TestApi {
 
 /** Builds the app as `leasehold api` would, with config overrides from `env`. */
 export function createTestApi(sql: Sql, env: Record<string, string> = {}): TestApi {
-  const config = loadConfig({ LOG_LEVEL: 'silent', ...env });
-  const app = createApp({ sql, config, log: testLog, queue: new JobQueue(sql, new Notifier(sql)) });
+  const config = loadConfig({ LOG_LEVEL: 'silent', LEASEHOLD_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'leasehold-api-')), ...env });
+  const storage = createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR });
+  const app = createApp({ sql, config, log: testLog, queue: new JobQueue(sql, new Notifier(sql)), storage });
   return {
     app,
     config,
+    storage,
     async tenant(slug, scopes = ['jobs:read', 'jobs:write']) {
       const t = await ensureTenant(sql, slug);
       const { key } = await createApiKey(sql, { tenantId: t.id, name: 'test', scopes });

@@ -1,6 +1,7 @@
 import type { Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
 import { createProvider, type VisionProvider } from '#shared/ai/provider.js';
+import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
 import type { HandlerMap } from '../handler.js';
 import { manifestExtract } from './manifest-extract.js';
 import { noop, sleepFor } from './system.js';
@@ -8,14 +9,19 @@ import { noop, sleepFor } from './system.js';
 /** What the built-in handlers need: the worker's pool, the config, and a vision provider. */
 export interface HandlerDeps {
   sql: Sql;
-  config: Pick<Config, 'AI_PROVIDER' | 'OPENAI_API_KEY' | 'OPENAI_BASE_URL' | 'OPENAI_MODEL' | 'FETCH_ALLOW_PRIVATE'>;
+  config: Pick<Config, 'AI_PROVIDER' | 'OPENAI_API_KEY' | 'OPENAI_BASE_URL' | 'OPENAI_MODEL' | 'FETCH_ALLOW_PRIVATE'> & Partial<Config>;
   /** The vision provider; the one the config names (createProvider) when absent. */
   provider?: VisionProvider;
+  /** Object storage of uploaded images; the one a full config names (createObjectStore) when absent. */
+  storage?: ObjectStore;
 }
+
+const isFullConfig = (c: HandlerDeps['config']): c is Config => typeof c.LEASEHOLD_DATA_DIR === 'string';
 
 /** The handler of every registered kind, bound to its dependencies. */
 export function createHandlers(deps: HandlerDeps) {
   const { sql, config } = deps;
+  const storage = deps.storage ?? (isFullConfig(config) ? createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR }) : undefined);
   return {
     'system.noop': noop,
     'system.sleep': sleepFor,
@@ -24,6 +30,7 @@ export function createHandlers(deps: HandlerDeps) {
       provider: deps.provider ?? createProvider(config),
       defaultModel: config.OPENAI_MODEL,
       allowPrivate: config.FETCH_ALLOW_PRIVATE,
+      ...(storage && { storage }),
     }),
   } satisfies HandlerMap;
 }

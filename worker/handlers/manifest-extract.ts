@@ -4,7 +4,10 @@ import { SchemaCompileError, compileSchema, validateManifest } from '#shared/ai/
 import { PermanentError, RetryError } from '#shared/jobs/job-errors.js';
 import type { PayloadOf } from '#shared/jobs/kinds.js';
 import { FetchRefused } from '#shared/net/fetch-refused.js';
+import { sniffImageType } from '#shared/net/image-type.js';
 import { safeFetchImage, type FetchedImage, type SafeFetchOptions } from '#shared/net/safe-fetch.js';
+import { InvalidStorageKey, ObjectMissing, ownedBy } from '#shared/storage/keys.js';
+import type { ObjectStore } from '#shared/storage/object-store.js';
 import type { Handler } from '../handler.js';
 
 /** What manifest.extract needs from its worker. */
@@ -15,6 +18,8 @@ export interface ManifestExtractDeps {
   defaultModel: string;
   /** FETCH_ALLOW_PRIVATE: let image URLs reach private and loopback addresses. */
   allowPrivate: boolean;
+  /** Where uploaded images (payload.image.storage_key) are read from. */
+  storage?: ObjectStore;
   /** Image detail sent to the model; `auto` unless set. */
   detail?: ImageDetail;
   /** Other safe-fetch limits (time, size, redirects); the production defaults otherwise. */
@@ -52,9 +57,26 @@ async function loadVersion(sql: Sql, tenantId: string, patternId: string, versio
   return row;
 }
 
-/** The image's bytes: by URL through the SSRF-safe fetch; from storage once this build has one. */
-async function loadImage(image: PayloadOf<'manifest.extract'>['image'], deps: ManifestExtractDeps, signal: AbortSignal): Promise<FetchedImage> {
-  if (!('url' in image)) throw new PermanentError('storage is not configured in this build', 'storage_unavailable');
+/** An uploaded image's bytes, from the job tenant's own prefix only, with its sniffed type. */
+async function loadStored(key: string, tenantId: string, storage: ObjectStore | undefined, signal: AbortSignal): Promise<FetchedImage> {
+  if (!storage) throw new PermanentError('this worker has no object storage', 'storage_unavailable');
+  if (!ownedBy(key, tenantId)) throw new PermanentError(`storage key ${key} is not under this tenant's uploads/`, 'storage_forbidden');
+  let bytes: Buffer;
+  try {
+    bytes = await storage.get(key, { signal });
+  } catch (err) {
+    if (err instanceof ObjectMissing || err instanceof InvalidStorageKey) throw new PermanentError(err.message, 'storage_not_found');
+    if (signal.aborted) throw err;
+    throw new RetryError(`cannot read ${key} from storage: ${(err as Error).message}`, {}, 'storage_error');
+  }
+  const contentType = sniffImageType(bytes);
+  if (!contentType) throw new PermanentError(`the object at ${key} is not a supported image`, 'not_an_image');
+  return { bytes, contentType, finalUrl: key };
+}
+
+/** The image's bytes: from object storage by key, or by URL through the SSRF-safe fetch. */
+async function loadImage(image: PayloadOf<'manifest.extract'>['image'], tenantId: string, deps: ManifestExtractDeps, signal: AbortSignal): Promise<FetchedImage> {
+  if ('storage_key' in image) return loadStored(image.storage_key, tenantId, deps.storage, signal);
   try {
     return await safeFetchImage(image.url, { ...deps.fetch, allowPrivate: deps.allowPrivate, signal });
   } catch (err) {
@@ -81,7 +103,7 @@ export function manifestExtract(deps: ManifestExtractDeps): Handler<PayloadOf<'m
       if (err instanceof SchemaCompileError) throw new PermanentError(`pattern version ${patternVersion}: ${err.message}`, 'invalid_schema');
       throw err;
     }
-    const image = await loadImage(payload.image, deps, ctx.signal);
+    const image = await loadImage(payload.image, ctx.tenantId, deps, ctx.signal);
     ctx.progress(30, `image fetched (${image.contentType}, ${image.bytes.byteLength} bytes)`);
 
     const startedAt = performance.now();

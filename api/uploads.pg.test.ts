@@ -1,0 +1,150 @@
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createPattern } from '#shared/patterns/patterns.js';
+import { createTestApi, type TestApi } from '../test/helpers/api.js';
+import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
+import { WorkerPool } from '../test/helpers/engine.js';
+import { waitFor } from '../test/helpers/wait.js';
+
+type Json = Record<string, any>;
+// A real 1×1 PNG.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+const SCHEMA = { type: 'object', properties: { merchant: { type: 'string' } }, required: ['merchant'], additionalProperties: false };
+
+let db: TestDatabase;
+let api: TestApi;
+let server: ServerType;
+let base: string;
+let a: { tenantId: string; key: string };
+let b: { tenantId: string; key: string };
+let pattern: string;
+const workers = new WorkerPool();
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  api = createTestApi(db.sql, { RATE_LIMIT_PER_S: '100000', RATE_LIMIT_BURST: '100000' });
+  server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: api.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  a = await api.tenant('uploads-a');
+  b = await api.tenant('uploads-b');
+  const content = { name: 'Receipt', instructions: 'Read it.', json_schema: SCHEMA, format: 'json', model: null, is_active: true } as const;
+  pattern = (await createPattern(db.sql, a.tenantId, content)).id;
+});
+afterAll(async () => {
+  await workers.stopAll();
+  await new Promise((resolve) => server.close(resolve));
+  await db.drop();
+});
+
+/** POST /v1/uploads over the real server. */
+async function presign(body: Json, key = a.key): Promise<{ status: number; body: Json }> {
+  const res = await fetch(`${base}/v1/uploads`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Json };
+}
+
+/** Sends bytes to a presigned upload, with its headers unless others are given. */
+const upload = (p: Json, bytes: Uint8Array, headers: Record<string, string> = p.headers) =>
+  fetch(p.url, { method: p.method, headers, body: bytes });
+
+async function ingest(body: Json, key = a.key) {
+  const res = await fetch(`${base}/v1/patterns/${pattern}/ingest`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Json };
+}
+
+describe('POST /v1/uploads and the local store', () => {
+  test('presign → PUT the bytes → ingest by storage_key → 202; the signed download returns the bytes', async () => {
+    const p = await presign({ content_type: 'image/png', size: PNG.byteLength, filename: '../../etc/Receipt 1.png' });
+    expect(p.status).toBe(201);
+    expect(p.body).toEqual({
+      url: expect.stringMatching(new RegExp(`^${base}/storage/upload\\?`)),
+      method: 'PUT',
+      headers: { 'content-type': 'image/png' },
+      storage_key: expect.stringMatching(new RegExp(`^uploads/${a.tenantId}/[0-9a-f-]{36}/Receipt_1\\.png$`)),
+      expires_at: expect.any(String),
+    });
+    expect((await upload(p.body, PNG)).status).toBe(200);
+    expect(await api.storage.head(p.body.storage_key)).toEqual({ size: PNG.byteLength, contentType: 'image/png' });
+    const r = await ingest({ storage_key: p.body.storage_key });
+    expect(r).toEqual({ status: 202, body: { job_id: expect.any(String), status: 'queued' } });
+
+    const download = await fetch(new URL(await api.storage.signedDownloadUrl(p.body.storage_key, 60), base));
+    expect(download.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await download.arrayBuffer())).toEqual(PNG);
+  });
+
+  test('a tampered signature, a changed parameter and an expired URL are 403; wrong type 422; oversize 413', async () => {
+    const p = (await presign({ content_type: 'image/png', size: PNG.byteLength })).body;
+    const url = new URL(p.url);
+    const tampered = new URL(url);
+    tampered.searchParams.set('sig', url.searchParams.get('sig')!.replace(/^./, (ch) => (ch === '0' ? '1' : '0')));
+    const bigger = new URL(url);
+    bigger.searchParams.set('size', String(PNG.byteLength * 2));
+    const expired = new URL(url);
+    expired.searchParams.set('exp', String(Math.floor(Date.now() / 1000) - 10));
+    for (const u of [tampered, bigger, expired]) {
+      const res = await upload({ ...p, url: u.toString() }, PNG);
+      expect(res.status, u.toString()).toBe(403);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+    }
+    const expiredSigned = await api.storage.presignUpload({ key: p.storage_key, contentType: 'image/png', size: PNG.byteLength, expiresInS: -1 });
+    expect((await upload({ ...expiredSigned, url: new URL(expiredSigned.url, base).toString() }, PNG)).status).toBe(403);
+
+    expect((await upload(p, PNG, { 'content-type': 'image/jpeg' })).status).toBe(422);
+    expect((await upload(p, Buffer.concat([PNG, PNG]))).status).toBe(413);
+    expect((await upload(p, PNG.subarray(0, 10))).status).toBe(422);
+    expect(await api.storage.head(p.storage_key)).toBeUndefined();
+  });
+
+  test('the declared type and size are validated; jobs:write is required', async () => {
+    for (const body of [{ content_type: 'text/html', size: 10 }, { content_type: 'image/png', size: 0 }, { content_type: 'image/png', size: 20 * 1024 * 1024 + 1 }, { content_type: 'image/png' }]) {
+      expect((await presign(body)).status, JSON.stringify(body)).toBe(422);
+    }
+    const reader = await api.tenant('uploads-a', ['jobs:read']);
+    expect((await presign({ content_type: 'image/png', size: 10 }, reader.key)).status).toBe(403);
+  });
+
+  test("another tenant's key, a missing object and a non-image object are 422 at ingest, with the path", async () => {
+    const theirs = (await presign({ content_type: 'image/png', size: PNG.byteLength }, b.key)).body;
+    expect((await upload(theirs, PNG)).status).toBe(200);
+    const r1 = await ingest({ storage_key: theirs.storage_key });
+    expect(r1.status).toBe(422);
+    expect(r1.body.errors).toEqual([{ path: 'body.storage_key', message: expect.stringContaining(a.tenantId) }]);
+
+    const missing = (await presign({ content_type: 'image/png', size: PNG.byteLength })).body;
+    const r2 = await ingest({ images: [{ storage_key: missing.storage_key }] });
+    expect(r2.status).toBe(422);
+    expect(r2.body.errors).toEqual([{ path: 'body.images[0].storage_key', message: expect.stringContaining('no object') }]);
+
+    const text = missing.storage_key.replace(/[^/]+$/, 'notes.txt');
+    await api.storage.put(text, Buffer.from('hello'), 'text/plain');
+    const r3 = await ingest({ storage_key: text });
+    expect(r3.status).toBe(422);
+    expect(r3.body.errors[0].message).toContain('text/plain');
+  });
+
+  test('end to end: upload a PNG, ingest by storage_key, a real worker produces the manifest', async () => {
+    const p = (await presign({ content_type: 'image/png', size: PNG.byteLength, filename: 'receipt.png' })).body;
+    expect((await upload(p, PNG)).status).toBe(200);
+    const r = await ingest({ storage_key: p.storage_key });
+    expect(r.status).toBe(202);
+    await workers.start({ sql: db.sql, config: api.config, storage: api.storage, settings: { pollMs: 50 } });
+    const job = await waitFor(async () => {
+      const [row] = await db.sql<Json[]>`select status, result, last_error from leasehold.jobs where id = ${r.body.job_id}`;
+      return row!.status === 'succeeded' || row!.status === 'failed' ? row : undefined;
+    }, 'the job to finish');
+    expect(job.last_error).toBeNull();
+    expect(job.status).toBe('succeeded');
+    expect(job.result).toMatchObject({ provider: 'fake', manifest: { merchant: expect.any(String) }, pattern_id: pattern });
+  });
+});
