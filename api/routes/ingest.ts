@@ -89,13 +89,14 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (!isUuid(id)) throw new AppError('not_found', `no pattern ${id}`);
     const images = body.images ?? [body.image_url !== undefined ? { image_url: body.image_url } : { storage_key: body.storage_key! }];
     const errors: FieldError[] = [];
-    const refusals = await Promise.all(
-      images.map(async (img) => {
-        const refusal = imageRefusal('image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key }, tenantId, config);
-        // An upload of the caller's own is checked in the store: it exists, with an image type and an accepted size.
-        return refusal ?? ('storage_key' in img ? await storedImageRefusal(deps.storage, img.storage_key) : undefined);
-      }),
+    const edge = images.map((img) =>
+      imageRefusal('image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key }, tenantId, config),
     );
+    // An upload of the caller's own is checked in the store: it exists, with an image type and an
+    // accepted size. URL-only requests (the hot path) skip the store and its promises entirely.
+    const refusals = images.some((img) => 'storage_key' in img)
+      ? await Promise.all(images.map(async (img, i) => edge[i] ?? ('storage_key' in img ? await storedImageRefusal(deps.storage, img.storage_key) : undefined)))
+      : edge;
     refusals.forEach((why, i) => {
       const field = 'image_url' in images[i]! ? 'image_url' : 'storage_key';
       if (why) errors.push({ path: body.images ? `body.images[${i}].${field}` : `body.${field}`, message: why });
