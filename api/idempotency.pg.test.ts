@@ -3,7 +3,6 @@ import { uuidv7 } from '#shared/jobs/uuid.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 
-type Json = Record<string, any>;
 const IMG = 'https://images.example.com/receipt.jpg';
 
 let db: TestDatabase;

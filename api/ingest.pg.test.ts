@@ -5,8 +5,6 @@ import { uuidv7 } from '#shared/jobs/uuid.js';
 import { newUploadKey } from '#shared/storage/keys.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
-import { WorkerPool } from '../test/helpers/engine.js';
-import { waitFor } from '../test/helpers/wait.js';
 
 type Json = Record<string, any>;
 const IMG = 'https://images.example.com/receipt.jpg';
@@ -24,11 +22,7 @@ beforeAll(async () => {
   b = await api.tenant('ingest-b');
   pattern = await insertPattern(a.tenantId, { versions: 3 });
 });
-const workers = new WorkerPool();
-afterAll(async () => {
-  await workers.stopAll();
-  await db.drop();
-});
+afterAll(() => db.drop());
 
 /** A pattern straight in SQL (the patterns API is another engineer's, and not under test here). */
 async function insertPattern(tenantId: string, opts: { versions?: number; active?: boolean; deleted?: boolean } = {}): Promise<string> {
