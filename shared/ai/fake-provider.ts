@@ -3,6 +3,7 @@ import { PermanentError } from '#shared/jobs/job-errors.js';
 import { fakeNumber } from './fake-number.js';
 import { SeededRandom, fakeFormat, fakeString } from './fake-values.js';
 import { samplePattern } from './sample-pattern.js';
+import { resolveLocalRef } from '../json-pointer.js';
 
 /** The provider name stored with every result the fake provider made (`result.provider`). */
 export const FAKE_PROVIDER = 'fake' as const;
@@ -116,17 +117,7 @@ class Faker {
   }
 
   resolve(ref: string): unknown {
-    let target: unknown = this.root;
-    for (const raw of ref.split('/').slice(1)) {
-      let token: string;
-      try {
-        token = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~');
-      } catch {
-        return undefined;
-      }
-      target = isSchema(target) && Object.hasOwn(target, token) ? target[token] : undefined;
-    }
-    return target;
+    return resolveLocalRef(this.root, ref);
   }
 }
 

@@ -1,3 +1,5 @@
+import { resolveLocalRef } from '../json-pointer.js';
+
 /**
  * Returns `value` with every object's keys in the order its schema lists them (undeclared keys
  * after, as they were). Results are stored as jsonb, which re-sorts keys; the schema is the
@@ -22,17 +24,11 @@ export function orderLikeSchema(value: unknown, schema: unknown, root: unknown =
 
 type SchemaNode = Record<string, unknown> & { properties?: unknown; items?: unknown; anyOf?: unknown[] };
 
-/** Follows a local `$ref` (#/$defs/x, #/definitions/x, #). */
+/** Follows local `$ref`s (#/$defs/x, #/definitions/x, #) to the schema they name. */
 function resolve(schema: unknown, root: unknown): SchemaNode | undefined {
   let node = schema;
   for (let hops = 0; hops < 16 && node && typeof node === 'object' && typeof (node as SchemaNode).$ref === 'string'; hops++) {
-    const ref = (node as SchemaNode).$ref as string;
-    if (!ref.startsWith('#')) return undefined;
-    node = ref
-      .slice(1)
-      .split('/')
-      .filter(Boolean)
-      .reduce<unknown>((n, part) => (n && typeof n === 'object' ? (n as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined), root);
+    node = resolveLocalRef(root, (node as SchemaNode).$ref as string);
   }
   return node && typeof node === 'object' ? (node as SchemaNode) : undefined;
 }

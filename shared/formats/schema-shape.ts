@@ -2,6 +2,7 @@
 // object's properties in the author's order, and an array's items. Local `$ref`s are followed;
 // `anyOf`/`oneOf` branches are merged; anything unknown may be any JSON value.
 import { isJsonObject } from './json-value.js';
+import { resolveLocalRef } from '../json-pointer.js';
 
 /** A JSON type name, with "integer" folded into "number". */
 export type JsonType = 'null' | 'boolean' | 'number' | 'string' | 'array' | 'object';
@@ -37,19 +38,7 @@ function typeOfLiteral(value: unknown): JsonType {
 
 /** The schema a local JSON Pointer reference (`#/$defs/item`, RFC 6901) names, if any. */
 function resolveRef(root: Schema, ref: string): unknown {
-  if (!ref.startsWith('#')) return undefined;
-  const tokens = ref.slice(1).split('/').slice(1);
-  let node: unknown = root;
-  for (const raw of tokens) {
-    let token: string;
-    try {
-      token = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
-    } catch {
-      return undefined;
-    }
-    node = isJsonObject(node) && Object.hasOwn(node, token) ? node[token] : undefined;
-  }
-  return node;
+  return resolveLocalRef(root, ref);
 }
 
 /** The types a schema's `type`, `enum`, `const` or structural keywords declare. */

@@ -2,6 +2,8 @@
 // guide, checked November 2026; see NOTES.md). A schema it rejects is a 400 at job time, so the
 // API refuses it when the pattern is saved instead, naming every offending JSON path.
 
+import { isLocalPointer, resolveLocalRef } from '../json-pointer.js';
+
 /** One problem in a JSON Schema: where it is (`$.properties.items.items.properties.sku`) and why. */
 export interface SchemaProblem {
   path: string;
@@ -178,16 +180,8 @@ class Checker {
     if (typeof ref !== 'string' || !(ref === '#' || ref.startsWith('#/'))) {
       return this.add(path, 'only local references (#, #/$defs/name) are supported');
     }
-    let target: unknown = this.root;
-    for (const raw of ref.split('/').slice(1)) {
-      let token: string;
-      try {
-        token = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~');
-      } catch {
-        return this.add(path, `${ref} is not a valid JSON pointer`);
-      }
-      target = isJsonObject(target) && Object.hasOwn(target, token) ? target[token] : undefined;
-    }
+    if (!isLocalPointer(ref)) return this.add(path, `${ref} is not a valid JSON pointer`);
+    const target = resolveLocalRef(this.root, ref);
     if (!isJsonObject(target)) this.add(path, `${ref} does not resolve to a schema in this document`);
   }
 
