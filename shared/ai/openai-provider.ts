@@ -2,7 +2,7 @@ import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { PermanentError, RetryError } from '../jobs/job-errors.js';
 import { parseRetryAfter } from '../net/fetch-refused.js';
-import type { VisionProvider, VisionRequest, VisionResult } from './provider.js';
+import type { GroupRequest, VisionProvider, VisionRequest, VisionResult } from './provider.js';
 
 /** The provider name stored with every result the OpenAI SDK produced. */
 export const OPENAI_PROVIDER = 'openai' as const;
@@ -101,35 +101,44 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): VisionProvide
     maxRetries: 0,
     timeout: opts.timeoutMs,
   });
+  type Part = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail: VisionRequest['detail'] } };
+  const imagePart = (image: { bytes: Uint8Array; contentType: string }, detail: VisionRequest['detail']): Part => ({
+    type: 'image_url',
+    image_url: { url: `data:${image.contentType};base64,${Buffer.from(image.bytes).toString('base64')}`, detail },
+  });
+  // One strict Structured Outputs call: the system message, then the user's parts.
+  async function complete(req: Omit<VisionRequest, 'image'>, parts: Part[]): Promise<VisionResult> {
+    let completion: ChatCompletion;
+    try {
+      completion = await client.chat.completions.create(
+        {
+          model: req.model,
+          temperature: TEMPERATURE,
+          messages: [
+            { role: 'system', content: req.instructions },
+            { role: 'user', content: parts },
+          ],
+          response_format: {
+            type: 'json_schema',
+            json_schema: { name: jsonSchemaName(req.schemaName), schema: req.schema, strict: true },
+          },
+        },
+        { signal: req.signal },
+      );
+    } catch (err) {
+      throw classifyOpenAIError(err, req.signal);
+    }
+    const manifest = readCompletion(completion);
+    // Some compatible servers omit usage; their calls count as zero tokens rather than a guess.
+    const u = completion.usage;
+    const usage = { prompt_tokens: u?.prompt_tokens ?? 0, completion_tokens: u?.completion_tokens ?? 0, total_tokens: u?.total_tokens ?? 0 };
+    return { manifest, usage, model: completion.model || req.model, provider: OPENAI_PROVIDER };
+  }
   return {
     name: OPENAI_PROVIDER,
-    async extract(req: VisionRequest): Promise<VisionResult> {
-      const url = `data:${req.image.contentType};base64,${Buffer.from(req.image.bytes).toString('base64')}`;
-      let completion: ChatCompletion;
-      try {
-        completion = await client.chat.completions.create(
-          {
-            model: req.model,
-            temperature: TEMPERATURE,
-            messages: [
-              { role: 'system', content: req.instructions },
-              { role: 'user', content: [{ type: 'image_url', image_url: { url, detail: req.detail } }] },
-            ],
-            response_format: {
-              type: 'json_schema',
-              json_schema: { name: jsonSchemaName(req.schemaName), schema: req.schema, strict: true },
-            },
-          },
-          { signal: req.signal },
-        );
-      } catch (err) {
-        throw classifyOpenAIError(err, req.signal);
-      }
-      const manifest = readCompletion(completion);
-      // Some compatible servers omit usage; their calls count as zero tokens rather than a guess.
-      const u = completion.usage;
-      const usage = { prompt_tokens: u?.prompt_tokens ?? 0, completion_tokens: u?.completion_tokens ?? 0, total_tokens: u?.total_tokens ?? 0 };
-      return { manifest, usage, model: completion.model || req.model, provider: OPENAI_PROVIDER };
-    },
+    extract: (req: VisionRequest) => complete(req, [imagePart(req.image, req.detail)]),
+    // Each image follows a text part naming its storage key: the key is how the answer refers to it.
+    group: (req: GroupRequest) =>
+      complete(req, req.images.flatMap((image, i): Part[] => [{ type: 'text', text: `Image ${i + 1}: ${image.key}` }, imagePart(image, req.detail)])),
   };
 }

@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import { fakeGrouping } from './fake-group.js';
 import { FAKE_PROVIDER, fakeManifest, fakeUsage } from './fake-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
 
@@ -29,6 +30,18 @@ export interface VisionRequest {
   signal?: AbortSignal;
 }
 
+/** One image of a grouping request, named by the storage key the model answers with. */
+export interface GroupImage {
+  key: string;
+  bytes: Uint8Array;
+  contentType: string;
+}
+
+/** Several images sorted into albums in one call, under a fixed strict schema. */
+export interface GroupRequest extends Omit<VisionRequest, 'image'> {
+  images: GroupImage[];
+}
+
 /** What the model answered: the parsed manifest (not yet validated), its cost in tokens, who made it. */
 export interface VisionResult {
   manifest: unknown;
@@ -47,6 +60,8 @@ export interface VisionProvider {
   readonly name: string;
   /** Extracts a manifest from one image. */
   extract(request: VisionRequest): Promise<VisionResult>;
+  /** Sorts several images into albums in one call; `manifest` holds the (unvalidated) answer. */
+  group(request: GroupRequest): Promise<VisionResult>;
 }
 
 /** The provider that answers without a model: deterministic, schema-valid output from the schema and the image bytes. */
@@ -56,6 +71,13 @@ export const fakeProvider: VisionProvider = {
     signal?.throwIfAborted();
     const manifest = fakeManifest(schema, image.bytes);
     const { provider: _provider, ...usage } = fakeUsage(schema, image.bytes, manifest);
+    return { manifest, usage, model: FAKE_PROVIDER, provider: FAKE_PROVIDER };
+  },
+  async group({ schema, images, signal }) {
+    signal?.throwIfAborted();
+    const manifest = fakeGrouping(images);
+    const bytes = Buffer.concat(images.map((i) => i.bytes));
+    const { provider: _provider, ...usage } = fakeUsage(schema, bytes, manifest);
     return { manifest, usage, model: FAKE_PROVIDER, provider: FAKE_PROVIDER };
   },
 };

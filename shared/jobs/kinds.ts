@@ -66,6 +66,11 @@ function kind<P extends z.ZodType>(spec: Partial<KindSpec<P>> & { payload: P; de
   return { queue: 'default', maxAttempts: 3, timeoutMs: 15 * 60_000, retry: DEFAULT_RETRY, ...spec };
 }
 
+/** Fewest images one gallery.group job sorts into albums. */
+export const GALLERY_MIN_IMAGES = 2;
+/** Most images one gallery.group job sorts into albums (all of them go to the model in one call). */
+export const GALLERY_MAX_IMAGES = 50;
+
 /**
  * Every job kind. The strings never change once deployed: jobs already in the table are worked by
  * kind name across releases. The worker's handler map must cover every key (a compile error otherwise).
@@ -105,6 +110,26 @@ export const KINDS = {
     timeoutMs: 3 * 60_000,
     maxAttempts: 4,
     // 15 s, 1 min, 4 min: rate limits and provider blips clear in minutes, not hours.
+    retry: { initialMs: 15_000, factor: 4, maxMs: 15 * 60_000, jitter: 0.2 },
+  }),
+  'gallery.group': kind({
+    payload: z
+      .object({
+        images: z
+          .array(storageKey)
+          .min(GALLERY_MIN_IMAGES)
+          .max(GALLERY_MAX_IMAGES)
+          .refine((keys) => new Set(keys).size === keys.length, 'must not name the same storage key twice'),
+        hint: z.string().max(500).optional(),
+      })
+      .strict(),
+    description:
+      `${GALLERY_MIN_IMAGES}–${GALLERY_MAX_IMAGES} uploaded images → albums {title, theme_description, images} in one model call; ` +
+      'every image lands in exactly one album, or one fallback album holds them all when the model fails for good.',
+    queue: 'ai',
+    // Up to 50 images in one call: slower than one image, still minutes at most.
+    timeoutMs: 5 * 60_000,
+    maxAttempts: 4,
     retry: { initialMs: 15_000, factor: 4, maxMs: 15 * 60_000, jitter: 0.2 },
   }),
 } as const;

@@ -3,6 +3,7 @@ import type { Sql } from '#shared/db/connect.js';
 import { createProvider, type VisionProvider } from '#shared/ai/provider.js';
 import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
 import type { HandlerMap } from '../handler.js';
+import { galleryGroup } from './gallery-group.js';
 import { manifestExtract } from './manifest-extract.js';
 import { noop, sleepFor } from './system.js';
 
@@ -21,16 +22,18 @@ const isFullConfig = (c: HandlerDeps['config']): c is Config => typeof c.LEASEHO
 /** The handler of every registered kind, bound to its dependencies. */
 export function createHandlers(deps: HandlerDeps) {
   const { sql, config } = deps;
+  const provider = deps.provider ?? createProvider(config);
   const storage = deps.storage ?? (isFullConfig(config) ? createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR }) : undefined);
   return {
     'system.noop': noop,
     'system.sleep': sleepFor,
     'manifest.extract': manifestExtract({
       sql,
-      provider: deps.provider ?? createProvider(config),
+      provider,
       defaultModel: config.OPENAI_MODEL,
       allowPrivate: config.FETCH_ALLOW_PRIVATE,
       ...(storage && { storage }),
     }),
+    'gallery.group': galleryGroup({ provider, model: config.OPENAI_MODEL, ...(storage && { storage }) }),
   } satisfies HandlerMap;
 }

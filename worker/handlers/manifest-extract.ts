@@ -58,7 +58,7 @@ async function loadVersion(sql: Sql, tenantId: string, patternId: string, versio
 }
 
 /** An uploaded image's bytes, from the job tenant's own prefix only, with its sniffed type. */
-async function loadStored(key: string, tenantId: string, storage: ObjectStore | undefined, signal: AbortSignal): Promise<FetchedImage> {
+export async function loadStored(key: string, tenantId: string, storage: ObjectStore | undefined, signal: AbortSignal): Promise<FetchedImage> {
   if (!storage) throw new PermanentError('this worker has no object storage', 'storage_unavailable');
   if (!ownedBy(key, tenantId)) throw new PermanentError(`storage key ${key} is not under this tenant's uploads/`, 'storage_forbidden');
   let bytes: Buffer;
