@@ -10,7 +10,8 @@ import { WorkerPool } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
 
 // The whole ImgGo flow through the HTTP API and a real worker with the default (fake) provider:
-// create a pattern, ingest an image by URL, extract, and read the manifest in all five formats.
+// create a pattern, upload an image through its presigned URL (or name it by URL), ingest, extract,
+// and read the manifest in all five formats.
 const ENV = { FETCH_ALLOW_PRIVATE: 'true', RATE_LIMIT_PER_S: '1000', RATE_LIMIT_BURST: '1000' };
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 const SHELF = {
@@ -57,16 +58,34 @@ afterAll(async () => {
   await db.drop();
 });
 
-test('pattern → ingest → worker → manifest in json, yaml, xml, csv and text, each reading back the same', async () => {
-  const { key } = await api.tenant('e2e');
+async function extract(key: string, patternId: string, image: { image_url: string } | { storage_key: string }): Promise<string> {
+  const queued = await api.request(key, 'POST', `/v1/patterns/${patternId}/ingest`, { ...image, metadata: { store: 'berlin-3' } });
+  expect(queued.status).toBe(202);
+  return ((await queued.json()) as { job_id: string }).job_id;
+}
+
+test.each(['upload', 'url'] as const)('pattern → %s → ingest → worker → manifest in json, yaml, xml, csv and text, each reading back the same', async (via) => {
+  const { key } = await api.tenant(`e2e-${via}`);
   const created = await api.request(key, 'POST', '/v1/patterns', { name: 'shelf audit', instructions: 'List every product on the shelf.', json_schema: SHELF, format: 'csv' });
   expect(created.status).toBe(201);
   const pattern = (await created.json()) as { id: string };
-  const queued = await api.request(key, 'POST', `/v1/patterns/${pattern.id}/ingest`, { image_url: imageUrl, metadata: { store: 'berlin-3' } });
-  expect(queued.status).toBe(202);
-  const { job_id } = (await queued.json()) as { job_id: string };
+  let job_id: string;
+  if (via === 'upload') {
+    // The presigned upload, as a client would do it: POST /v1/uploads, then PUT the bytes to its URL.
+    const presigned = (await (await api.request(key, 'POST', '/v1/uploads', { content_type: 'image/png', size: PNG.byteLength, filename: 'aisle-7.png' })).json()) as {
+      url: string;
+      method: string;
+      headers: Record<string, string>;
+      storage_key: string;
+    };
+    const put = await api.app.request(presigned.url, { method: presigned.method, headers: presigned.headers, body: PNG });
+    expect(put.status).toBeLessThan(300);
+    job_id = await extract(key, pattern.id, { storage_key: presigned.storage_key });
+  } else {
+    job_id = await extract(key, pattern.id, { image_url: imageUrl });
+  }
 
-  await workers.start({ sql: db.sql, config: loadConfig({ ...ENV, LOG_LEVEL: 'silent' }), settings: { queues: [{ name: 'ai' }], pollMs: 50 } });
+  await workers.start({ sql: db.sql, config: loadConfig({ ...ENV, LOG_LEVEL: 'silent', LEASEHOLD_DATA_DIR: api.config.LEASEHOLD_DATA_DIR }), storage: api.storage, settings: { queues: [{ name: 'ai' }], pollMs: 50 } });
   const job = await waitFor(async () => {
     const j = (await (await api.request(key, 'GET', `/v1/jobs/${job_id}`)).json()) as { status: string; result: { manifest: unknown; provider: string } };
     if (j.status === 'failed') throw new Error(`job failed: ${JSON.stringify(j)}`);
@@ -100,4 +119,5 @@ test('pattern → ingest → worker → manifest in json, yaml, xml, csv and tex
   const text = await fetchAs('text');
   expect(text.type).toMatch(/^text\/plain/);
   expect(text.body).toContain(manifest.store);
+  await workers.stopAll();
 });
