@@ -9,6 +9,7 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { notFound, onError, problem, validationError } from './middleware/problems.js';
 import { deadLettersRoutes } from './routes/dead-letters.js';
 import { docsRoutes } from './routes/docs.js';
+import { editsRoutes } from './routes/edits.js';
 import { galleriesRoutes } from './routes/galleries.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { jobsRoutes } from './routes/jobs.js';
@@ -64,6 +65,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.route('/v1', jobsRoutes(deps));
   app.route('/v1', deadLettersRoutes(deps));
   app.route('/v1', galleriesRoutes(deps));
+  app.route('/v1', editsRoutes(deps));
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

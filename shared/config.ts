@@ -91,6 +91,8 @@ const schema = z.object({
   OPENAI_BASE_URL: optionalText,
   /** Default vision model. */
   OPENAI_MODEL: z.string().default('gpt-4o-mini'),
+  /** Default image-editing model (image.edit jobs that name none). */
+  OPENAI_IMAGE_MODEL: z.string().default('gpt-image-1'),
   /** `openai` or `fake`; defaults to `openai` when a key is set. */
   AI_PROVIDER: z.enum(['openai', 'fake']).optional(),
   /** Let server-side fetches reach private and loopback addresses (development and tests only). */

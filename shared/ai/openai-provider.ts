@@ -1,8 +1,8 @@
-import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, toFile } from 'openai';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { PermanentError, RetryError } from '../jobs/job-errors.js';
 import { parseRetryAfter } from '../net/fetch-refused.js';
-import type { GroupRequest, VisionProvider, VisionRequest, VisionResult } from './provider.js';
+import type { EditRequest, EditResult, GroupRequest, VisionProvider, VisionRequest, VisionResult } from './provider.js';
 
 /** The provider name stored with every result the OpenAI SDK produced. */
 export const OPENAI_PROVIDER = 'openai' as const;
@@ -60,6 +60,9 @@ export function classifyOpenAIError(err: unknown, signal?: AbortSignal): unknown
   }
   if (status === 400 && (code === 'invalid_json_schema' || (typeof param === 'string' && param.startsWith('response_format')))) {
     return new PermanentError(`the model server rejected the pattern's schema: ${detail}`, 'invalid_schema');
+  }
+  if (status === 400 && (code === 'moderation_blocked' || code === 'content_policy_violation')) {
+    return new PermanentError(`the model server's content policy refused the request: ${detail}`, 'content_policy');
   }
   if (status === 401 || status === 403) return new PermanentError(`the model server refused our credentials (${status}): ${detail}`, 'provider_auth');
   if (status === 404) return new PermanentError(`the model or endpoint does not exist (404): ${detail}`, 'model_not_found');
@@ -134,8 +137,29 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): VisionProvide
     const usage = { prompt_tokens: u?.prompt_tokens ?? 0, completion_tokens: u?.completion_tokens ?? 0, total_tokens: u?.total_tokens ?? 0 };
     return { manifest, usage, model: completion.model || req.model, provider: OPENAI_PROVIDER };
   }
+  // One images.edit call (multipart), answered with base64 PNG bytes.
+  async function edit(req: EditRequest): Promise<EditResult> {
+    const file = (img: { bytes: Uint8Array; contentType: string }, name: string) => toFile(Buffer.from(img.bytes), name, { type: img.contentType });
+    let response;
+    try {
+      const image = await file(req.image, 'image');
+      const mask = req.mask && (await file(req.mask, 'mask'));
+      response = await client.images.edit(
+        { model: req.model, prompt: req.prompt, image, size: req.size, n: 1, ...(mask && { mask }) },
+        { signal: req.signal },
+      );
+    } catch (err) {
+      throw classifyOpenAIError(err, req.signal);
+    }
+    const b64 = response.data?.[0]?.b64_json;
+    if (!b64) throw new PermanentError('the model server answered with no image (no b64_json)', 'empty_output');
+    const u = response.usage;
+    const usage = u && { input_tokens: u.input_tokens, output_tokens: u.output_tokens, total_tokens: u.total_tokens };
+    return { bytes: Buffer.from(b64, 'base64'), contentType: 'image/png', model: req.model, provider: OPENAI_PROVIDER, ...(usage && { usage }) };
+  }
   return {
     name: OPENAI_PROVIDER,
+    edit,
     extract: (req: VisionRequest) => complete(req, [imagePart(req.image, req.detail)]),
     // Each image follows a text part naming its storage key: the key is how the answer refers to it.
     group: (req: GroupRequest) =>

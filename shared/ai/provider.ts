@@ -1,5 +1,6 @@
 import type { Config } from '../config.js';
 import { fakeGrouping } from './fake-group.js';
+import { fakeEdit } from './fake-image.js';
 import { FAKE_PROVIDER, fakeManifest, fakeUsage } from './fake-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
 
@@ -51,6 +52,26 @@ export interface VisionResult {
   provider: string;
 }
 
+/** One image edit: an image (and optional mask) changed as the prompt says. */
+export interface EditRequest {
+  image: { bytes: Uint8Array; contentType: string };
+  /** Transparent areas mark where the image may change. */
+  mask?: { bytes: Uint8Array; contentType: string } | undefined;
+  prompt: string;
+  model: string;
+  size: '1024x1024' | '1536x1024' | '1024x1536' | 'auto';
+  signal?: AbortSignal;
+}
+
+/** The edited image, its cost when the provider reported one, and who made it. */
+export interface EditResult {
+  bytes: Buffer;
+  contentType: string;
+  usage?: { input_tokens: number; output_tokens: number; total_tokens: number };
+  model: string;
+  provider: string;
+}
+
 /**
  * A vision model behind Structured Outputs. Failures are the queue's terms: RetryError for what
  * may clear by itself, PermanentError (with a code) for what never will.
@@ -62,6 +83,8 @@ export interface VisionProvider {
   extract(request: VisionRequest): Promise<VisionResult>;
   /** Sorts several images into albums in one call; `manifest` holds the (unvalidated) answer. */
   group(request: GroupRequest): Promise<VisionResult>;
+  /** Edits one image as the prompt says; the result is a PNG. */
+  edit(request: EditRequest): Promise<EditResult>;
 }
 
 /** The provider that answers without a model: deterministic, schema-valid output from the schema and the image bytes. */
@@ -79,6 +102,10 @@ export const fakeProvider: VisionProvider = {
     const bytes = Buffer.concat(images.map((i) => i.bytes));
     const { provider: _provider, ...usage } = fakeUsage(schema, bytes, manifest);
     return { manifest, usage, model: FAKE_PROVIDER, provider: FAKE_PROVIDER };
+  },
+  async edit({ image, mask, prompt, signal }) {
+    signal?.throwIfAborted();
+    return { bytes: fakeEdit(image.bytes, prompt, mask?.bytes), contentType: 'image/png', model: FAKE_PROVIDER, provider: FAKE_PROVIDER };
   },
 };
 

@@ -71,6 +71,9 @@ export const GALLERY_MIN_IMAGES = 2;
 /** Most images one gallery.group job sorts into albums (all of them go to the model in one call). */
 export const GALLERY_MAX_IMAGES = 50;
 
+/** Output sizes an image.edit job may ask for. */
+export const IMAGE_EDIT_SIZES = ['1024x1024', '1536x1024', '1024x1536', 'auto'] as const;
+
 /**
  * Every job kind. The strings never change once deployed: jobs already in the table are worked by
  * kind name across releases. The worker's handler map must cover every key (a compile error otherwise).
@@ -128,6 +131,23 @@ export const KINDS = {
       'every image lands in exactly one album, or one fallback album holds them all when the model fails for good.',
     queue: 'ai',
     // Up to 50 images in one call: slower than one image, still minutes at most.
+    timeoutMs: 5 * 60_000,
+    maxAttempts: 4,
+    retry: { initialMs: 15_000, factor: 4, maxMs: 15 * 60_000, jitter: 0.2 },
+  }),
+  'image.edit': kind({
+    payload: z
+      .object({
+        image: storageKey,
+        prompt: z.string().min(1).max(4000),
+        mask: storageKey.optional(),
+        model: z.string().min(1).max(200).optional(),
+        size: z.enum(IMAGE_EDIT_SIZES).optional(),
+      })
+      .strict(),
+    description: 'One uploaded image (and an optional mask) + a prompt → an edited PNG stored under the tenant\'s uploads/.',
+    queue: 'ai',
+    // Image models take up to a minute or two per edit.
     timeoutMs: 5 * 60_000,
     maxAttempts: 4,
     retry: { initialMs: 15_000, factor: 4, maxMs: 15 * 60_000, jitter: 0.2 },

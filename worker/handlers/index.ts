@@ -4,6 +4,7 @@ import { createProvider, type VisionProvider } from '#shared/ai/provider.js';
 import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
 import type { HandlerMap } from '../handler.js';
 import { galleryGroup } from './gallery-group.js';
+import { imageEdit } from './image-edit.js';
 import { manifestExtract } from './manifest-extract.js';
 import { noop, sleepFor } from './system.js';
 
@@ -35,5 +36,6 @@ export function createHandlers(deps: HandlerDeps) {
       ...(storage && { storage }),
     }),
     'gallery.group': galleryGroup({ provider, model: config.OPENAI_MODEL, ...(storage && { storage }) }),
+    'image.edit': imageEdit({ provider, model: config.OPENAI_IMAGE_MODEL ?? 'gpt-image-1', ...(storage && { storage }) }),
   } satisfies HandlerMap;
 }

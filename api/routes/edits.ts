@@ -1,0 +1,107 @@
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { AppError, type FieldError } from '#shared/errors.js';
+import { KINDS } from '#shared/jobs/kinds.js';
+import { insertJobs } from '#shared/jobs/queue.js';
+import { isUuid } from '#shared/jobs/uuid.js';
+import type { ImageEditResult } from '#shared/ai/image-edit-result.js';
+import type { AppDeps, ApiEnv } from '../context.js';
+import { imageRefusal } from '../image-refusal.js';
+import { storedImageRefusal } from '../stored-image-refusal.js';
+import { requireScope } from '../middleware/authenticate.js';
+import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
+import { problemResponses } from '../openapi-problems.js';
+
+/** How long the download URL in GET /v1/edits/{id} stays valid, in seconds. */
+export const EDIT_URL_TTL_S = 15 * 60;
+
+const KIND = 'image.edit';
+const payload = KINDS[KIND].payload.shape;
+const EditRequest = z
+  .object({
+    image: payload.image.describe('A key from POST /v1/uploads (uploads/<your tenant id>/…).'),
+    prompt: payload.prompt.describe('What to change, 1–4000 characters.'),
+    mask: payload.mask.describe('An uploaded PNG whose transparent areas mark where the image may change.'),
+    size: payload.size.describe('Output size; `auto` unless set.'),
+  })
+  .strict()
+  .openapi('EditRequest');
+
+const Queued = z.object({ edit_id: z.uuid(), status: z.literal('queued') }).openapi('EditQueued');
+const Edit = z
+  .object({
+    id: z.uuid(),
+    status: z.string(),
+    result: z
+      .object({ storage_key: z.string(), url: z.string(), content_type: z.string(), bytes: z.number().int() })
+      .optional()
+      .openapi({ description: 'Present once the job succeeded.' }),
+  })
+  .openapi('Edit');
+
+/** /v1/edits: edit an uploaded image with a prompt (an image.edit job) and read the result back. */
+export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
+  const { config, storage } = deps;
+  const app = new OpenAPIHono<ApiEnv>();
+
+  const create = createRoute({
+    method: 'post',
+    path: '/edits',
+    tags: ['edits'],
+    summary: 'Edit an uploaded image as a prompt says',
+    security: [{ bearer: [] }],
+    middleware: [requireScope('jobs:write')] as const,
+    request: { headers: idempotencyHeaders(config), body: { required: true, content: { 'application/json': { schema: EditRequest } } } },
+    responses: {
+      202: { description: 'Queued; the edit id is the job id.', headers: replayedHeader, content: { 'application/json': { schema: Queued } } },
+      ...problemResponses({ 400: 'Malformed JSON', 415: 'Not application/json', 422: "validation_failed (another tenant's key, a missing upload, …)" }),
+    },
+  });
+
+  app.openapi(create, async (c) => {
+    const body = c.req.valid('json');
+    const { tenantId } = c.get('principal');
+    const named = Object.entries({ image: body.image, mask: body.mask }).filter((e): e is [string, string] => e[1] !== undefined);
+    const refusals = await Promise.all(
+      named.map(async ([, key]) => imageRefusal({ storage_key: key }, tenantId, config) ?? (await storedImageRefusal(storage, key))),
+    );
+    const errors: FieldError[] = refusals.flatMap((why, i) => (why ? [{ path: `body.${named[i]![0]}`, message: why }] : []));
+    if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body`, { errors });
+    const job = { kind: KIND, tenantId, payload: body };
+    const r = await withIdempotency(c, deps, async (db) => {
+      const { ids } = await insertJobs(db, [job]);
+      return { status: 202 as const, body: { edit_id: ids[0]!, status: 'queued' as const } };
+    });
+    deps.queue.wake([job]);
+    return c.json(r.body, r.status);
+  });
+
+  const read = createRoute({
+    method: 'get',
+    path: '/edits/{id}',
+    tags: ['edits'],
+    summary: 'An edit: its status, and the edited image with a signed download URL once done',
+    security: [{ bearer: [] }],
+    middleware: [requireScope('jobs:read')] as const,
+    request: { params: z.object({ id: z.string().openapi({ format: 'uuid', description: 'An edit id; anything else is a 404.' }) }) },
+    responses: {
+      200: { description: 'The edit', content: { 'application/json': { schema: Edit } } },
+      ...problemResponses({ 404: 'No such edit for this tenant' }),
+    },
+  });
+
+  app.openapi(read, async (c) => {
+    const { id } = c.req.valid('param');
+    const { tenantId } = c.get('principal');
+    if (!isUuid(id)) throw new AppError('not_found', `no edit ${id}`);
+    const [row] = await deps.sql<{ status: string; result: ImageEditResult | null }[]>`
+      select status, result from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid and kind = ${KIND}`;
+    if (!row) throw new AppError('not_found', `no edit ${id}`);
+    if (row.status !== 'succeeded' || !row.result) return c.json({ id, status: row.status }, 200);
+    const { storage_key, content_type, bytes } = row.result;
+    // The local store answers with /storage/… paths: made absolute against the URL this request came to.
+    const url = new URL(await storage.signedDownloadUrl(storage_key, EDIT_URL_TTL_S), c.req.url).toString();
+    return c.json({ id, status: row.status, result: { storage_key, url, content_type, bytes } }, 200);
+  });
+
+  return app;
+}

@@ -1,0 +1,57 @@
+import { randomUUID } from 'node:crypto';
+import type { ImageEditResult } from '#shared/ai/image-edit-result.js';
+import type { VisionProvider } from '#shared/ai/provider.js';
+import { RetryError } from '#shared/jobs/job-errors.js';
+import type { PayloadOf } from '#shared/jobs/kinds.js';
+import type { ObjectStore } from '#shared/storage/object-store.js';
+import type { Handler } from '../handler.js';
+import { loadStored } from './manifest-extract.js';
+
+/** What image.edit needs from its worker. */
+export interface ImageEditDeps {
+  provider: VisionProvider;
+  /** OPENAI_IMAGE_MODEL: used when the payload names no model. */
+  model: string;
+  /** Where the image and mask are read from and the edited image is written to. */
+  storage?: ObjectStore;
+}
+
+
+/**
+ * `image.edit`: reads the image (and mask) from the tenant's own uploads, asks the provider for
+ * the edit, and stores the result as `uploads/<tenant>/<new uuid>/edited.png`.
+ */
+export function imageEdit(deps: ImageEditDeps): Handler<PayloadOf<'image.edit'>> {
+  return async (payload, ctx) => {
+    const image = await loadStored(payload.image, ctx.tenantId, deps.storage, ctx.signal);
+    const mask = payload.mask === undefined ? undefined : await loadStored(payload.mask, ctx.tenantId, deps.storage, ctx.signal);
+    ctx.progress(20, 'image read');
+    const started = performance.now();
+    const edited = await deps.provider.edit({
+      image,
+      mask,
+      prompt: payload.prompt,
+      model: payload.model ?? deps.model,
+      size: payload.size ?? 'auto',
+      signal: ctx.signal,
+    });
+    const latency = Math.round(performance.now() - started);
+    ctx.progress(80, 'edited');
+    const key = `uploads/${ctx.tenantId.toLowerCase()}/${randomUUID()}/edited.png`;
+    try {
+      await deps.storage!.put(key, edited.bytes, edited.contentType);
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      throw new RetryError(`cannot store the edited image: ${(err as Error).message}`, {}, 'storage_error');
+    }
+    return {
+      storage_key: key,
+      content_type: edited.contentType,
+      bytes: edited.bytes.byteLength,
+      provider: edited.provider,
+      model: edited.model,
+      ...(edited.usage && { usage: edited.usage }),
+      latency_ms: latency,
+    } satisfies ImageEditResult;
+  };
+}
