@@ -93,6 +93,8 @@ const schema = z.object({
   OPENAI_MODEL: z.string().default('gpt-4o-mini'),
   /** Default image-editing model (image.edit jobs that name none). */
   OPENAI_IMAGE_MODEL: z.string().default('gpt-image-1'),
+  /** How closely the vision model looks at an image (`low` costs 85 tokens; `high` tiles it). */
+  OPENAI_IMAGE_DETAIL: z.enum(['auto', 'low', 'high']).default('auto'),
   /** `openai` or `fake`; defaults to `openai` when a key is set. */
   AI_PROVIDER: z.enum(['openai', 'fake']).optional(),
   /** Let server-side fetches reach private and loopback addresses (development and tests only). */

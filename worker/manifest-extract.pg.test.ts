@@ -150,7 +150,16 @@ describe('manifest.extract end to end', () => {
     expect(sent.model).toBe('gpt-4o-mini');
     expect(sent.messages[0]).toEqual({ role: 'system', content: 'Extract the receipt (version 1).' });
     expect(sent.messages[1].content[0].image_url.url).toBe(`data:image/png;base64,${PNG.toString('base64')}`);
+    expect(sent.messages[1].content[0].image_url.detail).toBe('auto');
     expect(sent.response_format.json_schema).toMatchObject({ name: 'Receipt', strict: true, schema: SCHEMA });
+  });
+
+  test('OPENAI_IMAGE_DETAIL sets the image detail the model is asked for', async () => {
+    await startWorker({ OPENAI_API_KEY: 'sk-double', OPENAI_BASE_URL: double.baseURL, OPENAI_IMAGE_DETAIL: 'low' });
+    double.reply(successWith(MANIFEST));
+    const row = await settled(await ingest(`${imageBase}/receipt.png`));
+    expect(row.status).toBe('succeeded');
+    expect(double.requests.at(-1)!.body.messages[1].content[0].image_url.detail).toBe('low');
   });
 
   test('a 429 retries the job at the time retry-after-ms names, and the next attempt succeeds', async () => {

@@ -32,6 +32,7 @@ export function createHandlers(deps: HandlerDeps) {
       sql,
       provider,
       defaultModel: config.OPENAI_MODEL,
+      ...(config.OPENAI_IMAGE_DETAIL && { detail: config.OPENAI_IMAGE_DETAIL }),
       allowPrivate: config.FETCH_ALLOW_PRIVATE,
       ...(storage && { storage }),
     }),
