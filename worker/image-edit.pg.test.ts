@@ -65,6 +65,9 @@ describe('image.edit with the OpenAI SDK against the model double', () => {
       latency_ms: expect.any(Number),
     });
     expect(await storage.get(row.result.storage_key)).toEqual(EDITED);
+    // The result also carries a signed link to the edit, valid for a week.
+    expect(row.result.url).toContain(encodeURIComponent(row.result.storage_key));
+    expect(Date.parse(row.result.url_expires_at) - Date.now()).toBeGreaterThan(6 * 24 * 3600 * 1000);
     expect(double.requests).toHaveLength(1);
     const sent = double.requests[0]!;
     expect(sent.path).toBe('/v1/images/edits');

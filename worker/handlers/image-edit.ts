@@ -7,6 +7,9 @@ import type { ObjectStore } from '#shared/storage/object-store.js';
 import type { Handler } from '../handler.js';
 import { loadStored } from './manifest-extract.js';
 
+// How long the signed URL stored in a job's result stays valid.
+const RESULT_URL_TTL_S = 7 * 24 * 3600;
+
 /** What image.edit needs from its worker. */
 export interface ImageEditDeps {
   provider: VisionProvider;
@@ -44,8 +47,12 @@ export function imageEdit(deps: ImageEditDeps): Handler<PayloadOf<'image.edit'>>
       if (ctx.signal.aborted) throw err;
       throw new RetryError(`cannot store the edited image: ${(err as Error).message}`, {}, 'storage_error');
     }
+    // A link to the result that works without an API call; GET /v1/edits/:id always signs a fresh one.
+    const url = await deps.storage!.signedDownloadUrl(key, RESULT_URL_TTL_S);
     return {
       storage_key: key,
+      url,
+      url_expires_at: new Date(Date.now() + RESULT_URL_TTL_S * 1000).toISOString(),
       content_type: edited.contentType,
       bytes: edited.bytes.byteLength,
       provider: edited.provider,
