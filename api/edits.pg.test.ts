@@ -1,9 +1,8 @@
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { solidPng } from '#shared/ai/fake-image.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
+import { serveTestApi, type ServedApi } from '../test/helpers/served-api.js';
 import { WorkerPool } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
 
@@ -13,8 +12,7 @@ const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 let db: TestDatabase;
 let api: TestApi;
-let server: ServerType;
-let base: string;
+let served: ServedApi;
 let a: { tenantId: string; key: string };
 let b: { tenantId: string; key: string };
 const workers = new WorkerPool();
@@ -22,37 +20,19 @@ const workers = new WorkerPool();
 beforeAll(async () => {
   db = await createTestDatabase();
   api = createTestApi(db.sql, { RATE_LIMIT_PER_S: '100000', RATE_LIMIT_BURST: '100000' });
-  server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: api.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  served = await serveTestApi(api);
   a = await api.tenant('edits-a');
   b = await api.tenant('edits-b');
   await workers.start({ sql: db.sql, config: api.config, storage: api.storage, settings: { pollMs: 50 } });
 });
 afterAll(async () => {
   await workers.stopAll();
-  await new Promise((resolve) => server.close(resolve));
+  await served.close();
   await db.drop();
 });
 
-/** A JSON request to the real server as the given tenant. */
-async function call(method: string, path: string, key: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: (await res.json()) as Json };
-}
-
-/** Presigns and PUTs one PNG for tenant a; returns its storage key. */
-async function uploadPng(bytes: Buffer): Promise<string> {
-  const p = await call('POST', '/v1/uploads', a.key, { content_type: 'image/png', size: bytes.byteLength, filename: 'photo.png' });
-  expect(p.status).toBe(201);
-  expect((await fetch(p.body.url, { method: p.body.method, headers: p.body.headers, body: bytes })).status).toBe(200);
-  return p.body.storage_key;
-}
+const call = (method: string, path: string, key: string, body?: unknown) => served.call(method, path, key, body);
+const uploadPng = (bytes: Buffer) => served.uploadPng(a.key, bytes);
 
 /** Posts an edit and waits for it to finish; returns the finished GET body. */
 async function editAndWait(image: string, prompt: string): Promise<Json> {

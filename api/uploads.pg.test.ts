@@ -1,9 +1,8 @@
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPattern } from '#shared/patterns/patterns.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
+import { serveTestApi, type ServedApi } from '../test/helpers/served-api.js';
 import { WorkerPool } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
 
@@ -14,7 +13,7 @@ const SCHEMA = { type: 'object', properties: { merchant: { type: 'string' } }, r
 
 let db: TestDatabase;
 let api: TestApi;
-let server: ServerType;
+let served: ServedApi;
 let base: string;
 let a: { tenantId: string; key: string };
 let b: { tenantId: string; key: string };
@@ -24,10 +23,8 @@ const workers = new WorkerPool();
 beforeAll(async () => {
   db = await createTestDatabase();
   api = createTestApi(db.sql, { RATE_LIMIT_PER_S: '100000', RATE_LIMIT_BURST: '100000' });
-  server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: api.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  served = await serveTestApi(api);
+  base = served.base;
   a = await api.tenant('uploads-a');
   b = await api.tenant('uploads-b');
   const content = { name: 'Receipt', instructions: 'Read it.', json_schema: SCHEMA, format: 'json', model: null, is_active: true } as const;
@@ -35,32 +32,18 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await workers.stopAll();
-  await new Promise((resolve) => server.close(resolve));
+  await served.close();
   await db.drop();
 });
 
 /** POST /v1/uploads over the real server. */
-async function presign(body: Json, key = a.key): Promise<{ status: number; body: Json }> {
-  const res = await fetch(`${base}/v1/uploads`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Json };
-}
+const presign = (body: Json, key = a.key) => served.call('POST', '/v1/uploads', key, body);
 
 /** Sends bytes to a presigned upload, with its headers unless others are given. */
 const upload = (p: Json, bytes: Uint8Array, headers: Record<string, string> = p.headers) =>
   fetch(p.url, { method: p.method, headers, body: bytes });
 
-async function ingest(body: Json, key = a.key) {
-  const res = await fetch(`${base}/v1/patterns/${pattern}/ingest`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Json };
-}
+const ingest = (body: Json, key = a.key) => served.call('POST', `/v1/patterns/${pattern}/ingest`, key, body);
 
 describe('POST /v1/uploads and the local store', () => {
   test('presign → PUT the bytes → ingest by storage_key → 202; the signed download returns the bytes', async () => {

@@ -1,14 +1,13 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError, type FieldError } from '#shared/errors.js';
 import { KINDS } from '#shared/jobs/kinds.js';
-import { insertJobs } from '#shared/jobs/queue.js';
-import { isUuid } from '#shared/jobs/uuid.js';
 import type { ImageEditResult } from '#shared/ai/image-edit-result.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { imageRefusal } from '../image-refusal.js';
 import { storedImageRefusal } from '../stored-image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
-import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
+import { idempotencyHeaders, replayedHeader } from '../middleware/idempotency.js';
+import { absoluteDownloadUrl, enqueueOne, jobOfKind } from '../job-of-kind.js';
 import { problemResponses } from '../openapi-problems.js';
 
 /** How long the download URL in GET /v1/edits/{id} stays valid, in seconds. */
@@ -67,12 +66,7 @@ export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const errors: FieldError[] = refusals.flatMap((why, i) => (why ? [{ path: `body.${named[i]![0]}`, message: why }] : []));
     if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body`, { errors });
     const job = { kind: KIND, tenantId, payload: body };
-    const r = await withIdempotency(c, deps, async (db) => {
-      const { ids } = await insertJobs(db, [job]);
-      return { status: 202 as const, body: { edit_id: ids[0]!, status: 'queued' as const } };
-    });
-    deps.queue.wake([job]);
-    return c.json(r.body, r.status);
+    return c.json({ edit_id: await enqueueOne(c, deps, job), status: 'queued' as const }, 202);
   });
 
   const read = createRoute({
@@ -92,14 +86,10 @@ export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.openapi(read, async (c) => {
     const { id } = c.req.valid('param');
     const { tenantId } = c.get('principal');
-    if (!isUuid(id)) throw new AppError('not_found', `no edit ${id}`);
-    const [row] = await deps.sql<{ status: string; result: ImageEditResult | null }[]>`
-      select status, result from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid and kind = ${KIND}`;
-    if (!row) throw new AppError('not_found', `no edit ${id}`);
+    const row = await jobOfKind<ImageEditResult>(deps, tenantId, id, KIND, 'edit');
     if (row.status !== 'succeeded' || !row.result) return c.json({ id, status: row.status }, 200);
     const { storage_key, content_type, bytes } = row.result;
-    // The local store answers with /storage/… paths: made absolute against the URL this request came to.
-    const url = new URL(await storage.signedDownloadUrl(storage_key, EDIT_URL_TTL_S), c.req.url).toString();
+    const url = await absoluteDownloadUrl(storage, storage_key, EDIT_URL_TTL_S, c.req.url);
     return c.json({ id, status: row.status, result: { storage_key, url, content_type, bytes } }, 200);
   });
 

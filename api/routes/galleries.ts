@@ -2,13 +2,12 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { GalleryResult } from '#shared/ai/gallery-albums.js';
 import { AppError, type FieldError } from '#shared/errors.js';
 import { GALLERY_MAX_IMAGES, GALLERY_MIN_IMAGES, KINDS } from '#shared/jobs/kinds.js';
-import { insertJobs } from '#shared/jobs/queue.js';
-import { isUuid } from '#shared/jobs/uuid.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { imageRefusal } from '../image-refusal.js';
 import { storedImageRefusal } from '../stored-image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
-import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
+import { idempotencyHeaders, replayedHeader } from '../middleware/idempotency.js';
+import { absoluteDownloadUrl, enqueueOne, jobOfKind } from '../job-of-kind.js';
 import { problemResponses } from '../openapi-problems.js';
 
 /** How long the download URLs in GET /v1/galleries/{id} stay valid, in seconds. */
@@ -67,12 +66,7 @@ export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const errors: FieldError[] = refusals.flatMap((why, i) => (why ? [{ path: `body.images[${i}]`, message: why }] : []));
     if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body`, { errors });
     const job = { kind: KIND, tenantId, payload: { images: body.images, ...(body.hint !== undefined && { hint: body.hint }) } };
-    const r = await withIdempotency(c, deps, async (db) => {
-      const { ids } = await insertJobs(db, [job]);
-      return { status: 202 as const, body: { gallery_id: ids[0]!, status: 'queued' as const } };
-    });
-    deps.queue.wake([job]);
-    return c.json(r.body, r.status);
+    return c.json({ gallery_id: await enqueueOne(c, deps, job), status: 'queued' as const }, 202);
   });
 
   const read = createRoute({
@@ -92,13 +86,9 @@ export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.openapi(read, async (c) => {
     const { id } = c.req.valid('param');
     const { tenantId } = c.get('principal');
-    if (!isUuid(id)) throw new AppError('not_found', `no gallery ${id}`);
-    const [row] = await deps.sql<{ status: string; result: GalleryResult | null }[]>`
-      select status, result from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid and kind = ${KIND}`;
-    if (!row) throw new AppError('not_found', `no gallery ${id}`);
+    const row = await jobOfKind<GalleryResult>(deps, tenantId, id, KIND, 'gallery');
     if (row.status !== 'succeeded' || !row.result) return c.json({ id, status: row.status }, 200);
-    // The local store answers with /storage/… paths: made absolute against the URL this request came to.
-    const signed = async (key: string) => ({ storage_key: key, url: new URL(await storage.signedDownloadUrl(key, GALLERY_URL_TTL_S), c.req.url).toString() });
+    const signed = async (key: string) => ({ storage_key: key, url: await absoluteDownloadUrl(storage, key, GALLERY_URL_TTL_S, c.req.url) });
     const albums = await Promise.all(
       row.result.albums.map(async (a) => ({ title: a.title, theme_description: a.theme_description, images: await Promise.all(a.images.map(signed)) })),
     );
