@@ -48,9 +48,17 @@ describe('enqueue', () => {
   test('a bulk of 25,000 in one call lands whole, with 25,000 job.queued events', async () => {
     const N = 25_000;
     const q = queueFor(db.sql);
+    const tempFiles = async () => {
+      await db.sql`select pg_stat_force_next_flush()`;
+      const [r] = await db.sql<{ n: number }[]>`select temp_files::int as n from pg_stat_database where datname = current_database()`;
+      return r!.n;
+    };
+    const tempBefore = await tempFiles();
     const t0 = Date.now();
     const { ids, created } = await q.enqueueMany(Array.from({ length: N }, (_, i) => ({ kind: 'test.bulk', queue: 'bulk', payload: { i } })));
     const ms = Date.now() - t0;
+    // The insert trigger's transition table stayed in memory: no temporary file written and read back.
+    expect(await tempFiles()).toBe(tempBefore);
     expect(ids).toHaveLength(N);
     expect(new Set(ids).size).toBe(N);
     expect(created.every(Boolean)).toBe(true);

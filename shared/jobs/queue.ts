@@ -107,6 +107,11 @@ function usesCopy(jobs: NewJob[]): boolean {
   return jobs.length >= COPY_MIN_ROWS && jobs.every((j) => j.idempotencyKey === undefined);
 }
 
+/** work_mem that keeps a COPY of `rows` jobs' transition table in memory: ~400 bytes a row, 256 MB at most. */
+function transitionMemory(rows: number): string {
+  return `${Math.min(256, 4 + Math.ceil((rows * 400) / 2 ** 20))}MB`;
+}
+
 /** True when insertJobs will write these jobs with a single statement. */
 function isOneStatement(jobs: NewJob[]): boolean {
   return jobs.length <= CHUNK || usesCopy(jobs);
@@ -192,9 +197,16 @@ export class JobQueue {
   async enqueueMany(jobs: NewJob[]): Promise<EnqueueResult> {
     if (jobs.length === 0) return { ids: [], created: [] };
     // One statement (a COPY, or a single INSERT) is atomic on its own; several INSERTs need a transaction.
-    const result = isOneStatement(jobs)
-      ? await insertJobs(this.sql, jobs)
-      : await this.sql.begin((tx) => insertJobs(tx, jobs));
+    const result = usesCopy(jobs)
+      ? await this.sql.begin(async (tx) => {
+          // The insert trigger's transition table holds every copied row; past work_mem (4 MB by
+          // default, ~13,000 jobs) it spills to a temporary file that is written and read back.
+          await tx`select set_config('work_mem', ${transitionMemory(jobs.length)}, true)`;
+          return insertJobs(tx, jobs);
+        })
+      : isOneStatement(jobs)
+        ? await insertJobs(this.sql, jobs)
+        : await this.sql.begin((tx) => insertJobs(tx, jobs));
     this.wake(jobs);
     return result;
   }
