@@ -28,7 +28,7 @@ export async function setBudget(db: Sql | Tx, tenantId: string, change: BudgetCh
       per_job_max_micros = case when ${keep(change.perJobMicros)} then per_job_max_micros else ${change.perJobMicros ?? null}::bigint end,
       daily_max_micros = case when ${keep(change.dailyMicros)} then daily_max_micros else ${change.dailyMicros ?? null}::bigint end,
       monthly_max_micros = case when ${keep(change.monthlyMicros)} then monthly_max_micros else ${change.monthlyMicros ?? null}::bigint end,
-      kind_daily_max = case when ${keep(change.kindDailyMicros)} then kind_daily_max else ${JSON.stringify(change.kindDailyMicros ?? {})}::jsonb end,
+      kind_daily_max = case when ${keep(change.kindDailyMicros)} then kind_daily_max else ${db.json(change.kindDailyMicros ?? {})} end,
       updated_at = now()
     where tenant_id = ${tenantId}::uuid`;
 }
