@@ -148,6 +148,9 @@ describe('GET /v1/usage and the admin routes', () => {
     const t = await tenantWithPattern('granted');
     expect((await call(t.key, 'POST', '/v1/admin/credits', { tenant: t.slug, credits: 5 })).status).toBe(403);
     expect((await call(admin.key, 'POST', '/v1/admin/credits', { tenant: 'nobody-here', credits: 5 })).status).toBe(404);
+    // Text no slug or id can be (found by the fuzzer: a NUL reached the query) is simply no such tenant.
+    expect((await call(admin.key, 'GET', '/v1/admin/tenants/nul%00inside/budget')).status).toBe(404);
+    expect((await call(admin.key, 'POST', '/v1/admin/credits', { tenant: 'Upper Case', credits: 5 })).status).toBe(404);
     expect((await call(admin.key, 'POST', '/v1/admin/credits', { tenant: t.slug, credits: 5, usd: 1 })).status).toBe(422);
     expect((await call(admin.key, 'POST', '/v1/admin/credits', { tenant: t.slug, credits: -5 })).status).toBe(422);
     const g = await call(admin.key, 'POST', '/v1/admin/credits', { tenant: t.tenantId, credits: 2500 });

@@ -33,9 +33,10 @@ export async function setBudget(db: Sql | Tx, tenantId: string, change: BudgetCh
     where tenant_id = ${tenantId}::uuid`;
 }
 
-/** A tenant id for a slug or id, or undefined. */
+/** A tenant id for a slug or id, or undefined (also for text no slug or id can be: NUL, say). */
 export async function findTenant(db: Sql | Tx, slugOrId: string): Promise<string | undefined> {
   const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(slugOrId);
+  if (!isId && !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(slugOrId)) return undefined;
   const [row] = isId
     ? await db<{ id: string }[]>`select id from leasehold.tenants where id = ${slugOrId}::uuid`
     : await db<{ id: string }[]>`select id from leasehold.tenants where slug = ${slugOrId}`;
