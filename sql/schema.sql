@@ -66,62 +66,37 @@ AS $function$
   where s.global_daily_micros is not null and d.spent >= s.global_daily_micros
 $function$;
 
-CREATE OR REPLACE FUNCTION leasehold.governor_refusal(p_ceiling text, p_limit bigint, p_used bigint, p_requested bigint)
- RETURNS jsonb
- LANGUAGE sql
- IMMUTABLE
-AS $function$
-  select jsonb_build_object('code', 'budget_exceeded', 'ceiling', p_ceiling, 'limit_micros', p_limit,
-                            'used_micros', p_used, 'requested_micros', p_requested,
-                            'exceeded_by_micros', p_used + p_requested - p_limit)
-$function$;
-
-CREATE OR REPLACE FUNCTION leasehold.governor_reserve(p_tenant_id uuid, p_kind text, p_estimate bigint, p_job_ids uuid[])
+CREATE OR REPLACE FUNCTION leasehold.governor_check_tenant(p_tenant_id uuid, p_kind text, p_estimate bigint, p_job_ids uuid[], p_total bigint)
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
 declare
   a leasehold.credit_accounts;
-  v_global bigint;
-  v_n int := cardinality(p_job_ids);
-  v_total bigint := p_estimate * cardinality(p_job_ids);
+  v_total bigint := p_total;
+  v_open record;
   v_used bigint;
-  v_open bigint;
   v_today bigint;
   v_month bigint;
   v_kind_max bigint;
   v_collect bigint;
 begin
-  select global_daily_micros into v_global from leasehold.governor_settings;
-  select * into a from leasehold.credit_accounts where tenant_id = p_tenant_id for update;
-  if v_global is not null then
-    perform pg_advisory_xact_lock(hashtext('leasehold.governor.global'));
-    select coalesce(sum(spent_micros), 0) into v_used from leasehold.spend_daily where day = leasehold.governor_today();
-    v_used := v_used + (select coalesce(sum(estimate_micros), 0) from leasehold.jobs
-                        where estimate_micros is not null and status in ('queued', 'running'));
-    if v_used + v_total > v_global then
-      return leasehold.governor_refusal('global_daily', v_global, v_used, v_total);
-    end if;
-  end if;
-  if a.tenant_id is null or v_n = 0 then
-    return null;
-  end if;
+  -- Locked by the caller.
+  select * into a from leasehold.credit_accounts where tenant_id = p_tenant_id;
   if a.per_job_max_micros is not null and p_estimate > a.per_job_max_micros then
     return leasehold.governor_refusal('per_job', a.per_job_max_micros, 0, p_estimate);
   end if;
+  select * into v_open from leasehold.governor_open_reserved(p_tenant_id, a.open_reserved_micros, a.open_reserved_at);
   if a.daily_max_micros is not null or a.monthly_max_micros is not null then
     -- Open reservations count against today and this month alike.
-    v_open := (select coalesce(sum(estimate_micros), 0) from leasehold.jobs
-               where tenant_id = p_tenant_id and estimate_micros is not null and status in ('queued', 'running'));
     select coalesce(sum(spent_micros) filter (where day = leasehold.governor_today()), 0), coalesce(sum(spent_micros), 0)
     into v_today, v_month
     from leasehold.spend_daily
     where tenant_id = p_tenant_id and day >= date_trunc('month', leasehold.governor_today())::date;
-    if a.daily_max_micros is not null and v_open + v_today + v_total > a.daily_max_micros then
-      return leasehold.governor_refusal('tenant_daily', a.daily_max_micros, v_open + v_today, v_total);
+    if a.daily_max_micros is not null and v_open.micros + v_today + v_total > a.daily_max_micros then
+      return leasehold.governor_refusal('tenant_daily', a.daily_max_micros, v_open.micros + v_today, v_total);
     end if;
-    if a.monthly_max_micros is not null and v_open + v_month + v_total > a.monthly_max_micros then
-      return leasehold.governor_refusal('tenant_monthly', a.monthly_max_micros, v_open + v_month, v_total);
+    if a.monthly_max_micros is not null and v_open.micros + v_month + v_total > a.monthly_max_micros then
+      return leasehold.governor_refusal('tenant_monthly', a.monthly_max_micros, v_open.micros + v_month, v_total);
     end if;
   end if;
   if a.kind_daily_max ? p_kind then
@@ -147,9 +122,77 @@ begin
     end if;
     insert into leasehold.credit_ledger (tenant_id, entry, job_id, kind, amount_micros)
     select p_tenant_id, 'reservation', id, p_kind, -p_estimate from unnest(p_job_ids) as id;
-    update leasehold.credit_accounts
-    set balance_micros = balance_micros - v_total - v_collect, owed_micros = owed_micros - v_collect, updated_at = now()
-    where tenant_id = p_tenant_id;
+  end if;
+  update leasehold.credit_accounts
+  set balance_micros = balance_micros - case when a.enforce_credits then v_total + v_collect else 0 end,
+      owed_micros = owed_micros - coalesce(v_collect, 0),
+      open_reserved_micros = v_open.micros + v_total, open_reserved_at = v_open.at, updated_at = now()
+  where tenant_id = p_tenant_id;
+  return null;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_open_reserved(p_tenant_id uuid, p_cached bigint, p_at timestamp with time zone, OUT micros bigint, OUT at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if p_at is not null and p_at > clock_timestamp() - interval '1 second' then
+    micros := p_cached;
+    at := p_at;
+    return;
+  end if;
+  at := clock_timestamp();
+  micros := (select coalesce(sum(estimate_micros), 0) from leasehold.jobs
+             where estimate_micros is not null and status in ('queued', 'running')
+               and (p_tenant_id is null or tenant_id = p_tenant_id));
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_refusal(p_ceiling text, p_limit bigint, p_used bigint, p_requested bigint)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  select jsonb_build_object('code', 'budget_exceeded', 'ceiling', p_ceiling, 'limit_micros', p_limit,
+                            'used_micros', p_used, 'requested_micros', p_requested,
+                            'exceeded_by_micros', p_used + p_requested - p_limit)
+$function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_reserve(p_tenant_id uuid, p_kind text, p_estimate bigint, p_job_ids uuid[])
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  a leasehold.credit_accounts;
+  g leasehold.governor_settings;
+  v_global_open record;
+  v_n int := cardinality(p_job_ids);
+  v_total bigint := p_estimate * cardinality(p_job_ids);
+  v_used bigint;
+  v_refusal jsonb;
+begin
+  select * into g from leasehold.governor_settings;
+  select * into a from leasehold.credit_accounts where tenant_id = p_tenant_id for update;
+  if g.global_daily_micros is not null then
+    perform pg_advisory_xact_lock(hashtext('leasehold.governor.global'));
+    -- Re-read under the lock: the reserver before us has committed its addition.
+    select * into g from leasehold.governor_settings;
+    select * into v_global_open from leasehold.governor_open_reserved(null, g.open_reserved_micros, g.open_reserved_at);
+    select coalesce(sum(spent_micros), 0) into v_used from leasehold.spend_daily where day = leasehold.governor_today();
+    v_used := v_used + v_global_open.micros;
+    if v_used + v_total > g.global_daily_micros then
+      return leasehold.governor_refusal('global_daily', g.global_daily_micros, v_used, v_total);
+    end if;
+  end if;
+  if a.tenant_id is not null and v_n > 0 then
+    v_refusal := leasehold.governor_check_tenant(p_tenant_id, p_kind, p_estimate, p_job_ids, v_total);
+    if v_refusal is not null then
+      return v_refusal;
+    end if;
+  end if;
+  -- Accepted: the caches learn of these reservations.
+  if g.global_daily_micros is not null then
+    update leasehold.governor_settings
+    set open_reserved_micros = v_global_open.micros + v_total, open_reserved_at = v_global_open.at;
   end if;
   return null;
 end $function$;
@@ -414,6 +457,8 @@ create table leasehold.credit_accounts (
   monthly_max_micros bigint,
   kind_daily_max jsonb default '{}'::jsonb not null,
   balance_micros bigint default 0 not null,
+  open_reserved_micros bigint default 0 not null,
+  open_reserved_at timestamp with time zone,
   owed_micros bigint default 0 not null,
   updated_at timestamp with time zone default now() not null,
   constraint credit_accounts_balance_micros_check CHECK ((balance_micros >= 0)),
@@ -466,6 +511,8 @@ create table leasehold.governor_settings (
   global_daily_micros bigint,
   paid_kinds text[] default '{}'::text[] not null,
   updated_at timestamp with time zone default now() not null,
+  open_reserved_micros bigint default 0 not null,
+  open_reserved_at timestamp with time zone,
   constraint governor_settings_global_daily_micros_check CHECK ((global_daily_micros > 0)),
   constraint governor_settings_id_check CHECK (id),
   constraint governor_settings_pkey PRIMARY KEY (id)

@@ -6,11 +6,14 @@ import { ensureTenant } from '#shared/auth/tenants.js';
 import { loadConfig } from '#shared/config.js';
 import { grantCredit } from '#shared/governor/budget.js';
 import { Governor } from '#shared/governor/governor.js';
+import { insertPaidJobs } from '#shared/governor/insert-paid.js';
+import { newUploadKey } from '#shared/storage/keys.js';
+import { createObjectStore } from '#shared/storage/object-store.js';
 import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
 import { startModelDouble, successWith, type ModelDouble } from '../test/fixtures/model-double.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { WorkerPool, jobRow } from '../test/helpers/engine.js';
-import { balances, danglingReservations, insertPattern, ledgerOf, startImageServer } from '../test/helpers/governor.js';
+import { PNG, balances, danglingReservations, insertPattern, ledgerOf, startImageServer } from '../test/helpers/governor.js';
 import { waitFor } from '../test/helpers/wait.js';
 
 let db: TestDatabase;
@@ -175,5 +178,27 @@ describe('settlement against the model double', () => {
       ['overrun', -120, -120], ['reservation', -100, 0],
     ]);
     expect(await balances(db.sql, t.tenantId)).toEqual({ cached: 0, owed: 0, ledger: 0, ledgerOwed: 0 });
+    // Cancelled, so that the next test's worker does not take it.
+    expect(await db.sql`select leasehold.cancel_job(${ok.outcome === 'queued' ? ok.ids[0]! : ''}::uuid) as status`).toEqual([{ status: 'cancelled' }]);
+    expect(await balances(db.sql, t.tenantId)).toMatchObject({ cached: 100, ledger: 100 });
+  });
+
+  test('an image edit is priced from the image API\'s usage: text and image input apart, output at the image rate', async () => {
+    const t = await meteredTenant('settle-edit', 5_000_000);
+    const storage = createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR });
+    const key = newUploadKey(t.tenantId, 'image/png', 'room.png');
+    await storage.put(key, PNG, 'image/png');
+    const { ids } = await insertPaidJobs(db.sql, governor, [{ kind: 'image.edit', tenantId: t.tenantId, payload: { image: key, prompt: 'stage the room' } }]);
+    const id = ids[0]!;
+    const estimate = governor.editEstimate({ image: key, prompt: 'stage the room' }).micros;
+    // The double reports 50 input tokens (10 text, 40 image) and 200 output tokens.
+    double.reply({ type: 'image', b64: PNG.toString('base64') });
+    await pool.start({ sql: db.sql, config: { ...config, OPENAI_BASE_URL: double.baseURL }, storage, settings: { pollMs: 50 } });
+    expect((await ended(id)).status).toBe('succeeded');
+    const cost = 10 * 5 + 40 * 10 + 200 * 40; // $5, $10 and $40 per million: micro-dollars per token.
+    expect(await costEvents(id)).toEqual([expect.objectContaining({
+      provider: 'openai', model: 'gpt-image-1', priced_as: 'gpt-image-1', input_tokens: 10, image_input_tokens: 40, output_tokens: 200, cost_micros: cost,
+    })]);
+    expect(await settledLedger(t.tenantId, id)).toEqual([['reservation', -estimate], ['refund', estimate], ['settlement', -cost]]);
   });
 });
