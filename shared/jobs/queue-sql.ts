@@ -54,7 +54,8 @@ select count(*)::int as inserted from ins`;
 /**
  * The API's ingest, in one statement: reads the pattern's current version (tenant-scoped, not
  * deleted), and only when it is active inserts one manifest.extract job per image with that
- * version stamped into job and payload and $8 (the estimated cost of each) on record. One round
+ * version stamped into job and payload and $8 (the estimated cost of each; null: not estimated, so
+ * not reserved) on record. One round
  * trip instead of two measurably raised ingest throughput on a 2-core machine, where each loopback
  * write costs the API process dearly. The governor's reservation is folded in: it runs only for a
  * metered tenant or under a global ceiling (two primary-key probes otherwise), and a refusal
@@ -69,7 +70,7 @@ with p as (
 ), g as (
   select leasehold.governor_reserve($2::uuid, 'manifest.extract', $8::bigint, $6::uuid[]) as refusal
   from p
-  where p.is_active
+  where p.is_active and $8::bigint is not null
     and (exists (select 1 from leasehold.credit_accounts where tenant_id = $2::uuid)
          or exists (select 1 from leasehold.governor_settings where global_daily_micros is not null))
 ), ins as (
