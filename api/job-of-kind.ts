@@ -1,6 +1,8 @@
 import type { Context } from 'hono';
 import { AppError } from '#shared/errors.js';
-import { insertJobs, type NewJob } from '#shared/jobs/queue.js';
+import type { Governor } from '#shared/governor/governor.js';
+import { insertPaidJobs } from '#shared/governor/insert-paid.js';
+import type { NewJob } from '#shared/jobs/queue.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import type { ObjectStore } from '#shared/storage/object-store.js';
 import type { AppDeps, ApiEnv } from './context.js';
@@ -8,10 +10,13 @@ import { withIdempotency } from './middleware/idempotency.js';
 
 // What the resource routes built on one job of a kind (galleries, edits) share.
 
-/** Enqueues one job under the request's Idempotency-Key and wakes its workers after commit; returns its id. */
-export async function enqueueOne(c: Context<ApiEnv>, deps: AppDeps, job: NewJob): Promise<string> {
+/**
+ * Enqueues one job under the request's Idempotency-Key, its estimated cost reserved when the kind is
+ * paid (a 402 otherwise), and wakes its workers after commit; returns its id.
+ */
+export async function enqueueOne(c: Context<ApiEnv>, deps: AppDeps, governor: Governor, job: NewJob): Promise<string> {
   const r = await withIdempotency(c, deps, async (db) => {
-    const { ids } = await insertJobs(db, [job]);
+    const { ids } = await insertPaidJobs(db, governor, [job]);
     return { status: 202 as const, body: { id: ids[0]! } };
   });
   deps.queue.wake([job]);

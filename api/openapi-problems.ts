@@ -16,6 +16,11 @@ export const Problem = z
     request_id: z.string(),
     errors: z.array(z.object({ path: z.string(), message: z.string() })).optional().openapi({ description: 'validation_failed: every offending path.' }),
     known_kinds: z.array(z.string()).optional().openapi({ description: 'unknown_kind: the registered kinds.' }),
+    ceiling: z.string().optional().openapi({ description: 'budget_exceeded, margin_floor: which ceiling refused (per_job, tenant_daily, tenant_monthly, kind_daily:<kind>, global_daily, credit_balance, margin_floor).' }),
+    limit_micros: z.number().int().optional().openapi({ description: 'budget_exceeded, margin_floor: the ceiling, in micro-dollars.' }),
+    used_micros: z.number().int().optional().openapi({ description: 'budget_exceeded: already spent or reserved against it (credit_balance: owed from overruns).' }),
+    requested_micros: z.number().int().optional().openapi({ description: 'budget_exceeded, margin_floor: the estimate this request asked to reserve.' }),
+    exceeded_by_micros: z.number().int().optional().openapi({ description: 'budget_exceeded, margin_floor: by how much the ceiling would be exceeded.' }),
   })
   .openapi('Problem');
 

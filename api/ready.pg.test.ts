@@ -31,7 +31,14 @@ test('GET /ready is 200 on a migrated database and reports the queue', async () 
   expect(res.status).toBe(200);
   expect(await json(res)).toEqual({
     status: 'ready',
-    checks: { database: 'ok', migrations: 'current', workers: 0, queue: { ready: 0, running: 0 }, storage: 'ok' },
+    checks: {
+      database: 'ok',
+      migrations: 'current',
+      workers: 0,
+      queue: { ready: 0, running: 0 },
+      storage: 'ok',
+      governor: { global_daily_micros: null, spent_today_micros: 0, brake: null },
+    },
   });
 });
 

@@ -19,6 +19,8 @@ usage: leasehold <command> [options]
   dlq ls [--all] [--limit n] | dlq requeue <dead-letter-id>
   keys create [--tenant slug] [--name n] [--scopes jobs:read,jobs:write,admin] | keys ls | keys revoke <id|prefix>
   tenants create <slug> [--name n] | tenants ls
+  tenants budget <tenant> [--grant credits|--grant-usd usd] [--per-job-usd|--daily-usd|--monthly-usd usd|none]
+                 [--kind-daily-usd kind=usd,…|none] [--enforce-credits true|false]
   stats                     queue depth by status, live workers
 
 every command takes --json; configuration comes from the environment (see .env.example)
@@ -43,6 +45,14 @@ export async function main(argv: string[]): Promise<number> {
       tenant: { type: 'string' },
       name: { type: 'string' },
       scopes: { type: 'string' },
+      grant: { type: 'string' },
+      'grant-usd': { type: 'string' },
+      note: { type: 'string' },
+      'per-job-usd': { type: 'string' },
+      'daily-usd': { type: 'string' },
+      'monthly-usd': { type: 'string' },
+      'kind-daily-usd': { type: 'string' },
+      'enforce-credits': { type: 'string' },
     },
   });
   const [command = 'help', ...rest] = positionals;

@@ -1,9 +1,23 @@
 import { z } from 'zod';
+import { PriceOverrides } from './governor/pricing.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const ms = (dflt: number) => z.coerce.number().int().min(1).default(dflt);
+/** A JSON value in an environment variable, checked against `shape`. */
+const jsonEnv = <S extends z.ZodType>(shape: S) =>
+  z
+    .string()
+    .transform((raw, ctx) => {
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(shape);
 const optionalText = z
   .string()
   .optional()
@@ -103,6 +117,14 @@ const schema = z.object({
   GOVERNOR_GLOBAL_DAILY_USD: z.coerce.number().positive().optional(),
   /** Minimum margin between a job's price and its estimated cost. */
   GOVERNOR_MARGIN_FLOOR: z.coerce.number().min(0).max(1).default(0.4),
+  /** What one credit is worth in USD (grants and kind prices are in credits). */
+  GOVERNOR_CREDIT_USD: z.coerce.number().positive().max(1_000).default(0.001),
+  /** Model prices over the built-in table, JSON: {"model": {"input": 2.5, "cached_input": 1.25, "output": 10}} (USD per million tokens). */
+  GOVERNOR_PRICES: jsonEnv(PriceOverrides).optional(),
+  /** Kind prices in credits over the built-in ones, JSON: {"manifest.extract": 100}. */
+  GOVERNOR_KIND_PRICES: jsonEnv(z.record(z.string().min(1), z.number().int().nonnegative())).optional(),
+  /** Output tokens a vision call's estimate reserves (bounded by the model's own maximum). */
+  GOVERNOR_MAX_OUTPUT_TOKENS: z.coerce.number().int().min(1).max(1_000_000).default(4_096),
   /** S3 bucket for uploads and outputs; unset keeps objects on local disk under LEASEHOLD_DATA_DIR/objects. */
   S3_BUCKET: optionalText,
   /** Endpoint of an S3-compatible server (MinIO, R2, …); unset means AWS S3. */

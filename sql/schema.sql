@@ -29,6 +29,9 @@ begin
     where id = j.id;
     insert into leasehold.job_events (job_id, tenant_id, type, attempt)
     values (j.id, j.tenant_id, 'job.cancelled', j.attempts);
+    if j.estimate_micros is not null then
+      perform leasehold.governor_settle(array[j.id], array[j.tenant_id], array[j.kind], array[j.estimate_micros]);
+    end if;
     perform pg_notify('leasehold_events', '');
     return 'cancelled';
   elsif j.status = 'running' then
@@ -39,6 +42,244 @@ begin
     return 'running';
   end if;
   return j.status;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_block_reason(p_kind text, p_tenant_id uuid)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select leasehold.governor_brake_reason()
+  from leasehold.governor_settings s
+  where p_kind = any (s.paid_kinds)
+$function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_brake_reason()
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select format('global daily spend ceiling reached: %s of %s micro-USD spent today (UTC)', spent, s.global_daily_micros)
+  from leasehold.governor_settings s,
+       lateral (select coalesce(sum(spent_micros), 0) as spent from leasehold.spend_daily
+                where day = leasehold.governor_today()) d
+  where s.global_daily_micros is not null and d.spent >= s.global_daily_micros
+$function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_check_tenant(p_tenant_id uuid, p_kind text, p_estimate bigint, p_job_ids uuid[], p_total bigint)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  a leasehold.credit_accounts;
+  v_total bigint := p_total;
+  v_open record;
+  v_used bigint;
+  v_today bigint;
+  v_month bigint;
+  v_kind_max bigint;
+  v_collect bigint;
+begin
+  -- Locked by the caller.
+  select * into a from leasehold.credit_accounts where tenant_id = p_tenant_id;
+  if a.per_job_max_micros is not null and p_estimate > a.per_job_max_micros then
+    return leasehold.governor_refusal('per_job', a.per_job_max_micros, 0, p_estimate);
+  end if;
+  select * into v_open from leasehold.governor_open_reserved(p_tenant_id, a.open_reserved_micros, a.open_reserved_at);
+  if a.daily_max_micros is not null or a.monthly_max_micros is not null then
+    -- Open reservations count against today and this month alike.
+    select coalesce(sum(spent_micros) filter (where day = leasehold.governor_today()), 0), coalesce(sum(spent_micros), 0)
+    into v_today, v_month
+    from leasehold.spend_daily
+    where tenant_id = p_tenant_id and day >= date_trunc('month', leasehold.governor_today())::date;
+    if a.daily_max_micros is not null and v_open.micros + v_today + v_total > a.daily_max_micros then
+      return leasehold.governor_refusal('tenant_daily', a.daily_max_micros, v_open.micros + v_today, v_total);
+    end if;
+    if a.monthly_max_micros is not null and v_open.micros + v_month + v_total > a.monthly_max_micros then
+      return leasehold.governor_refusal('tenant_monthly', a.monthly_max_micros, v_open.micros + v_month, v_total);
+    end if;
+  end if;
+  if a.kind_daily_max ? p_kind then
+    v_kind_max := (a.kind_daily_max ->> p_kind)::bigint;
+    v_used := (select coalesce(sum(estimate_micros), 0) from leasehold.jobs
+               where tenant_id = p_tenant_id and kind = p_kind and estimate_micros is not null
+                 and status in ('queued', 'running'))
+            + (select coalesce(sum(spent_micros), 0) from leasehold.spend_daily
+               where tenant_id = p_tenant_id and day = leasehold.governor_today() and kind = p_kind);
+    if v_used + v_total > v_kind_max then
+      return leasehold.governor_refusal('kind_daily:' || p_kind, v_kind_max, v_used, v_total);
+    end if;
+  end if;
+  if a.enforce_credits then
+    -- What an overrun left owing is taken first: the balance must cover it and the new estimate.
+    if a.balance_micros < v_total + a.owed_micros then
+      return leasehold.governor_refusal('credit_balance', a.balance_micros, a.owed_micros, v_total);
+    end if;
+    v_collect := a.owed_micros;
+    if v_collect > 0 then
+      insert into leasehold.credit_ledger (tenant_id, entry, amount_micros, owed_micros, note)
+      values (p_tenant_id, 'overrun', -v_collect, -v_collect, 'overrun collected');
+    end if;
+    insert into leasehold.credit_ledger (tenant_id, entry, job_id, kind, amount_micros)
+    select p_tenant_id, 'reservation', id, p_kind, -p_estimate from unnest(p_job_ids) as id;
+  end if;
+  update leasehold.credit_accounts
+  set balance_micros = balance_micros - case when a.enforce_credits then v_total + v_collect else 0 end,
+      owed_micros = owed_micros - coalesce(v_collect, 0),
+      open_reserved_micros = v_open.micros + v_total, open_reserved_at = v_open.at, updated_at = now()
+  where tenant_id = p_tenant_id;
+  return null;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_open_reserved(p_tenant_id uuid, p_cached bigint, p_at timestamp with time zone, OUT micros bigint, OUT at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if p_at is not null and p_at > clock_timestamp() - interval '1 second' then
+    micros := p_cached;
+    at := p_at;
+    return;
+  end if;
+  at := clock_timestamp();
+  micros := (select coalesce(sum(estimate_micros), 0) from leasehold.jobs
+             where estimate_micros is not null and status in ('queued', 'running')
+               and (p_tenant_id is null or tenant_id = p_tenant_id));
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_refusal(p_ceiling text, p_limit bigint, p_used bigint, p_requested bigint)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  select jsonb_build_object('code', 'budget_exceeded', 'ceiling', p_ceiling, 'limit_micros', p_limit,
+                            'used_micros', p_used, 'requested_micros', p_requested,
+                            'exceeded_by_micros', p_used + p_requested - p_limit)
+$function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_reserve(p_tenant_id uuid, p_kind text, p_estimate bigint, p_job_ids uuid[])
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  a leasehold.credit_accounts;
+  g leasehold.governor_settings;
+  v_global_open record;
+  v_n int := cardinality(p_job_ids);
+  v_total bigint := p_estimate * cardinality(p_job_ids);
+  v_used bigint;
+  v_refusal jsonb;
+begin
+  select * into g from leasehold.governor_settings;
+  select * into a from leasehold.credit_accounts where tenant_id = p_tenant_id for update;
+  if g.global_daily_micros is not null then
+    perform pg_advisory_xact_lock(hashtext('leasehold.governor.global'));
+    -- Re-read under the lock: the reserver before us has committed its addition.
+    select * into g from leasehold.governor_settings;
+    select * into v_global_open from leasehold.governor_open_reserved(null, g.open_reserved_micros, g.open_reserved_at);
+    select coalesce(sum(spent_micros), 0) into v_used from leasehold.spend_daily where day = leasehold.governor_today();
+    v_used := v_used + v_global_open.micros;
+    if v_used + v_total > g.global_daily_micros then
+      return leasehold.governor_refusal('global_daily', g.global_daily_micros, v_used, v_total);
+    end if;
+  end if;
+  if a.tenant_id is not null and v_n > 0 then
+    v_refusal := leasehold.governor_check_tenant(p_tenant_id, p_kind, p_estimate, p_job_ids, v_total);
+    if v_refusal is not null then
+      return v_refusal;
+    end if;
+  end if;
+  -- Accepted: the caches learn of these reservations.
+  if g.global_daily_micros is not null then
+    update leasehold.governor_settings
+    set open_reserved_micros = v_global_open.micros + v_total, open_reserved_at = v_global_open.at;
+  end if;
+  return null;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_settle(p_job_ids uuid[], p_tenant_ids uuid[], p_kinds text[], p_estimates bigint[])
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  j record;
+  a leasehold.credit_accounts;
+  v_open bigint;
+  v_actual bigint;
+  v_charged bigint;
+  v_charge bigint;
+  v_count int := 0;
+begin
+  for j in
+    select * from unnest(p_job_ids, p_tenant_ids, p_kinds, p_estimates) as x(id, tenant_id, kind, estimate_micros)
+    where estimate_micros is not null
+    order by tenant_id, id
+  loop
+    v_actual := (select coalesce(sum(cost_micros), 0) from leasehold.cost_events where job_id = j.id);
+    select * into a from leasehold.credit_accounts where tenant_id = j.tenant_id for update;
+    v_charged := 0;
+    if a.tenant_id is not null and a.enforce_credits then
+      select coalesce(-sum(amount_micros) filter (where entry in ('reservation', 'refund')), 0),
+             coalesce(-sum(amount_micros) filter (where entry = 'settlement'), 0)
+      into v_open, v_charged
+      from leasehold.credit_ledger where job_id = j.id;
+      -- A job settled before (then retried) is charged only for calls made since.
+      v_charge := greatest(v_actual - v_charged, 0);
+      if v_open <> 0 then
+        insert into leasehold.credit_ledger (tenant_id, entry, job_id, kind, amount_micros)
+        values (j.tenant_id, 'refund', j.id, j.kind, v_open);
+      end if;
+      insert into leasehold.credit_ledger (tenant_id, entry, job_id, kind, amount_micros)
+      values (j.tenant_id, 'settlement', j.id, j.kind, -least(v_charge, a.balance_micros + v_open));
+      if v_charge > a.balance_micros + v_open then
+        insert into leasehold.credit_ledger (tenant_id, entry, job_id, kind, amount_micros, owed_micros, note)
+        values (j.tenant_id, 'overrun', j.id, j.kind, 0, v_charge - (a.balance_micros + v_open),
+                'actual cost past what the balance covered');
+      end if;
+      update leasehold.credit_accounts
+      set balance_micros = greatest(balance_micros + v_open - v_charge, 0),
+          owed_micros = owed_micros + greatest(v_charge - (balance_micros + v_open), 0),
+          updated_at = now()
+      where tenant_id = j.tenant_id;
+    end if;
+    -- Drift counts a job once, at its first settlement.
+    if v_charged = 0 then
+      insert into leasehold.spend_daily (tenant_id, day, kind, settled_jobs, settled_estimate_micros, settled_actual_micros)
+      values (j.tenant_id, leasehold.governor_today(), j.kind, 1, j.estimate_micros, v_actual)
+      on conflict (tenant_id, day, kind) do update
+        set settled_jobs = leasehold.spend_daily.settled_jobs + 1,
+            settled_estimate_micros = leasehold.spend_daily.settled_estimate_micros + excluded.settled_estimate_micros,
+            settled_actual_micros = leasehold.spend_daily.settled_actual_micros + excluded.settled_actual_micros;
+    end if;
+    v_count := v_count + 1;
+  end loop;
+  return v_count;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.governor_today()
+ RETURNS date
+ LANGUAGE sql
+ STABLE
+AS $function$ select (now() at time zone 'UTC')::date $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.grant_credit(p_tenant_id uuid, p_micros bigint, p_note text DEFAULT NULL::text)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_balance bigint;
+begin
+  if p_micros <= 0 then
+    raise exception 'a grant must be positive' using errcode = '22023';
+  end if;
+  insert into leasehold.credit_accounts (tenant_id) values (p_tenant_id) on conflict (tenant_id) do nothing;
+  perform 1 from leasehold.credit_accounts where tenant_id = p_tenant_id for update;
+  insert into leasehold.credit_ledger (tenant_id, entry, amount_micros, note)
+  values (p_tenant_id, 'grant', p_micros, p_note);
+  update leasehold.credit_accounts set balance_micros = balance_micros + p_micros, updated_at = now()
+  where tenant_id = p_tenant_id
+  returning balance_micros into v_balance;
+  return v_balance;
 end $function$;
 
 CREATE OR REPLACE FUNCTION leasehold.jobs_inserted()
@@ -63,6 +304,27 @@ AS $function$
   insert into leasehold.queues (name, paused_at) values (p_queue, now())
   on conflict (name) do update set paused_at = coalesce(leasehold.queues.paused_at, now())
 $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.record_cost(p_job_id uuid, p_tenant_id uuid, p_kind text, p_attempt integer, p_provider text, p_model text, p_priced_as text, p_prices_date date, p_input bigint, p_cached bigint, p_image bigint, p_output bigint, p_input_price bigint, p_cached_price bigint, p_image_price bigint, p_output_price bigint, p_cost bigint)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_id bigint;
+begin
+  insert into leasehold.cost_events (job_id, tenant_id, kind, attempt, provider, model, priced_as, prices_date,
+    input_tokens, cached_input_tokens, image_input_tokens, output_tokens,
+    input_price, cached_input_price, image_input_price, output_price, cost_micros)
+  values (p_job_id, p_tenant_id, p_kind, p_attempt, p_provider, p_model, p_priced_as, p_prices_date,
+    p_input, p_cached, p_image, p_output, p_input_price, p_cached_price, p_image_price, p_output_price, p_cost)
+  returning id into v_id;
+  insert into leasehold.spend_daily (tenant_id, day, kind, spent_micros, calls)
+  values (p_tenant_id, leasehold.governor_today(), p_kind, p_cost, 1)
+  on conflict (tenant_id, day, kind) do update
+    set spent_micros = leasehold.spend_daily.spent_micros + excluded.spent_micros,
+        calls = leasehold.spend_daily.calls + 1;
+  return v_id;
+end $function$;
 
 CREATE OR REPLACE FUNCTION leasehold.requeue_dead_letter(p_dead_letter_id uuid, p_tenant_id uuid DEFAULT NULL::uuid)
  RETURNS uuid
@@ -99,6 +361,7 @@ CREATE OR REPLACE FUNCTION leasehold.retry_job(p_job_id uuid, p_tenant_id uuid D
 AS $function$
 declare
   j leasehold.jobs;
+  v_hold bigint;
 begin
   update leasehold.jobs
   set status = 'queued', attempts = 0, run_at = now(), finished_at = null, result = null,
@@ -108,6 +371,17 @@ begin
   returning * into j;
   if not found then
     return false;
+  end if;
+  if j.estimate_micros is not null then
+    select least(balance_micros, j.estimate_micros) into v_hold from leasehold.credit_accounts
+    where tenant_id = j.tenant_id and enforce_credits
+    for update;
+    if v_hold > 0 then
+      update leasehold.credit_accounts set balance_micros = balance_micros - v_hold, updated_at = now()
+      where tenant_id = j.tenant_id;
+      insert into leasehold.credit_ledger (tenant_id, entry, job_id, kind, amount_micros, note)
+      values (j.tenant_id, 'reservation', j.id, j.kind, -v_hold, 'retry');
+    end if;
   end if;
   update leasehold.dead_letters set requeued_at = now() where job_id = j.id and requeued_at is null;
   insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
@@ -149,6 +423,68 @@ create table leasehold.api_keys (
 );
 CREATE INDEX api_keys_tenant_idx ON leasehold.api_keys USING btree (tenant_id, created_at);
 
+create table leasehold.cost_events (
+  id bigint generated always as identity not null,
+  job_id uuid not null,
+  tenant_id uuid not null,
+  kind text not null,
+  attempt integer not null,
+  provider text not null,
+  model text not null,
+  priced_as text not null,
+  prices_date date not null,
+  input_tokens bigint default 0 not null,
+  cached_input_tokens bigint default 0 not null,
+  image_input_tokens bigint default 0 not null,
+  output_tokens bigint default 0 not null,
+  input_price bigint not null,
+  cached_input_price bigint not null,
+  image_input_price bigint not null,
+  output_price bigint not null,
+  cost_micros bigint not null,
+  created_at timestamp with time zone default now() not null,
+  constraint cost_events_cost_micros_check CHECK ((cost_micros >= 0)),
+  constraint cost_events_pkey PRIMARY KEY (id)
+);
+CREATE INDEX cost_events_created_idx ON leasehold.cost_events USING btree (created_at);
+CREATE INDEX cost_events_job_idx ON leasehold.cost_events USING btree (job_id);
+
+create table leasehold.credit_accounts (
+  tenant_id uuid not null,
+  enforce_credits boolean default true not null,
+  per_job_max_micros bigint,
+  daily_max_micros bigint,
+  monthly_max_micros bigint,
+  kind_daily_max jsonb default '{}'::jsonb not null,
+  balance_micros bigint default 0 not null,
+  open_reserved_micros bigint default 0 not null,
+  open_reserved_at timestamp with time zone,
+  owed_micros bigint default 0 not null,
+  updated_at timestamp with time zone default now() not null,
+  constraint credit_accounts_balance_micros_check CHECK ((balance_micros >= 0)),
+  constraint credit_accounts_daily_max_micros_check CHECK ((daily_max_micros > 0)),
+  constraint credit_accounts_monthly_max_micros_check CHECK ((monthly_max_micros > 0)),
+  constraint credit_accounts_owed_micros_check CHECK ((owed_micros >= 0)),
+  constraint credit_accounts_per_job_max_micros_check CHECK ((per_job_max_micros > 0)),
+  constraint credit_accounts_pkey PRIMARY KEY (tenant_id)
+);
+
+create table leasehold.credit_ledger (
+  id bigint generated always as identity not null,
+  tenant_id uuid not null,
+  entry text not null,
+  job_id uuid,
+  kind text,
+  amount_micros bigint not null,
+  owed_micros bigint default 0 not null,
+  note text,
+  created_at timestamp with time zone default now() not null,
+  constraint credit_ledger_entry_check CHECK ((entry = ANY (ARRAY['grant'::text, 'reservation'::text, 'refund'::text, 'settlement'::text, 'overrun'::text]))),
+  constraint credit_ledger_pkey PRIMARY KEY (id)
+);
+CREATE INDEX credit_ledger_job_idx ON leasehold.credit_ledger USING btree (job_id) WHERE (job_id IS NOT NULL);
+CREATE INDEX credit_ledger_tenant_idx ON leasehold.credit_ledger USING btree (tenant_id, id);
+
 create table leasehold.dead_letters (
   id uuid default leasehold.uuid_v7() not null,
   job_id uuid not null,
@@ -169,6 +505,18 @@ create table leasehold.dead_letters (
 CREATE INDEX dead_letters_job_idx ON leasehold.dead_letters USING btree (job_id);
 CREATE INDEX dead_letters_open_idx ON leasehold.dead_letters USING btree (tenant_id, failed_at DESC) WHERE (requeued_at IS NULL);
 CREATE INDEX dead_letters_tenant_idx ON leasehold.dead_letters USING btree (tenant_id, id);
+
+create table leasehold.governor_settings (
+  id boolean default true not null,
+  global_daily_micros bigint,
+  paid_kinds text[] default '{}'::text[] not null,
+  updated_at timestamp with time zone default now() not null,
+  open_reserved_micros bigint default 0 not null,
+  open_reserved_at timestamp with time zone,
+  constraint governor_settings_global_daily_micros_check CHECK ((global_daily_micros > 0)),
+  constraint governor_settings_id_check CHECK (id),
+  constraint governor_settings_pkey PRIMARY KEY (id)
+);
 
 create table leasehold.idempotency_keys (
   tenant_id uuid not null,
@@ -228,7 +576,9 @@ create table leasehold.jobs (
   updated_at timestamp with time zone default now() not null,
   pattern_id uuid,
   pattern_version integer,
+  estimate_micros bigint,
   constraint jobs_attempts_check CHECK ((attempts >= 0)),
+  constraint jobs_estimate_micros_check CHECK ((estimate_micros >= 0)),
   constraint jobs_kind_check CHECK ((kind <> ''::text)),
   constraint jobs_lease_only_while_running CHECK (((status = 'running'::leasehold.job_status) = (lease_token IS NOT NULL))),
   constraint jobs_max_attempts_check CHECK (((max_attempts >= 1) AND (max_attempts <= 1000))),
@@ -239,6 +589,7 @@ create table leasehold.jobs (
 CREATE INDEX jobs_claim_idx ON leasehold.jobs USING btree (queue, priority, run_at, id) WHERE (status = 'queued'::leasehold.job_status);
 CREATE UNIQUE INDEX jobs_idempotency_key_idx ON leasehold.jobs USING btree (tenant_id, idempotency_key) WHERE (idempotency_key IS NOT NULL);
 CREATE INDEX jobs_lease_expiry_idx ON leasehold.jobs USING btree (lease_expires_at) WHERE (status = 'running'::leasehold.job_status);
+CREATE INDEX jobs_open_estimate_idx ON leasehold.jobs USING btree (tenant_id, kind) INCLUDE (estimate_micros) WHERE ((estimate_micros IS NOT NULL) AND (status = ANY (ARRAY['queued'::leasehold.job_status, 'running'::leasehold.job_status])));
 CREATE INDEX jobs_pattern_idx ON leasehold.jobs USING btree (tenant_id, pattern_id, id) WHERE (pattern_id IS NOT NULL);
 CREATE TRIGGER jobs_inserted AFTER INSERT ON leasehold.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION leasehold.jobs_inserted();
 
@@ -293,6 +644,19 @@ create table leasehold.schema_migrations (
   constraint schema_migrations_pkey PRIMARY KEY (version)
 );
 
+create table leasehold.spend_daily (
+  tenant_id uuid not null,
+  day date not null,
+  kind text not null,
+  spent_micros bigint default 0 not null,
+  calls integer default 0 not null,
+  settled_jobs integer default 0 not null,
+  settled_estimate_micros bigint default 0 not null,
+  settled_actual_micros bigint default 0 not null,
+  constraint spend_daily_pkey PRIMARY KEY (tenant_id, day, kind)
+);
+CREATE INDEX spend_daily_day_idx ON leasehold.spend_daily USING btree (day);
+
 create table leasehold.tenant_jobs (
   tenant_id uuid not null,
   job_id uuid not null,
@@ -328,5 +692,6 @@ create table leasehold.workers (
 -- Foreign keys and NOT VALID constraints
 
 alter table leasehold.api_keys add constraint api_keys_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
+alter table leasehold.credit_accounts add constraint credit_accounts_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
 alter table leasehold.pattern_versions add constraint pattern_versions_pattern_id_fkey FOREIGN KEY (pattern_id) REFERENCES leasehold.patterns(id) ON DELETE CASCADE;
 alter table leasehold.patterns add constraint patterns_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;

@@ -7,9 +7,9 @@ import { loadConfig, type Config, type QueueSpec } from '#shared/config.js';
 import type { VisionProvider } from '#shared/ai/provider.js';
 import { DEFAULT_RETRY } from '#shared/jobs/backoff.js';
 import type { AbortReason } from '#shared/jobs/job-errors.js';
-import { KINDS, isKind, type KindSpec } from '#shared/jobs/kinds.js';
+import { KINDS, isKind, isPaidKind, type KindSpec } from '#shared/jobs/kinds.js';
 import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
-import { CLAIM_JOBS, LIST_QUEUES, PREPARED, PRUNE_WORKERS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
+import { CLAIM_JOBS, GOVERNOR_BRAKE, LIST_QUEUES, PREPARED, PRUNE_WORKERS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
 import { abortAttempt, runAttempt, type KindOptions } from './attempt.js';
 import { Completer } from './completer.js';
 import type { Handler } from './handler.js';
@@ -91,6 +91,10 @@ export class Worker {
   readonly #activePerQueue = new Map<string, number>();
   #queues: string[] = [];
   #paused = new Set<string>();
+  /** The kinds claims ask for: every handled kind, less the paid ones while the governor's brake is on. */
+  #claimKinds: string[] = [];
+  /** Why the governor holds paid kinds (the global daily ceiling is reached), read with each queue refresh. */
+  #brake: string | null = null;
   #queueOffset = 0;
   #wantFetch = true;
   /**
@@ -126,7 +130,7 @@ export class Worker {
     this.settings = { ...DEFAULT_SETTINGS, ...opts.settings };
     this.#sql = opts.sql;
     this.#log = opts.log.child({ worker: this.id });
-    const builtins = createHandlers({ sql: this.#sql, config: opts.config ?? loadConfig({}), provider: opts.provider, storage: opts.storage });
+    const builtins = createHandlers({ sql: this.#sql, config: opts.config ?? loadConfig({}), provider: opts.provider, storage: opts.storage, log: this.#log });
     this.#handlers = { ...(builtins as Record<string, Handler<never>>), ...opts.handlers };
     for (const kind of Object.keys(this.#handlers)) {
       const spec: KindOptions = isKind(kind)
@@ -134,6 +138,7 @@ export class Worker {
         : { queue: 'default', maxAttempts: 3, timeoutMs: 15 * 60_000, retry: DEFAULT_RETRY, ...opts.kinds?.[kind] };
       this.#specs.set(kind, spec);
     }
+    this.#claimKinds = [...this.#specs.keys()];
     this.#notifier = new Notifier(this.#sql, (err) => this.#log.debug({ err }, 'notify failed'));
     this.#progress = new ProgressReporter(this.#sql, this.#log, () => this.#notifier.notify(CHANNELS.events));
     this.#completer = new Completer(this.#sql, this.id, this.#log, (held, report) => {
@@ -144,6 +149,11 @@ export class Worker {
       if (report.fenced > 0) this.#log.warn({ jobs: report.fenced }, 'outcomes discarded: the lease had moved on');
       this.#maybeFetch();
     });
+  }
+
+  /** Why paid kinds are not being claimed now (the governor's brake), or null. */
+  get brake(): string | null {
+    return this.#brake;
   }
 
   /** Jobs whose handlers are running now. */
@@ -262,7 +272,11 @@ export class Worker {
 
   async #refreshQueues(): Promise<void> {
     try {
-      const rows = await this.#sql.unsafe<{ name: string; paused: boolean }[]>(LIST_QUEUES, [], PREPARED);
+      const [rows, [brake]] = await Promise.all([
+        this.#sql.unsafe<{ name: string; paused: boolean }[]>(LIST_QUEUES, [], PREPARED),
+        this.#sql.unsafe<{ reason: string | null }[]>(GOVERNOR_BRAKE, [], PREPARED),
+      ]);
+      this.#setBrake(brake?.reason ?? null);
       this.#paused = new Set(rows.filter((r) => r.paused).map((r) => r.name));
       const wanted =
         this.settings.queues === 'all' ? rows.map((r) => r.name) : this.settings.queues.map((q) => q.name);
@@ -270,6 +284,16 @@ export class Worker {
     } catch (err) {
       this.#log.warn({ err }, 'could not read queues; keeping the last list');
     }
+  }
+
+  /** Applies the governor's brake to the claim's kinds: paid kinds wait while it is on; free kinds keep flowing. */
+  #setBrake(reason: string | null): void {
+    if (reason === this.#brake) return;
+    this.#brake = reason;
+    const kinds = [...this.#specs.keys()];
+    this.#claimKinds = reason === null ? kinds : kinds.filter((k) => !isPaidKind(k));
+    if (reason === null) this.#log.info('governor brake released; claiming paid kinds again');
+    else this.#log.warn({ reason }, 'governor brake on; paid kinds are not claimed');
   }
 
   // ---- claiming --------------------------------------------------------------------------
@@ -373,7 +397,7 @@ export class Worker {
     const rows = await this.#sql.unsafe<ClaimedJob[]>(CLAIM_JOBS, [
       plan.queues,
       plan.limits,
-      [...this.#specs.keys()],
+      this.#claimKinds,
       plan.total,
       this.id,
       token,

@@ -9,6 +9,7 @@ import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader } from '../middleware/idempotency.js';
 import { absoluteDownloadUrl, enqueueOne, jobOfKind } from '../job-of-kind.js';
 import { problemResponses } from '../openapi-problems.js';
+import { Governor } from '#shared/governor/governor.js';
 
 /** How long the download URL in GET /v1/edits/{id} stays valid, in seconds. */
 export const EDIT_URL_TTL_S = 15 * 60;
@@ -41,6 +42,7 @@ const Edit = z
 export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const { config, storage } = deps;
   const app = new OpenAPIHono<ApiEnv>();
+  const governor = new Governor(config);
 
   const create = createRoute({
     method: 'post',
@@ -52,7 +54,7 @@ export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     request: { headers: idempotencyHeaders(config), body: { required: true, content: { 'application/json': { schema: EditRequest } } } },
     responses: {
       202: { description: 'Queued; the edit id is the job id.', headers: replayedHeader, content: { 'application/json': { schema: Queued } } },
-      ...problemResponses({ 400: 'Malformed JSON', 415: 'Not application/json', 422: "validation_failed (another tenant's key, a missing upload, …)" }),
+      ...problemResponses({ 400: 'Malformed JSON', 402: 'budget_exceeded or margin_floor: the governor refused the estimated cost', 415: 'Not application/json', 422: "validation_failed (another tenant's key, a missing upload, …)" }),
     },
   });
 
@@ -66,7 +68,7 @@ export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const errors: FieldError[] = refusals.flatMap((why, i) => (why ? [{ path: `body.${named[i]![0]}`, message: why }] : []));
     if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body`, { errors });
     const job = { kind: KIND, tenantId, payload: body };
-    return c.json({ edit_id: await enqueueOne(c, deps, job), status: 'queued' as const }, 202);
+    return c.json({ edit_id: await enqueueOne(c, deps, governor, job), status: 'queued' as const }, 202);
   });
 
   const read = createRoute({

@@ -9,6 +9,7 @@ import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader } from '../middleware/idempotency.js';
 import { absoluteDownloadUrl, enqueueOne, jobOfKind } from '../job-of-kind.js';
 import { problemResponses } from '../openapi-problems.js';
+import { Governor } from '#shared/governor/governor.js';
 
 /** How long the download URLs in GET /v1/galleries/{id} stay valid, in seconds. */
 export const GALLERY_URL_TTL_S = 15 * 60;
@@ -42,6 +43,7 @@ const Gallery = z
 export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const { config, storage } = deps;
   const app = new OpenAPIHono<ApiEnv>();
+  const governor = new Governor(config);
 
   const create = createRoute({
     method: 'post',
@@ -53,7 +55,7 @@ export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     request: { headers: idempotencyHeaders(config), body: { required: true, content: { 'application/json': { schema: GalleryRequest } } } },
     responses: {
       202: { description: 'Queued; the gallery id is the job id.', headers: replayedHeader, content: { 'application/json': { schema: Queued } } },
-      ...problemResponses({ 400: 'Malformed JSON', 415: 'Not application/json', 422: "validation_failed (another tenant's key, a missing upload, …)" }),
+      ...problemResponses({ 400: 'Malformed JSON', 402: 'budget_exceeded or margin_floor: the governor refused the estimated cost', 415: 'Not application/json', 422: "validation_failed (another tenant's key, a missing upload, …)" }),
     },
   });
 
@@ -66,7 +68,7 @@ export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const errors: FieldError[] = refusals.flatMap((why, i) => (why ? [{ path: `body.images[${i}]`, message: why }] : []));
     if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body`, { errors });
     const job = { kind: KIND, tenantId, payload: { images: body.images, ...(body.hint !== undefined && { hint: body.hint }) } };
-    return c.json({ gallery_id: await enqueueOne(c, deps, job), status: 'queued' as const }, 202);
+    return c.json({ gallery_id: await enqueueOne(c, deps, governor, job), status: 'queued' as const }, 202);
   });
 
   const read = createRoute({

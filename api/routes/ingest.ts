@@ -3,6 +3,7 @@ import { AppError, type FieldError } from '#shared/errors.js';
 import { KINDS } from '#shared/jobs/kinds.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
+import { Governor, refusalError } from '#shared/governor/governor.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { imageRefusal } from '../image-refusal.js';
 import { storedImageRefusal } from '../stored-image-refusal.js';
@@ -48,6 +49,7 @@ const BatchQueued = z.object({ job_ids: z.array(z.uuid()), status: z.literal('qu
 export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const { config } = deps;
   const app = new OpenAPIHono<ApiEnv>();
+  const governor = new Governor(config);
 
   const ingest = createRoute({
     method: 'post',
@@ -74,6 +76,7 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       ...problemResponses({
         400: 'Malformed JSON or Idempotency-Key',
         404: 'No such pattern for this tenant (or it was deleted)',
+        402: 'budget_exceeded (a spend ceiling or the credit balance; names the ceiling and by how much) or margin_floor',
         409: 'invalid_state: the pattern is inactive; or idempotency_in_progress',
         413: 'Body too large',
         415: 'Not application/json',
@@ -105,6 +108,10 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (hook) errors.push({ path: 'body.webhook_url', message: hook });
     if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body`, { errors });
 
+    // Every image of a request gets the same estimate: the sizes are unknown here, so each reserves
+    // the worst case for the pattern's model and prompt.
+    const estimate = governor.manifestEstimate(await governor.patternInputs(deps.sql, tenantId, id)).micros;
+    governor.checkMargin('manifest.extract', estimate);
     let queue: string | undefined;
     const r = await withIdempotency(c, deps, async (db) => {
       const result = await enqueueIngest(
@@ -116,12 +123,14 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
           ...(body.webhook_url !== undefined && { webhookUrl: body.webhook_url }),
           ...(body.metadata !== undefined && { metadata: body.metadata }),
           ...(body.priority !== undefined && { priority: body.priority }),
+          estimateMicros: estimate,
         },
       );
       if (result.outcome === 'not_found') throw new AppError('not_found', `no pattern ${id}`);
       if (result.outcome === 'inactive') {
         throw new AppError('invalid_state', `pattern ${id} is inactive (version ${result.version}); activate it before sending images to it`);
       }
+      if (result.outcome === 'refused') throw refusalError(result.refusal);
       queue = result.queue;
       return {
         status: 202 as const,

@@ -1,7 +1,9 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError, type FieldError } from '#shared/errors.js';
 import { KINDS, isKind, type PayloadOf } from '#shared/jobs/kinds.js';
-import { insertJobs, type NewJob } from '#shared/jobs/queue.js';
+import type { NewJob } from '#shared/jobs/queue.js';
+import { Governor } from '#shared/governor/governor.js';
+import { insertPaidJobs } from '#shared/governor/insert-paid.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { orderLikeSchema } from '#shared/formats/order-like-schema.js';
 import { CsvShapeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMATS, renderManifest } from '#shared/formats/render-manifest.js';
@@ -61,6 +63,7 @@ const ManifestQuery = z
 export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const { sql, config, queue } = deps;
   const app = new OpenAPIHono<ApiEnv>();
+  const governor = new Governor(config);
   const write = requireScope('jobs:write');
   const read = requireScope('jobs:read');
 
@@ -76,6 +79,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       202: { ...json(JobView, 'Queued; the job as it now stands.'), headers: replayedHeader },
       ...problemResponses({
         400: 'Malformed JSON or Idempotency-Key',
+        402: 'budget_exceeded or margin_floor: a paid kind whose estimated cost the governor refused',
         404: 'manifest.extract: no such pattern for this tenant',
         409: 'manifest.extract: the pattern is inactive; or the Idempotency-Key is still in progress',
         413: 'Body too large',
@@ -117,7 +121,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
           ...(body.max_attempts !== undefined && { maxAttempts: body.max_attempts }),
         },
       ];
-      const { ids } = await insertJobs(db, enqueued);
+      const { ids } = await insertPaidJobs(db, governor, enqueued);
       const [job] = await selectJobs(db, tenantId, db`and id = ${ids[0]!}::uuid`);
       return { status: 202 as const, body: jobView(job!) };
     });

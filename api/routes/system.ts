@@ -36,12 +36,18 @@ export function systemRoutes({ sql, storage }: AppDeps): OpenAPIHono<ApiEnv> {
     const storageStatus = storageCheck(storage);
     let timer: NodeJS.Timeout | undefined;
     try {
-      const query = sql<{ applied: string[]; workers: number; ready_jobs: number; running_jobs: number }[]>`
+      const query = sql<{ applied: string[]; workers: number; ready_jobs: number; running_jobs: number; governor: Record<string, unknown> | null }[]>`
         select (select coalesce(array_agg(version order by version), '{}') from leasehold.schema_migrations) as applied,
                (select count(*) from leasehold.workers
                  where stopped_at is null and last_seen_at > now() - interval '1 minute')::int as workers,
                (select count(*) from leasehold.jobs where status = 'queued' and run_at <= now())::int as ready_jobs,
-               (select count(*) from leasehold.jobs where status = 'running')::int as running_jobs`;
+               (select count(*) from leasehold.jobs where status = 'running')::int as running_jobs,
+               (select jsonb_build_object(
+                  'global_daily_micros', s.global_daily_micros,
+                  'spent_today_micros', (select coalesce(sum(spent_micros), 0) from leasehold.spend_daily
+                                         where day = leasehold.governor_today()),
+                  'brake', leasehold.governor_brake_reason())
+                from leasehold.governor_settings s) as governor`;
       const late = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           query.cancel();
@@ -56,6 +62,8 @@ export function systemRoutes({ sql, storage }: AppDeps): OpenAPIHono<ApiEnv> {
         workers: row!.workers,
         queue: { ready: row!.ready_jobs, running: row!.running_jobs },
         storage: await storageStatus,
+        // The brake holds paid kinds only; the service stays ready.
+        governor: row!.governor,
       };
       const ready = !pending.length && checks.storage === 'ok';
       return c.json({ status: ready ? 'ready' : 'unavailable', checks }, ready ? 200 : 503);

@@ -2,6 +2,7 @@ import { SCOPES, createApiKey, listApiKeys, revokeApiKey, type Scope } from '#sh
 import { DEV_TENANT_SLUG, ensureTenant, listTenants } from '#shared/auth/tenants.js';
 import { withDatabase, type CommandContext } from '../context.js';
 import { printObject, printTable } from '../output.js';
+import { budgetCommand } from './budget.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 
@@ -43,7 +44,7 @@ export async function keysCommand(ctx: CommandContext, args: string[], flags: Fl
   return usage('keys create|ls|revoke');
 }
 
-/** `leasehold tenants create|ls`. */
+/** `leasehold tenants create|ls|budget`. */
 export async function tenantsCommand(ctx: CommandContext, args: string[], flags: Flags): Promise<number> {
   const [sub, slug] = args;
   if (sub === 'create') {
@@ -57,5 +58,6 @@ export async function tenantsCommand(ctx: CommandContext, args: string[], flags:
     printTable(rows as unknown as Record<string, unknown>[], ctx.json, ['id', 'slug', 'name', 'external_id', 'created_at']);
     return 0;
   }
-  return usage('tenants create|ls');
+  if (sub === 'budget') return budgetCommand(ctx, slug, flags);
+  return usage('tenants create|ls|budget');
 }

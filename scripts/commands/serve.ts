@@ -2,6 +2,7 @@ import { serve as serveHttp, type ServerType } from '@hono/node-server';
 import { connect } from '#shared/db/connect.js';
 import { openDatabase } from '#shared/db/open-database.js';
 import { migrate } from '#shared/db/migrator.js';
+import { applyGovernorSettings } from '#shared/governor/settings.js';
 import { ensureDevKey } from '#shared/auth/tenants.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
@@ -40,6 +41,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       const applied = await migrate(sql);
       if (applied.length) log.info({ applied }, 'migrations applied');
     } else await assertMigrated(sql);
+    await applyGovernorSettings(sql, config);
 
     if (what.worker) {
       worker = new Worker({

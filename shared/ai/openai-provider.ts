@@ -134,7 +134,13 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): VisionProvide
     const manifest = readCompletion(completion);
     // Some compatible servers omit usage; their calls count as zero tokens rather than a guess.
     const u = completion.usage;
-    const usage = { prompt_tokens: u?.prompt_tokens ?? 0, completion_tokens: u?.completion_tokens ?? 0, total_tokens: u?.total_tokens ?? 0 };
+    const cached = u?.prompt_tokens_details?.cached_tokens;
+    const usage = {
+      prompt_tokens: u?.prompt_tokens ?? 0,
+      completion_tokens: u?.completion_tokens ?? 0,
+      total_tokens: u?.total_tokens ?? 0,
+      ...(cached ? { cached_tokens: cached } : {}),
+    };
     return { manifest, usage, model: completion.model || req.model, provider: OPENAI_PROVIDER };
   }
   // One images.edit call (multipart), answered with base64 PNG bytes.
@@ -154,7 +160,13 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): VisionProvide
     const b64 = response.data?.[0]?.b64_json;
     if (!b64) throw new PermanentError('the model server answered with no image (no b64_json)', 'empty_output');
     const u = response.usage;
-    const usage = u && { input_tokens: u.input_tokens, output_tokens: u.output_tokens, total_tokens: u.total_tokens };
+    const details = u?.input_tokens_details;
+    const usage = u && {
+      input_tokens: u.input_tokens,
+      output_tokens: u.output_tokens,
+      total_tokens: u.total_tokens,
+      ...(details && { text_tokens: details.text_tokens, image_tokens: details.image_tokens }),
+    };
     return { bytes: Buffer.from(b64, 'base64'), contentType: 'image/png', model: req.model, provider: OPENAI_PROVIDER, ...(usage && { usage }) };
   }
   return {

@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import { fakeGrouping } from './fake-group.js';
 import { fakeEdit } from './fake-image.js';
+import { IMAGE_OUTPUT_TOKENS } from '../governor/pricing.js';
 import { FAKE_PROVIDER, fakeManifest, fakeUsage } from './fake-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
 
@@ -12,6 +13,8 @@ export interface VisionUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** Prompt tokens served from the provider's prompt cache (billed at the cached-input price). */
+  cached_tokens?: number;
   /** Present (true) when the counts were estimated rather than reported by the provider. */
   estimated?: true;
 }
@@ -67,7 +70,7 @@ export interface EditRequest {
 export interface EditResult {
   bytes: Buffer;
   contentType: string;
-  usage?: { input_tokens: number; output_tokens: number; total_tokens: number };
+  usage?: { input_tokens: number; output_tokens: number; total_tokens: number; text_tokens?: number; image_tokens?: number };
   model: string;
   provider: string;
 }
@@ -103,9 +106,15 @@ export const fakeProvider: VisionProvider = {
     const { provider: _provider, ...usage } = fakeUsage(schema, bytes, manifest);
     return { manifest, usage, model: FAKE_PROVIDER, provider: FAKE_PROVIDER };
   },
-  async edit({ image, mask, prompt, signal }) {
+  async edit({ image, mask, prompt, size, signal }) {
     signal?.throwIfAborted();
-    return { bytes: fakeEdit(image.bytes, prompt, mask?.bytes), contentType: 'image/png', model: FAKE_PROVIDER, provider: FAKE_PROVIDER };
+    // What gpt-image-1 would bill, deterministically: the prompt's text, each input image as four
+    // tiles (85 + 4 × 170), and a medium-quality output of the size asked for.
+    const text = Math.ceil(prompt.length / 4);
+    const images = (mask ? 2 : 1) * 765;
+    const output = IMAGE_OUTPUT_TOKENS[size === '1024x1024' ? 'square' : 'portrait'].medium;
+    const usage = { input_tokens: text + images, output_tokens: output, total_tokens: text + images + output, text_tokens: text, image_tokens: images };
+    return { bytes: fakeEdit(image.bytes, prompt, mask?.bytes), contentType: 'image/png', usage, model: FAKE_PROVIDER, provider: FAKE_PROVIDER };
   },
 };
 

@@ -14,6 +14,11 @@ export interface KindSpec<P extends z.ZodType = z.ZodType> {
   retry: RetryPolicy;
   /** One-line description for the API's kind list. */
   description: string;
+  /**
+   * What a job of this kind is sold for, in credits (GOVERNOR_CREDIT_USD each). Present means the
+   * kind is paid: the governor estimates, reserves and settles its cost. Absent (the default): free.
+   */
+  priceCredits?: number;
 }
 
 // PostgreSQL's jsonb refuses both U+0000 (SQLSTATE 22P05) and unpaired surrogates (22P02), which
@@ -109,6 +114,9 @@ export const KINDS = {
       'One image + a pattern (instructions + JSON Schema) → a schema-conformant manifest from a vision model ' +
       '(OpenAI Structured Outputs, or the deterministic fake provider without a key); images by URL only in this build.',
     queue: 'ai',
+    // $0.10 at the default credit: above the worst case of every priced vision model (gpt-4o:
+    // 1,445 image tokens + 4,096 output ≈ $0.045) with the 40 % margin floor.
+    priceCredits: 100,
     // A vision call takes seconds to a minute; three minutes leaves room for a slow image fetch.
     timeoutMs: 3 * 60_000,
     maxAttempts: 4,
@@ -130,6 +138,8 @@ export const KINDS = {
       `${GALLERY_MIN_IMAGES}–${GALLERY_MAX_IMAGES} uploaded images → albums {title, theme_description, images} in one model call; ` +
       'every image lands in exactly one album, or one fallback album holds them all when the model fails for good.',
     queue: 'ai',
+    // Up to 50 images at low detail (gpt-4o-mini: 2,833 tokens each) plus the output bound.
+    priceCredits: 200,
     // Up to 50 images in one call: slower than one image, still minutes at most.
     timeoutMs: 5 * 60_000,
     maxAttempts: 4,
@@ -147,6 +157,8 @@ export const KINDS = {
       .strict(),
     description: 'One uploaded image (and an optional mask) + a prompt → an edited PNG stored under the tenant\'s uploads/.',
     queue: 'ai',
+    // A high-quality 1536-px output alone is 6,240 tokens at $40 per million ($0.25).
+    priceCredits: 500,
     // Image models take up to a minute or two per edit.
     timeoutMs: 5 * 60_000,
     maxAttempts: 4,
@@ -158,6 +170,11 @@ export const KINDS = {
 export type KindName = keyof typeof KINDS;
 /** The validated payload of a kind. */
 export type PayloadOf<K extends KindName> = z.output<(typeof KINDS)[K]['payload']>;
+
+/** True when jobs of `name` cost money (a registered kind with a price); any other kind is free. */
+export function isPaidKind(name: string): boolean {
+  return isKind(name) && (KINDS[name] as KindSpec).priceCredits !== undefined;
+}
 
 /** True when `name` is a registered kind. */
 export function isKind(name: string): name is KindName {

@@ -19,6 +19,17 @@ const DEAD_LETTER_FAILED = `
   from changed where status = 'failed'
   returning 1`;
 
+/**
+ * Settles the paid jobs (estimate on record) of a CTE `$ROWS` that reached a terminal state: one
+ * governor_settle call for the lot, none when the batch holds no paid job (free kinds pay nothing).
+ * The outer statement must read `settled` for it to run.
+ */
+const SETTLE_PAID = `settled as (
+  select leasehold.governor_settle(array_agg(id), array_agg(tenant_id), array_agg(kind), array_agg(estimate_micros))
+  from $ROWS where estimate_micros is not null and status in ('succeeded', 'failed', 'cancelled')
+  having count(*) > 0
+)`;
+
 /** The insert both producer statements share: one typed array per column, unnested. */
 const INSERT_FROM_ARRAYS = `
   insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key,
@@ -43,8 +54,12 @@ select count(*)::int as inserted from ins`;
 /**
  * The API's ingest, in one statement: reads the pattern's current version (tenant-scoped, not
  * deleted), and only when it is active inserts one manifest.extract job per image with that
- * version stamped into job and payload. One round trip instead of two measurably raised ingest
- * throughput on a 2-core machine, where each loopback write costs the API process dearly.
+ * version stamped into job and payload and $8 (the estimated cost of each; null: not estimated, so
+ * not reserved) on record. One round
+ * trip instead of two measurably raised ingest throughput on a 2-core machine, where each loopback
+ * write costs the API process dearly. The governor's reservation is folded in: it runs only for a
+ * metered tenant or under a global ceiling (two primary-key probes otherwise), and a refusal
+ * inserts nothing and is returned.
  */
 export const INGEST_JOBS = `
 with p as (
@@ -52,16 +67,24 @@ with p as (
   from leasehold.patterns p
   join leasehold.pattern_versions v on v.pattern_id = p.id and v.version = p.current_version
   where p.id = $1::uuid and p.tenant_id = $2::uuid and p.deleted_at is null
+), g as (
+  select leasehold.governor_reserve($2::uuid, 'manifest.extract', $8::bigint, $6::uuid[]) as refusal
+  from p
+  where p.is_active and $8::bigint is not null
+    and (exists (select 1 from leasehold.credit_accounts where tenant_id = $2::uuid)
+         or exists (select 1 from leasehold.governor_settings where global_daily_micros is not null))
 ), ins as (
-  insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, max_attempts, pattern_id, pattern_version)
+  insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, max_attempts, pattern_id, pattern_version,
+                              estimate_micros)
   select x.id, $2::uuid, 'manifest.extract', $3::text,
-         jsonb_set(x.payload::jsonb, '{pattern_version}', to_jsonb(p.version)), $4::int, $5::int, $1::uuid, p.version
+         jsonb_set(x.payload::jsonb, '{pattern_version}', to_jsonb(p.version)), $4::int, $5::int, $1::uuid, p.version,
+         $8::bigint
   from unnest($6::uuid[], $7::text[]) as x(id, payload), p
-  where p.is_active
+  where p.is_active and not exists (select 1 from g where g.refusal is not null)
   returning id
 )
 select (select version from p) as version, (select is_active from p) as is_active,
-       (select count(*) from ins)::int as inserted`;
+       (select refusal from g) as refusal, (select count(*) from ins)::int as inserted`;
 
 /** Producers with idempotency keys: as INSERT_JOBS, but a key already used by the tenant inserts nothing. */
 export const INSERT_JOBS_IDEMPOTENT = `
@@ -124,12 +147,12 @@ with done as (
   set status = 'succeeded', result = (select $3::text::jsonb) -> id::text, progress = 100, finished_at = now(),
       updated_at = now(), lease_token = null, lease_expires_at = null
   where id = any($1::uuid[]) and lease_token = ($2::uuid[])[array_position($1::uuid[], id)]
-  returning id, tenant_id, attempts
+  returning id, tenant_id, kind, status, attempts, estimate_micros
 ), ev as (
   insert into leasehold.job_events (job_id, tenant_id, type, attempt)
   select id, tenant_id, 'job.succeeded', attempts from done
-)
-select id from done`;
+), ${SETTLE_PAID.replace('$ROWS', 'done')}
+select id from done cross join (select count(*) from settled) as s`;
 
 /**
  * Workers: records failed, cancelled and handed-back attempts, fenced like COMPLETE_JOBS. A job
@@ -169,8 +192,9 @@ with input as (
          case when outcome = 'handback' then '{"reason":"worker_shutdown"}'::jsonb
               else jsonb_build_object('error', message, 'run_at', case when status = 'queued' then run_at end) end
   from changed
-)
-select id, status::text, queue, (select count(*) from dead)::int as dead_lettered from changed`;
+), ${SETTLE_PAID.replace('$ROWS', 'changed')}
+select id, status::text, queue, (select count(*) from dead)::int as dead_lettered
+from changed cross join (select count(*) from settled) as s`;
 
 /**
  * Workers: extends the leases of every job the worker holds, in one statement; returns the ids
@@ -238,8 +262,9 @@ with stale as (
          case status when 'queued' then 'job.retrying' when 'failed' then 'job.failed' else 'job.cancelled' end,
          attempts, jsonb_build_object('error', last_error, 'reason', 'lease_expired')
   from changed
-)
-select id, status::text, queue, (select count(*) from dead)::int as dead_lettered from changed`;
+), ${SETTLE_PAID.replace('$ROWS', 'changed')}
+select id, status::text, queue, (select count(*) from dead)::int as dead_lettered
+from changed cross join (select count(*) from settled) as s`;
 
 /** Workers: the queues that exist and whether an operator paused them. */
 export const LIST_QUEUES = `select name, paused_at is not null as paused from leasehold.queues`;
@@ -250,6 +275,32 @@ export const WORKER_STOPPED = `update leasehold.workers set stopped_at = now() w
 /** Workers, at start: forgets workers unseen for a week (a row is added per worker process). */
 export const PRUNE_WORKERS = `
 delete from leasehold.workers where last_seen_at < now() - interval '7 days'`;
+
+/**
+ * Workers, with every queue refresh (about once a second): why paid kinds may not be claimed now
+ * (the global daily ceiling is reached), or null. The claim itself stays free of governor checks.
+ */
+export const GOVERNOR_BRAKE = `select leasehold.governor_brake_reason() as reason`;
+
+/**
+ * Producers of paid jobs outside ingest, in their transaction after inserting them: reserves the
+ * estimate of each (or refuses all: the caller rolls back) and records it on the jobs.
+ */
+export const RESERVE_JOBS = `
+with r as (
+  select leasehold.governor_reserve($1::uuid, $2::text, $3::bigint, $4::uuid[]) as refusal
+), u as (
+  update leasehold.jobs set estimate_micros = $3::bigint
+  where id = any($4::uuid[]) and tenant_id = $1::uuid and (select refusal from r) is null
+  returning 1
+)
+select (select refusal from r) as refusal, (select count(*) from u)::int as reserved`;
+
+/** Workers, when a model call returns: its cost event and the day's roll-up (leasehold.record_cost). */
+export const RECORD_COST = `
+select leasehold.record_cost($1::uuid, $2::uuid, $3::text, $4::int, $5::text, $6::text, $7::text, $8::date,
+                             $9::bigint, $10::bigint, $11::bigint, $12::bigint,
+                             $13::bigint, $14::bigint, $15::bigint, $16::bigint, $17::bigint) as id`;
 
 /** Every named statement, for the test that prepares each one against the real schema. */
 export const STATEMENTS = {
@@ -266,4 +317,7 @@ export const STATEMENTS = {
   LIST_QUEUES,
   WORKER_STOPPED,
   PRUNE_WORKERS,
+  GOVERNOR_BRAKE,
+  RESERVE_JOBS,
+  RECORD_COST,
 } as const;

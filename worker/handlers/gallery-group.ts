@@ -4,7 +4,8 @@ import { PermanentError } from '#shared/jobs/job-errors.js';
 import type { PayloadOf } from '#shared/jobs/kinds.js';
 import type { ObjectStore } from '#shared/storage/object-store.js';
 import type { Handler } from '../handler.js';
-import { loadStored } from './manifest-extract.js';
+import { loadStored, recordVisionCost } from './manifest-extract.js';
+import type { CostRecorder } from '#shared/governor/cost-recorder.js';
 
 /** What gallery.group needs from its worker. */
 export interface GalleryGroupDeps {
@@ -15,6 +16,8 @@ export interface GalleryGroupDeps {
   storage?: ObjectStore;
   /** Image detail sent to the model; `low` unless set (many images in one call). */
   detail?: ImageDetail;
+  /** Records what each model call cost. */
+  costs?: CostRecorder;
 }
 
 const FALLBACK_TITLE = 'All photos';
@@ -56,6 +59,7 @@ export function galleryGroup(deps: GalleryGroupDeps): Handler<PayloadOf<'gallery
       ctx.log.warn({ code: err.code, err: err.message }, 'gallery grouping failed for good; using one fallback album');
       return fallback(keys, deps.provider, deps.model, err.code, err.message);
     }
+    await recordVisionCost(deps.costs, ctx, deps.model, answer);
     const verdict = checkAlbums(answer.manifest, keys);
     if (!verdict.ok) {
       ctx.log.warn({ reason: verdict.reason }, 'gallery grouping broke the rules; using one fallback album');

@@ -6,6 +6,9 @@ import type { PayloadOf } from '#shared/jobs/kinds.js';
 import type { ObjectStore } from '#shared/storage/object-store.js';
 import type { Handler } from '../handler.js';
 import { loadStored } from './manifest-extract.js';
+import { FAKE_PROVIDER } from '#shared/ai/fake-provider.js';
+import { imageApiTokens } from '#shared/governor/cost.js';
+import type { CostRecorder } from '#shared/governor/cost-recorder.js';
 
 // How long the signed URL stored in a job's result stays valid.
 const RESULT_URL_TTL_S = 7 * 24 * 3600;
@@ -17,6 +20,8 @@ export interface ImageEditDeps {
   model: string;
   /** Where the image and mask are read from and the edited image is written to. */
   storage?: ObjectStore;
+  /** Records what each model call cost. */
+  costs?: CostRecorder;
 }
 
 
@@ -30,15 +35,20 @@ export function imageEdit(deps: ImageEditDeps): Handler<PayloadOf<'image.edit'>>
     const mask = payload.mask === undefined ? undefined : await loadStored(payload.mask, ctx.tenantId, deps.storage, ctx.signal);
     ctx.progress(20, 'image read');
     const started = performance.now();
+    const model = payload.model ?? deps.model;
     const edited = await deps.provider.edit({
       image,
       mask,
       prompt: payload.prompt,
-      model: payload.model ?? deps.model,
+      model,
       size: payload.size ?? 'auto',
       signal: ctx.signal,
     });
     const latency = Math.round(performance.now() - started);
+    if (edited.usage) {
+      const owner = { id: ctx.id, tenantId: ctx.tenantId, kind: ctx.kind, attempt: ctx.attempt };
+      await deps.costs?.record(owner, edited.provider, edited.provider === FAKE_PROVIDER ? model : edited.model, 'gpt-image-1', imageApiTokens(edited.usage));
+    }
     ctx.progress(80, 'edited');
     const key = `uploads/${ctx.tenantId.toLowerCase()}/${randomUUID()}/edited.png`;
     try {

@@ -2,6 +2,9 @@ import type { Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
 import { createProvider, type VisionProvider } from '#shared/ai/provider.js';
 import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
+import { CostRecorder } from '#shared/governor/cost-recorder.js';
+import { priceTable } from '#shared/governor/pricing.js';
+import type { Logger } from '#shared/log.js';
 import type { HandlerMap } from '../handler.js';
 import { galleryGroup } from './gallery-group.js';
 import { imageEdit } from './image-edit.js';
@@ -16,6 +19,8 @@ export interface HandlerDeps {
   provider?: VisionProvider;
   /** Object storage of uploaded images; the one a full config names (createObjectStore) when absent. */
   storage?: ObjectStore;
+  /** Where a failure to record a call's cost is reported. */
+  log?: Logger;
 }
 
 const isFullConfig = (c: HandlerDeps['config']): c is Config => typeof c.LEASEHOLD_DATA_DIR === 'string';
@@ -25,6 +30,8 @@ export function createHandlers(deps: HandlerDeps) {
   const { sql, config } = deps;
   const provider = deps.provider ?? createProvider(config);
   const storage = deps.storage ?? (isFullConfig(config) ? createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR }) : undefined);
+  // Every billable call is priced and recorded in cost_events as soon as it returns.
+  const costs = new CostRecorder(sql, priceTable(config.GOVERNOR_PRICES), deps.log);
   return {
     'system.noop': noop,
     'system.sleep': sleepFor,
@@ -34,9 +41,10 @@ export function createHandlers(deps: HandlerDeps) {
       defaultModel: config.OPENAI_MODEL,
       ...(config.OPENAI_IMAGE_DETAIL && { detail: config.OPENAI_IMAGE_DETAIL }),
       allowPrivate: config.FETCH_ALLOW_PRIVATE,
+      costs,
       ...(storage && { storage }),
     }),
-    'gallery.group': galleryGroup({ provider, model: config.OPENAI_MODEL, ...(storage && { storage }) }),
-    'image.edit': imageEdit({ provider, model: config.OPENAI_IMAGE_MODEL ?? 'gpt-image-1', ...(storage && { storage }) }),
+    'gallery.group': galleryGroup({ provider, model: config.OPENAI_MODEL, costs, ...(storage && { storage }) }),
+    'image.edit': imageEdit({ provider, model: config.OPENAI_IMAGE_MODEL ?? 'gpt-image-1', costs, ...(storage && { storage }) }),
   } satisfies HandlerMap;
 }

@@ -1,5 +1,6 @@
 import type { Sql } from '#shared/db/connect.js';
-import type { ImageDetail, VisionProvider, VisionUsage } from '#shared/ai/provider.js';
+import type { ImageDetail, VisionProvider, VisionResult, VisionUsage } from '#shared/ai/provider.js';
+import { FAKE_PROVIDER } from '#shared/ai/fake-provider.js';
 import { SchemaCompileError, compileSchema, validateManifest } from '#shared/ai/validate-output.js';
 import { PermanentError, RetryError } from '#shared/jobs/job-errors.js';
 import type { PayloadOf } from '#shared/jobs/kinds.js';
@@ -8,7 +9,9 @@ import { sniffImageType } from '#shared/net/image-type.js';
 import { safeFetchImage, type FetchedImage, type SafeFetchOptions } from '#shared/net/safe-fetch.js';
 import { InvalidStorageKey, ObjectMissing, ownedBy } from '#shared/storage/keys.js';
 import type { ObjectStore } from '#shared/storage/object-store.js';
-import type { Handler } from '../handler.js';
+import type { Handler, JobContext } from '../handler.js';
+import { chatTokens } from '#shared/governor/cost.js';
+import type { CostRecorder } from '#shared/governor/cost-recorder.js';
 
 /** What manifest.extract needs from its worker. */
 export interface ManifestExtractDeps {
@@ -24,6 +27,17 @@ export interface ManifestExtractDeps {
   detail?: ImageDetail;
   /** Other safe-fetch limits (time, size, redirects); the production defaults otherwise. */
   fetch?: Omit<SafeFetchOptions, 'allowPrivate' | 'signal'>;
+  /** Records what each model call cost. */
+  costs?: CostRecorder;
+}
+
+/**
+ * Records a vision call's cost as soon as it returns. The fake provider's counts are priced as
+ * the model that was asked for, so spend and ceilings behave offline as they would for real.
+ */
+export function recordVisionCost(costs: CostRecorder | undefined, ctx: JobContext, requested: string, answer: VisionResult): Promise<unknown> | undefined {
+  const model = answer.provider === FAKE_PROVIDER ? requested : answer.model;
+  return costs?.record({ id: ctx.id, tenantId: ctx.tenantId, kind: ctx.kind, attempt: ctx.attempt }, answer.provider, model, 'gpt-4o', chatTokens(answer.usage));
 }
 
 /** What a succeeded manifest.extract job stores as its result. */
@@ -107,16 +121,18 @@ export function manifestExtract(deps: ManifestExtractDeps): Handler<PayloadOf<'m
     ctx.progress(30, `image fetched (${image.contentType}, ${image.bytes.byteLength} bytes)`);
 
     const startedAt = performance.now();
+    const model = pattern.model ?? deps.defaultModel;
     const answer = await deps.provider.extract({
       schema: pattern.json_schema,
       schemaName: pattern.name,
       instructions: pattern.instructions,
       image: { bytes: image.bytes, contentType: image.contentType },
-      model: pattern.model ?? deps.defaultModel,
+      model,
       detail: deps.detail ?? 'auto',
       signal: ctx.signal,
     });
     const latencyMs = Math.round(performance.now() - startedAt);
+    await recordVisionCost(deps.costs, ctx, model, answer);
     ctx.progress(80, `model answered (${answer.provider}/${answer.model}, ${latencyMs} ms)`);
 
     const verdict = validateManifest(pattern.json_schema, answer.manifest);
