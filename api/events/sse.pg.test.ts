@@ -18,7 +18,9 @@ const streams: StreamClient[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  hub = new EventHub({ sql: db.sql, log: testLog, pollMs: 1_000, gapTimeoutMs: 2_000, keepAliveMs: 200, clientBufferBytes: 1_048_576 });
+  // The poll is an hour away: every event here reaches the streams through a NOTIFY, so each write
+  // path of the engine (enqueue, claim, completion, progress, cancel_job) is shown to send one.
+  hub = new EventHub({ sql: db.sql, log: testLog, pollMs: 3_600_000, gapTimeoutMs: 2_000, keepAliveMs: 200, clientBufferBytes: 1_048_576 });
   await hub.start();
   api = createTestApi(db.sql, { RATE_LIMIT_BURST: '100000', RATE_LIMIT_PER_S: '100000' }, { events: hub });
   served = await serveTestApi(api);
@@ -101,8 +103,14 @@ describe('GET /v1/events', () => {
       }
       producing = false;
       await producer;
+      await waitFor(async () => {
+        const [r] = await db.sql<{ open: number }[]>`
+          select count(*)::int as open from leasehold.jobs where tenant_id = ${a.tenantId} and status <> 'succeeded'`;
+        return r!.open === 0;
+      }, 'every job to finish');
       const all = await tableIds(a.tenantId, start);
       await s.until(() => seen.length + s.ids().length >= all.length, 'the last stream to catch up');
+      await new Promise((r) => setTimeout(r, 100));
       seen.push(...s.ids());
       expect(seen).toEqual(all);
     } finally {
