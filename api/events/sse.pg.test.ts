@@ -212,7 +212,8 @@ describe('GET /v1/jobs/:id/events', () => {
     expect(late.text).toMatch(/^retry: 2000\n\nid: \d+\nevent: job.state\n/);
     expect(late.ended).toBe(true);
     // Resuming from before the end replays what was missed, ending with the terminal event.
-    const [{ first }] = await db.sql<{ first: number }[]>`select min(id)::float8 as first from leasehold.job_events where job_id = ${id}`;
+    const [firstRow] = await db.sql<{ first: number }[]>`select min(id)::float8 as first from leasehold.job_events where job_id = ${id}`;
+    const first = firstRow!.first;
     const resumed = stream(`/v1/jobs/${id}/events?last_event_id=${first}`, { key: a.key });
     await resumed.until((e) => e.some((x) => x.type === 'job.succeeded'), 'the replayed terminal event');
     expect(resumed.events.map((e) => e.type)).toEqual(['job.state', 'job.running', 'job.progress', 'job.succeeded']);
