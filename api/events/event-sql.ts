@@ -48,8 +48,8 @@ order by r.id`;
 
 /** The public view's columns of `jobs j`, as a stream shows them (no result: a link instead). */
 const VIEW_COLUMNS = `
-  j.id, j.tenant_id, j.kind, j.queue, j.status::text as status, j.attempts, j.max_attempts, j.progress, j.progress_message,
-  j.last_error, j.pattern_id, j.created_at, j.finished_at`;
+  j.id, j.tenant_id, j.kind, j.status::text as status, j.attempts, j.max_attempts, j.progress, j.progress_message,
+  j.last_error, j.pattern_id`;
 
 /** The hub, per batch of events: the current state of their jobs, addressed by primary key. */
 export const READ_JOB_VIEWS = `
