@@ -231,6 +231,21 @@ describe('GET /v1/jobs/:id/events', () => {
   });
 });
 
+describe('disconnects', () => {
+  test('a client that goes away is unsubscribed at once', async () => {
+    const a = await api.tenant('gone-a');
+    const before = hub.size;
+    const s = stream('/v1/events', { key: a.key });
+    const j = await api.request(a.key, 'POST', '/v1/jobs', { kind: 'system.noop' });
+    const job = (await j.json()) as { id: string };
+    const one = stream(`/v1/jobs/${job.id}/events`, { key: a.key });
+    await waitFor(() => hub.size === before + 2, 'both subscribers');
+    s.close();
+    one.close();
+    await waitFor(() => hub.size === before, 'the subscribers to be freed', 2_000);
+  });
+});
+
 describe('slow clients', () => {
   test('a client that stops reading is disconnected once it falls too far behind; the others get everything', async () => {
     const a = await api.tenant('slow-a');
