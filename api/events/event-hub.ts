@@ -16,6 +16,8 @@ export interface EventHubOptions {
   keepAliveMs: number;
   /** Bytes a client may have waiting before it counts as too slow and is disconnected. */
   clientBufferBytes: number;
+  /** Quiet time after which the reader checks its LISTEN still hears (tests shorten it). */
+  listenCheckMs?: number;
 }
 
 const KEEP_ALIVE = Buffer.from(':\n\n');
@@ -38,6 +40,7 @@ export class EventHub {
       log: opts.log,
       pollMs: opts.pollMs,
       gapTimeoutMs: opts.gapTimeoutMs,
+      ...(opts.listenCheckMs !== undefined && { listenCheckMs: opts.listenCheckMs }),
       onBatch: (b) => this.#onBatch(b),
     });
   }
@@ -69,6 +72,11 @@ export class EventHub {
     clearInterval(this.#keepAlive);
     await this.#reader.stop();
     for (const subs of [...this.#byTenant.values()]) for (const s of [...subs]) s.close('server');
+  }
+
+  /** The reader, for its counters. */
+  get reader(): EventReader {
+    return this.#reader;
   }
 
   /** Reads now (tests; the NOTIFY and the poll do it otherwise). */

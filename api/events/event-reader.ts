@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
 import { CHANNELS } from '#shared/jobs/notifier.js';
@@ -24,6 +25,8 @@ export interface EventReaderOptions {
   gapTimeoutMs: number;
   /** Rows per read. */
   pageSize?: number;
+  /** Quiet time after which a probe checks that the LISTEN still hears (default 10 s). */
+  listenCheckMs?: number;
   onBatch(batch: EventBatch): Promise<void>;
 }
 
@@ -31,6 +34,8 @@ export interface EventReaderOptions {
 const HOLE_POLL_MS = 25;
 // At start, ids this far below the newest are checked for ones still uncommitted.
 const START_WINDOW = 10_000;
+// A probe NOTIFY not back within this long means the LISTEN no longer hears.
+const PROBE_TIMEOUT_MS = 2_000;
 
 /**
  * The process's one reader of job_events: one LISTEN on `leasehold_events` (NOTIFY is only a
@@ -46,6 +51,16 @@ export class EventReader {
   #stopped = false;
   #unlisten: (() => Promise<void>) | undefined;
   readonly #pageSize: number;
+  /** Failed reads in a row: retries back off from 100 ms up to the poll interval. */
+  #failures = 0;
+  /** When a notification (or a new LISTEN) last arrived, and when our own probe went out. */
+  #heardAt = Date.now();
+  #probeSentAt: number | undefined;
+  readonly #probe = `probe:${randomUUID()}`;
+  /** Times the LISTEN was set up again after it went deaf or the database came back. */
+  relistens = 0;
+  #checkTimer: NodeJS.Timeout | undefined;
+  #checking: Promise<void> | undefined;
 
   constructor(private readonly opts: EventReaderOptions) {
     this.#pageSize = opts.pageSize ?? 1_000;
@@ -67,9 +82,54 @@ export class EventReader {
     const snap = parseSnapshot(start!.snap);
     this.#tracker = new GapTracker<EventRow>(start!.max_id, this.opts.gapTimeoutMs);
     this.#tracker.watchMissing(Math.max(0, start!.max_id - START_WINDOW), start!.max_id, start!.ids, snap);
-    const listener = await this.opts.sql.listen(CHANNELS.events, () => this.wake(), () => this.wake());
-    this.#unlisten = () => listener.unlisten();
+    await this.#listen();
     this.#schedule(this.opts.pollMs);
+    const quietMs = this.opts.listenCheckMs ?? 10_000;
+    this.#checkTimer = setInterval(() => void this.#checkListener(false, quietMs).catch(() => {}), Math.max(100, quietMs / 4));
+    this.#checkTimer.unref();
+  }
+
+  async #listen(): Promise<void> {
+    const listener = await this.opts.sql.listen(
+      CHANNELS.events,
+      (payload) => {
+        this.#heardAt = Date.now();
+        if (payload === this.#probe) this.#probeSentAt = undefined;
+        this.wake();
+      },
+      // postgres.js re-LISTENs after a reconnect and calls this: catch up from the cursor.
+      () => ((this.#heardAt = Date.now()), this.wake()),
+    );
+    this.#unlisten = () => listener.unlisten();
+  }
+
+  /**
+   * postgres.js re-LISTENs when its listener connection closes, but a re-LISTEN tried while the
+   * server is still down fails for good, leaving the process on its poll alone. So after the
+   * database comes back, and whenever no notification has been heard for a while and a probe of
+   * our own does not come back, the LISTEN is set up again.
+   */
+  #checkListener(recovered: boolean, quietMs = this.opts.listenCheckMs ?? 10_000): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    this.#checking ??= this.#check(recovered, quietMs).finally(() => (this.#checking = undefined));
+    return this.#checking;
+  }
+
+  async #check(recovered: boolean, quietMs: number): Promise<void> {
+    const now = Date.now();
+    const deaf = this.#probeSentAt !== undefined && now - this.#probeSentAt > PROBE_TIMEOUT_MS;
+    if (recovered || deaf) {
+      this.#probeSentAt = undefined;
+      this.relistens++;
+      await this.#unlisten?.().catch(() => {});
+      await this.#listen();
+      if (deaf) this.opts.log.warn('the job events LISTEN had gone deaf; listening again');
+      return;
+    }
+    if (this.#probeSentAt === undefined && now - this.#heardAt > quietMs) {
+      this.#probeSentAt = now;
+      await this.opts.sql`select pg_notify(${CHANNELS.events}, ${this.#probe})`;
+    }
   }
 
   /** Reads now, or right after the read in flight. */
@@ -89,6 +149,8 @@ export class EventReader {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#checkTimer);
+    await this.#checking?.catch(() => {});
     await this.#unlisten?.().catch(() => {});
     await this.#reading;
   }
@@ -107,10 +169,16 @@ export class EventReader {
         const { more, holding } = await this.#readOnce();
         if (more) this.#again = true;
         nextMs = holding ? HOLE_POLL_MS : this.opts.pollMs;
+        if (this.#failures > 0) {
+          // The database is back: listen afresh (after any check already under way).
+          await this.#checking;
+          await this.#checkListener(true);
+        }
+        this.#failures = 0;
       } catch (err) {
-        // The database is away (restart, network): the poll retries; the cursor is kept.
-        this.opts.log.warn({ err }, 'could not read job events; retrying');
-        nextMs = this.opts.pollMs;
+        // The database is away (restart, network): retry soon, from the cursor kept here.
+        if (this.#failures++ === 0) this.opts.log.warn({ err }, 'could not read job events; retrying');
+        nextMs = Math.min(this.opts.pollMs, 100 * 2 ** Math.min(this.#failures, 5));
         this.#again = false;
         break;
       }

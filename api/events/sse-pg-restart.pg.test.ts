@@ -52,9 +52,18 @@ describe('PostgreSQL restart under open streams', () => {
     const apiSql = open(10);
     const producerSql = open(2);
     const checkSql = open(1);
-    // The poll is an hour away: after the restart only the listener's reconnection (onlisten) can
-    // make the reader catch up, from the last id it passed.
-    const hub = new EventHub({ sql: apiSql, log: testLog, pollMs: 3_600_000, gapTimeoutMs: 5_000, keepAliveMs: 15_000, clientBufferBytes: 4 << 20 });
+    // The poll is an hour away: after the restart only the reader's own recovery (a failed read
+    // retried, a LISTEN set up again, or postgres.js's re-LISTEN) can make it catch up, from the
+    // last id it passed.
+    const hub = new EventHub({
+      sql: apiSql,
+      log: testLog,
+      pollMs: 3_600_000,
+      gapTimeoutMs: 5_000,
+      keepAliveMs: 15_000,
+      clientBufferBytes: 4 << 20,
+      listenCheckMs: 1_000,
+    });
     await hub.start();
     const api = createTestApi(apiSql, { RATE_LIMIT_BURST: '100000', RATE_LIMIT_PER_S: '100000' }, { events: hub });
     let served: ServedApi | undefined;
@@ -98,12 +107,17 @@ describe('PostgreSQL restart under open streams', () => {
 
       const all = (await checkSql<{ id: number }[]>`
         select id::float8 as id from leasehold.job_events where tenant_id = ${tenant.id} and id > ${start} order by id`).map((r) => r.id);
-      for (const c of clients) await c.until(() => c.ids().length >= all.length, 'a client to catch up', 15_000);
+      for (const c of clients) {
+        await c.until(() => c.ids().length >= all.length, `a client to catch up (it has ${c.ids().length} of ${all.length}; hub cursor ${hub.cursor}, last id ${all[all.length - 1]})`, 30_000);
+      }
       await sleep(100);
       // None missing, none twice, in order; and no client had to reconnect.
       for (const c of clients) expect(c.ids()).toEqual(all);
       expect(clients.every((c) => c.es.readyState === 1)).toBe(true);
       expect(hub.size).toBe(3);
+      // The LISTEN hears again: a new event arrives with the poll an hour away.
+      const [next] = (await q.enqueueMany([{ kind: 'test.restart', queue: 'restart', tenantId: tenant.id }])).ids;
+      for (const c of clients) await c.until((e) => e.some((x) => x.data.id === next), 'an event after the restart, by NOTIFY', 5_000);
     } finally {
       producing = false;
       await producer;
