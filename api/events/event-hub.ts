@@ -33,6 +33,7 @@ export class EventHub {
   #cursor = 0;
   #keepAlive: NodeJS.Timeout | undefined;
   #size = 0;
+  #closed = false;
 
   constructor(private readonly opts: EventHubOptions) {
     this.#reader = new EventReader({
@@ -69,6 +70,7 @@ export class EventHub {
 
   /** Stops reading and ends every stream (their clients reconnect elsewhere with Last-Event-ID). */
   async close(): Promise<void> {
+    this.#closed = true;
     clearInterval(this.#keepAlive);
     await this.#reader.stop();
     for (const subs of [...this.#byTenant.values()]) for (const s of [...subs]) s.close('server');
@@ -126,10 +128,22 @@ export class EventHub {
     this.#cursor = batch.cursor;
   }
 
+  /**
+   * The jobs of a batch. The reader has already passed these events, so a failure here (the
+   * database away) is retried until it succeeds rather than handed back: giving up would lose them.
+   */
   async #views(rows: EventRow[]): Promise<Map<string, JobViewRow>> {
     const ids = [...new Set(rows.map((r) => r.job_id))];
-    const views = await this.opts.sql.unsafe<JobViewRow[]>(READ_JOB_VIEWS, [ids], PREPARED);
-    return new Map(views.map((v) => [v.id, v]));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const views = await this.opts.sql.unsafe<JobViewRow[]>(READ_JOB_VIEWS, [ids], PREPARED);
+        return new Map(views.map((v) => [v.id, v]));
+      } catch (err) {
+        if (this.#closed) throw err;
+        if (attempt === 0) this.opts.log.warn({ err }, 'could not read the jobs of new events; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+      }
+    }
   }
 
   #fanOut(rows: EventRow[], views: Map<string, JobViewRow>, late: boolean): void {
@@ -156,7 +170,11 @@ export class EventHub {
           const jobId = sub.filter.jobId;
           if (jobId !== undefined && !byJob) {
             byJob = new Map();
-            for (const e of events) byJob.set(e.frame.jobId, [...(byJob.get(e.frame.jobId) ?? []), e]);
+            for (const e of events) {
+              const list = byJob.get(e.frame.jobId);
+              if (list) list.push(e);
+              else byJob.set(e.frame.jobId, [e]);
+            }
           }
           const candidates = jobId === undefined ? events : (byJob!.get(jobId) ?? []);
           const frames = candidates.filter((e) => sub.wants(e.frame, e.view.kind, e.view.pattern_id)).map((e) => e.frame);
