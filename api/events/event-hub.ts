@@ -18,6 +18,8 @@ export interface EventHubOptions {
   clientBufferBytes: number;
   /** Quiet time after which the reader checks its LISTEN still hears (tests shorten it). */
   listenCheckMs?: number;
+  /** The `retry:` advice every stream opens with (default 2 s). */
+  retryMs?: number;
 }
 
 const KEEP_ALIVE = Buffer.from(':\n\n');
@@ -92,6 +94,7 @@ export class EventHub {
    */
   subscribe(tenantId: string, filter: SubscriberFilter, endOnTerminal: boolean): SseSubscriber {
     const sub = new SseSubscriber(tenantId, filter, this.#cursor, {
+      preamble: Buffer.from(`retry: ${this.opts.retryMs ?? 2_000}\n\n`),
       maxBufferedBytes: this.opts.clientBufferBytes,
       endOnTerminal,
       onClose: (s) => this.#remove(s),

@@ -91,7 +91,7 @@ describe('PostgreSQL restart under open streams', () => {
           await sleep(15);
         }
       })();
-      await waitFor(() => clients.every((c) => c.events.length >= 50), 'events before the restart');
+      await waitFor(() => clients.every((c) => c.events.length >= 50), 'events before the restart', 20_000);
 
       await pg!.stop();
       await waitFor(() => producerErrors > 0, 'the producer to notice the outage');
@@ -101,7 +101,7 @@ describe('PostgreSQL restart under open streams', () => {
       await waitFor(async () => {
         const [r] = await checkSql<{ n: number }[]>`select count(*)::int as n from leasehold.job_events`;
         return r!.n >= before + 100;
-      }, 'the producer to enqueue again', 15_000);
+      }, 'the producer to enqueue again', 30_000);
       producing = false;
       await producer;
 
@@ -117,7 +117,7 @@ describe('PostgreSQL restart under open streams', () => {
       expect(hub.size).toBe(3);
       // The LISTEN hears again: a new event arrives with the poll an hour away.
       const [next] = (await q.enqueueMany([{ kind: 'test.restart', queue: 'restart', tenantId: tenant.id }])).ids;
-      for (const c of clients) await c.until((e) => e.some((x) => x.data.id === next), 'an event after the restart, by NOTIFY', 5_000);
+      for (const c of clients) await c.until((e) => e.some((x) => x.data.id === next), 'an event after the restart, by NOTIFY', 10_000);
     } finally {
       producing = false;
       await producer;
@@ -125,5 +125,5 @@ describe('PostgreSQL restart under open streams', () => {
       await hub.close();
       await served?.close();
     }
-  });
+  }, 120_000);
 });

@@ -48,9 +48,12 @@ export class SseSubscriber {
     readonly filter: SubscriberFilter,
     /** The hub's cursor when it joined: live chunks hold ids above it (late ones aside). */
     readonly startCursor: number,
-    private readonly opts: { maxBufferedBytes: number; endOnTerminal: boolean; onClose: (s: SseSubscriber) => void },
+    private readonly opts: { preamble: Buffer; maxBufferedBytes: number; endOnTerminal: boolean; onClose: (s: SseSubscriber) => void },
   ) {
     this.#floor = startCursor;
+    // First in the queue, before any keep-alive that may come while the route is still reading.
+    this.#queue.push(opts.preamble);
+    this.#queuedBytes = opts.preamble.length;
     this.stream = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {

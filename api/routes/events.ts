@@ -55,7 +55,7 @@ const stream = (description: string) => ({
 
 /** GET /v1/events and GET /v1/jobs/:id/events: live job status over SSE, resumable by Last-Event-ID. */
 export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { sql, config } = deps;
+  const { sql } = deps;
   const app = new OpenAPIHono<ApiEnv>();
   app.openAPIRegistry.register('JobEvent', JobEventData);
   const read = requireScope('jobs:read');
@@ -63,10 +63,7 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (!deps.events) throw new AppError('unavailable', 'this process does not serve event streams');
     return deps.events;
   };
-  const open = (sub: SseSubscriber) => {
-    sub.send(Buffer.from(`retry: ${config.SSE_RETRY_MS}\n\n`));
-    return new Response(sub.stream, { status: 200, headers: SSE_HEADERS });
-  };
+  const open = (sub: SseSubscriber) => new Response(sub.stream, { status: 200, headers: SSE_HEADERS });
 
   const all = createRoute({
     method: 'get',

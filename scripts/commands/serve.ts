@@ -79,6 +79,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         gapTimeoutMs: config.EVENTS_GAP_TIMEOUT_MS,
         keepAliveMs: config.SSE_KEEPALIVE_MS,
         clientBufferBytes: config.SSE_CLIENT_BUFFER_BYTES,
+        retryMs: config.SSE_RETRY_MS,
       });
       await events.start();
       const app = createApp({ sql, config, log, queue, storage, events });
