@@ -10,6 +10,7 @@ import { notFound, onError, problem, validationError } from './middleware/proble
 import { deadLettersRoutes } from './routes/dead-letters.js';
 import { docsRoutes } from './routes/docs.js';
 import { editsRoutes } from './routes/edits.js';
+import { eventsRoutes } from './routes/events.js';
 import { galleriesRoutes } from './routes/galleries.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { jobsRoutes } from './routes/jobs.js';
@@ -68,6 +69,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.route('/v1', galleriesRoutes(deps));
   app.route('/v1', editsRoutes(deps));
   app.route('/v1', usageRoutes(deps));
+  app.route('/v1', eventsRoutes(deps));
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

@@ -5,6 +5,7 @@ import type { Logger } from '#shared/log.js';
 import type { Scope } from '#shared/auth/api-keys.js';
 import type { JobQueue } from '#shared/jobs/queue.js';
 import type { ObjectStore } from '#shared/storage/object-store.js';
+import type { EventHub } from './events/event-hub.js';
 
 /** What the API needs; tests build it with their own database. */
 export interface AppDeps {
@@ -14,6 +15,8 @@ export interface AppDeps {
   queue: JobQueue;
   /** Uploads and stored images: S3, or the local disk store whose URLs this API serves. */
   storage: ObjectStore;
+  /** The process's SSE fan-out; without it the event streams answer 503. */
+  events?: EventHub;
 }
 
 /** The authenticated caller of a /v1 request. */

@@ -139,6 +139,16 @@ const schema = z.object({
   AWS_SECRET_ACCESS_KEY: optionalText,
   /** HMAC secret of the local store's upload and download URLs; unset derives one stored under LEASEHOLD_DATA_DIR. */
   STORAGE_SIGNING_SECRET: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  /** The API's job-event reader: fallback read when no NOTIFY arrives. */
+  EVENTS_POLL_MS: ms(1_000),
+  /** How long a not-yet-committed event id may hold later events back before streams move past it. */
+  EVENTS_GAP_TIMEOUT_MS: ms(5_000),
+  /** SSE: a comment line this often keeps idle streams open through proxies. */
+  SSE_KEEPALIVE_MS: ms(15_000),
+  /** SSE: the `retry:` advice, how long a client waits before reconnecting. */
+  SSE_RETRY_MS: ms(2_000),
+  /** SSE: bytes a client may have waiting before it counts as too slow and is disconnected (it resumes with Last-Event-ID). */
+  SSE_CLIENT_BUFFER_BYTES: z.coerce.number().int().min(65_536).default(4 * 1024 * 1024),
   /** pino level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -8,6 +8,7 @@ import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { createObjectStore } from '#shared/storage/object-store.js';
 import { createApp } from '../../api/app.js';
+import { EventHub } from '../../api/events/event-hub.js';
 import { startPruning } from '../../api/prune-expired.js';
 import { Worker } from '../../worker/worker.js';
 import { assertMigrated, type CommandContext } from '../context.js';
@@ -32,6 +33,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
   let server: ServerType | undefined;
   let pruning: { stop(): void } | undefined;
   let worker: Worker | undefined;
+  let events: EventHub | undefined;
   const closeAll = async () => {
     await Promise.all([sql.end({ timeout: 5 }), workerSql?.end({ timeout: 5 })]);
     await db.close();
@@ -71,7 +73,18 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
     }
     if (what.api) {
       const queue = new JobQueue(sql, new Notifier(sql, (err) => log.debug({ err }, 'notify failed')));
-      const app = createApp({ sql, config, log, queue, storage });
+      // One job_events reader (one LISTEN) for every SSE client of this process.
+      events = new EventHub({
+        sql,
+        log,
+        pollMs: config.EVENTS_POLL_MS,
+        gapTimeoutMs: config.EVENTS_GAP_TIMEOUT_MS,
+        keepAliveMs: config.SSE_KEEPALIVE_MS,
+        clientBufferBytes: config.SSE_CLIENT_BUFFER_BYTES,
+        retryMs: config.SSE_RETRY_MS,
+      });
+      await events.start();
+      const app = createApp({ sql, config, log, queue, storage, events });
       pruning = startPruning({ sql, log });
       server = await new Promise<ServerType>((resolve, reject) => {
         const s = serveHttp({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
@@ -92,6 +105,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
     }
   } catch (err) {
     await worker?.stop().catch(() => {});
+    await events?.close().catch(() => {});
     server?.close();
     await closeAll();
     throw err;
@@ -109,6 +123,8 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       log.info({ signal }, 'shutting down');
       void (async () => {
         pruning?.stop();
+        // Open event streams would keep the server from closing; their clients resume elsewhere.
+        await events?.close();
         await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
         await worker?.stop();
         await closeAll();

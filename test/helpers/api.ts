@@ -8,7 +8,7 @@ import type { Sql } from '#shared/db/connect.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
-import { createApp } from '../../api/app.js';
+import { createApp, type AppDeps } from '../../api/app.js';
 import { testLog } from './engine.js';
 
 /** The API over a test database, with helpers to make tenants and keys and send requests. */
@@ -24,10 +24,10 @@ export interface TestApi {
 }
 
 /** Builds the app as `leasehold api` would, with config overrides from `env`. */
-export function createTestApi(sql: Sql, env: Record<string, string> = {}): TestApi {
+export function createTestApi(sql: Sql, env: Record<string, string> = {}, deps: Partial<AppDeps> = {}): TestApi {
   const config = loadConfig({ LOG_LEVEL: 'silent', LEASEHOLD_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'leasehold-api-')), ...env });
   const storage = createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR });
-  const app = createApp({ sql, config, log: testLog, queue: new JobQueue(sql, new Notifier(sql)), storage });
+  const app = createApp({ sql, config, log: testLog, queue: new JobQueue(sql, new Notifier(sql)), storage, ...deps });
   return {
     app,
     config,

@@ -1,0 +1,227 @@
+import { TERMINAL_TYPES, type Frame } from './event-frame.js';
+
+/** What a subscriber wants of its tenant's events; absent fields match everything. */
+export interface SubscriberFilter {
+  jobId?: string;
+  kind?: string;
+  patternId?: string;
+  /** Event types (the `status` filter, through TYPES_BY_STATUS). */
+  types?: readonly string[];
+}
+
+/** Events of one read for one group of subscribers: the frames, and their bytes written once. */
+export interface Chunk {
+  frames: Frame[];
+  /** The frames' bytes concatenated; every subscriber of the group writes this same buffer. */
+  bytes: Buffer;
+  /** Ids below the cursor that committed after it passed them (see GapTracker). */
+  late: boolean;
+}
+
+const END = Symbol('end');
+
+/**
+ * One SSE client: a pull-based byte stream (the HTTP server reads the next chunk only once the
+ * socket has taken the last one) fed from a bounded queue. A client whose queue passes
+ * `maxBufferedBytes` has fallen too far behind: its stream ends, and its EventSource reconnects
+ * with Last-Event-ID. Until `goLive()`, live chunks wait aside while the route replays history.
+ */
+export class SseSubscriber {
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #queue: (Buffer | typeof END)[] = [];
+  #queuedBytes = 0;
+  #wanted = false;
+  #closed = false;
+  #pending: Chunk[] | undefined = [];
+  #pendingBytes = 0;
+  /** Ids at or below it were replayed or seen before: live frames skip them (late ones aside). */
+  #floor: number;
+  /** Replayed ids the hub may still deliver late: skipped once when they come. */
+  readonly #replayedLate = new Set<number>();
+  #roomWaiters: (() => void)[] = [];
+  /** Why the stream ended early, for logs and tests. */
+  endedBy: 'client' | 'lagging' | 'server' | undefined;
+
+  constructor(
+    readonly tenantId: string,
+    readonly filter: SubscriberFilter,
+    /** The hub's cursor when it joined: live chunks hold ids above it (late ones aside). */
+    readonly startCursor: number,
+    private readonly opts: { preamble: Buffer; maxBufferedBytes: number; endOnTerminal: boolean; onClose: (s: SseSubscriber) => void },
+  ) {
+    this.#floor = startCursor;
+    // First in the queue, before any keep-alive that may come while the route is still reading.
+    this.#queue.push(opts.preamble);
+    this.#queuedBytes = opts.preamble.length;
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#controller = controller;
+        },
+        pull: () => this.#pull(),
+        cancel: () => this.#close('client'),
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  /** A key shared by subscribers that want exactly the same frames. */
+  get groupKey(): string {
+    const f = this.filter;
+    return `${f.jobId ?? ''}|${f.kind ?? ''}|${f.patternId ?? ''}|${f.types?.join(',') ?? ''}`;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes waiting to be written. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** True when `f` (an event of this subscriber's tenant) is one it asked for. */
+  wants(f: Frame, kind: string, patternId: string | null): boolean {
+    const w = this.filter;
+    return (
+      (w.jobId === undefined || w.jobId === f.jobId) &&
+      (w.kind === undefined || w.kind === kind) &&
+      (w.patternId === undefined || w.patternId === patternId) &&
+      (w.types === undefined || w.types.includes(f.type))
+    );
+  }
+
+  /** Writes bytes now (replay, the opening, keep-alives), ahead of any live chunk not yet released. */
+  send(bytes: Buffer): void {
+    if (this.#closed) return;
+    this.#enqueue(bytes);
+  }
+
+  /** Writes replayed frames; remembers the ones the hub could still deliver late. */
+  sendReplayed(frames: Frame[], mayArriveLate: (id: number) => boolean): void {
+    for (const f of frames) {
+      if (mayArriveLate(f.id)) this.#replayedLate.add(f.id);
+      this.#floor = Math.max(this.#floor, f.id);
+    }
+    this.#writeFrames(frames);
+  }
+
+  /** Resolves once the queue has room for more replay (or the stream is gone). */
+  whenRoom(): Promise<void> {
+    if (this.#closed || this.#queuedBytes < this.opts.maxBufferedBytes / 2) return Promise.resolve();
+    return new Promise((resolve) => this.#roomWaiters.push(resolve));
+  }
+
+  /** Raises the floor: ids up to `id` are known to the client (Last-Event-ID). */
+  skipUpTo(id: number): void {
+    this.#floor = Math.max(this.#floor, id);
+  }
+
+  /** Ends replay: releases the live chunks that waited, then writes live ones as they come. */
+  goLive(): void {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    this.#pendingBytes = 0;
+    for (const chunk of pending ?? []) this.deliver(chunk);
+  }
+
+  /** A live chunk from the hub. */
+  deliver(chunk: Chunk): void {
+    if (this.#closed) return;
+    if (this.#pending) {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.bytes.length;
+      if (this.#pendingBytes + this.#queuedBytes > this.opts.maxBufferedBytes && this.#pending.length > 1) this.#close('lagging');
+      return;
+    }
+    const frames = chunk.frames;
+    const simple =
+      !this.opts.endOnTerminal &&
+      (chunk.late ? this.#replayedLate.size === 0 : frames[0]!.id > this.#floor);
+    if (simple) {
+      if (!chunk.late) this.#floor = frames[frames.length - 1]!.id;
+      this.#enqueue(chunk.bytes);
+      return;
+    }
+    const keep = chunk.late
+      ? frames.filter((f) => !this.#replayedLate.delete(f.id))
+      : frames.filter((f) => f.id > this.#floor);
+    if (!chunk.late && keep.length) this.#floor = keep[keep.length - 1]!.id;
+    this.#writeFrames(keep);
+  }
+
+  /** Ends the stream once everything queued has been written. */
+  end(): void {
+    if (this.#closed) return;
+    this.#queue.push(END);
+    this.#closed = true;
+    this.#flushWanted();
+    this.opts.onClose(this);
+  }
+
+  /** Ends the stream now, dropping what is queued. */
+  close(why: 'server' | 'lagging' = 'server'): void {
+    this.#close(why);
+  }
+
+  #writeFrames(frames: Frame[]): void {
+    if (frames.length === 0) return;
+    // A per-job stream ends with its job's terminal event.
+    const t = this.opts.endOnTerminal ? frames.findIndex((f) => TERMINAL_TYPES.has(f.type)) : -1;
+    const take = t >= 0 ? frames.slice(0, t + 1) : frames;
+    this.#enqueue(take.length === 1 ? take[0]!.bytes : Buffer.concat(take.map((f) => f.bytes)));
+    if (t >= 0) this.end();
+  }
+
+  #enqueue(bytes: Buffer): void {
+    if (this.#closed) return;
+    this.#queue.push(bytes);
+    this.#queuedBytes += bytes.length;
+    // One chunk may exceed the budget on its own (a big batch); a second one waiting behind it may not.
+    if (this.#queuedBytes > this.opts.maxBufferedBytes && this.#queue.length > 1) return this.#close('lagging');
+    this.#flushWanted();
+  }
+
+  #flushWanted(): void {
+    if (this.#wanted && this.#queue.length) {
+      this.#wanted = false;
+      this.#pull();
+    }
+  }
+
+  #pull(): void {
+    const next = this.#queue.shift();
+    if (next === undefined) {
+      this.#wanted = true;
+      return;
+    }
+    if (next === END) {
+      this.#controller.close();
+      return;
+    }
+    this.#queuedBytes -= next.length;
+    this.#controller.enqueue(next);
+    if (this.#roomWaiters.length && this.#queuedBytes < this.opts.maxBufferedBytes / 2) {
+      for (const w of this.#roomWaiters.splice(0)) w();
+    }
+  }
+
+  #close(why: 'client' | 'lagging' | 'server'): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.endedBy = why;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#pending = undefined;
+    for (const w of this.#roomWaiters.splice(0)) w();
+    if (why !== 'client') {
+      try {
+        this.#controller.close();
+      } catch {
+        // already closed or cancelled
+      }
+    }
+    this.opts.onClose(this);
+  }
+}
