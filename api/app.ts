@@ -17,6 +17,7 @@ import { patternsRoutes } from './routes/patterns.js';
 import { storageRoutes } from './routes/storage.js';
 import { systemRoutes } from './routes/system.js';
 import { uploadsRoutes } from './routes/uploads.js';
+import { webhooksRoutes } from './routes/webhooks.js';
 
 export type { AppDeps } from './context.js';
 
@@ -66,6 +67,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.route('/v1', deadLettersRoutes(deps));
   app.route('/v1', galleriesRoutes(deps));
   app.route('/v1', editsRoutes(deps));
+  app.route('/v1', webhooksRoutes(deps));
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
