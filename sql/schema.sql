@@ -47,22 +47,13 @@ CREATE OR REPLACE FUNCTION leasehold.job_ended_webhooks()
 AS $function$
 declare
   j record;
-  n integer;
 begin
   select id, tenant_id, kind, last_error, payload ->> 'webhook_url' as url into j
   from leasehold.jobs where id = new.job_id;
   if not found or j.kind = 'webhook.deliver' then
     return null;
   end if;
-  insert into leasehold.webhook_deliveries (id, tenant_id, webhook_id, url, job_id, event, error)
-  select leasehold.uuid_v7(), j.tenant_id, w.id, null, j.id, new.type, j.last_error
-  from leasehold.webhooks w
-  where w.tenant_id = j.tenant_id and w.disabled_at is null and new.type = any (w.events)
-  union all
-  select leasehold.uuid_v7(), j.tenant_id, null, j.url, j.id, new.type, j.last_error
-  where j.url is not null;
-  get diagnostics n = row_count;
-  if n > 0 then
+  if leasehold.webhook_outbox(new.type, array[j.id], array[j.tenant_id], array[j.url], array[j.last_error]) > 0 then
     perform pg_notify('leasehold_jobs', 'webhooks');
   end if;
   return null;
@@ -169,6 +160,25 @@ begin
           jsonb_build_object('delivery_id', new.id), 50);
   return new;
 end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.webhook_outbox(p_event text, p_job_ids uuid[], p_tenant_ids uuid[], p_urls text[], p_errors text[])
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with ins as (
+    insert into leasehold.webhook_deliveries (id, tenant_id, webhook_id, url, job_id, event, error)
+    select leasehold.uuid_v7(), j.tenant_id, w.id, null, j.job_id, p_event, j.error
+    from unnest(p_job_ids, p_tenant_ids, p_errors) as j(job_id, tenant_id, error)
+    join leasehold.webhooks w on w.tenant_id = j.tenant_id
+    where w.disabled_at is null and p_event = any (w.events)
+    union all
+    select leasehold.uuid_v7(), j.tenant_id, null, j.url, j.job_id, p_event, j.error
+    from unnest(p_job_ids, p_tenant_ids, p_urls, p_errors) as j(job_id, tenant_id, url, error)
+    where j.url is not null
+    returning 1
+  )
+  select count(*)::int from ins
+$function$;
 
 -- Tables and views, each with its indexes and triggers
 
