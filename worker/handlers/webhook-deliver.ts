@@ -92,7 +92,8 @@ export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'web
     }
 
     const attempt = await send(d, ctx, deps);
-    const delay = attempt.ok || attempt.final ? undefined : retryDelayMs(deps.scheduleMs, ctx.attempt);
+    // The job's own cap ends it whatever the schedule says; the delivery must then read failed too.
+    const delay = attempt.ok || attempt.final || ctx.attempt >= ctx.maxAttempts ? undefined : retryDelayMs(deps.scheduleMs, ctx.attempt);
     const nextRetryAt = delay === undefined ? null : new Date(Date.now() + delay);
     const status = attempt.ok ? 'delivered' : nextRetryAt ? 'pending' : 'failed';
     await record(sql, d, ctx, attempt, status, nextRetryAt, deps.disableAfterMs);
