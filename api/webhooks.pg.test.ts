@@ -107,6 +107,34 @@ describe('/v1/webhooks', () => {
     expect(await res.json()).toMatchObject({ code: 'conflict' });
   });
 
+  test('redeliver: a finished delivery gets a new deliver job with the same id; a pending one is a 409', async () => {
+    const { key, tenantId } = await api.tenant('redeliver');
+    const { id: hook } = (await (await api.request(key, 'POST', '/v1/webhooks', { url: HOOK })).json()) as { id: string };
+    const delivery = crypto.randomUUID();
+    const jobId = crypto.randomUUID();
+    await db.sql`
+      insert into leasehold.webhook_deliveries (id, tenant_id, webhook_id, job_id, event)
+      values (${delivery}, ${tenantId}, ${hook}, ${jobId}, 'job.succeeded')`;
+    const [first] = await db.sql`select d.deliver_job_id, j.kind, j.payload from leasehold.webhook_deliveries d join leasehold.jobs j on j.id = d.deliver_job_id where d.id = ${delivery}`;
+    expect(first).toMatchObject({ kind: 'webhook.deliver', payload: { delivery_id: delivery } });
+    const path = `/v1/webhooks/${hook}/deliveries/${delivery}/redeliver`;
+    const busy = await api.request(key, 'POST', path);
+    expect(busy.status).toBe(409);
+    expect(await busy.json()).toMatchObject({ code: 'invalid_state', detail: expect.stringContaining('still being attempted') });
+
+    await db.sql`update leasehold.webhook_deliveries set status = 'failed' where id = ${delivery}`;
+    const res = await api.request(key, 'POST', path);
+    expect(res.status).toBe(202);
+    const view = (await res.json()) as { id: string; status: string; deliver_job_id: string };
+    expect(view).toMatchObject({ id: delivery, status: 'pending' });
+    expect(view.deliver_job_id).not.toBe(first!.deliver_job_id);
+    const [job] = await db.sql`select kind, queue, status, tenant_id, payload from leasehold.jobs where id = ${view.deliver_job_id}`;
+    expect(job).toEqual({ kind: 'webhook.deliver', queue: 'webhooks', status: 'queued', tenant_id: tenantId, payload: { delivery_id: delivery } });
+    const other = await api.tenant('redeliver-other');
+    expect((await api.request(other.key, 'POST', path)).status).toBe(404);
+    expect((await api.request(key, 'POST', `/v1/webhooks/${hook}/deliveries/${crypto.randomUUID()}/redeliver`)).status).toBe(404);
+  });
+
   test('rotating the default secret keeps the old one signing for a day', async () => {
     const { key, tenantId } = await api.tenant('rotator');
     const first = (await (await api.request(key, 'GET', '/v1/webhook-secret')).json()) as { secret: string; previous_secret_expires_at: string | null };

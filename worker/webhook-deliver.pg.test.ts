@@ -175,6 +175,20 @@ describe('webhook delivery to a real receiver', () => {
     expect(receiver.received.map((r) => r.id)).toEqual([firstDelivery.id, firstDelivery.id]);
   });
 
+  test('a subscription whose deliveries have failed for WEBHOOK_DISABLE_AFTER_HOURS is disabled, and its queued callbacks skipped', async () => {
+    const { key, tenantId, hook } = await subscribed();
+    receiver.answer = () => 500;
+    await db.sql`update leasehold.webhooks set failing_since = now() - interval '73 hours' where id = ${hook.id}`;
+    await startWorker();
+    const jobId = await enqueue(tenantId, 'test.done');
+    await waitFor(async () => (await db.sql`select disabled_at from leasehold.webhooks where id = ${hook.id}`)[0]?.disabled_at, 'the subscription to be disabled');
+    const list = (await (await api.request(key, 'GET', '/v1/webhooks')).json()) as { data: any[] };
+    expect(list.data[0].disabled_reason).toMatch(/^every delivery has failed since \d{4}-.*; the last: HTTP 500: receiver says 500$/);
+    // The attempt that disabled it had retries left; the next one finds it disabled and sends nothing.
+    await waitForDelivery(jobId, 'skipped');
+    expect(receiver.received).toHaveLength(1);
+  });
+
   test('a worker SIGKILLed mid-delivery: the callback is sent again after reclaim, same webhook-id, acknowledged once', async () => {
     const { tenantId } = await subscribed();
     receiver.answer = (_r, n) => (n === 1 ? 'hang' : 200);
