@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
@@ -293,5 +295,39 @@ describe('webhook delivery to a real receiver', () => {
     expect(receiver.received).toEqual([]);
     const [a] = await db.sql`select status_code, error from leasehold.webhook_delivery_attempts where delivery_id = ${d.id}`;
     expect(a).toMatchObject({ status_code: null, error: expect.stringMatching(/^private_address: .*127\.0\.0\.1/) });
+  });
+
+  test('ingest end to end: a manifest.extract job with webhook_url calls back its URL and the subscription, manifest in schema order', async () => {
+    const { key, hook } = await subscribed();
+    const own = (await (await api.request(key, 'GET', '/v1/webhook-secret')).json()) as { secret: string };
+    receiver.secrets = [hook.secret, own.secret];
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+    const images = createServer((_req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(png));
+    await new Promise<void>((r) => images.listen(0, '127.0.0.1', r));
+    try {
+      const schema = {
+        type: 'object',
+        properties: { zebra: { type: 'string' }, apple: { type: 'integer' }, mango: { type: 'boolean' } },
+        required: ['zebra', 'apple', 'mango'],
+        additionalProperties: false,
+      };
+      const pattern = (await (await api.request(key, 'POST', '/v1/patterns', { name: 'p', instructions: 'Describe.', json_schema: schema })).json()) as { id: string };
+      const imageUrl = `http://127.0.0.1:${(images.address() as AddressInfo).port}/i.png`;
+      const queued = await api.request(key, 'POST', `/v1/patterns/${pattern.id}/ingest`, { image_url: imageUrl, webhook_url: receiver.url });
+      expect(queued.status).toBe(202);
+      const { job_id } = (await queued.json()) as { job_id: string };
+      await startWorker();
+      await waitFor(() => receiver.received.length >= 2, 'both callbacks', 15_000);
+      expect(receiver.received.every((r) => r.verified && r.hexVerified)).toBe(true);
+      expect(new Set(receiver.received.map((r) => r.id)).size).toBe(2);
+      for (const r of receiver.received) {
+        expect(r.json).toMatchObject({ event: 'job.succeeded', job_id, kind: 'manifest.extract', pattern_id: pattern.id, status: 'succeeded' });
+        expect(Object.keys(r.json.manifest)).toEqual(['zebra', 'apple', 'mango']);
+      }
+      const log = (await (await api.request(key, 'GET', `/v1/jobs/${job_id}/webhook-deliveries`)).json()) as { data: any[] };
+      expect(log.data.map((d) => d.webhook_id).sort()).toEqual([hook.id, null].sort());
+    } finally {
+      await new Promise((r) => images.close(r));
+    }
   });
 });
