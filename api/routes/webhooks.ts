@@ -327,13 +327,17 @@ export function webhooksRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (!isUuid(deliveryId)) throw notFound;
     const jobId = uuidv7();
     await sql.begin(async (tx) => {
-      const [d] = await tx<{ status: string; next_retry_at: Date | null; disabled_reason: string | null; disabled: boolean }[]>`
-        select d.status, d.next_retry_at, w.disabled_reason, w.disabled_at is not null as disabled
-        from leasehold.webhook_deliveries d left join leasehold.webhooks w on w.id = d.webhook_id
+      const [d] = await tx<{ status: string; next_retry_at: Date | null; disabled_reason: string | null; disabled: boolean; live: boolean }[]>`
+        select d.status, d.next_retry_at, w.disabled_reason, w.disabled_at is not null as disabled,
+               coalesce(j.status in ('queued', 'running'), false) as live
+        from leasehold.webhook_deliveries d
+        left join leasehold.webhooks w on w.id = d.webhook_id
+        left join leasehold.jobs j on j.id = d.deliver_job_id
         where d.id = ${deliveryId}::uuid and d.tenant_id = ${tenantId}::uuid ${scope}
         for update of d`;
       if (!d) throw notFound;
-      if (d.status === 'pending') {
+      // Pending with its job gone (cancelled by hand, say) is stuck, not busy: it may be sent again.
+      if (d.status === 'pending' && d.live) {
         const when = d.next_retry_at ? `; next attempt at ${d.next_retry_at.toISOString()}` : '';
         throw new AppError('invalid_state', `delivery ${deliveryId} is still being attempted${when}`);
       }
