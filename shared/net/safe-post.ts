@@ -48,12 +48,15 @@ export async function safePost(
       req.on('error', reject);
       req.end(body);
     });
+    // Only the first bytes matter (an error message); the rest is not waited for.
     const chunks: Buffer[] = [];
     let total = 0;
     for await (const chunk of res as AsyncIterable<Buffer>) {
-      if (total < EXCERPT_BYTES) chunks.push(chunk);
+      chunks.push(chunk);
       total += chunk.length;
+      if (total >= EXCERPT_BYTES) break;
     }
+    res.destroy();
     return { status: res.statusCode ?? 0, excerpt: Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8') };
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason;
