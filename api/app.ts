@@ -19,6 +19,7 @@ import { storageRoutes } from './routes/storage.js';
 import { systemRoutes } from './routes/system.js';
 import { uploadsRoutes } from './routes/uploads.js';
 import { usageRoutes } from './routes/usage.js';
+import { webhooksRoutes } from './routes/webhooks.js';
 
 export type { AppDeps } from './context.js';
 
@@ -70,6 +71,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.route('/v1', editsRoutes(deps));
   app.route('/v1', usageRoutes(deps));
   app.route('/v1', eventsRoutes(deps));
+  app.route('/v1', webhooksRoutes(deps));
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PriceOverrides } from './governor/pricing.js';
+import { DEFAULT_WEBHOOK_SCHEDULE, parseSchedule } from './webhooks/schedule.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -149,6 +150,21 @@ const schema = z.object({
   SSE_RETRY_MS: ms(2_000),
   /** SSE: bytes a client may have waiting before it counts as too slow and is disconnected (it resumes with Last-Event-ID). */
   SSE_CLIENT_BUFFER_BYTES: z.coerce.number().int().min(65_536).default(4 * 1024 * 1024),
+  /** Base URL clients reach the API at, for links in webhook payloads; unset means http://HOST:PORT. */
+  PUBLIC_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  /** Encrypts webhook signing secrets at rest (AES-256-GCM); every API and worker process must share it. */
+  WEBHOOK_SECRET_KEY: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  /** Time one webhook attempt may take, connection to response. */
+  WEBHOOK_TIMEOUT_MS: ms(10_000),
+  /** Delays between webhook attempts (`5s,5m,30m,2h,…`); attempts = entries + 1. */
+  WEBHOOK_RETRY_SCHEDULE: z.string().default(DEFAULT_WEBHOOK_SCHEDULE).transform((raw, ctx) => {
+    const delays = parseSchedule(raw);
+    return delays ?? (ctx.addIssue({ code: 'custom', message: 'want durations like 5s,5m,30m,2h (units ms, s, m, h, d)' }), z.NEVER);
+  }),
+  /** A subscription whose deliveries have all failed for this long is disabled. */
+  WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().positive().default(72),
+  /** Largest manifest inlined in a webhook payload, in bytes of JSON; larger ones are linked. */
+  WEBHOOK_INLINE_MAX_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
   /** pino level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -189,4 +205,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const config = result.data;
   // DESIGN.md: the provider is `openai` when a key is set, otherwise the `fake` one.
   return { ...config, AI_PROVIDER: config.AI_PROVIDER ?? (config.OPENAI_API_KEY ? 'openai' : 'fake') };
+}
+
+/** PUBLIC_URL, or the API's own listen address (0.0.0.0 read as 127.0.0.1), without a trailing slash. */
+export function publicUrl(config: Pick<Config, 'PUBLIC_URL' | 'HOST' | 'PORT'>): string {
+  if (config.PUBLIC_URL) return config.PUBLIC_URL.replace(/\/+$/, '');
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
+  return `http://${host}:${config.PORT}`;
 }

@@ -282,6 +282,24 @@ begin
   return v_balance;
 end $function$;
 
+CREATE OR REPLACE FUNCTION leasehold.job_ended_webhooks()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+declare
+  j record;
+begin
+  select id, tenant_id, kind, last_error, payload ->> 'webhook_url' as url into j
+  from leasehold.jobs where id = new.job_id;
+  if not found or j.kind = 'webhook.deliver' then
+    return null;
+  end if;
+  if leasehold.webhook_outbox(new.type, array[j.id], array[j.tenant_id], array[j.url], array[j.last_error]) > 0 then
+    perform pg_notify('leasehold_jobs', 'webhooks');
+  end if;
+  return null;
+end $function$;
+
 CREATE OR REPLACE FUNCTION leasehold.jobs_inserted()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -402,6 +420,38 @@ AS $function$
         placing substring(int8send((extract(epoch from clock_timestamp()) * 1000)::bigint) from 3)
         from 1 for 6),
       52, 1), 53, 1), 'hex')::uuid
+$function$;
+
+CREATE OR REPLACE FUNCTION leasehold.webhook_delivery_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+begin
+  new.deliver_job_id := coalesce(new.deliver_job_id, leasehold.uuid_v7());
+  -- max_attempts is only a cap: the handler follows WEBHOOK_RETRY_SCHEDULE and gives up itself.
+  insert into leasehold.jobs (id, tenant_id, kind, queue, payload, max_attempts)
+  values (new.deliver_job_id, new.tenant_id, 'webhook.deliver', 'webhooks',
+          jsonb_build_object('delivery_id', new.id), 50);
+  return new;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.webhook_outbox(p_event text, p_job_ids uuid[], p_tenant_ids uuid[], p_urls text[], p_errors text[])
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  with ins as (
+    insert into leasehold.webhook_deliveries (id, tenant_id, webhook_id, url, job_id, event, error)
+    select leasehold.uuid_v7(), j.tenant_id, w.id, null, j.job_id, p_event, j.error
+    from unnest(p_job_ids, p_tenant_ids, p_errors) as j(job_id, tenant_id, error)
+    join leasehold.webhooks w on w.tenant_id = j.tenant_id
+    where w.disabled_at is null and p_event = any (w.events)
+    union all
+    select leasehold.uuid_v7(), j.tenant_id, null, j.url, j.job_id, p_event, j.error
+    from unnest(p_job_ids, p_tenant_ids, p_urls, p_errors) as j(job_id, tenant_id, url, error)
+    where j.url is not null
+    returning 1
+  )
+  select count(*)::int from ins
 $function$;
 
 -- Tables and views, each with its indexes and triggers
@@ -546,6 +596,7 @@ create table leasehold.job_events (
   constraint job_events_type_check CHECK ((type = ANY (ARRAY['job.queued'::text, 'job.running'::text, 'job.progress'::text, 'job.retrying'::text, 'job.succeeded'::text, 'job.failed'::text, 'job.cancelled'::text])))
 );
 CREATE INDEX job_events_job_idx ON leasehold.job_events USING btree (job_id, id);
+CREATE TRIGGER job_ended_webhooks AFTER INSERT ON leasehold.job_events FOR EACH ROW WHEN ((new.type = ANY (ARRAY['job.failed'::text, 'job.cancelled'::text]))) EXECUTE FUNCTION leasehold.job_ended_webhooks();
 
 create table leasehold.jobs (
   id uuid not null,
@@ -676,6 +727,75 @@ create table leasehold.tenants (
   constraint tenants_slug_key UNIQUE (slug)
 );
 
+create table leasehold.webhook_deliveries (
+  id uuid not null,
+  tenant_id uuid not null,
+  webhook_id uuid,
+  url text,
+  job_id uuid not null,
+  event text not null,
+  error text,
+  occurred_at timestamp with time zone default now() not null,
+  status text default 'pending'::text not null,
+  deliver_job_id uuid not null,
+  attempts integer default 0 not null,
+  last_attempt_at timestamp with time zone,
+  last_status_code integer,
+  last_error text,
+  next_retry_at timestamp with time zone,
+  delivered_at timestamp with time zone,
+  constraint webhook_deliveries_one_target CHECK (((webhook_id IS NULL) <> (url IS NULL))),
+  constraint webhook_deliveries_pkey PRIMARY KEY (id),
+  constraint webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text, 'skipped'::text])))
+);
+CREATE INDEX webhook_deliveries_job_idx ON leasehold.webhook_deliveries USING btree (job_id);
+CREATE INDEX webhook_deliveries_webhook_idx ON leasehold.webhook_deliveries USING btree (webhook_id, id);
+CREATE TRIGGER webhook_delivery_inserted BEFORE INSERT ON leasehold.webhook_deliveries FOR EACH ROW EXECUTE FUNCTION leasehold.webhook_delivery_inserted();
+
+create table leasehold.webhook_delivery_attempts (
+  id bigint generated always as identity not null,
+  delivery_id uuid not null,
+  attempt integer not null,
+  deliver_job_id uuid not null,
+  worker text,
+  started_at timestamp with time zone not null,
+  latency_ms integer not null,
+  status_code integer,
+  error text,
+  next_retry_at timestamp with time zone,
+  constraint webhook_delivery_attempts_pkey PRIMARY KEY (id)
+);
+CREATE INDEX webhook_delivery_attempts_delivery_idx ON leasehold.webhook_delivery_attempts USING btree (delivery_id, id);
+
+create table leasehold.webhook_signing_secrets (
+  tenant_id uuid not null,
+  secret text not null,
+  previous_secret text,
+  previous_secret_expires_at timestamp with time zone,
+  created_at timestamp with time zone default now() not null,
+  rotated_at timestamp with time zone,
+  constraint webhook_signing_secrets_pkey PRIMARY KEY (tenant_id)
+);
+
+create table leasehold.webhooks (
+  id uuid not null,
+  tenant_id uuid not null,
+  url text not null,
+  events text[] not null,
+  description text,
+  secret text not null,
+  previous_secret text,
+  previous_secret_expires_at timestamp with time zone,
+  failing_since timestamp with time zone,
+  disabled_at timestamp with time zone,
+  disabled_reason text,
+  created_at timestamp with time zone default now() not null,
+  updated_at timestamp with time zone default now() not null,
+  constraint webhooks_events_check CHECK (((events <@ ARRAY['job.succeeded'::text, 'job.failed'::text, 'job.cancelled'::text]) AND (cardinality(events) > 0))),
+  constraint webhooks_pkey PRIMARY KEY (id)
+);
+CREATE INDEX webhooks_tenant_idx ON leasehold.webhooks USING btree (tenant_id, id);
+
 create table leasehold.workers (
   id text not null,
   host text not null,
@@ -695,3 +815,7 @@ alter table leasehold.api_keys add constraint api_keys_tenant_id_fkey FOREIGN KE
 alter table leasehold.credit_accounts add constraint credit_accounts_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
 alter table leasehold.pattern_versions add constraint pattern_versions_pattern_id_fkey FOREIGN KEY (pattern_id) REFERENCES leasehold.patterns(id) ON DELETE CASCADE;
 alter table leasehold.patterns add constraint patterns_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
+alter table leasehold.webhook_deliveries add constraint webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES leasehold.webhooks(id) ON DELETE CASCADE;
+alter table leasehold.webhook_delivery_attempts add constraint webhook_delivery_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES leasehold.webhook_deliveries(id) ON DELETE CASCADE;
+alter table leasehold.webhook_signing_secrets add constraint webhook_signing_secrets_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
+alter table leasehold.webhooks add constraint webhooks_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;

@@ -1,6 +1,7 @@
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
 import { COMPLETE_JOBS, FAIL_JOBS, PREPARED } from '#shared/jobs/queue-sql.js';
+import { WEBHOOKS_QUEUE } from '#shared/webhooks/delivery.js';
 import type { HeldJob, Outcome } from './held-job.js';
 
 interface Pending {
@@ -110,13 +111,15 @@ export class Completer {
       }
     }
     const [done, changed] = await Promise.all([
-      ids.length ? this.sql.unsafe<{ id: string }[]>(COMPLETE_JOBS, [ids, tokens, JSON.stringify(results)], PREPARED) : [],
+      ids.length ? this.sql.unsafe<{ id: string; webhooks: number }[]>(COMPLETE_JOBS, [ids, tokens, JSON.stringify(results)], PREPARED) : [],
       others.length
         ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [JSON.stringify(others)], PREPARED)
         : [],
     ]);
     const requeued = new Set<string>();
     for (const row of changed) if (row.status === 'queued') requeued.add(row.queue);
+    // Successes that queued webhook callbacks (the same count on every row): wake their queue.
+    if (done[0]?.webhooks) requeued.add(WEBHOOKS_QUEUE);
     const written = done.length + changed.length;
     return { requeued, written, fenced: ids.length + others.length - written };
   }

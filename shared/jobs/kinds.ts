@@ -164,6 +164,19 @@ export const KINDS = {
     maxAttempts: 4,
     retry: { initialMs: 15_000, factor: 4, maxMs: 15 * 60_000, jitter: 0.2 },
   }),
+  'webhook.deliver': kind({
+    payload: z.object({ delivery_id: z.uuid() }).strict(),
+    description:
+      'One signed HTTP callback (Standard Webhooks) for a row of webhook_deliveries; written by the outbox when a job ends. ' +
+      'Free: it spends no AI budget.',
+    queue: 'webhooks',
+    // The handler's own timeout (WEBHOOK_TIMEOUT_MS, 10 s) ends an attempt first; this bounds the bookkeeping too.
+    timeoutMs: 60_000,
+    // A cap only: the handler follows WEBHOOK_RETRY_SCHEDULE and fails the job itself after its last entry.
+    maxAttempts: 50,
+    // Used only when an attempt dies unexpectedly (timeout sweep); the schedule's first step otherwise.
+    retry: { initialMs: 5_000, factor: 10, maxMs: 10 * 3_600_000, jitter: 0.1 },
+  }),
 } as const;
 
 /** A registered kind name. */

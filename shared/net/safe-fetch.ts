@@ -46,7 +46,7 @@ const ISO_BMFF: readonly ImageType[] = ['image/heic', 'image/heif', 'image/avif'
 const defaultLookup = (hostname: string) => dnsLookup(hostname, { all: true, verbatim: true });
 
 /** The URL as a fetch target, or a `scheme` refusal for anything but http and https. */
-function target(url: string | URL, base?: URL): URL {
+export function target(url: string | URL, base?: URL): URL {
   let parsed: URL;
   try {
     parsed = new URL(url, base);
@@ -60,7 +60,7 @@ function target(url: string | URL, base?: URL): URL {
 }
 
 /** The host without IPv6 brackets; the WHATWG parser has already turned `0177.0.0.1`, `0x7f.1` and `2130706433` into 127.0.0.1. */
-function bareHost(url: URL): string {
+export function bareHost(url: URL): string {
   return url.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
@@ -75,7 +75,7 @@ function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> 
 }
 
 /** Every address the URL's host has, refused when any one of them is not public (one bad answer is enough to rebind to). */
-async function resolveChecked(url: URL, opts: SafeFetchOptions, signal: AbortSignal): Promise<ResolvedAddress[]> {
+export async function resolveChecked(url: URL, opts: SafeFetchOptions, signal: AbortSignal): Promise<ResolvedAddress[]> {
   const host = bareHost(url);
   let addresses: ResolvedAddress[];
   if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
@@ -103,7 +103,7 @@ async function resolveChecked(url: URL, opts: SafeFetchOptions, signal: AbortSig
 }
 
 /** A `lookup` for net.connect that answers with the addresses already checked, so a second DNS answer cannot swap them. */
-function pinnedLookup(addresses: ResolvedAddress[]): LookupFunction {
+export function pinnedLookup(addresses: ResolvedAddress[]): LookupFunction {
   return (_hostname, options, callback) => {
     const usable = addresses.filter((a) => !options.family || a.family === options.family);
     const list = usable.length > 0 ? usable : addresses;

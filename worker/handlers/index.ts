@@ -1,4 +1,4 @@
-import type { Config } from '#shared/config.js';
+import { loadConfig, publicUrl, type Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
 import { createProvider, type VisionProvider } from '#shared/ai/provider.js';
 import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
@@ -10,6 +10,7 @@ import { galleryGroup } from './gallery-group.js';
 import { imageEdit } from './image-edit.js';
 import { manifestExtract } from './manifest-extract.js';
 import { noop, sleepFor } from './system.js';
+import { webhookDeliver } from './webhook-deliver.js';
 
 /** What the built-in handlers need: the worker's pool, the config, and a vision provider. */
 export interface HandlerDeps {
@@ -46,5 +47,22 @@ export function createHandlers(deps: HandlerDeps) {
     }),
     'gallery.group': galleryGroup({ provider, model: config.OPENAI_MODEL, costs, ...(storage && { storage }) }),
     'image.edit': imageEdit({ provider, model: config.OPENAI_IMAGE_MODEL ?? 'gpt-image-1', costs, ...(storage && { storage }) }),
+    'webhook.deliver': webhookDeliver(webhookDeliverDeps(sql, config)),
   } satisfies HandlerMap;
+}
+
+/** webhook.deliver's settings from a (possibly partial) config, with the defaults of an empty environment. */
+function webhookDeliverDeps(sql: Sql, config: HandlerDeps['config']) {
+  const defaults = loadConfig({});
+  const c = { ...defaults, ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) } as Config;
+  return {
+    sql,
+    allowPrivate: c.FETCH_ALLOW_PRIVATE,
+    secretKey: c.WEBHOOK_SECRET_KEY,
+    timeoutMs: c.WEBHOOK_TIMEOUT_MS,
+    scheduleMs: c.WEBHOOK_RETRY_SCHEDULE,
+    disableAfterMs: c.WEBHOOK_DISABLE_AFTER_HOURS * 3_600_000,
+    inlineMaxBytes: c.WEBHOOK_INLINE_MAX_BYTES,
+    publicUrl: publicUrl(c),
+  };
 }

@@ -1,0 +1,130 @@
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import type postgres from 'postgres';
+import { AppError } from '#shared/errors.js';
+import { isUuid, uuidv7 } from '#shared/jobs/uuid.js';
+import type { AppDeps, ApiEnv } from '../context.js';
+import { requireScope } from '../middleware/authenticate.js';
+import { problemResponses } from '../openapi-problems.js';
+import { pageFrom, pageOf, pageQuery } from '../pagination.js';
+import { DeliveryView, deliveryView, json, ownWebhook, selectDeliveries, uuidParam, type DeliveryRow } from '../webhook-views.js';
+
+/** Delivery logs and redelivery: per subscription, and per job (which covers a job's own webhook_url). */
+export function webhookDeliveriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
+  const { sql, queue } = deps;
+  const app = new OpenAPIHono<ApiEnv>();
+  const write = requireScope('jobs:write');
+  const read = requireScope('jobs:read');
+
+  const deliveries = createRoute({
+    method: 'get',
+    path: '/webhooks/{id}/deliveries',
+    tags: ['webhooks'],
+    summary: 'The delivery log of a subscription: every callback, newest first, with every attempt',
+    description: 'Cursor pagination by id, as for GET /v1/jobs.',
+    security: [{ bearer: [] }],
+    middleware: [read] as const,
+    request: { params: z.object({ id: uuidParam('webhook') }), query: z.object(pageQuery).strict() },
+    responses: { 200: json(pageOf(DeliveryView), 'One page of deliveries.'), ...problemResponses({ 404: 'No such webhook for this tenant', 422: 'A bad parameter or cursor' }) },
+  });
+  app.openapi(deliveries, async (c) => {
+    const { id } = c.req.valid('param');
+    const q = c.req.valid('query');
+    const { tenantId } = c.get('principal');
+    await ownWebhook(sql, tenantId, id);
+    const rows = await selectDeliveries(sql, tenantId, sql`and d.webhook_id = ${id}::uuid ${q.cursor ? sql`and d.id < ${q.cursor}::uuid` : sql``}`, q.limit + 1);
+    return c.json(pageFrom(rows, q.limit, deliveryView), 200);
+  });
+
+  /** Sends a delivery again with a new webhook.deliver job; same delivery id, so the same webhook-id. */
+  async function redeliver(tenantId: string, deliveryId: string, scope: postgres.Fragment): Promise<DeliveryRow> {
+    const notFound = new AppError('not_found', `no delivery ${deliveryId}`);
+    if (!isUuid(deliveryId)) throw notFound;
+    const jobId = uuidv7();
+    await sql.begin(async (tx) => {
+      const [d] = await tx<{ status: string; next_retry_at: Date | null; disabled_reason: string | null; disabled: boolean; live: boolean }[]>`
+        select d.status, d.next_retry_at, w.disabled_reason, w.disabled_at is not null as disabled,
+               coalesce(j.status in ('queued', 'running'), false) as live
+        from leasehold.webhook_deliveries d
+        left join leasehold.webhooks w on w.id = d.webhook_id
+        left join leasehold.jobs j on j.id = d.deliver_job_id
+        where d.id = ${deliveryId}::uuid and d.tenant_id = ${tenantId}::uuid ${scope}
+        for update of d`;
+      if (!d) throw notFound;
+      // Pending with its job gone (cancelled by hand, say) is stuck, not busy: it may be sent again.
+      if (d.status === 'pending' && d.live) {
+        const when = d.next_retry_at ? `; next attempt at ${d.next_retry_at.toISOString()}` : '';
+        throw new AppError('invalid_state', `delivery ${deliveryId} is still being attempted${when}`);
+      }
+      if (d.disabled) throw new AppError('invalid_state', `the webhook is disabled (${d.disabled_reason ?? 'by request'}); enable it first`);
+      await tx`
+        update leasehold.webhook_deliveries set status = 'pending', deliver_job_id = ${jobId}::uuid, next_retry_at = null
+        where id = ${deliveryId}::uuid`;
+      await queue.enqueueInTransaction(tx, [{ id: jobId, kind: 'webhook.deliver', payload: { delivery_id: deliveryId }, tenantId }]);
+    });
+    const [row] = await selectDeliveries(sql, tenantId, sql`and d.id = ${deliveryId}::uuid`, 1);
+    return row!;
+  }
+
+  const redeliverRoute = createRoute({
+    method: 'post',
+    path: '/webhooks/{id}/deliveries/{delivery_id}/redeliver',
+    tags: ['webhooks'],
+    summary: 'Send a finished delivery again, with the same webhook-id and a fresh retry schedule',
+    security: [{ bearer: [] }],
+    middleware: [write] as const,
+    request: { params: z.object({ id: uuidParam('webhook'), delivery_id: uuidParam('delivery') }) },
+    responses: {
+      202: json(DeliveryView, 'Queued again.'),
+      ...problemResponses({ 404: 'No such webhook or delivery for this tenant', 409: 'invalid_state: still being attempted, or the webhook is disabled' }),
+    },
+  });
+  app.openapi(redeliverRoute, async (c) => {
+    const { id, delivery_id } = c.req.valid('param');
+    if (!isUuid(id)) throw new AppError('not_found', `no webhook ${id}`);
+    const row = await redeliver(c.get('principal').tenantId, delivery_id, sql`and d.webhook_id = ${id}::uuid`);
+    return c.json(deliveryView(row), 202);
+  });
+
+  const jobDeliveries = createRoute({
+    method: 'get',
+    path: '/jobs/{id}/webhook-deliveries',
+    tags: ['webhooks'],
+    summary: 'Every callback about one job (subscriptions and the job\'s own webhook_url), with every attempt',
+    security: [{ bearer: [] }],
+    middleware: [read] as const,
+    request: { params: z.object({ id: uuidParam('job') }) },
+    responses: { 200: json(z.object({ data: z.array(DeliveryView) }), 'Newest first.'), ...problemResponses({ 404: 'No such job for this tenant' }) },
+  });
+  app.openapi(jobDeliveries, async (c) => {
+    const { id } = c.req.valid('param');
+    const { tenantId } = c.get('principal');
+    const notFound = new AppError('not_found', `no job ${id}`);
+    if (!isUuid(id)) throw notFound;
+    const [job] = await sql`select 1 from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid`;
+    if (!job) throw notFound;
+    const rows = await selectDeliveries(sql, tenantId, sql`and d.job_id = ${id}::uuid`, 1000);
+    return c.json({ data: rows.map(deliveryView) }, 200);
+  });
+
+  const jobRedeliver = createRoute({
+    method: 'post',
+    path: '/jobs/{id}/webhook-deliveries/{delivery_id}/redeliver',
+    tags: ['webhooks'],
+    summary: 'Send a finished callback about this job again (for the job\'s own webhook_url, which has no subscription id)',
+    security: [{ bearer: [] }],
+    middleware: [write] as const,
+    request: { params: z.object({ id: uuidParam('job'), delivery_id: uuidParam('delivery') }) },
+    responses: {
+      202: json(DeliveryView, 'Queued again.'),
+      ...problemResponses({ 404: 'No such job or delivery for this tenant', 409: 'invalid_state: still being attempted, or the webhook is disabled' }),
+    },
+  });
+  app.openapi(jobRedeliver, async (c) => {
+    const { id, delivery_id } = c.req.valid('param');
+    if (!isUuid(id)) throw new AppError('not_found', `no job ${id}`);
+    const row = await redeliver(c.get('principal').tenantId, delivery_id, sql`and d.job_id = ${id}::uuid`);
+    return c.json(deliveryView(row), 202);
+  });
+
+  return app;
+}

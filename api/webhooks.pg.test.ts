@@ -1,0 +1,150 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTestApi, type TestApi } from '../test/helpers/api.js';
+import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
+import { MAX_WEBHOOKS_PER_TENANT } from './routes/webhooks.js';
+
+let db: TestDatabase;
+let api: TestApi;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  api = createTestApi(db.sql);
+});
+afterAll(() => db.drop());
+
+const HOOK = 'https://93.184.215.14/hook';
+
+describe('/v1/webhooks', () => {
+  test('create shows the secret once; list never does; delete removes it', async () => {
+    const { key } = await api.tenant('subs');
+    const res = await api.request(key, 'POST', '/v1/webhooks', { url: HOOK, events: ['job.failed'], description: 'ops' });
+    expect(res.status).toBe(201);
+    const created = (await res.json()) as { id: string; secret: string };
+    expect(created).toMatchObject({ url: HOOK, events: ['job.failed'], description: 'ops', disabled_at: null, disabled_reason: null });
+    expect(created.secret).toMatch(/^whsec_/);
+    const [stored] = await db.sql`select secret from leasehold.webhooks where id = ${created.id}`;
+    expect(stored!.secret).toBe(`plain:${created.secret}`);
+
+    const list = await api.request(key, 'GET', '/v1/webhooks');
+    const body = await list.text();
+    expect(JSON.parse(body)).toMatchObject({ data: [{ id: created.id }] });
+    expect(body).not.toContain('whsec_');
+
+    expect((await api.request(key, 'DELETE', `/v1/webhooks/${created.id}`)).status).toBe(204);
+    expect((await api.request(key, 'DELETE', `/v1/webhooks/${created.id}`)).status).toBe(404);
+    expect(await (await api.request(key, 'GET', '/v1/webhooks')).json()).toEqual({ data: [] });
+  });
+
+  test('with WEBHOOK_SECRET_KEY the secret is stored encrypted and still signs', async () => {
+    const sealed = createTestApi(db.sql, { WEBHOOK_SECRET_KEY: 'a-long-enough-test-key' });
+    const { key } = await sealed.tenant('sealed');
+    const created = (await (await sealed.request(key, 'POST', '/v1/webhooks', { url: HOOK })).json()) as { id: string; secret: string };
+    const [stored] = await db.sql`select secret from leasehold.webhooks where id = ${created.id}`;
+    expect(stored!.secret).toMatch(/^v1:/);
+    expect(stored!.secret).not.toContain(created.secret.slice(6));
+    const own = (await (await sealed.request(key, 'GET', '/v1/webhook-secret')).json()) as { secret: string };
+    const again = (await (await sealed.request(key, 'GET', '/v1/webhook-secret')).json()) as { secret: string };
+    expect(again.secret).toBe(own.secret);
+    // Another process without the key cannot open it, and says so rather than failing opaquely.
+    const res = await api.request(key, 'GET', '/v1/webhook-secret');
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ code: 'unavailable', detail: expect.stringContaining('WEBHOOK_SECRET_KEY') });
+  });
+
+  test('bad input is a 422 naming each path; private and local targets are refused', async () => {
+    const { key } = await api.tenant('bad');
+    const cases: [unknown, string][] = [
+      [{ url: 'ftp://example.com/x' }, 'body.url'],
+      [{ url: 'https://user:pw@example.com/x' }, 'body.url'],
+      [{ url: 'http://localhost:8080/x' }, 'body.url'],
+      [{ url: 'http://10.1.2.3/x' }, 'body.url'],
+      [{ url: 'http://[::1]/x' }, 'body.url'],
+      [{ url: 'http://169.254.169.254/latest' }, 'body.url'],
+      [{ url: HOOK, events: ['job.running'] }, 'body.events[0]'],
+      [{ url: HOOK, events: [] }, 'body.events'],
+      [{ url: HOOK, secret: 'mine' }, 'body.secret'],
+    ];
+    for (const [body, path] of cases) {
+      const res = await api.request(key, 'POST', '/v1/webhooks', body);
+      expect(res.status, JSON.stringify(body)).toBe(422);
+      const problem = (await res.json()) as { code: string; errors: { path: string }[] };
+      expect(problem.code).toBe('validation_failed');
+      expect(problem.errors.map((e) => e.path)).toContain(path);
+    }
+    expect(await db.sql`select 1 from leasehold.webhooks w join leasehold.tenants t on t.id = w.tenant_id where t.slug = 'bad'`).toEqual([]);
+    expect((await api.request(key, 'POST', '/v1/webhooks', '{"url":')).status).toBe(400);
+  });
+
+  test("another tenant's webhook and deliveries are a 404; a read-only key cannot create", async () => {
+    const a = await api.tenant('owner');
+    const b = await api.tenant('stranger');
+    const { id } = (await (await api.request(a.key, 'POST', '/v1/webhooks', { url: HOOK })).json()) as { id: string };
+    for (const [method, path] of [
+      ['DELETE', `/v1/webhooks/${id}`],
+      ['POST', `/v1/webhooks/${id}/rotate-secret`],
+      ['POST', `/v1/webhooks/${id}/enable`],
+      ['GET', `/v1/webhooks/${id}/deliveries`],
+      ['POST', `/v1/webhooks/${id}/deliveries/${id}/redeliver`],
+      ['GET', '/v1/webhooks/not-a-uuid/deliveries'],
+    ] as const) {
+      const res = await api.request(b.key, method, path);
+      expect(res.status, `${method} ${path}`).toBe(404);
+    }
+    expect(await (await api.request(b.key, 'GET', '/v1/webhooks')).json()).toEqual({ data: [] });
+    const reader = await api.tenant('owner', ['jobs:read']);
+    expect((await api.request(reader.key, 'POST', '/v1/webhooks', { url: HOOK })).status).toBe(403);
+    expect((await api.request(reader.key, 'GET', '/v1/webhook-secret')).status).toBe(403);
+    expect((await api.request(reader.key, 'GET', '/v1/webhooks')).status).toBe(200);
+  });
+
+  test(`a tenant may have at most ${MAX_WEBHOOKS_PER_TENANT} subscriptions`, async () => {
+    const { key } = await api.tenant('many');
+    for (let i = 0; i < MAX_WEBHOOKS_PER_TENANT; i++) {
+      expect((await api.request(key, 'POST', '/v1/webhooks', { url: `${HOOK}/${i}` })).status).toBe(201);
+    }
+    const res = await api.request(key, 'POST', '/v1/webhooks', { url: HOOK });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ code: 'conflict' });
+  });
+
+  test('redeliver: a delivery no job is sending gets a new deliver job with the same id; one being sent is a 409', async () => {
+    const { key, tenantId } = await api.tenant('redeliver');
+    const { id: hook } = (await (await api.request(key, 'POST', '/v1/webhooks', { url: HOOK })).json()) as { id: string };
+    const delivery = crypto.randomUUID();
+    const jobId = crypto.randomUUID();
+    await db.sql`
+      insert into leasehold.webhook_deliveries (id, tenant_id, webhook_id, job_id, event)
+      values (${delivery}, ${tenantId}, ${hook}, ${jobId}, 'job.succeeded')`;
+    const [first] = await db.sql`select d.deliver_job_id, j.kind, j.payload from leasehold.webhook_deliveries d join leasehold.jobs j on j.id = d.deliver_job_id where d.id = ${delivery}`;
+    expect(first).toMatchObject({ kind: 'webhook.deliver', payload: { delivery_id: delivery } });
+    const path = `/v1/webhooks/${hook}/deliveries/${delivery}/redeliver`;
+    const busy = await api.request(key, 'POST', path);
+    expect(busy.status).toBe(409);
+    expect(await busy.json()).toMatchObject({ code: 'invalid_state', detail: expect.stringContaining('still being attempted') });
+
+    // Its deliver job cancelled by hand: still pending, but nothing will send it, so it may be redelivered.
+    await db.sql`select leasehold.cancel_job(${first!.deliver_job_id})`;
+    const res = await api.request(key, 'POST', path);
+    expect(res.status).toBe(202);
+    const view = (await res.json()) as { id: string; status: string; deliver_job_id: string };
+    expect(view).toMatchObject({ id: delivery, status: 'pending' });
+    expect(view.deliver_job_id).not.toBe(first!.deliver_job_id);
+    const [job] = await db.sql`select kind, queue, status, tenant_id, payload from leasehold.jobs where id = ${view.deliver_job_id}`;
+    expect(job).toEqual({ kind: 'webhook.deliver', queue: 'webhooks', status: 'queued', tenant_id: tenantId, payload: { delivery_id: delivery } });
+    const other = await api.tenant('redeliver-other');
+    expect((await api.request(other.key, 'POST', path)).status).toBe(404);
+    expect((await api.request(key, 'POST', `/v1/webhooks/${hook}/deliveries/${crypto.randomUUID()}/redeliver`)).status).toBe(404);
+  });
+
+  test('rotating the default secret keeps the old one signing for a day', async () => {
+    const { key, tenantId } = await api.tenant('rotator');
+    const first = (await (await api.request(key, 'GET', '/v1/webhook-secret')).json()) as { secret: string; previous_secret_expires_at: string | null };
+    expect(first.previous_secret_expires_at).toBeNull();
+    const rotated = (await (await api.request(key, 'POST', '/v1/webhook-secret/rotate')).json()) as { secret: string; previous_secret_expires_at: string };
+    expect(rotated.secret).not.toBe(first.secret);
+    const now = (await (await api.request(key, 'GET', '/v1/webhook-secret')).json()) as { secret: string; previous_secret_expires_at: string };
+    expect(now).toMatchObject({ secret: rotated.secret, previous_secret_expires_at: rotated.previous_secret_expires_at });
+    const [row] = await db.sql`select previous_secret from leasehold.webhook_signing_secrets where tenant_id = ${tenantId}`;
+    expect(row!.previous_secret).toBe(`plain:${first.secret}`);
+  });
+});

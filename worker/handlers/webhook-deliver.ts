@@ -1,0 +1,184 @@
+import type { Sql } from '#shared/db/connect.js';
+import { orderLikeSchema } from '#shared/formats/order-like-schema.js';
+import { PermanentError, RetryError } from '#shared/jobs/job-errors.js';
+import type { PayloadOf } from '#shared/jobs/kinds.js';
+import { FetchRefused } from '#shared/net/fetch-refused.js';
+import { safePost } from '#shared/net/safe-post.js';
+import { webhookBody } from '#shared/webhooks/delivery.js';
+import { retryDelayMs } from '#shared/webhooks/schedule.js';
+import { SecretUnavailable } from '#shared/webhooks/secrets.js';
+import { signWebhook } from '#shared/webhooks/signature.js';
+import { activeSecrets, tenantSigningSecret, type StoredSecrets } from '#shared/webhooks/signing-secrets.js';
+import type { Handler, JobContext } from '../handler.js';
+
+/** What sending callbacks needs; index.ts fills it from the config. */
+export interface WebhookDeliverDeps {
+  sql: Sql;
+  allowPrivate: boolean;
+  /** WEBHOOK_SECRET_KEY: opens the stored secrets. */
+  secretKey: string | undefined;
+  timeoutMs: number;
+  /** Delays between attempts; attempts = entries + 1. */
+  scheduleMs: readonly number[];
+  disableAfterMs: number;
+  inlineMaxBytes: number;
+  /** Base of links in payloads (PUBLIC_URL). */
+  publicUrl: string;
+}
+
+interface DeliveryRow extends Partial<StoredSecrets> {
+  id: string;
+  tenant_id: string;
+  webhook_id: string | null;
+  job_url: string | null;
+  job_id: string;
+  event: string;
+  error: string | null;
+  occurred_at: Date;
+  status: string;
+  deliver_job_id: string;
+  subscription_url: string | null;
+  disabled_at: Date | null;
+  disabled_reason: string | null;
+  kind: string | null;
+  pattern_id: string | null;
+  result: unknown;
+  json_schema: unknown;
+}
+
+/** How one attempt went, as the delivery log records it. */
+interface Attempt {
+  startedAt: Date;
+  latencyMs: number;
+  statusCode: number | null;
+  error: string | null;
+  ok: boolean;
+  /** No retry will help: 410 Gone, or a target the SSRF guard refuses. */
+  final: boolean;
+  gone: boolean;
+}
+
+const GONE = 410;
+
+/**
+ * `webhook.deliver`: sends one delivery of the outbox. The `webhook-id` is the delivery id on
+ * every attempt, so receivers can de-duplicate. Any 2xx succeeds; anything else (3xx included:
+ * redirects are not followed), a timeout or a connection error is retried on WEBHOOK_RETRY_SCHEDULE;
+ * 410 disables the subscription, as does failing for WEBHOOK_DISABLE_AFTER_HOURS. Every attempt
+ * is recorded in webhook_delivery_attempts.
+ */
+export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'webhook.deliver'>> {
+  const { sql } = deps;
+  return async ({ delivery_id }, ctx) => {
+    const [d] = await sql<DeliveryRow[]>`
+      select d.id, d.tenant_id, d.webhook_id, d.url as job_url, d.job_id, d.event, d.error, d.occurred_at, d.status,
+             d.deliver_job_id, w.url as subscription_url, w.disabled_at, w.disabled_reason, w.secret, w.previous_secret,
+             w.previous_secret_expires_at, j.kind, j.pattern_id, j.result, v.json_schema
+      from leasehold.webhook_deliveries d
+      left join leasehold.webhooks w on w.id = d.webhook_id
+      left join leasehold.jobs j on j.id = d.job_id
+      left join leasehold.pattern_versions v on v.pattern_id = j.pattern_id and v.version = j.pattern_version
+      where d.id = ${delivery_id}::uuid and d.tenant_id = ${ctx.tenantId}::uuid`;
+    if (!d) return { skipped: 'the delivery no longer exists (its subscription was deleted)' };
+    if (d.deliver_job_id !== ctx.id) return { skipped: 'superseded by a redelivery' };
+    // Sent and recorded, then the worker died before the job's success was written.
+    if (d.status === 'delivered') return { skipped: 'already delivered' };
+    if (d.webhook_id && d.disabled_at) {
+      const why = `not sent: the subscription is disabled (${d.disabled_reason ?? 'by request'})`;
+      await sql`
+        update leasehold.webhook_deliveries set status = 'skipped', last_error = ${why}, next_retry_at = null
+        where id = ${d.id}::uuid and deliver_job_id = ${ctx.id}::uuid`;
+      return { skipped: why };
+    }
+
+    const attempt = await send(d, ctx, deps);
+    // The job's own cap ends it whatever the schedule says; the delivery must then read failed too.
+    const delay = attempt.ok || attempt.final || ctx.attempt >= ctx.maxAttempts ? undefined : retryDelayMs(deps.scheduleMs, ctx.attempt);
+    const nextRetryAt = delay === undefined ? null : new Date(Date.now() + delay);
+    const status = attempt.ok ? 'delivered' : nextRetryAt ? 'pending' : 'failed';
+    await record(sql, d, ctx, attempt, status, nextRetryAt, deps.disableAfterMs);
+
+    if (attempt.ok) return { status_code: attempt.statusCode, latency_ms: attempt.latencyMs };
+    const message = `webhook attempt ${ctx.attempt} failed: ${attempt.error}`;
+    if (!nextRetryAt) throw new PermanentError(attempt.final ? message : `${message} (no attempts left)`, attempt.gone ? 'webhook_gone' : 'webhook_failed');
+    throw new RetryError(message, { at: nextRetryAt }, 'webhook_failed');
+  };
+}
+
+/** Builds, signs and POSTs the callback once; never throws except when the job itself is aborted. */
+async function send(d: DeliveryRow, ctx: JobContext, deps: WebhookDeliverDeps): Promise<Attempt> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const done = (a: Omit<Attempt, 'startedAt' | 'latencyMs'>): Attempt => ({ startedAt, latencyMs: Math.round(performance.now() - t0), ...a });
+  let secrets: string[];
+  try {
+    secrets = d.webhook_id
+      ? activeSecrets(d as StoredSecrets, deps.secretKey)
+      : activeSecrets(await tenantSigningSecret(deps.sql, d.tenant_id, deps.secretKey), deps.secretKey);
+  } catch (err) {
+    if (!(err instanceof SecretUnavailable)) throw err;
+    return done({ statusCode: null, error: `cannot sign: ${err.message}`, ok: false, final: false, gone: false });
+  }
+  const manifestSchema = d.kind === 'manifest.extract' && d.json_schema ? d.json_schema : undefined;
+  const result = manifestSchema && d.result && typeof d.result === 'object' && 'manifest' in d.result
+    ? { ...d.result, manifest: orderLikeSchema((d.result as { manifest: unknown }).manifest, manifestSchema) }
+    : d.result;
+  const body = webhookBody(
+    { event: d.event, jobId: d.job_id, kind: d.kind ?? 'unknown', patternId: d.pattern_id, result, error: d.error, occurredAt: d.occurred_at },
+    { publicUrl: deps.publicUrl, inlineMaxBytes: deps.inlineMaxBytes },
+  );
+  const headers = signWebhook({ id: d.id, timestamp: Math.floor(Date.now() / 1000), body, secrets });
+  try {
+    const res = await safePost(d.subscription_url ?? d.job_url!, body, { ...headers }, {
+      allowPrivate: deps.allowPrivate,
+      timeoutMs: deps.timeoutMs,
+      signal: ctx.signal,
+    });
+    const ok = res.status >= 200 && res.status < 300;
+    const excerpt = res.excerpt.replace(/\s+/g, ' ').trim().slice(0, 200);
+    const error = ok ? null : `HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (redirects are not followed)' : ''}${excerpt ? `: ${excerpt}` : ''}`;
+    return done({ statusCode: res.status, error, ok, final: res.status === GONE, gone: res.status === GONE });
+  } catch (err) {
+    if (ctx.signal.aborted) throw err;
+    if (!(err instanceof FetchRefused)) throw err;
+    // The SSRF guard's refusals stay refusals; DNS failures, resets and timeouts may clear.
+    const final = err.code === 'private_address' || err.code === 'scheme';
+    return done({ statusCode: null, error: `${err.code}: ${err.message}`, ok: false, final, gone: false });
+  }
+}
+
+/** Writes the attempt, the delivery's new state and the subscription's health in one transaction. */
+async function record(sql: Sql, d: DeliveryRow, ctx: JobContext, a: Attempt, status: string, nextRetryAt: Date | null, disableAfterMs: number): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`
+      insert into leasehold.webhook_delivery_attempts
+        (delivery_id, attempt, deliver_job_id, started_at, latency_ms, status_code, error, next_retry_at)
+      values (${d.id}::uuid, ${ctx.attempt}, ${ctx.id}::uuid, ${a.startedAt}, ${a.latencyMs}, ${a.statusCode}, ${a.error}, ${nextRetryAt})`;
+    await tx`
+      update leasehold.webhook_deliveries
+      set attempts = attempts + 1, last_attempt_at = ${a.startedAt}, last_status_code = ${a.statusCode},
+          last_error = ${a.error}, next_retry_at = ${nextRetryAt}, status = ${status},
+          delivered_at = ${a.ok ? new Date() : null}
+      where id = ${d.id}::uuid`;
+    if (!d.webhook_id) return;
+    if (a.ok) {
+      await tx`update leasehold.webhooks set failing_since = null where id = ${d.webhook_id}::uuid and failing_since is not null`;
+    } else if (a.gone) {
+      await tx`
+        update leasehold.webhooks
+        set disabled_at = now(), updated_at = now(),
+            disabled_reason = 'the endpoint answered 410 Gone at ' || to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        where id = ${d.webhook_id}::uuid and disabled_at is null`;
+    } else {
+      await tx`
+        update leasehold.webhooks
+        set failing_since = coalesce(failing_since, now()),
+            disabled_at = case when failing_since < now() - make_interval(secs => ${disableAfterMs / 1000}::float8) then now() end,
+            disabled_reason = case when failing_since < now() - make_interval(secs => ${disableAfterMs / 1000}::float8)
+              then 'every delivery has failed since ' || to_char(failing_since at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                   || '; the last: ' || ${a.error ?? 'unknown error'}::text end,
+            updated_at = now()
+        where id = ${d.webhook_id}::uuid and disabled_at is null`;
+    }
+  });
+}
