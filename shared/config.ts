@@ -1,3 +1,4 @@
+import cron from 'node-cron';
 import { z } from 'zod';
 
 const bool = z
@@ -117,6 +118,14 @@ const schema = z.object({
   AWS_SECRET_ACCESS_KEY: optionalText,
   /** HMAC secret of the local store's upload and download URLs; unset derives one stored under LEASEHOLD_DATA_DIR. */
   STORAGE_SIGNING_SECRET: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  /** Succeeded, failed and cancelled jobs and their events are deleted this many days after they finished. */
+  RETENTION_JOBS_DAYS: z.coerce.number().positive().default(14),
+  /** Dead letters (and the admin audit log) are deleted this many days after the failure. */
+  RETENTION_DEAD_LETTERS_DAYS: z.coerce.number().positive().default(90),
+  /** When worker processes run retention (node-cron syntax; one process at a time does the work). */
+  RETENTION_CRON: z.string().default('*/10 * * * *').refine((v) => cron.validate(v), 'must be a cron expression (node-cron syntax)'),
+  /** How often each worker process looks for due schedule ticks. */
+  SCHEDULER_POLL_MS: ms(1_000),
   /** pino level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

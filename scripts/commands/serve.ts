@@ -5,6 +5,7 @@ import { migrate } from '#shared/db/migrator.js';
 import { ensureDevKey } from '#shared/auth/tenants.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
+import { startMaintenance } from '#shared/maintenance/maintenance.js';
 import { createObjectStore } from '#shared/storage/object-store.js';
 import { createApp } from '../../api/app.js';
 import { startPruning } from '../../api/prune-expired.js';
@@ -31,6 +32,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
   let server: ServerType | undefined;
   let pruning: { stop(): void } | undefined;
   let worker: Worker | undefined;
+  let maintenance: { stop(): Promise<void> } | undefined;
   const closeAll = async () => {
     await Promise.all([sql.end({ timeout: 5 }), workerSql?.end({ timeout: 5 })]);
     await db.close();
@@ -59,6 +61,8 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         },
       });
       await worker.start();
+      // Retention and schedule ticks run beside every worker (see shared/maintenance/).
+      maintenance = startMaintenance({ sql, log, config });
     }
     let devKey: string | undefined;
     if (what.api && what.worker) {
@@ -89,6 +93,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       }
     }
   } catch (err) {
+    await maintenance?.stop().catch(() => {});
     await worker?.stop().catch(() => {});
     server?.close();
     await closeAll();
@@ -108,6 +113,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       void (async () => {
         pruning?.stop();
         await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+        await maintenance?.stop();
         await worker?.stop();
         await closeAll();
         resolve(0);
