@@ -89,12 +89,9 @@ declare
   mid bigint;
   t timestamptz;
 begin
-  select min(id), max(id) into lo, hi from leasehold.job_events;
+  select min(id), max(id) + 1 into lo, hi from leasehold.job_events;
   if lo is null then
     return 1;
-  end if;
-  if (select created_at from leasehold.job_events where id = hi) < p_at then
-    return hi + 1;
   end if;
   while lo < hi loop
     mid := lo + (hi - lo) / 2;
@@ -653,7 +650,7 @@ create view leasehold.queue_summary as
             count(*) FILTER (WHERE e.type = 'job.failed'::text AND e.created_at >= (now() - '00:01:00'::interval)) AS failed_1m
            FROM leasehold.job_events e
              JOIN leasehold.jobs j ON j.id = e.job_id
-          WHERE e.id >= (( SELECT leasehold.job_event_id_at(now() - '01:00:00'::interval) AS job_event_id_at)) AND (e.type = ANY (ARRAY['job.succeeded'::text, 'job.failed'::text, 'job.retrying'::text, 'job.cancelled'::text]))
+          WHERE e.id >= (( SELECT leasehold.job_event_id_at(now() - '01:05:00'::interval) AS job_event_id_at)) AND e.created_at >= (now() - '01:00:00'::interval) AND (e.type = ANY (ARRAY['job.succeeded'::text, 'job.failed'::text, 'job.retrying'::text, 'job.cancelled'::text]))
           GROUP BY j.queue, j.kind
         ), keys AS (
          SELECT live.queue,

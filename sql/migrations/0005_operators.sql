@@ -13,7 +13,9 @@ $$;
 
 -- The first job_events id written at or after `p_at`, found by a binary search over the primary
 -- key (~40 index probes) instead of an index on created_at that every transition would maintain.
--- Ids grow with time; a transaction that stays open a long time makes the answer approximate.
+-- Ids grow with time, but created_at is its transaction's start: an event of a transaction that
+-- ran for a while sits among later ones. Callers search a few minutes early and filter on
+-- created_at, so only transactions longer than that margin can make the answer approximate.
 create function leasehold.job_event_id_at(p_at timestamptz) returns bigint
 language plpgsql stable as $$
 declare
@@ -22,12 +24,9 @@ declare
   mid bigint;
   t timestamptz;
 begin
-  select min(id), max(id) into lo, hi from leasehold.job_events;
+  select min(id), max(id) + 1 into lo, hi from leasehold.job_events;
   if lo is null then
     return 1;
-  end if;
-  if (select created_at from leasehold.job_events where id = hi) < p_at then
-    return hi + 1;
   end if;
   while lo < hi loop
     mid := lo + (hi - lo) / 2;
@@ -60,7 +59,8 @@ $$;
 
 -- Per queue and kind: live depth (queued rows through jobs_claim_idx, running ones through
 -- jobs_lease_expiry_idx), the oldest ready job's wait, and outcomes of the last minute and hour
--- from job_events (an id range found by job_event_id_at, each event's job by primary key).
+-- from job_events (an id range found by job_event_id_at with a 5-minute margin, each event's job
+-- by primary key).
 create view leasehold.queue_summary as
 with live as (
   select queue, kind,
@@ -83,7 +83,8 @@ with live as (
          count(*) filter (where e.type = 'job.failed' and e.created_at >= now() - interval '1 minute') as failed_1m
   from leasehold.job_events e
   join leasehold.jobs j on j.id = e.job_id
-  where e.id >= (select leasehold.job_event_id_at(now() - interval '1 hour'))
+  where e.id >= (select leasehold.job_event_id_at(now() - interval '65 minutes'))
+    and e.created_at >= now() - interval '1 hour'
     and e.type in ('job.succeeded', 'job.failed', 'job.retrying', 'job.cancelled')
   group by j.queue, j.kind
 ), keys as (
