@@ -561,8 +561,38 @@ create view leasehold.job_diagnosis as
     now() - j.run_at AS waiting_for,
     r.reason,
     d.detail
-   FROM leasehold.jobs j
-     LEFT JOIN leasehold.queues q ON q.name = j.queue
+   FROM leasehold.queues q
+     CROSS JOIN LATERAL ( SELECT j_1.id,
+            j_1.tenant_id,
+            j_1.kind,
+            j_1.queue,
+            j_1.payload,
+            j_1.status,
+            j_1.priority,
+            j_1.run_at,
+            j_1.attempts,
+            j_1.max_attempts,
+            j_1.lease_owner,
+            j_1.lease_token,
+            j_1.lease_expires_at,
+            j_1.heartbeat_at,
+            j_1.progress,
+            j_1.progress_message,
+            j_1.result,
+            j_1.last_error,
+            j_1.errors,
+            j_1.rescues,
+            j_1.cancel_requested_at,
+            j_1.idempotency_key,
+            j_1.created_at,
+            j_1.started_at,
+            j_1.finished_at,
+            j_1.updated_at,
+            j_1.pattern_id,
+            j_1.pattern_version
+           FROM leasehold.jobs j_1
+          WHERE j_1.status = 'queued'::leasehold.job_status AND j_1.queue = q.name
+          ORDER BY j_1.priority, j_1.run_at, j_1.id) j
      CROSS JOIN LATERAL ( SELECT count(*) FILTER (WHERE w.queues IS NULL OR (j.queue = ANY (w.queues))) AS serving_queue,
             count(*) FILTER (WHERE (w.queues IS NULL OR (j.queue = ANY (w.queues))) AND (j.kind = ANY (w.kinds))) AS serving_kind,
             COALESCE(sum(w.concurrency) FILTER (WHERE (w.queues IS NULL OR (j.queue = ANY (w.queues))) AND (j.kind = ANY (w.kinds))), 0::bigint) AS slots,
@@ -596,8 +626,7 @@ create view leasehold.job_diagnosis as
                     WHEN 'governor'::text THEN format('the governor holds it back: %s'::text, g.governor)
                     WHEN 'concurrency_full'::text THEN format('concurrency limit full: the %s live worker(s) that serve queue %s and kind %s have all %s slots busy; it runs when one frees up'::text, s.serving_kind, j.queue, j.kind, s.slots)
                     ELSE format('ready for %s; nothing blocks it: %s live worker(s) with %s free slot(s) serve it, so it should be claimed soon'::text, date_trunc('second'::text, GREATEST(now() - j.run_at, '00:00:00'::interval)), s.serving_kind, s.free_slots)
-                END AS detail) d
-  WHERE j.status = 'queued'::leasehold.job_status;
+                END AS detail) d;
 
 create view leasehold.live_workers as
  SELECT w.id,
@@ -620,15 +649,20 @@ create view leasehold.live_workers as
 
 create view leasehold.queue_summary as
  WITH live AS (
-         SELECT jobs.queue,
-            jobs.kind,
-            count(*) FILTER (WHERE jobs.run_at <= now()) AS ready,
-            count(*) FILTER (WHERE jobs.run_at > now()) AS scheduled,
+         SELECT qs.name AS queue,
+            x.kind,
+            x.ready,
+            x.scheduled,
             0::bigint AS running,
-            min(jobs.run_at) FILTER (WHERE jobs.run_at <= now()) AS oldest_ready_at
-           FROM leasehold.jobs
-          WHERE jobs.status = 'queued'::leasehold.job_status
-          GROUP BY jobs.queue, jobs.kind
+            x.oldest_ready_at
+           FROM leasehold.queues qs
+             CROSS JOIN LATERAL ( SELECT jobs.kind,
+                    count(*) FILTER (WHERE jobs.run_at <= now()) AS ready,
+                    count(*) FILTER (WHERE jobs.run_at > now()) AS scheduled,
+                    min(jobs.run_at) FILTER (WHERE jobs.run_at <= now()) AS oldest_ready_at
+                   FROM leasehold.jobs
+                  WHERE jobs.status = 'queued'::leasehold.job_status AND jobs.queue = qs.name
+                  GROUP BY jobs.kind) x
         UNION ALL
          SELECT jobs.queue,
             jobs.kind,

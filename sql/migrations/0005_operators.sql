@@ -63,13 +63,18 @@ $$;
 -- by primary key).
 create view leasehold.queue_summary as
 with live as (
-  select queue, kind,
-         count(*) filter (where run_at <= now()) as ready,
-         count(*) filter (where run_at > now()) as scheduled,
-         0::bigint as running,
-         min(run_at) filter (where run_at <= now()) as oldest_ready_at
-  from leasehold.jobs where status = 'queued'
-  group by queue, kind
+  -- Queue by queue (every queue that ever held a job has a row in queues): each lateral is an
+  -- index range of jobs_claim_idx, which the planner cannot trade for a scan of the whole table.
+  select qs.name as queue, x.kind, x.ready, x.scheduled, 0::bigint as running, x.oldest_ready_at
+  from leasehold.queues qs
+  cross join lateral (
+    select kind,
+           count(*) filter (where run_at <= now()) as ready,
+           count(*) filter (where run_at > now()) as scheduled,
+           min(run_at) filter (where run_at <= now()) as oldest_ready_at
+    from leasehold.jobs where status = 'queued' and queue = qs.name
+    group by kind
+  ) x
   union all
   select queue, kind, 0, 0, count(*), null from leasehold.jobs where status = 'running'
   group by queue, kind
@@ -144,8 +149,14 @@ with w as materialized (
 )
 select j.id as job_id, j.tenant_id, j.kind, j.queue, j.priority, j.run_at, j.attempts, j.max_attempts,
        now() - j.run_at as waiting_for, r.reason, d.detail
-from leasehold.jobs j
-left join leasehold.queues q on q.name = j.queue
+from leasehold.queues q
+-- Queue by queue, in claim order: a subquery with ORDER BY is not flattened, so each is an index
+-- range of jobs_claim_idx, and a filter on job_id is still pushed down into it (jobs_pkey).
+cross join lateral (
+  select * from leasehold.jobs j
+  where j.status = 'queued' and j.queue = q.name
+  order by j.priority, j.run_at, j.id
+) j
 cross join lateral (
   select count(*) filter (where w.queues is null or j.queue = any (w.queues)) as serving_queue,
          count(*) filter (where (w.queues is null or j.queue = any (w.queues)) and j.kind = any (w.kinds)) as serving_kind,
@@ -188,8 +199,7 @@ cross join lateral (
     else format('ready for %s; nothing blocks it: %s live worker(s) with %s free slot(s) serve it, so it should be claimed soon',
                 date_trunc('second', greatest(now() - j.run_at, interval '0')), s.serving_kind, s.free_slots)
   end as detail
-) d
-where j.status = 'queued';
+) d;
 
 -- What needs a human: leases past expiry that no reclaimer has taken back (no worker running?),
 -- and jobs queued longer than `leasehold.stuck_after` (default 5 minutes; `set leasehold.stuck_after
