@@ -1,9 +1,12 @@
 import { userInfo } from 'node:os';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { runCli } from '../test/helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { insertJob } from '../test/helpers/job-factory.js';
 import { seedOperatorFixture } from '../test/helpers/operator-fixture.js';
+
+// Each CLI run is a fresh Node process (~1–3 s on a busy 2-core machine), and a test makes several.
+vi.setConfig({ testTimeout: 90_000 });
 
 let db: TestDatabase;
 beforeAll(async () => (db = await createTestDatabase()));
@@ -157,5 +160,5 @@ describe('leasehold schedules', () => {
     expect((await leasehold(['schedules', 'pause', 'nightly-sleep'])).code).toBe(1);
     const audit = await db.sql`select action from leasehold.admin_actions where target = 'nightly-sleep' order by id`;
     expect(audit.map((a) => a.action)).toEqual(['add_schedule', 'pause_schedule', 'resume_schedule', 'remove_schedule']);
-  }, 90_000);
+  });
 });
