@@ -542,6 +542,101 @@ create view leasehold.dead_letter_summary as
   WHERE requeued_at IS NULL
   GROUP BY queue, kind, last_error;
 
+create view leasehold.live_workers as
+ SELECT w.id,
+    w.host,
+    w.pid,
+    w.queues,
+    w.kinds,
+    w.concurrency,
+    w.started_at,
+    w.last_seen_at,
+    COALESCE(h.holding, 0::bigint)::integer AS holding,
+    GREATEST(w.concurrency - COALESCE(h.holding, 0::bigint), 0::bigint)::integer AS free_slots
+   FROM leasehold.workers w
+     LEFT JOIN ( SELECT jobs.lease_owner,
+            count(*) AS holding
+           FROM leasehold.jobs
+          WHERE jobs.status = 'running'::leasehold.job_status
+          GROUP BY jobs.lease_owner) h ON h.lease_owner = w.id
+  WHERE w.stopped_at IS NULL AND w.last_seen_at > (now() - '00:01:00'::interval);
+
+create view leasehold.queue_summary as
+ WITH live AS (
+         SELECT qs.name AS queue,
+            x.kind,
+            x.ready,
+            x.scheduled,
+            0::bigint AS running,
+            x.oldest_ready_at
+           FROM leasehold.queues qs
+             CROSS JOIN LATERAL ( SELECT jobs.kind,
+                    count(*) FILTER (WHERE jobs.run_at <= now()) AS ready,
+                    count(*) FILTER (WHERE jobs.run_at > now()) AS scheduled,
+                    min(jobs.run_at) FILTER (WHERE jobs.run_at <= now()) AS oldest_ready_at
+                   FROM leasehold.jobs
+                  WHERE jobs.status = 'queued'::leasehold.job_status AND jobs.queue = qs.name
+                  GROUP BY jobs.kind) x
+        UNION ALL
+         SELECT jobs.queue,
+            jobs.kind,
+            0 AS ready,
+            0 AS scheduled,
+            count(*) AS running,
+            NULL::timestamp with time zone AS oldest_ready_at
+           FROM leasehold.jobs
+          WHERE jobs.status = 'running'::leasehold.job_status
+          GROUP BY jobs.queue, jobs.kind
+        ), recent AS (
+         SELECT j.queue,
+            j.kind,
+            count(*) FILTER (WHERE e.type = 'job.succeeded'::text) AS succeeded_1h,
+            count(*) FILTER (WHERE e.type = 'job.failed'::text) AS failed_1h,
+            count(*) FILTER (WHERE e.type = 'job.retrying'::text) AS retried_1h,
+            count(*) FILTER (WHERE e.type = 'job.cancelled'::text) AS cancelled_1h,
+            count(*) FILTER (WHERE e.type = 'job.succeeded'::text AND e.created_at >= (now() - '00:01:00'::interval)) AS succeeded_1m,
+            count(*) FILTER (WHERE e.type = 'job.failed'::text AND e.created_at >= (now() - '00:01:00'::interval)) AS failed_1m
+           FROM leasehold.job_events e
+             JOIN leasehold.jobs j ON j.id = e.job_id
+          WHERE e.id >= (( SELECT leasehold.job_event_id_at(now() - '01:05:00'::interval) AS job_event_id_at)) AND e.created_at >= (now() - '01:00:00'::interval) AND (e.type = ANY (ARRAY['job.succeeded'::text, 'job.failed'::text, 'job.retrying'::text, 'job.cancelled'::text]))
+          GROUP BY j.queue, j.kind
+        ), keys AS (
+         SELECT live.queue,
+            live.kind
+           FROM live
+        UNION
+         SELECT recent.queue,
+            recent.kind
+           FROM recent
+        )
+ SELECT k.queue,
+    k.kind,
+    COALESCE(q.paused_at IS NOT NULL, false) AS paused,
+    COALESCE(l.ready, 0::numeric)::integer AS ready,
+    COALESCE(l.scheduled, 0::numeric)::integer AS scheduled,
+    COALESCE(l.running, 0::numeric)::integer AS running,
+    now() - l.oldest_ready_at AS oldest_ready_age,
+    COALESCE(r.succeeded_1m, 0::bigint)::integer AS succeeded_1m,
+    COALESCE(r.failed_1m, 0::bigint)::integer AS failed_1m,
+    COALESCE(r.succeeded_1h, 0::bigint)::integer AS succeeded_1h,
+    COALESCE(r.failed_1h, 0::bigint)::integer AS failed_1h,
+    COALESCE(r.retried_1h, 0::bigint)::integer AS retried_1h,
+    COALESCE(r.cancelled_1h, 0::bigint)::integer AS cancelled_1h,
+    round(COALESCE(r.succeeded_1m + r.failed_1m, 0::bigint)::numeric / 60.0, 2) AS per_s_1m,
+    round(COALESCE(r.succeeded_1h + r.failed_1h, 0::bigint)::numeric / 3600.0, 2) AS per_s_1h,
+    round(r.failed_1h::numeric / NULLIF(r.succeeded_1h + r.failed_1h, 0)::numeric, 4) AS failure_rate_1h
+   FROM keys k
+     LEFT JOIN ( SELECT live.queue,
+            live.kind,
+            sum(live.ready) AS ready,
+            sum(live.scheduled) AS scheduled,
+            sum(live.running) AS running,
+            min(live.oldest_ready_at) AS oldest_ready_at
+           FROM live
+          GROUP BY live.queue, live.kind) l ON l.queue = k.queue AND l.kind = k.kind
+     LEFT JOIN recent r ON r.queue = k.queue AND r.kind = k.kind
+     LEFT JOIN leasehold.queues q ON q.name = k.queue;
+
 create view leasehold.job_diagnosis as
  WITH w AS MATERIALIZED (
          SELECT live_workers.queues,
@@ -627,101 +722,6 @@ create view leasehold.job_diagnosis as
                     WHEN 'concurrency_full'::text THEN format('concurrency limit full: the %s live worker(s) that serve queue %s and kind %s have all %s slots busy; it runs when one frees up'::text, s.serving_kind, j.queue, j.kind, s.slots)
                     ELSE format('ready for %s; nothing blocks it: %s live worker(s) with %s free slot(s) serve it, so it should be claimed soon'::text, date_trunc('second'::text, GREATEST(now() - j.run_at, '00:00:00'::interval)), s.serving_kind, s.free_slots)
                 END AS detail) d;
-
-create view leasehold.live_workers as
- SELECT w.id,
-    w.host,
-    w.pid,
-    w.queues,
-    w.kinds,
-    w.concurrency,
-    w.started_at,
-    w.last_seen_at,
-    COALESCE(h.holding, 0::bigint)::integer AS holding,
-    GREATEST(w.concurrency - COALESCE(h.holding, 0::bigint), 0::bigint)::integer AS free_slots
-   FROM leasehold.workers w
-     LEFT JOIN ( SELECT jobs.lease_owner,
-            count(*) AS holding
-           FROM leasehold.jobs
-          WHERE jobs.status = 'running'::leasehold.job_status
-          GROUP BY jobs.lease_owner) h ON h.lease_owner = w.id
-  WHERE w.stopped_at IS NULL AND w.last_seen_at > (now() - '00:01:00'::interval);
-
-create view leasehold.queue_summary as
- WITH live AS (
-         SELECT qs.name AS queue,
-            x.kind,
-            x.ready,
-            x.scheduled,
-            0::bigint AS running,
-            x.oldest_ready_at
-           FROM leasehold.queues qs
-             CROSS JOIN LATERAL ( SELECT jobs.kind,
-                    count(*) FILTER (WHERE jobs.run_at <= now()) AS ready,
-                    count(*) FILTER (WHERE jobs.run_at > now()) AS scheduled,
-                    min(jobs.run_at) FILTER (WHERE jobs.run_at <= now()) AS oldest_ready_at
-                   FROM leasehold.jobs
-                  WHERE jobs.status = 'queued'::leasehold.job_status AND jobs.queue = qs.name
-                  GROUP BY jobs.kind) x
-        UNION ALL
-         SELECT jobs.queue,
-            jobs.kind,
-            0,
-            0,
-            count(*) AS count,
-            NULL::timestamp with time zone
-           FROM leasehold.jobs
-          WHERE jobs.status = 'running'::leasehold.job_status
-          GROUP BY jobs.queue, jobs.kind
-        ), recent AS (
-         SELECT j.queue,
-            j.kind,
-            count(*) FILTER (WHERE e.type = 'job.succeeded'::text) AS succeeded_1h,
-            count(*) FILTER (WHERE e.type = 'job.failed'::text) AS failed_1h,
-            count(*) FILTER (WHERE e.type = 'job.retrying'::text) AS retried_1h,
-            count(*) FILTER (WHERE e.type = 'job.cancelled'::text) AS cancelled_1h,
-            count(*) FILTER (WHERE e.type = 'job.succeeded'::text AND e.created_at >= (now() - '00:01:00'::interval)) AS succeeded_1m,
-            count(*) FILTER (WHERE e.type = 'job.failed'::text AND e.created_at >= (now() - '00:01:00'::interval)) AS failed_1m
-           FROM leasehold.job_events e
-             JOIN leasehold.jobs j ON j.id = e.job_id
-          WHERE e.id >= (( SELECT leasehold.job_event_id_at(now() - '01:05:00'::interval) AS job_event_id_at)) AND e.created_at >= (now() - '01:00:00'::interval) AND (e.type = ANY (ARRAY['job.succeeded'::text, 'job.failed'::text, 'job.retrying'::text, 'job.cancelled'::text]))
-          GROUP BY j.queue, j.kind
-        ), keys AS (
-         SELECT live.queue,
-            live.kind
-           FROM live
-        UNION
-         SELECT recent.queue,
-            recent.kind
-           FROM recent
-        )
- SELECT k.queue,
-    k.kind,
-    COALESCE(q.paused_at IS NOT NULL, false) AS paused,
-    COALESCE(l.ready, 0::numeric)::integer AS ready,
-    COALESCE(l.scheduled, 0::numeric)::integer AS scheduled,
-    COALESCE(l.running, 0::numeric)::integer AS running,
-    now() - l.oldest_ready_at AS oldest_ready_age,
-    COALESCE(r.succeeded_1m, 0::bigint)::integer AS succeeded_1m,
-    COALESCE(r.failed_1m, 0::bigint)::integer AS failed_1m,
-    COALESCE(r.succeeded_1h, 0::bigint)::integer AS succeeded_1h,
-    COALESCE(r.failed_1h, 0::bigint)::integer AS failed_1h,
-    COALESCE(r.retried_1h, 0::bigint)::integer AS retried_1h,
-    COALESCE(r.cancelled_1h, 0::bigint)::integer AS cancelled_1h,
-    round(COALESCE(r.succeeded_1m + r.failed_1m, 0::bigint)::numeric / 60.0, 2) AS per_s_1m,
-    round(COALESCE(r.succeeded_1h + r.failed_1h, 0::bigint)::numeric / 3600.0, 2) AS per_s_1h,
-    round(r.failed_1h::numeric / NULLIF(r.succeeded_1h + r.failed_1h, 0)::numeric, 4) AS failure_rate_1h
-   FROM keys k
-     LEFT JOIN ( SELECT live.queue,
-            live.kind,
-            sum(live.ready) AS ready,
-            sum(live.scheduled) AS scheduled,
-            sum(live.running) AS running,
-            min(live.oldest_ready_at) AS oldest_ready_at
-           FROM live
-          GROUP BY live.queue, live.kind) l ON l.queue = k.queue AND l.kind = k.kind
-     LEFT JOIN recent r ON r.queue = k.queue AND r.kind = k.kind
-     LEFT JOIN leasehold.queues q ON q.name = k.queue;
 
 create view leasehold.stuck_jobs as
  SELECT j.id AS job_id,

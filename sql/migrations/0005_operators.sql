@@ -76,7 +76,8 @@ with live as (
     group by kind
   ) x
   union all
-  select queue, kind, 0, 0, count(*), null from leasehold.jobs where status = 'running'
+  select queue, kind, 0 as ready, 0 as scheduled, count(*) as running, null::timestamptz as oldest_ready_at
+  from leasehold.jobs where status = 'running'
   group by queue, kind
 ), recent as (
   select j.queue, j.kind,
