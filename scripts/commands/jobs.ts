@@ -33,7 +33,7 @@ export async function jobsCommand(ctx: CommandContext, args: string[], flags: Re
         const events = await sql`select id, type, attempt, data, created_at from leasehold.job_events where job_id = ${id!} order by id`;
         return { ...job, events };
       });
-      if (!found) return notFound(id!);
+      if (!found) return notFound(ctx, id!);
       printObject(found, ctx.json);
       return 0;
     }
@@ -46,7 +46,7 @@ export async function jobsCommand(ctx: CommandContext, args: string[], flags: Re
     case 'cancel': {
       if (!uuid.safeParse(id).success) return usage(`jobs cancel <job-id>`);
       const status = await withDatabase(ctx, async (sql) => (await sql`select leasehold.cancel_job(${id!}, null, ${cliActor()})::text as status`)[0]!.status as string | null);
-      if (status === null) return notFound(id!);
+      if (status === null) return notFound(ctx, id!);
       const note =
         status === 'running' ? { note: 'cancellation requested; the worker aborts the handler' }
         : status === 'cancelled' ? {}
@@ -73,7 +73,8 @@ function usage(text: string): number {
   return 64; // EX_USAGE
 }
 
-function notFound(id: string): number {
+function notFound(ctx: CommandContext, id: string): number {
+  if (ctx.json) process.stdout.write(`${JSON.stringify({ error: `no job ${id}` })}\n`);
   process.stderr.write(`no job ${id}\n`);
   return 1;
 }
