@@ -55,6 +55,28 @@ describe('every admin function records who called it', () => {
   });
 });
 
+describe('the audited functions keep whatever cancel_job and retry_job do', () => {
+  test('they delegate to the bodies renamed *_unaudited, so a redefinition by another migration survives', async () => {
+    const f = await seedOperatorFixture(db.sql);
+    await db.sql.begin(async (tx) => {
+      // As a migration that settles credit on cancel would have redefined it before 0005.
+      await tx.unsafe(`create or replace function leasehold.cancel_job_unaudited(p_job_id uuid, p_tenant_id uuid default null)
+                       returns leasehold.job_status language plpgsql as $$
+                       begin
+                         insert into leasehold.admin_actions (actor, action, target) values ('redefined', 'settle', p_job_id::text);
+                         update leasehold.jobs set status = 'cancelled', finished_at = now() where id = p_job_id;
+                         insert into leasehold.job_events (job_id, tenant_id, type, attempt) select id, tenant_id, 'job.cancelled', attempts from leasehold.jobs where id = p_job_id;
+                         return 'cancelled';
+                       end $$`);
+      expect((await tx`select leasehold.cancel_job(${f.queued}, null, 'ops:x')::text as s`)[0]!.s).toBe('cancelled');
+      expect(await tx`select actor, action from leasehold.admin_actions where target = ${f.queued} order by id`)
+        .toEqual([{ actor: 'redefined', action: 'settle' }, { actor: 'ops:x', action: 'cancel_job' }]);
+      expect((await lastEvent(tx as unknown as Sql, f.queued)).data).toEqual({ reason: 'cancel', by: 'ops:x' });
+      throw new Error('rollback');
+    }).catch((err: Error) => expect(err.message).toBe('rollback'));
+  });
+});
+
 describe('requeue_dead_letters', () => {
   test('requeues exactly the open dead letters that match every filter given, and counts them', async () => {
     const acme = await ensureTenant(db.sql, 'dlq-acme');

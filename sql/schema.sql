@@ -15,8 +15,31 @@ CREATE OR REPLACE FUNCTION leasehold.cancel_job(p_job_id uuid, p_tenant_id uuid 
  LANGUAGE plpgsql
 AS $function$
 declare
+  v_was leasehold.job_status;
+  v_now leasehold.job_status;
+  v_before bigint;
+begin
+  select status into v_was from leasehold.jobs
+  where id = p_job_id and (p_tenant_id is null or tenant_id = p_tenant_id)
+  for update;
+  if not found then
+    return null;
+  end if;
+  select coalesce(max(id), 0) into v_before from leasehold.job_events where job_id = p_job_id;
+  v_now := leasehold.cancel_job_unaudited(p_job_id, p_tenant_id);
+  update leasehold.job_events set data = coalesce(data, '{}') || jsonb_build_object('reason', 'cancel', 'by', p_actor)
+  where job_id = p_job_id and id > v_before and type = 'job.cancelled';
+  insert into leasehold.admin_actions (actor, action, target, result)
+  values (p_actor, 'cancel_job', p_job_id::text, jsonb_build_object('was', v_was, 'now', v_now));
+  return v_now;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.cancel_job_unaudited(p_job_id uuid, p_tenant_id uuid DEFAULT NULL::uuid)
+ RETURNS leasehold.job_status
+ LANGUAGE plpgsql
+AS $function$
+declare
   j leasehold.jobs;
-  v_result leasehold.job_status;
 begin
   select * into j from leasehold.jobs
   where id = p_job_id and (p_tenant_id is null or tenant_id = p_tenant_id)
@@ -24,22 +47,22 @@ begin
   if not found then
     return null;
   end if;
-  v_result := j.status;
   if j.status = 'queued' then
     update leasehold.jobs
     set status = 'cancelled', finished_at = now(), updated_at = now(), cancel_requested_at = now()
     where id = j.id;
-    insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
-    values (j.id, j.tenant_id, 'job.cancelled', j.attempts, jsonb_build_object('reason', 'cancel', 'by', p_actor));
+    insert into leasehold.job_events (job_id, tenant_id, type, attempt)
+    values (j.id, j.tenant_id, 'job.cancelled', j.attempts);
     perform pg_notify('leasehold_events', '');
-    v_result := 'cancelled';
-  elsif j.status = 'running' and j.cancel_requested_at is null then
-    update leasehold.jobs set cancel_requested_at = now(), updated_at = now() where id = j.id;
-    perform pg_notify('leasehold_cancel', j.id::text);
+    return 'cancelled';
+  elsif j.status = 'running' then
+    if j.cancel_requested_at is null then
+      update leasehold.jobs set cancel_requested_at = now(), updated_at = now() where id = j.id;
+      perform pg_notify('leasehold_cancel', j.id::text);
+    end if;
+    return 'running';
   end if;
-  insert into leasehold.admin_actions (actor, action, target, result)
-  values (p_actor, 'cancel_job', j.id::text, jsonb_build_object('was', j.status, 'now', v_result));
-  return v_result;
+  return j.status;
 end $function$;
 
 CREATE OR REPLACE FUNCTION leasehold.diagnosis_governor_reason(p_kind text, p_tenant_id uuid)
@@ -144,8 +167,8 @@ begin
   where id = p_dead_letter_id and requeued_at is null
     and (p_tenant_id is null or tenant_id = p_tenant_id)
   for update;
-  if v_job_id is null or leasehold.requeue_finished_job(v_job_id, p_tenant_id,
-       jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', p_dead_letter_id)) is null then
+  if v_job_id is null or not leasehold.requeue_finished_job(v_job_id, p_tenant_id,
+       jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', p_dead_letter_id)) then
     return null;
   end if;
   insert into leasehold.admin_actions (actor, action, target, result)
@@ -177,7 +200,7 @@ begin
     for update skip locked
   loop
     if leasehold.requeue_finished_job(r.job_id, null,
-         jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', r.id)) is not null then
+         jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', r.id)) then
       n := n + 1;
     end if;
   end loop;
@@ -190,27 +213,19 @@ begin
 end $function$;
 
 CREATE OR REPLACE FUNCTION leasehold.requeue_finished_job(p_job_id uuid, p_tenant_id uuid, p_data jsonb)
- RETURNS text
+ RETURNS boolean
  LANGUAGE plpgsql
 AS $function$
 declare
-  j leasehold.jobs;
+  v_before bigint;
 begin
-  update leasehold.jobs
-  set status = 'queued', attempts = 0, run_at = now(), finished_at = null, result = null,
-      cancel_requested_at = null, progress = null, progress_message = null, updated_at = now()
-  where id = p_job_id and (p_tenant_id is null or tenant_id = p_tenant_id)
-    and status in ('failed', 'cancelled')
-  returning * into j;
-  if not found then
-    return null;
+  select coalesce(max(id), 0) into v_before from leasehold.job_events where job_id = p_job_id;
+  if not leasehold.retry_job_unaudited(p_job_id, p_tenant_id) then
+    return false;
   end if;
-  update leasehold.dead_letters set requeued_at = now() where job_id = j.id and requeued_at is null;
-  insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
-  values (j.id, j.tenant_id, 'job.queued', 0, p_data);
-  perform pg_notify('leasehold_jobs', j.queue);
-  perform pg_notify('leasehold_events', '');
-  return j.queue;
+  update leasehold.job_events set data = coalesce(data, '{}') || p_data
+  where job_id = p_job_id and id > v_before and type = 'job.queued';
+  return true;
 end $function$;
 
 CREATE OR REPLACE FUNCTION leasehold.resume_queue(p_queue text, p_actor text DEFAULT CURRENT_USER)
@@ -231,14 +246,36 @@ CREATE OR REPLACE FUNCTION leasehold.retry_job(p_job_id uuid, p_tenant_id uuid D
  RETURNS boolean
  LANGUAGE plpgsql
 AS $function$
-declare
-  v_queue text;
 begin
-  v_queue := leasehold.requeue_finished_job(p_job_id, p_tenant_id, jsonb_build_object('reason', 'retry', 'by', p_actor));
-  if v_queue is not null then
-    insert into leasehold.admin_actions (actor, action, target) values (p_actor, 'retry_job', p_job_id::text);
+  if not leasehold.requeue_finished_job(p_job_id, p_tenant_id, jsonb_build_object('reason', 'retry', 'by', p_actor)) then
+    return false;
   end if;
-  return v_queue is not null;
+  insert into leasehold.admin_actions (actor, action, target) values (p_actor, 'retry_job', p_job_id::text);
+  return true;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.retry_job_unaudited(p_job_id uuid, p_tenant_id uuid DEFAULT NULL::uuid)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  j leasehold.jobs;
+begin
+  update leasehold.jobs
+  set status = 'queued', attempts = 0, run_at = now(), finished_at = null, result = null,
+      cancel_requested_at = null, progress = null, progress_message = null, updated_at = now()
+  where id = p_job_id and (p_tenant_id is null or tenant_id = p_tenant_id)
+    and status in ('failed', 'cancelled')
+  returning * into j;
+  if not found then
+    return false;
+  end if;
+  update leasehold.dead_letters set requeued_at = now() where job_id = j.id and requeued_at is null;
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
+  values (j.id, j.tenant_id, 'job.queued', 0, '{"reason":"retry"}');
+  perform pg_notify('leasehold_jobs', j.queue);
+  perform pg_notify('leasehold_events', '');
+  return true;
 end $function$;
 
 CREATE OR REPLACE FUNCTION leasehold.uuid_v7()

@@ -248,36 +248,32 @@ alter table leasehold.job_events add constraint job_events_type_check
                   'job.cancelled', 'job.lease_extended')) not valid;
 alter table leasehold.job_events validate constraint job_events_type_check;
 
--- The old signatures had no actor; an added defaulted argument would make calls ambiguous.
+-- The actor is added without touching what cancel_job and retry_job do (other migrations may have
+-- redefined them, e.g. to settle or reserve credit): they keep their bodies under a new name, and
+-- the functions of the old names call them, then stamp the events they wrote with `{"by": actor}`.
+-- An added defaulted argument beside the old signatures would make every call ambiguous.
+alter function leasehold.cancel_job(uuid, uuid) rename to cancel_job_unaudited;
+alter function leasehold.retry_job(uuid, uuid) rename to retry_job_unaudited;
 drop function leasehold.requeue_dead_letter(uuid, uuid);
-drop function leasehold.retry_job(uuid, uuid);
-drop function leasehold.cancel_job(uuid, uuid);
 drop function leasehold.pause_queue(text);
 drop function leasehold.resume_queue(text);
 
--- Puts a failed or cancelled job back in its queue with a fresh attempt budget, marks its open
--- dead letters requeued and writes `job.queued` with `p_data`. Returns the queue, or null.
+-- Puts a failed or cancelled job back in its queue with a fresh attempt budget (retry_job's work,
+-- open dead letters marked requeued included) and merges `p_data` into the `job.queued` event it
+-- wrote. False when the job is not failed or cancelled (or not the tenant's).
 create function leasehold.requeue_finished_job(p_job_id uuid, p_tenant_id uuid, p_data jsonb)
-returns text
+returns boolean
 language plpgsql as $$
 declare
-  j leasehold.jobs;
+  v_before bigint;
 begin
-  update leasehold.jobs
-  set status = 'queued', attempts = 0, run_at = now(), finished_at = null, result = null,
-      cancel_requested_at = null, progress = null, progress_message = null, updated_at = now()
-  where id = p_job_id and (p_tenant_id is null or tenant_id = p_tenant_id)
-    and status in ('failed', 'cancelled')
-  returning * into j;
-  if not found then
-    return null;
+  select coalesce(max(id), 0) into v_before from leasehold.job_events where job_id = p_job_id;
+  if not leasehold.retry_job_unaudited(p_job_id, p_tenant_id) then
+    return false;
   end if;
-  update leasehold.dead_letters set requeued_at = now() where job_id = j.id and requeued_at is null;
-  insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
-  values (j.id, j.tenant_id, 'job.queued', 0, p_data);
-  perform pg_notify('leasehold_jobs', j.queue);
-  perform pg_notify('leasehold_events', '');
-  return j.queue;
+  update leasehold.job_events set data = coalesce(data, '{}') || p_data
+  where job_id = p_job_id and id > v_before and type = 'job.queued';
+  return true;
 end $$;
 
 -- Cancels a job: a queued one at once; a running one is asked to stop (its worker hears the
@@ -286,45 +282,35 @@ create function leasehold.cancel_job(p_job_id uuid, p_tenant_id uuid default nul
 returns leasehold.job_status
 language plpgsql as $$
 declare
-  j leasehold.jobs;
-  v_result leasehold.job_status;
+  v_was leasehold.job_status;
+  v_now leasehold.job_status;
+  v_before bigint;
 begin
-  select * into j from leasehold.jobs
+  select status into v_was from leasehold.jobs
   where id = p_job_id and (p_tenant_id is null or tenant_id = p_tenant_id)
   for update;
   if not found then
     return null;
   end if;
-  v_result := j.status;
-  if j.status = 'queued' then
-    update leasehold.jobs
-    set status = 'cancelled', finished_at = now(), updated_at = now(), cancel_requested_at = now()
-    where id = j.id;
-    insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
-    values (j.id, j.tenant_id, 'job.cancelled', j.attempts, jsonb_build_object('reason', 'cancel', 'by', p_actor));
-    perform pg_notify('leasehold_events', '');
-    v_result := 'cancelled';
-  elsif j.status = 'running' and j.cancel_requested_at is null then
-    update leasehold.jobs set cancel_requested_at = now(), updated_at = now() where id = j.id;
-    perform pg_notify('leasehold_cancel', j.id::text);
-  end if;
+  select coalesce(max(id), 0) into v_before from leasehold.job_events where job_id = p_job_id;
+  v_now := leasehold.cancel_job_unaudited(p_job_id, p_tenant_id);
+  update leasehold.job_events set data = coalesce(data, '{}') || jsonb_build_object('reason', 'cancel', 'by', p_actor)
+  where job_id = p_job_id and id > v_before and type = 'job.cancelled';
   insert into leasehold.admin_actions (actor, action, target, result)
-  values (p_actor, 'cancel_job', j.id::text, jsonb_build_object('was', j.status, 'now', v_result));
-  return v_result;
+  values (p_actor, 'cancel_job', p_job_id::text, jsonb_build_object('was', v_was, 'now', v_now));
+  return v_now;
 end $$;
 
 -- Puts a failed or cancelled job back in its queue (see requeue_finished_job). False otherwise.
 create function leasehold.retry_job(p_job_id uuid, p_tenant_id uuid default null, p_actor text default current_user)
 returns boolean
 language plpgsql as $$
-declare
-  v_queue text;
 begin
-  v_queue := leasehold.requeue_finished_job(p_job_id, p_tenant_id, jsonb_build_object('reason', 'retry', 'by', p_actor));
-  if v_queue is not null then
-    insert into leasehold.admin_actions (actor, action, target) values (p_actor, 'retry_job', p_job_id::text);
+  if not leasehold.requeue_finished_job(p_job_id, p_tenant_id, jsonb_build_object('reason', 'retry', 'by', p_actor)) then
+    return false;
   end if;
-  return v_queue is not null;
+  insert into leasehold.admin_actions (actor, action, target) values (p_actor, 'retry_job', p_job_id::text);
+  return true;
 end $$;
 
 -- Requeues the job behind one open dead letter. Returns the job id, or null.
@@ -339,8 +325,8 @@ begin
   where id = p_dead_letter_id and requeued_at is null
     and (p_tenant_id is null or tenant_id = p_tenant_id)
   for update;
-  if v_job_id is null or leasehold.requeue_finished_job(v_job_id, p_tenant_id,
-       jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', p_dead_letter_id)) is null then
+  if v_job_id is null or not leasehold.requeue_finished_job(v_job_id, p_tenant_id,
+       jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', p_dead_letter_id)) then
     return null;
   end if;
   insert into leasehold.admin_actions (actor, action, target, result)
@@ -377,7 +363,7 @@ begin
     for update skip locked
   loop
     if leasehold.requeue_finished_job(r.job_id, null,
-         jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', r.id)) is not null then
+         jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', r.id)) then
       n := n + 1;
     end if;
   end loop;
