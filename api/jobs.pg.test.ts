@@ -258,6 +258,10 @@ describe('POST /v1/jobs/{id}/cancel and /retry', () => {
     const r = await call(a.key, 'POST', `/v1/jobs/${queued.id}/cancel`);
     expect(r.status).toBe(202);
     expect(r.body).toMatchObject({ id: queued.id, status: 'cancelled', finished_at: expect.stringMatching(ISO) });
+    // Recorded as done by the calling key: `key:<api_keys.id>`.
+    const [who] = await db.sql`select a.actor = 'key:' || k.id as by_key from leasehold.admin_actions a, leasehold.api_keys k
+                               where a.target = ${queued.id} and k.prefix = split_part(${a.key}, '_', 2)`;
+    expect(who).toEqual({ by_key: true });
     const again = await call(a.key, 'POST', `/v1/jobs/${queued.id}/cancel`);
     expect(again.status).toBe(409);
     expect(again.body.code).toBe('invalid_state');

@@ -19,7 +19,7 @@ afterAll(() => db.drop());
 
 /** The block with its placeholders replaced by rows of the fixture that the statement can act on. */
 function fill(block: string): string {
-  const jobId = block.includes('retry_job(') ? f.failed : f.queued;
+  const jobId = block.includes('retry_job(') ? f.failed : block.includes('extend_lease(') ? f.running : f.queued;
   return block
     .replaceAll("'<job-id>'", `'${jobId}'`)
     .replaceAll("'<dead-letter-id>'", `'${f.deadLetter}'`)
@@ -52,25 +52,49 @@ const column = (rows: Rows, key: string) => rows.map((r) => r[key]);
 
 /** What a block that contains the key must show against the fixture: the guide's promises. */
 const PROMISES: [string, (rows: Rows, tx: Sql) => void | Promise<void>][] = [
-  ['group by queue, status', (rows) => expect(rows).toContainEqual(expect.objectContaining({ queue: 'default', status: 'running', jobs: '2' }))],
-  ['live_workers', (rows) => expect(rows).toContainEqual(expect.objectContaining({ name: 'default', live_workers: '1' }))],
-  ["where status = 'running'\norder by", (rows) => expect(column(rows, 'id')).toEqual([f.expired, f.running])],
-  ['lease_expires_at < now()', (rows) => expect(column(rows, 'id')).toEqual([f.expired])],
-  ['overdue_by', (rows) => expect(column(rows, 'id')).toEqual([f.overdue])],
-  ["'system.noop' = any (w.kinds)", (rows) => expect(rows).toEqual([expect.objectContaining({ id: 'worker-a', holding: '1' })])],
+  ['from leasehold.queue_summary', (rows) => {
+    expect(rows).toContainEqual(expect.objectContaining({ queue: 'default', kind: 'system.noop', ready: 1, scheduled: 1, succeeded_1h: 1, failed_1h: 1 }));
+    expect(rows).toContainEqual(expect.objectContaining({ queue: 'default', kind: 'system.sleep', running: 2 }));
+  }],
+  // worker-a serves queue default with 10 slots and holds one lease: nothing blocks the queued job.
+  ['from leasehold.job_diagnosis\nwhere job_id', (rows) => expect(rows).toEqual([expect.objectContaining({ reason: 'ready' })])],
+  ['group by queue, reason', (rows) => expect(rows).toContainEqual(expect.objectContaining({ queue: 'images', reason: 'no_worker', jobs: '1' }))],
+  ['from leasehold.live_workers\norder by id', (rows) => expect(rows).toEqual([expect.objectContaining({ id: 'worker-a', holding: 1, free_slots: 9 })])],
+  ['as live_workers', (rows) => expect(rows).toContainEqual(expect.objectContaining({ name: 'default', live_workers: '1' }))],
+  ['from leasehold.active_leases', (rows) => expect(column(rows, 'job_id')).toEqual([f.expired, f.running])],
+  ['order by stuck_for desc', (rows) => {
+    expect(rows).toContainEqual(expect.objectContaining({ job_id: f.expired, problem: 'lease_expired', lease_owner: 'worker-dead' }));
+    expect(rows).toContainEqual(expect.objectContaining({ job_id: f.overdue, problem: 'overdue', detail: expect.stringMatching(/^no_worker: /) }));
+  }],
+  ["set leasehold.stuck_after = '1 minute'", (rows) => expect(column(rows, 'job_id')).toContain(f.overdue)],
   // The fixture inserts rows directly; the jobs_inserted trigger records each one's first event.
   ['from leasehold.job_events', (rows) => expect(rows).toEqual([expect.objectContaining({ type: 'job.queued', attempt: 0 })])],
   ['requeued_at is null\norder by', (rows) => expect(column(rows, 'id')).toEqual([f.deadLetter])],
   ['jsonb_array_elements(d.errors)', (rows) => expect(column(rows, 'message')).toEqual(['boom 1', 'boom 2', 'boom 3'])],
+  ['from leasehold.dead_letter_summary', (rows) => expect(rows).toEqual([expect.objectContaining({ queue: 'default', kind: 'system.noop', last_error: 'boom 3', open: 1 })])],
   ['requeue_dead_letter(', (rows) => expect(Object.values(rows[0]!)).toEqual([f.failed])],
+  ['requeue_dead_letters(', async (rows, tx) => {
+    expect(Object.values(rows[0]!)).toEqual([1]);
+    expect(await tx`select actor, action from leasehold.admin_actions`).toEqual([{ actor: 'ops:alice', action: 'requeue_dead_letters' }]);
+  }],
   ['retry_job(', (rows) => expect(Object.values(rows[0]!)).toEqual([true])],
   ['cancel_job(', (rows) => expect(Object.values(rows[0]!)).toEqual(['cancelled'])],
+  ['extend_lease(', async (rows, tx) => {
+    expect(Object.values(rows[0]!)[0]).toBeInstanceOf(Date);
+    expect(await tx`select type from leasehold.job_events where job_id = ${f.running} order by id desc limit 1`).toEqual([{ type: 'job.lease_extended' }]);
+  }],
   ['pause_queue(', async (_rows, tx) =>
     expect(await tx`select paused_at is not null as paused from leasehold.queues where name = 'default'`).toEqual([{ paused: true }])],
   ['resume_queue(', async (rows, tx) => {
     expect(Object.values(rows[0]!)).toEqual([true]);
     expect(await tx`select paused_at from leasehold.queues where name = 'default'`).toEqual([{ paused_at: null }]);
   }],
+  // The block runs after a pause in the same transaction (see below): the pause is listed.
+  ['from leasehold.admin_actions', (rows) => expect(rows).toEqual([expect.objectContaining({ action: 'pause_queue', target: 'default' })])],
+  ['finished_jobs_past_retention', (rows) => expect(rows).toEqual([{ finished_jobs_past_retention: '0' }])],
+  ['insert into leasehold.schedules', async (_rows, tx) =>
+    expect(await tx`select name, kind, queue, enabled from leasehold.schedules`).toEqual([{ name: 'nightly-report', kind: 'system.noop', queue: 'default', enabled: true }])],
+  ['from leasehold.schedules s', (rows) => expect(rows).toEqual([])],
 ];
 
 describe('docs/operators.md', () => {
@@ -84,7 +108,7 @@ describe('docs/operators.md', () => {
     const text = fill(block);
     const promises = PROMISES.filter(([key]) => text.includes(key));
     // Resuming only does something to a paused queue: pause it first, in the same transaction.
-    const setup = text.includes('resume_queue(') ? "select leasehold.pause_queue('default');\n" : '';
+    const setup = text.includes('resume_queue(') || text.includes('from leasehold.admin_actions') ? "select leasehold.pause_queue('default');\n" : '';
     await runRolledBack(db.sql, setup + text, async (rows, tx) => {
       for (const [, check] of promises) await check(rows, tx);
     });

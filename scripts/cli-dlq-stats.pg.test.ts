@@ -51,14 +51,19 @@ describe('leasehold stats', () => {
       const run = await leasehold(['stats', '--json'], own.url);
       expect(run.code, run.stderr).toBe(0);
       const { queues, workers } = run.json();
-      const zero = { ready: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+      const zero = {
+        paused: false, ready: 0, scheduled: 0, running: 0, succeeded_1m: 0, failed_1m: 0, succeeded_1h: 0, failed_1h: 0,
+        retried_1h: 0, cancelled_1h: 0, per_s_1m: 0, per_s_1h: 0, failure_rate_1h: null, oldest_ready_s: null,
+      };
+      // The fixture's rows were inserted just now, so their finishing events fall in the last minute.
       expect(queues).toEqual([
-        { queue: 'default', kind: 'system.noop', ...zero, ready: 1, scheduled: 1, succeeded: 1, failed: 1, oldest_ready_s: expect.any(Number) },
-        { queue: 'default', kind: 'system.sleep', ...zero, running: 2, oldest_ready_s: null },
+        { queue: 'default', kind: 'system.noop', ...zero, ready: 1, scheduled: 1, succeeded_1m: 1, failed_1m: 1, succeeded_1h: 1, failed_1h: 1,
+          per_s_1m: 0.03, per_s_1h: 0, failure_rate_1h: 0.5, oldest_ready_s: expect.any(Number) },
+        { queue: 'default', kind: 'system.sleep', ...zero, running: 2 },
         { queue: 'images', kind: 'system.sleep', ...zero, ready: 1, oldest_ready_s: expect.any(Number) },
       ]);
       expect(queues[2].oldest_ready_s).toBeGreaterThanOrEqual(7200);
-      expect(workers).toEqual([expect.objectContaining({ id: 'worker-a', concurrency: 10, holding: 1 })]);
+      expect(workers).toEqual([expect.objectContaining({ id: 'worker-a', concurrency: 10, holding: 1, free_slots: 9 })]);
     } finally {
       await own.drop();
     }

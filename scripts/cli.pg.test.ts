@@ -68,7 +68,8 @@ describe('leasehold jobs', () => {
     const run = await leasehold(['jobs', 'show', f.failed, '--json']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.json()).toMatchObject({ id: f.failed, status: 'failed', attempts: 3, last_error: 'boom 3', events: [{ type: 'job.failed', attempt: 3 }] });
-    expect((await leasehold(['jobs', 'show', '00000000-0000-7000-8000-000000000000'])).code).toBe(1);
+    const unknown = await leasehold(['jobs', 'show', '00000000-0000-7000-8000-000000000000', '--json']);
+    expect([unknown.code, unknown.json()]).toEqual([1, { error: 'no job 00000000-0000-7000-8000-000000000000' }]);
     expect((await leasehold(['jobs', 'show', 'nope'])).code).toBe(64);
   });
 

@@ -1,9 +1,12 @@
 import { parseArgs } from 'node:util';
 import { commandContext, UsageError } from './context.js';
 import { dlqCommand } from './commands/dlq.js';
+import { doctorCommand } from './commands/doctor.js';
 import { jobsCommand } from './commands/jobs.js';
 import { keysCommand, tenantsCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
+import { queuesCommand } from './commands/queues.js';
+import { schedulesCommand } from './commands/schedules.js';
 import { statsCommand } from './commands/stats.js';
 
 const HELP = `leasehold — a Postgres-native job system for AI image pipelines
@@ -15,13 +18,18 @@ usage: leasehold <command> [options]
   worker                    a worker only
   migrate                   apply pending migrations
   jobs ls [--status s] [--queue q] [--kind k] [--limit n]
-  jobs show|retry|cancel <job-id>
+  jobs show|retry|cancel <job-id> | jobs extend <job-id> --by <seconds>
+  doctor <job-id>           why a job is not running (or how it ended), its history and errors
   dlq ls [--all] [--limit n] | dlq requeue <dead-letter-id>
+  dlq requeue --all | [--kind k] [--queue q] [--tenant slug] [--since time] [--error regex] [--limit n]
+  queues ls | queues pause|resume <queue>
+  schedules ls | schedules rm|pause|resume <name>
+  schedules add <name> --cron expr --kind k [--payload json] [--queue q] [--priority n] [--max-attempts n] [--tz zone] [--tenant slug]
   keys create [--tenant slug] [--name n] [--scopes jobs:read,jobs:write,admin] | keys ls | keys revoke <id|prefix>
   tenants create <slug> [--name n] | tenants ls
   tenants budget <tenant> [--grant credits|--grant-usd usd] [--per-job-usd|--daily-usd|--monthly-usd usd|none]
                  [--kind-daily-usd kind=usd,…|none] [--enforce-credits true|false]
-  stats                     queue depth by status, live workers
+  stats                     per queue and kind: depth, oldest wait, last minute and hour; live workers
 
 every command takes --json; configuration comes from the environment (see .env.example)
 `;
@@ -53,6 +61,14 @@ export async function main(argv: string[]): Promise<number> {
       'monthly-usd': { type: 'string' },
       'kind-daily-usd': { type: 'string' },
       'enforce-credits': { type: 'string' },
+      since: { type: 'string' },
+      error: { type: 'string' },
+      by: { type: 'string' },
+      cron: { type: 'string' },
+      tz: { type: 'string' },
+      payload: { type: 'string' },
+      priority: { type: 'string' },
+      'max-attempts': { type: 'string' },
     },
   });
   const [command = 'help', ...rest] = positionals;
@@ -83,6 +99,12 @@ export async function main(argv: string[]): Promise<number> {
         return await tenantsCommand(ctx, rest, values);
       case 'stats':
         return await statsCommand(ctx);
+      case 'doctor':
+        return await doctorCommand(ctx, rest);
+      case 'queues':
+        return await queuesCommand(ctx, rest);
+      case 'schedules':
+        return await schedulesCommand(ctx, rest, values);
       default:
         process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
         return 64;

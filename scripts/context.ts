@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { loadConfig, ConfigError, type Config } from '#shared/config.js';
 import { connect, type Sql } from '#shared/db/connect.js';
 import { openDatabase, type DatabaseHandle } from '#shared/db/open-database.js';
@@ -79,4 +80,30 @@ export function statusFlag(value: string | boolean | undefined): string | null {
     throw new UsageError(`--status must be one of ${JOB_STATUSES.join(', ')}`);
   }
   return value;
+}
+
+/** Who the admin functions record as the caller: `cli:<os user>`. */
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return `cli:${process.env.USER ?? 'unknown'}`;
+  }
+}
+
+/** A value of a flag that takes one, or undefined; a bare `--flag` is a usage error. */
+export function textFlag(flags: Record<string, string | boolean | undefined>, name: string): string | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} needs a value`);
+  return v;
+}
+
+/** An integer flag within bounds, or undefined when absent. */
+export function intFlag(flags: Record<string, string | boolean | undefined>, name: string, min: number, max: number): number | undefined {
+  const v = textFlag(flags, name);
+  if (v === undefined) return undefined;
+  const n = /^-?\d+$/.test(v) ? Number(v) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`--${name} must be a whole number from ${min} to ${max}`);
+  return n;
 }

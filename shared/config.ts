@@ -1,3 +1,4 @@
+import cron from 'node-cron';
 import { z } from 'zod';
 import { PriceOverrides } from './governor/pricing.js';
 import { DEFAULT_WEBHOOK_SCHEDULE, parseSchedule } from './webhooks/schedule.js';
@@ -165,6 +166,14 @@ const schema = z.object({
   WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().positive().default(72),
   /** Largest manifest inlined in a webhook payload, in bytes of JSON; larger ones are linked. */
   WEBHOOK_INLINE_MAX_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
+  /** Succeeded, failed and cancelled jobs and their events are deleted this many days after they finished. */
+  RETENTION_JOBS_DAYS: z.coerce.number().positive().default(14),
+  /** Dead letters (and the admin audit log) are deleted this many days after the failure. */
+  RETENTION_DEAD_LETTERS_DAYS: z.coerce.number().positive().default(90),
+  /** When worker processes run retention (node-cron syntax; one process at a time does the work). */
+  RETENTION_CRON: z.string().default('*/10 * * * *').refine((v) => cron.validate(v), 'must be a cron expression (node-cron syntax)'),
+  /** How often each worker process looks for due schedule ticks. */
+  SCHEDULER_POLL_MS: ms(1_000),
   /** pino level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -10,7 +10,31 @@ create type leasehold.job_status as enum ('queued', 'running', 'succeeded', 'fai
 
 -- Functions
 
-CREATE OR REPLACE FUNCTION leasehold.cancel_job(p_job_id uuid, p_tenant_id uuid DEFAULT NULL::uuid)
+CREATE OR REPLACE FUNCTION leasehold.cancel_job(p_job_id uuid, p_tenant_id uuid DEFAULT NULL::uuid, p_actor text DEFAULT CURRENT_USER)
+ RETURNS leasehold.job_status
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_was leasehold.job_status;
+  v_now leasehold.job_status;
+  v_before bigint;
+begin
+  select status into v_was from leasehold.jobs
+  where id = p_job_id and (p_tenant_id is null or tenant_id = p_tenant_id)
+  for update;
+  if not found then
+    return null;
+  end if;
+  select coalesce(max(id), 0) into v_before from leasehold.job_events where job_id = p_job_id;
+  v_now := leasehold.cancel_job_unaudited(p_job_id, p_tenant_id);
+  update leasehold.job_events set data = coalesce(data, '{}') || jsonb_build_object('reason', 'cancel', 'by', p_actor)
+  where job_id = p_job_id and id > v_before and type = 'job.cancelled';
+  insert into leasehold.admin_actions (actor, action, target, result)
+  values (p_actor, 'cancel_job', p_job_id::text, jsonb_build_object('was', v_was, 'now', v_now));
+  return v_now;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.cancel_job_unaudited(p_job_id uuid, p_tenant_id uuid DEFAULT NULL::uuid)
  RETURNS leasehold.job_status
  LANGUAGE plpgsql
 AS $function$
@@ -42,6 +66,42 @@ begin
     return 'running';
   end if;
   return j.status;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.diagnosis_governor_reason(p_kind text, p_tenant_id uuid)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select leasehold.governor_block_reason(p_kind, p_tenant_id)
+$function$;
+
+CREATE OR REPLACE FUNCTION leasehold.extend_lease(p_job_id uuid, p_by interval, p_tenant_id uuid DEFAULT NULL::uuid, p_actor text DEFAULT CURRENT_USER)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+AS $function$
+declare
+  j leasehold.jobs;
+begin
+  if p_by is null or p_by < interval '1 second' or p_by > interval '1 day' then
+    raise exception 'a lease can be extended by 1 second to 1 day, not %', p_by using errcode = '22023';
+  end if;
+  update leasehold.jobs
+  set lease_expires_at = greatest(lease_expires_at, now()) + p_by, updated_at = now()
+  where id = p_job_id and (p_tenant_id is null or tenant_id = p_tenant_id) and status = 'running'
+  returning * into j;
+  if not found then
+    return null;
+  end if;
+  insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
+  values (j.id, j.tenant_id, 'job.lease_extended', j.attempts,
+          jsonb_build_object('reason', 'extend_lease', 'by', p_actor, 'extended_by_s', extract(epoch from p_by),
+                             'lease_expires_at', j.lease_expires_at, 'worker', j.lease_owner));
+  insert into leasehold.admin_actions (actor, action, target, args, result)
+  values (p_actor, 'extend_lease', j.id::text, jsonb_build_object('by', p_by::text),
+          jsonb_build_object('lease_expires_at', j.lease_expires_at));
+  perform pg_notify('leasehold_events', '');
+  return j.lease_expires_at;
 end $function$;
 
 CREATE OR REPLACE FUNCTION leasehold.governor_block_reason(p_kind text, p_tenant_id uuid)
@@ -300,6 +360,29 @@ begin
   return null;
 end $function$;
 
+CREATE OR REPLACE FUNCTION leasehold.job_event_id_at(p_at timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+declare
+  lo bigint;
+  hi bigint;
+  mid bigint;
+  t timestamptz;
+begin
+  select min(id), max(id) + 1 into lo, hi from leasehold.job_events;
+  if lo is null then
+    return 1;
+  end if;
+  while lo < hi loop
+    mid := lo + (hi - lo) / 2;
+    select created_at into t from leasehold.job_events where id >= mid order by id limit 1;
+    if t >= p_at then hi := mid; else lo := mid + 1; end if;
+  end loop;
+  return lo;
+end $function$;
+
 CREATE OR REPLACE FUNCTION leasehold.jobs_inserted()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -315,13 +398,22 @@ begin
   return null;
 end $function$;
 
-CREATE OR REPLACE FUNCTION leasehold.pause_queue(p_queue text)
- RETURNS void
- LANGUAGE sql
+CREATE OR REPLACE FUNCTION leasehold.pause_queue(p_queue text, p_actor text DEFAULT CURRENT_USER)
+ RETURNS boolean
+ LANGUAGE plpgsql
 AS $function$
-  insert into leasehold.queues (name, paused_at) values (p_queue, now())
-  on conflict (name) do update set paused_at = coalesce(leasehold.queues.paused_at, now())
-$function$;
+declare
+  v_was timestamptz;
+begin
+  insert into leasehold.queues (name) values (p_queue) on conflict (name) do nothing;
+  select paused_at into v_was from leasehold.queues where name = p_queue for update;
+  if v_was is not null then
+    return false;
+  end if;
+  update leasehold.queues set paused_at = now() where name = p_queue;
+  insert into leasehold.admin_actions (actor, action, target) values (p_actor, 'pause_queue', p_queue);
+  return true;
+end $function$;
 
 CREATE OR REPLACE FUNCTION leasehold.record_cost(p_job_id uuid, p_tenant_id uuid, p_kind text, p_attempt integer, p_provider text, p_model text, p_priced_as text, p_prices_date date, p_input bigint, p_cached bigint, p_image bigint, p_output bigint, p_input_price bigint, p_cached_price bigint, p_image_price bigint, p_output_price bigint, p_cost bigint)
  RETURNS bigint
@@ -344,7 +436,7 @@ begin
   return v_id;
 end $function$;
 
-CREATE OR REPLACE FUNCTION leasehold.requeue_dead_letter(p_dead_letter_id uuid, p_tenant_id uuid DEFAULT NULL::uuid)
+CREATE OR REPLACE FUNCTION leasehold.requeue_dead_letter(p_dead_letter_id uuid, p_tenant_id uuid DEFAULT NULL::uuid, p_actor text DEFAULT CURRENT_USER)
  RETURNS uuid
  LANGUAGE plpgsql
 AS $function$
@@ -353,14 +445,70 @@ declare
 begin
   select job_id into v_job_id from leasehold.dead_letters
   where id = p_dead_letter_id and requeued_at is null
-    and (p_tenant_id is null or tenant_id = p_tenant_id);
-  if v_job_id is null or not leasehold.retry_job(v_job_id, p_tenant_id) then
+    and (p_tenant_id is null or tenant_id = p_tenant_id)
+  for update;
+  if v_job_id is null or not leasehold.requeue_finished_job(v_job_id, p_tenant_id,
+       jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', p_dead_letter_id)) then
     return null;
   end if;
+  insert into leasehold.admin_actions (actor, action, target, result)
+  values (p_actor, 'requeue_dead_letter', p_dead_letter_id::text, jsonb_build_object('job_id', v_job_id));
   return v_job_id;
 end $function$;
 
-CREATE OR REPLACE FUNCTION leasehold.resume_queue(p_queue text)
+CREATE OR REPLACE FUNCTION leasehold.requeue_dead_letters(p_kind text DEFAULT NULL::text, p_queue text DEFAULT NULL::text, p_tenant_id uuid DEFAULT NULL::uuid, p_since timestamp with time zone DEFAULT NULL::timestamp with time zone, p_error_pattern text DEFAULT NULL::text, p_actor text DEFAULT CURRENT_USER, p_limit integer DEFAULT 10000)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+declare
+  r record;
+  n integer := 0;
+begin
+  if p_limit is null or p_limit < 1 then
+    raise exception 'p_limit must be at least 1' using errcode = '22023';
+  end if;
+  for r in
+    select id, job_id from leasehold.dead_letters
+    where requeued_at is null
+      and (p_kind is null or kind = p_kind)
+      and (p_queue is null or queue = p_queue)
+      and (p_tenant_id is null or tenant_id = p_tenant_id)
+      and (p_since is null or failed_at >= p_since)
+      and (p_error_pattern is null or coalesce(last_error, '') ~* p_error_pattern)
+    order by failed_at, id
+    limit p_limit
+    for update skip locked
+  loop
+    if leasehold.requeue_finished_job(r.job_id, null,
+         jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', r.id)) then
+      n := n + 1;
+    end if;
+  end loop;
+  insert into leasehold.admin_actions (actor, action, args, result)
+  values (p_actor, 'requeue_dead_letters',
+          jsonb_strip_nulls(jsonb_build_object('kind', p_kind, 'queue', p_queue, 'tenant_id', p_tenant_id,
+                                               'since', p_since, 'error_pattern', p_error_pattern, 'limit', p_limit)),
+          jsonb_build_object('requeued', n));
+  return n;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.requeue_finished_job(p_job_id uuid, p_tenant_id uuid, p_data jsonb)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_before bigint;
+begin
+  select coalesce(max(id), 0) into v_before from leasehold.job_events where job_id = p_job_id;
+  if not leasehold.retry_job_unaudited(p_job_id, p_tenant_id) then
+    return false;
+  end if;
+  update leasehold.job_events set data = coalesce(data, '{}') || p_data
+  where job_id = p_job_id and id > v_before and type = 'job.queued';
+  return true;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.resume_queue(p_queue text, p_actor text DEFAULT CURRENT_USER)
  RETURNS boolean
  LANGUAGE plpgsql
 AS $function$
@@ -369,11 +517,24 @@ begin
   if not found then
     return false;
   end if;
+  insert into leasehold.admin_actions (actor, action, target) values (p_actor, 'resume_queue', p_queue);
   perform pg_notify('leasehold_jobs', p_queue);
   return true;
 end $function$;
 
-CREATE OR REPLACE FUNCTION leasehold.retry_job(p_job_id uuid, p_tenant_id uuid DEFAULT NULL::uuid)
+CREATE OR REPLACE FUNCTION leasehold.retry_job(p_job_id uuid, p_tenant_id uuid DEFAULT NULL::uuid, p_actor text DEFAULT CURRENT_USER)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if not leasehold.requeue_finished_job(p_job_id, p_tenant_id, jsonb_build_object('reason', 'retry', 'by', p_actor)) then
+    return false;
+  end if;
+  insert into leasehold.admin_actions (actor, action, target) values (p_actor, 'retry_job', p_job_id::text);
+  return true;
+end $function$;
+
+CREATE OR REPLACE FUNCTION leasehold.retry_job_unaudited(p_job_id uuid, p_tenant_id uuid DEFAULT NULL::uuid)
  RETURNS boolean
  LANGUAGE plpgsql
 AS $function$
@@ -422,6 +583,14 @@ AS $function$
       52, 1), 53, 1), 'hex')::uuid
 $function$;
 
+CREATE OR REPLACE FUNCTION leasehold.uuid_v7_floor(p_at timestamp with time zone)
+ RETURNS uuid
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  select (lpad(to_hex(floor(extract(epoch from p_at) * 1000)::bigint), 12, '0') || '00000000000000000000')::uuid
+$function$;
+
 CREATE OR REPLACE FUNCTION leasehold.webhook_delivery_inserted()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -455,6 +624,17 @@ AS $function$
 $function$;
 
 -- Tables and views, each with its indexes and triggers
+
+create table leasehold.admin_actions (
+  id bigint generated always as identity not null,
+  at timestamp with time zone default now() not null,
+  actor text not null,
+  action text not null,
+  target text,
+  args jsonb default '{}'::jsonb not null,
+  result jsonb,
+  constraint admin_actions_pkey PRIMARY KEY (id)
+);
 
 create table leasehold.api_keys (
   id uuid not null,
@@ -593,7 +773,7 @@ create table leasehold.job_events (
   xid xid8 default pg_current_xact_id() not null,
   created_at timestamp with time zone default now() not null,
   constraint job_events_pkey PRIMARY KEY (id),
-  constraint job_events_type_check CHECK ((type = ANY (ARRAY['job.queued'::text, 'job.running'::text, 'job.progress'::text, 'job.retrying'::text, 'job.succeeded'::text, 'job.failed'::text, 'job.cancelled'::text])))
+  constraint job_events_type_check CHECK ((type = ANY (ARRAY['job.queued'::text, 'job.running'::text, 'job.progress'::text, 'job.retrying'::text, 'job.succeeded'::text, 'job.failed'::text, 'job.cancelled'::text, 'job.lease_extended'::text])))
 );
 CREATE INDEX job_events_job_idx ON leasehold.job_events USING btree (job_id, id);
 CREATE TRIGGER job_ended_webhooks AFTER INSERT ON leasehold.job_events FOR EACH ROW WHEN ((new.type = ANY (ARRAY['job.failed'::text, 'job.cancelled'::text]))) EXECUTE FUNCTION leasehold.job_ended_webhooks();
@@ -685,6 +865,40 @@ create table leasehold.rate_limits (
   tokens double precision not null,
   updated_at timestamp with time zone default now() not null,
   constraint rate_limits_pkey PRIMARY KEY (tenant_id, bucket)
+);
+
+create table leasehold.schedule_ticks (
+  schedule_id uuid not null,
+  tick_at timestamp with time zone not null,
+  job_id uuid not null,
+  created_at timestamp with time zone default now() not null,
+  constraint schedule_ticks_pkey PRIMARY KEY (schedule_id, tick_at)
+);
+
+create table leasehold.schedules (
+  id uuid default leasehold.uuid_v7() not null,
+  name text not null,
+  cron text not null,
+  timezone text default 'UTC'::text not null,
+  kind text not null,
+  payload jsonb default '{}'::jsonb not null,
+  queue text default 'default'::text not null,
+  priority integer default 100 not null,
+  max_attempts integer default 3 not null,
+  tenant_id uuid default '00000000-0000-0000-0000-000000000000'::uuid not null,
+  enabled boolean default true not null,
+  ticks_from timestamp with time zone default now() not null,
+  last_tick_at timestamp with time zone,
+  last_job_id uuid,
+  last_error text,
+  created_at timestamp with time zone default now() not null,
+  updated_at timestamp with time zone default now() not null,
+  constraint schedules_kind_check CHECK ((kind <> ''::text)),
+  constraint schedules_max_attempts_check CHECK (((max_attempts >= 1) AND (max_attempts <= 1000))),
+  constraint schedules_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
+  constraint schedules_name_key UNIQUE (name),
+  constraint schedules_pkey PRIMARY KEY (id),
+  constraint schedules_queue_check CHECK ((queue <> ''::text))
 );
 
 create table leasehold.schema_migrations (
@@ -809,12 +1023,265 @@ create table leasehold.workers (
   constraint workers_pkey PRIMARY KEY (id)
 );
 
+create view leasehold.active_leases as
+ SELECT j.id AS job_id,
+    j.tenant_id,
+    j.kind,
+    j.queue,
+    j.lease_owner AS worker,
+    w.host AS worker_host,
+    w.pid AS worker_pid,
+    COALESCE(w.stopped_at IS NULL AND w.last_seen_at > (now() - '00:01:00'::interval), false) AS worker_live,
+    j.attempts AS attempt,
+    j.max_attempts,
+    c.claimed_at,
+    now() - c.claimed_at AS lease_age,
+    j.heartbeat_at AS last_heartbeat,
+    now() - j.heartbeat_at AS since_heartbeat,
+    j.lease_expires_at,
+    j.lease_expires_at - now() AS expires_in,
+    j.progress,
+    j.progress_message,
+    j.cancel_requested_at IS NOT NULL AS cancel_requested
+   FROM leasehold.jobs j
+     LEFT JOIN leasehold.workers w ON w.id = j.lease_owner
+     LEFT JOIN LATERAL ( SELECT e.created_at AS claimed_at
+           FROM leasehold.job_events e
+          WHERE e.job_id = j.id AND e.type = 'job.running'::text
+          ORDER BY e.id DESC
+         LIMIT 1) c ON true
+  WHERE j.status = 'running'::leasehold.job_status;
+
+create view leasehold.dead_letter_summary as
+ SELECT queue,
+    kind,
+    last_error,
+    count(*)::integer AS open,
+    min(failed_at) AS first_failed_at,
+    max(failed_at) AS last_failed_at
+   FROM leasehold.dead_letters
+  WHERE requeued_at IS NULL
+  GROUP BY queue, kind, last_error;
+
+create view leasehold.live_workers as
+ SELECT w.id,
+    w.host,
+    w.pid,
+    w.queues,
+    w.kinds,
+    w.concurrency,
+    w.started_at,
+    w.last_seen_at,
+    COALESCE(h.holding, 0::bigint)::integer AS holding,
+    GREATEST(w.concurrency - COALESCE(h.holding, 0::bigint), 0::bigint)::integer AS free_slots
+   FROM leasehold.workers w
+     LEFT JOIN ( SELECT jobs.lease_owner,
+            count(*) AS holding
+           FROM leasehold.jobs
+          WHERE jobs.status = 'running'::leasehold.job_status
+          GROUP BY jobs.lease_owner) h ON h.lease_owner = w.id
+  WHERE w.stopped_at IS NULL AND w.last_seen_at > (now() - '00:01:00'::interval);
+
+create view leasehold.queue_summary as
+ WITH live AS (
+         SELECT qs.name AS queue,
+            x.kind,
+            x.ready,
+            x.scheduled,
+            0::bigint AS running,
+            x.oldest_ready_at
+           FROM leasehold.queues qs
+             CROSS JOIN LATERAL ( SELECT jobs.kind,
+                    count(*) FILTER (WHERE jobs.run_at <= now()) AS ready,
+                    count(*) FILTER (WHERE jobs.run_at > now()) AS scheduled,
+                    min(jobs.run_at) FILTER (WHERE jobs.run_at <= now()) AS oldest_ready_at
+                   FROM leasehold.jobs
+                  WHERE jobs.status = 'queued'::leasehold.job_status AND jobs.queue = qs.name
+                  GROUP BY jobs.kind) x
+        UNION ALL
+         SELECT jobs.queue,
+            jobs.kind,
+            0 AS ready,
+            0 AS scheduled,
+            count(*) AS running,
+            NULL::timestamp with time zone AS oldest_ready_at
+           FROM leasehold.jobs
+          WHERE jobs.status = 'running'::leasehold.job_status
+          GROUP BY jobs.queue, jobs.kind
+        ), recent AS (
+         SELECT j.queue,
+            j.kind,
+            count(*) FILTER (WHERE e.type = 'job.succeeded'::text) AS succeeded_1h,
+            count(*) FILTER (WHERE e.type = 'job.failed'::text) AS failed_1h,
+            count(*) FILTER (WHERE e.type = 'job.retrying'::text) AS retried_1h,
+            count(*) FILTER (WHERE e.type = 'job.cancelled'::text) AS cancelled_1h,
+            count(*) FILTER (WHERE e.type = 'job.succeeded'::text AND e.created_at >= (now() - '00:01:00'::interval)) AS succeeded_1m,
+            count(*) FILTER (WHERE e.type = 'job.failed'::text AND e.created_at >= (now() - '00:01:00'::interval)) AS failed_1m
+           FROM leasehold.job_events e
+             JOIN leasehold.jobs j ON j.id = e.job_id
+          WHERE e.id >= (( SELECT leasehold.job_event_id_at(now() - '01:05:00'::interval) AS job_event_id_at)) AND e.created_at >= (now() - '01:00:00'::interval) AND (e.type = ANY (ARRAY['job.succeeded'::text, 'job.failed'::text, 'job.retrying'::text, 'job.cancelled'::text]))
+          GROUP BY j.queue, j.kind
+        ), keys AS (
+         SELECT live.queue,
+            live.kind
+           FROM live
+        UNION
+         SELECT recent.queue,
+            recent.kind
+           FROM recent
+        )
+ SELECT k.queue,
+    k.kind,
+    COALESCE(q.paused_at IS NOT NULL, false) AS paused,
+    COALESCE(l.ready, 0::numeric)::integer AS ready,
+    COALESCE(l.scheduled, 0::numeric)::integer AS scheduled,
+    COALESCE(l.running, 0::numeric)::integer AS running,
+    now() - l.oldest_ready_at AS oldest_ready_age,
+    COALESCE(r.succeeded_1m, 0::bigint)::integer AS succeeded_1m,
+    COALESCE(r.failed_1m, 0::bigint)::integer AS failed_1m,
+    COALESCE(r.succeeded_1h, 0::bigint)::integer AS succeeded_1h,
+    COALESCE(r.failed_1h, 0::bigint)::integer AS failed_1h,
+    COALESCE(r.retried_1h, 0::bigint)::integer AS retried_1h,
+    COALESCE(r.cancelled_1h, 0::bigint)::integer AS cancelled_1h,
+    round(COALESCE(r.succeeded_1m + r.failed_1m, 0::bigint)::numeric / 60.0, 2) AS per_s_1m,
+    round(COALESCE(r.succeeded_1h + r.failed_1h, 0::bigint)::numeric / 3600.0, 2) AS per_s_1h,
+    round(r.failed_1h::numeric / NULLIF(r.succeeded_1h + r.failed_1h, 0)::numeric, 4) AS failure_rate_1h
+   FROM keys k
+     LEFT JOIN ( SELECT live.queue,
+            live.kind,
+            sum(live.ready) AS ready,
+            sum(live.scheduled) AS scheduled,
+            sum(live.running) AS running,
+            min(live.oldest_ready_at) AS oldest_ready_at
+           FROM live
+          GROUP BY live.queue, live.kind) l ON l.queue = k.queue AND l.kind = k.kind
+     LEFT JOIN recent r ON r.queue = k.queue AND r.kind = k.kind
+     LEFT JOIN leasehold.queues q ON q.name = k.queue;
+
+create view leasehold.job_diagnosis as
+ WITH w AS MATERIALIZED (
+         SELECT live_workers.queues,
+            live_workers.kinds,
+            live_workers.concurrency,
+            live_workers.free_slots
+           FROM leasehold.live_workers
+        )
+ SELECT j.id AS job_id,
+    j.tenant_id,
+    j.kind,
+    j.queue,
+    j.priority,
+    j.run_at,
+    j.attempts,
+    j.max_attempts,
+    now() - j.run_at AS waiting_for,
+    r.reason,
+    d.detail
+   FROM leasehold.queues q
+     CROSS JOIN LATERAL ( SELECT j_1.id,
+            j_1.tenant_id,
+            j_1.kind,
+            j_1.queue,
+            j_1.payload,
+            j_1.status,
+            j_1.priority,
+            j_1.run_at,
+            j_1.attempts,
+            j_1.max_attempts,
+            j_1.lease_owner,
+            j_1.lease_token,
+            j_1.lease_expires_at,
+            j_1.heartbeat_at,
+            j_1.progress,
+            j_1.progress_message,
+            j_1.result,
+            j_1.last_error,
+            j_1.errors,
+            j_1.rescues,
+            j_1.cancel_requested_at,
+            j_1.idempotency_key,
+            j_1.created_at,
+            j_1.started_at,
+            j_1.finished_at,
+            j_1.updated_at,
+            j_1.pattern_id,
+            j_1.pattern_version,
+            j_1.estimate_micros
+           FROM leasehold.jobs j_1
+          WHERE j_1.status = 'queued'::leasehold.job_status AND j_1.queue = q.name
+          ORDER BY j_1.priority, j_1.run_at, j_1.id) j
+     CROSS JOIN LATERAL ( SELECT count(*) FILTER (WHERE w.queues IS NULL OR (j.queue = ANY (w.queues))) AS serving_queue,
+            count(*) FILTER (WHERE (w.queues IS NULL OR (j.queue = ANY (w.queues))) AND (j.kind = ANY (w.kinds))) AS serving_kind,
+            COALESCE(sum(w.concurrency) FILTER (WHERE (w.queues IS NULL OR (j.queue = ANY (w.queues))) AND (j.kind = ANY (w.kinds))), 0::bigint) AS slots,
+            COALESCE(sum(w.free_slots) FILTER (WHERE (w.queues IS NULL OR (j.queue = ANY (w.queues))) AND (j.kind = ANY (w.kinds))), 0::bigint) AS free_slots,
+            ( SELECT count(*) AS count
+                   FROM w w_1) AS live
+           FROM w) s
+     CROSS JOIN LATERAL ( SELECT
+                CASE
+                    WHEN j.run_at > now() OR q.paused_at IS NOT NULL OR s.serving_kind = 0 THEN NULL::text
+                    ELSE leasehold.diagnosis_governor_reason(j.kind, j.tenant_id)
+                END AS governor) g
+     CROSS JOIN LATERAL ( SELECT
+                CASE
+                    WHEN j.run_at > now() AND j.attempts > 0 THEN 'retry_backoff'::text
+                    WHEN j.run_at > now() THEN 'scheduled'::text
+                    WHEN q.paused_at IS NOT NULL THEN 'queue_paused'::text
+                    WHEN s.serving_queue = 0 THEN 'no_worker'::text
+                    WHEN s.serving_kind = 0 THEN 'no_worker_for_kind'::text
+                    WHEN g.governor IS NOT NULL THEN 'governor'::text
+                    WHEN s.free_slots = 0 THEN 'concurrency_full'::text
+                    ELSE 'ready'::text
+                END AS reason) r
+     CROSS JOIN LATERAL ( SELECT
+                CASE r.reason
+                    WHEN 'retry_backoff'::text THEN format('attempt %s of %s failed (%s); waiting for the retry backoff: the next attempt is due in %s, at %s'::text, j.attempts, j.max_attempts, COALESCE(j.last_error, 'no message'::text), date_trunc('second'::text, j.run_at - now()), j.run_at)
+                    WHEN 'scheduled'::text THEN format('run_at is in the future: due in %s, at %s'::text, date_trunc('second'::text, j.run_at - now()), j.run_at)
+                    WHEN 'queue_paused'::text THEN format('queue %s was paused at %s; resume it with: select leasehold.resume_queue(%L)'::text, j.queue, q.paused_at, j.queue)
+                    WHEN 'no_worker'::text THEN format('no live worker serves queue %s (%s live worker(s) in all); start one with WORKER_QUEUES including %s, or all'::text, j.queue, s.live, j.queue)
+                    WHEN 'no_worker_for_kind'::text THEN format('%s live worker(s) serve queue %s, but none handles kind %s (no handler registered for it)'::text, s.serving_queue, j.queue, j.kind)
+                    WHEN 'governor'::text THEN format('the governor holds it back: %s'::text, g.governor)
+                    WHEN 'concurrency_full'::text THEN format('concurrency limit full: the %s live worker(s) that serve queue %s and kind %s have all %s slots busy; it runs when one frees up'::text, s.serving_kind, j.queue, j.kind, s.slots)
+                    ELSE format('ready for %s; nothing blocks it: %s live worker(s) with %s free slot(s) serve it, so it should be claimed soon'::text, date_trunc('second'::text, GREATEST(now() - j.run_at, '00:00:00'::interval)), s.serving_kind, s.free_slots)
+                END AS detail) d;
+
+create view leasehold.stuck_jobs as
+ SELECT j.id AS job_id,
+    j.tenant_id,
+    j.kind,
+    j.queue,
+    j.status,
+    'lease_expired'::text AS problem,
+    now() - j.lease_expires_at AS stuck_for,
+    j.lease_owner,
+    j.attempts,
+    j.max_attempts,
+    format('the lease held by %s expired %s ago and no reclaimer has taken it back: is any worker running?'::text, j.lease_owner, date_trunc('second'::text, now() - j.lease_expires_at)) AS detail
+   FROM leasehold.jobs j
+  WHERE j.status = 'running'::leasehold.job_status AND j.lease_expires_at < now()
+UNION ALL
+ SELECT d.job_id,
+    d.tenant_id,
+    d.kind,
+    d.queue,
+    'queued'::leasehold.job_status AS status,
+    'overdue'::text AS problem,
+    d.waiting_for AS stuck_for,
+    NULL::text AS lease_owner,
+    d.attempts,
+    d.max_attempts,
+    (d.reason || ': '::text) || d.detail AS detail
+   FROM leasehold.job_diagnosis d
+  WHERE d.run_at < (now() - COALESCE(NULLIF(current_setting('leasehold.stuck_after'::text, true), ''::text)::interval, '00:05:00'::interval));
+
 -- Foreign keys and NOT VALID constraints
 
 alter table leasehold.api_keys add constraint api_keys_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
 alter table leasehold.credit_accounts add constraint credit_accounts_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
 alter table leasehold.pattern_versions add constraint pattern_versions_pattern_id_fkey FOREIGN KEY (pattern_id) REFERENCES leasehold.patterns(id) ON DELETE CASCADE;
 alter table leasehold.patterns add constraint patterns_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
+alter table leasehold.schedule_ticks add constraint schedule_ticks_schedule_id_fkey FOREIGN KEY (schedule_id) REFERENCES leasehold.schedules(id) ON DELETE CASCADE;
+alter table leasehold.schedules add constraint schedules_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
 alter table leasehold.webhook_deliveries add constraint webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES leasehold.webhooks(id) ON DELETE CASCADE;
 alter table leasehold.webhook_delivery_attempts add constraint webhook_delivery_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES leasehold.webhook_deliveries(id) ON DELETE CASCADE;
 alter table leasehold.webhook_signing_secrets add constraint webhook_signing_secrets_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;

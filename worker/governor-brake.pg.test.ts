@@ -70,6 +70,9 @@ test('at the global daily ceiling, workers stop claiming paid kinds while free o
                                     leasehold.governor_block_reason('system.noop', ${tenantId}::uuid) as free`;
   expect(why!.paid).toMatch(/global daily spend ceiling reached/);
   expect(why!.free).toBeNull();
+  // An operator asking why it is not running gets the brake, in job_diagnosis as in `leasehold doctor`.
+  const [diag] = await db.sql`select reason, detail from leasehold.job_diagnosis where job_id = ${paid}`;
+  expect(diag).toMatchObject({ reason: 'governor', detail: expect.stringMatching(/global daily spend ceiling reached/) });
   const ready = (await (await api.app.request('/ready')).json()) as any;
   expect(ready.status).toBe('ready');
   expect(ready.checks.governor).toMatchObject({ global_daily_micros: 10_000, spent_today_micros: 10_000, brake: expect.stringMatching(/ceiling reached/) });

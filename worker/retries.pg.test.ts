@@ -294,7 +294,7 @@ describe('requeue after a terminal failure', () => {
       'job.running#2',
       'job.succeeded#2',
     ]);
-    expect(evs[5]!.data).toEqual({ reason: 'retry' });
+    expect(evs[5]!.data).toEqual({ reason: 'requeue', by: expect.any(String), dead_letter_id: letter!.id });
   });
 
   test('retry_job requeues a failed or cancelled job at once, and refuses one that is not', async () => {

@@ -100,7 +100,7 @@ export function deadLettersRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
         select requeued_at from leasehold.dead_letters where id = ${id}::uuid and tenant_id = ${tenantId}::uuid for update`;
       if (!dl) throw notFound;
       if (dl.requeued_at) throw new AppError('invalid_state', `dead letter ${id} was already requeued at ${dl.requeued_at.toISOString()}`);
-      const [r] = await tx<{ job_id: string | null }[]>`select leasehold.requeue_dead_letter(${id}::uuid, ${tenantId}::uuid) as job_id`;
+      const [r] = await tx<{ job_id: string | null }[]>`select leasehold.requeue_dead_letter(${id}::uuid, ${tenantId}::uuid, ${c.get('principal').subject}) as job_id`;
       // Open, but its job is no longer failed or cancelled (e.g. an operator changed it by hand).
       if (!r!.job_id) throw new AppError('invalid_state', `the job behind dead letter ${id} is no longer failed or cancelled`);
       return r!.job_id;

@@ -247,8 +247,9 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
           select status from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid for update`;
         if (!job) throw notFound(id);
         if (!allowed.includes(job.status)) throw new AppError('invalid_state', `job ${id} is ${job.status}; only ${allowed.join(' or ')} jobs can be ${action === 'cancel' ? 'cancelled' : 'retried'}`);
-        if (action === 'cancel') await tx`select leasehold.cancel_job(${id}::uuid, ${tenantId}::uuid)`;
-        else await tx`select leasehold.retry_job(${id}::uuid, ${tenantId}::uuid)`;
+        // The principal (`key:<id>` or `jwt:<subject>`) is recorded as who did it.
+        if (action === 'cancel') await tx`select leasehold.cancel_job(${id}::uuid, ${tenantId}::uuid, ${c.get('principal').subject})`;
+        else await tx`select leasehold.retry_job(${id}::uuid, ${tenantId}::uuid, ${c.get('principal').subject})`;
         const [row] = await selectJobs(tx, tenantId, tx`and id = ${id}::uuid`);
         return jobView(row!);
       });

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { limitFlag, statusFlag, withDatabase, type CommandContext } from '../context.js';
+import { cliActor, intFlag, limitFlag, statusFlag, withDatabase, type CommandContext } from '../context.js';
 import { printObject, printTable } from '../output.js';
 
 const uuid = z.uuid();
 
-/** `leasehold jobs ls|show|retry|cancel`. */
+/** `leasehold jobs ls|show|retry|cancel|extend`. */
 export async function jobsCommand(ctx: CommandContext, args: string[], flags: Record<string, string | boolean | undefined>): Promise<number> {
   const [sub, id] = args;
   switch (sub) {
@@ -33,20 +33,20 @@ export async function jobsCommand(ctx: CommandContext, args: string[], flags: Re
         const events = await sql`select id, type, attempt, data, created_at from leasehold.job_events where job_id = ${id!} order by id`;
         return { ...job, events };
       });
-      if (!found) return notFound(id!);
+      if (!found) return notFound(ctx, id!);
       printObject(found, ctx.json);
       return 0;
     }
     case 'retry': {
       if (!uuid.safeParse(id).success) return usage(`jobs retry <job-id>`);
-      const ok = await withDatabase(ctx, async (sql) => (await sql`select leasehold.retry_job(${id!}) as ok`)[0]!.ok as boolean);
+      const ok = await withDatabase(ctx, async (sql) => (await sql`select leasehold.retry_job(${id!}, null, ${cliActor()}) as ok`)[0]!.ok as boolean);
       printObject({ id, retried: ok, ...(ok ? {} : { reason: 'only failed or cancelled jobs can be retried' }) }, ctx.json);
       return ok ? 0 : 1;
     }
     case 'cancel': {
       if (!uuid.safeParse(id).success) return usage(`jobs cancel <job-id>`);
-      const status = await withDatabase(ctx, async (sql) => (await sql`select leasehold.cancel_job(${id!})::text as status`)[0]!.status as string | null);
-      if (status === null) return notFound(id!);
+      const status = await withDatabase(ctx, async (sql) => (await sql`select leasehold.cancel_job(${id!}, null, ${cliActor()})::text as status`)[0]!.status as string | null);
+      if (status === null) return notFound(ctx, id!);
       const note =
         status === 'running' ? { note: 'cancellation requested; the worker aborts the handler' }
         : status === 'cancelled' ? {}
@@ -54,8 +54,17 @@ export async function jobsCommand(ctx: CommandContext, args: string[], flags: Re
       printObject({ id, status, ...note }, ctx.json);
       return status === 'cancelled' || status === 'running' ? 0 : 1;
     }
+    case 'extend': {
+      if (!uuid.safeParse(id).success) return usage('jobs extend <job-id> --by <seconds>');
+      const seconds = intFlag(flags, 'by', 1, 86_400);
+      if (seconds === undefined) return usage('jobs extend <job-id> --by <seconds, 1 to 86400>');
+      const until = await withDatabase(ctx, async (sql) =>
+        (await sql`select leasehold.extend_lease(${id!}, make_interval(secs => ${seconds}), null, ${cliActor()}) as until`)[0]!.until as Date | null);
+      printObject({ id, extended: until !== null, lease_expires_at: until, ...(until ? {} : { reason: 'only a running job has a lease to extend' }) }, ctx.json);
+      return until ? 0 : 1;
+    }
     default:
-      return usage('jobs ls|show|retry|cancel');
+      return usage('jobs ls|show|retry|cancel|extend');
   }
 }
 
@@ -64,7 +73,8 @@ function usage(text: string): number {
   return 64; // EX_USAGE
 }
 
-function notFound(id: string): number {
+function notFound(ctx: CommandContext, id: string): number {
+  if (ctx.json) process.stdout.write(`${JSON.stringify({ error: `no job ${id}` })}\n`);
   process.stderr.write(`no job ${id}\n`);
   return 1;
 }

@@ -6,6 +6,7 @@ import { applyGovernorSettings } from '#shared/governor/settings.js';
 import { ensureDevKey } from '#shared/auth/tenants.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
+import { startMaintenance } from '#shared/maintenance/maintenance.js';
 import { createObjectStore } from '#shared/storage/object-store.js';
 import { createApp } from '../../api/app.js';
 import { EventHub } from '../../api/events/event-hub.js';
@@ -34,6 +35,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
   let pruning: { stop(): void } | undefined;
   let worker: Worker | undefined;
   let events: EventHub | undefined;
+  let maintenance: { stop(): Promise<void> } | undefined;
   const closeAll = async () => {
     await Promise.all([sql.end({ timeout: 5 }), workerSql?.end({ timeout: 5 })]);
     await db.close();
@@ -63,6 +65,8 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         },
       });
       await worker.start();
+      // Retention and schedule ticks run beside every worker (see shared/maintenance/).
+      maintenance = startMaintenance({ sql, log, config });
     }
     let devKey: string | undefined;
     if (what.api && what.worker) {
@@ -104,6 +108,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       }
     }
   } catch (err) {
+    await maintenance?.stop().catch(() => {});
     await worker?.stop().catch(() => {});
     await events?.close().catch(() => {});
     server?.close();
@@ -126,6 +131,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         // Open event streams would keep the server from closing; their clients resume elsewhere.
         await events?.close();
         await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+        await maintenance?.stop();
         await worker?.stop();
         await closeAll();
         resolve(0);

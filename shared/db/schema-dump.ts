@@ -61,6 +61,14 @@ async function read(tx: Tx, schema: string) {
     from pg_class c
     where c.relnamespace = $1::oid and c.relkind in ('r', 'v', 'm') and not c.relispartition and ${NOT_EXTENSION('c.oid')}
     order by c.relkind = 'r' desc, c.relname collate "C"`, [ns, schema]);
+  // A view is created after the views it reads, whatever their names: stable, so that otherwise
+  // the order stays tables first, then by name.
+  const viewDeps = await tx.unsafe<{ view: string; ref: string }[]>(`
+    select distinct r.ev_class::text as view, d.refobjid::text as ref
+    from pg_rewrite r join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
+    where d.refclassid = 'pg_class'::regclass and d.refobjid <> r.ev_class and r.ev_class = any($1::oid[])`,
+    [relations.filter((r) => r.kind !== 'r').map((r) => r.oid)]);
+  relations.splice(0, relations.length, ...dependencyOrder(relations, viewDeps));
   const oids = relations.map((r) => r.oid);
   const columns = await tx.unsafe<Column[]>(`
     select a.attrelid::text as rel, quote_ident(a.attname) as name, format_type(a.atttypid, a.atttypmod) as type,
@@ -90,6 +98,24 @@ async function read(tx: Tx, schema: string) {
     select tgrelid::text as rel, pg_get_triggerdef(oid) as def from pg_trigger
     where tgrelid = any($1::oid[]) and not tgisinternal order by tgname collate "C"`, [oids]);
   return { schema: found.quoted, types, functions, sequences, relations, columns, constraints, indexes, triggers };
+}
+
+/** `rels` in their order, except that each comes after every relation of `deps` it reads. */
+function dependencyOrder<T extends { oid: string }>(rels: T[], deps: { view: string; ref: string }[]): T[] {
+  const present = new Set(rels.map((r) => r.oid));
+  const needs = new Map<string, string[]>();
+  for (const d of deps) if (present.has(d.ref)) needs.set(d.view, [...(needs.get(d.view) ?? []), d.ref]);
+  const done = new Set<string>();
+  const out: T[] = [];
+  let pending = rels;
+  while (pending.length) {
+    const next = pending.filter((r) => !(needs.get(r.oid) ?? []).every((ref) => done.has(ref)));
+    for (const r of pending) if (!next.includes(r)) out.push(r), done.add(r.oid);
+    // A cycle cannot exist between views; should one appear, keep the rest in order rather than loop.
+    if (next.length === pending.length) return [...out, ...next];
+    pending = next;
+  }
+  return out;
 }
 
 function renderColumn(c: Column, explicitNotNull: boolean): string {

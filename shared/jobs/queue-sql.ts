@@ -214,7 +214,7 @@ from changed cross join (select count(*) from settled) as s`;
 /**
  * Workers: extends the leases of every job the worker holds, in one statement; returns the ids
  * still held (a missing id means the lease was lost) and whether cancellation was requested.
- * Also records that the worker is alive.
+ * Also records that the worker is alive. Never shortens a lease an operator extended (extend_lease).
  */
 export const HEARTBEAT = `
 with alive as (
@@ -223,7 +223,7 @@ with alive as (
   on conflict (id) do update set last_seen_at = now(), stopped_at = null
 )
 update leasehold.jobs
-set lease_expires_at = now() + make_interval(secs => $3::float8 / 1000), heartbeat_at = now()
+set lease_expires_at = greatest(lease_expires_at, now() + make_interval(secs => $3::float8 / 1000)), heartbeat_at = now()
 where id = any($1::uuid[]) and lease_token = any($2::uuid[]) and status = 'running'
 returning id, cancel_requested_at is not null as cancel_requested`;
 

@@ -1,0 +1,68 @@
+import cron from 'node-cron';
+import type { Config } from '#shared/config.js';
+import type { Sql } from '#shared/db/connect.js';
+import type { Logger } from '#shared/log.js';
+import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
+import { runRetention } from './retention.js';
+import { runDueSchedules } from './schedules.js';
+
+/** The settings the maintenance runner reads. */
+export type MaintenanceConfig = Pick<
+  Config,
+  'RETENTION_JOBS_DAYS' | 'RETENTION_DEAD_LETTERS_DAYS' | 'RETENTION_CRON' | 'SCHEDULER_POLL_MS'
+>;
+
+/**
+ * Runs in every worker process: retention on the RETENTION_CRON schedule (node-cron; one runner at
+ * a time across processes through an advisory lock) and the scheduler every SCHEDULER_POLL_MS
+ * (every process may tick: a tick enqueues once however many race for it).
+ */
+export function startMaintenance(opts: { sql: Sql; log: Logger; config: MaintenanceConfig }): { stop(): Promise<void> } {
+  const { sql, config } = opts;
+  const log = opts.log.child({ component: 'maintenance' });
+  const notifier = new Notifier(sql, (err) => log.debug({ err }, 'notify failed'));
+  let stopped = false;
+  let inflight: Promise<unknown> = Promise.resolve();
+
+  const retention = cron.schedule(
+    config.RETENTION_CRON,
+    async () => {
+      const run = runRetention(sql, { jobsDays: config.RETENTION_JOBS_DAYS, deadLettersDays: config.RETENTION_DEAD_LETTERS_DAYS })
+        .then((report) => {
+          if (report === null) log.debug('retention skipped: another process is running it');
+          else log.info({ ...report }, 'retention pass done');
+        })
+        .catch((err: unknown) => log.warn({ err }, 'retention pass failed; the next one retries'));
+      inflight = run;
+      await run;
+    },
+    { name: 'leasehold-retention', noOverlap: true },
+  );
+
+  let timer: NodeJS.Timeout | undefined;
+  const tick = async () => {
+    const run = runDueSchedules(sql)
+      .then((ticks) => {
+        for (const t of ticks) notifier.notify(CHANNELS.jobs, t.queue);
+        if (ticks.length) {
+          notifier.notify(CHANNELS.events);
+          log.info({ ticks: ticks.map((t) => ({ schedule: t.schedule, tick_at: t.tickAt, job_id: t.jobId })) }, 'schedules enqueued');
+        }
+      })
+      .catch((err: unknown) => log.warn({ err }, 'schedule pass failed; will retry'));
+    inflight = Promise.all([inflight, run]);
+    await run;
+    if (!stopped) timer = setTimeout(tick, config.SCHEDULER_POLL_MS);
+  };
+  timer = setTimeout(tick, 0);
+
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await retention.destroy();
+      await inflight;
+      await notifier.flush();
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { Sql } from '#shared/db/connect.js';
+import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
+import { daysAgo, uuidv7At } from '../../test/helpers/uuid-at.js';
+import { RETENTION_LOCK_KEY, runRetention } from './retention.js';
+
+let db: TestDatabase;
+beforeAll(async () => (db = await createTestDatabase()));
+afterAll(() => db.drop());
+
+const POLICY = { jobsDays: 14, deadLettersDays: 90, batchSize: 4 };
+
+/** Inserts one job created `createdDaysAgo` days ago, finished `finishedDaysAgo` ago (null: not finished). */
+async function job(sql: Sql, status: string, createdDaysAgo: number, finishedDaysAgo: number | null): Promise<string> {
+  const created = daysAgo(createdDaysAgo);
+  const id = uuidv7At(created);
+  const finished = finishedDaysAgo === null ? null : daysAgo(finishedDaysAgo);
+  await sql`insert into leasehold.jobs (id, kind, status, attempts, created_at, finished_at, run_at, lease_token, lease_owner, lease_expires_at)
+            values (${id}, 'system.noop', ${status}::leasehold.job_status, 1, ${created}, ${finished}, ${created},
+                    ${status === 'running' ? uuidv7At(created) : null}, ${status === 'running' ? 'w' : null},
+                    ${status === 'running' ? new Date(Date.now() + 30_000) : null})`;
+  // A second event besides the insert trigger's, so events are counted per job, not per row.
+  await sql`insert into leasehold.job_events (job_id, tenant_id, type, attempt) values (${id}, '00000000-0000-0000-0000-000000000000', 'job.progress', 1)`;
+  return id;
+}
+
+/** A dead letter of `jobId` failed `failedDaysAgo` days ago, open unless `requeued`. */
+async function deadLetter(sql: Sql, jobId: string, failedDaysAgo: number): Promise<string> {
+  const failed = daysAgo(failedDaysAgo);
+  const [row] = await sql<{ id: string }[]>`
+    insert into leasehold.dead_letters (id, job_id, tenant_id, kind, queue, payload, priority, attempts, max_attempts, errors, job_created_at, failed_at)
+    values (${uuidv7At(failed)}, ${jobId}, '00000000-0000-0000-0000-000000000000', 'system.noop', 'default', '{}', 100, 3, 3, '[]', ${failed}, ${failed})
+    returning id`;
+  return row!.id;
+}
+
+async function present(sql: Sql, ids: string[]) {
+  const rows = await sql<{ id: string; events: number; listed: boolean }[]>`
+    select j.id, (select count(*) from leasehold.job_events e where e.job_id = j.id)::int as events,
+           exists (select 1 from leasehold.tenant_jobs t where t.job_id = j.id) as listed
+    from leasehold.jobs j where j.id = any(${ids}::uuid[])`;
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+test('deletes old finished jobs with their events and list rows, in batches, and keeps everything else', async () => {
+  const oldDone = await Promise.all(Array.from({ length: 11 }, (_, i) => job(db.sql, i % 2 ? 'succeeded' : 'cancelled', 20 + i, 20 + i)));
+  const finishedRecently = await job(db.sql, 'succeeded', 20, 1);
+  const oldQueued = await job(db.sql, 'queued', 30, null);
+  const oldRunning = await job(db.sql, 'running', 30, null);
+  const recentDone = await job(db.sql, 'succeeded', 2, 2);
+  const failedOpen = await job(db.sql, 'failed', 20, 20);
+  const failedOpenLetter = await deadLetter(db.sql, failedOpen, 20);
+  const failedAncient = await job(db.sql, 'failed', 100, 100);
+  const ancientLetter = await deadLetter(db.sql, failedAncient, 100);
+  await db.sql`insert into leasehold.admin_actions (actor, action, at) values ('ops', 'pause_queue', now() - interval '100 days'), ('ops', 'resume_queue', now())`;
+
+  const report = await runRetention(db.sql, POLICY);
+  // The ancient dead letter goes first, so its failed job (no open dead letter left) goes in the same pass.
+  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1 });
+
+  const left = await present(db.sql, [...oldDone, finishedRecently, oldQueued, oldRunning, recentDone, failedOpen, failedAncient]);
+  for (const id of [...oldDone, failedAncient]) expect(left.has(id), `job ${id} should be gone`).toBe(false);
+  for (const id of [finishedRecently, oldQueued, oldRunning, recentDone, failedOpen]) {
+    expect(left.get(id), `job ${id} should stay, with its events and list row`).toEqual({ id, events: 2, listed: true });
+  }
+  const orphans = await db.sql`select count(*)::int as n from leasehold.job_events where job_id = any(${[...oldDone, failedAncient]}::uuid[])`;
+  expect(orphans[0]!.n).toBe(0);
+  const letters = await db.sql<{ id: string }[]>`select id from leasehold.dead_letters where id in ${db.sql([failedOpenLetter, ancientLetter])}`;
+  expect(letters.map((l) => l.id)).toEqual([failedOpenLetter]);
+  expect(await db.sql`select action from leasehold.admin_actions`).toEqual([{ action: 'resume_queue' }]);
+
+  // The kept failed job can still be requeued from its dead letter; a second pass finds nothing.
+  expect((await db.sql`select leasehold.requeue_dead_letter(${failedOpenLetter}) as job`)[0]!.job).toBe(failedOpen);
+  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0 });
+});
+
+test('while another process holds the retention lock, a runner does nothing and says so', async () => {
+  const old = await job(db.sql, 'succeeded', 40, 40);
+  const other = db.connect({ max: 1 });
+  const holder = await other.reserve();
+  await holder`select pg_advisory_lock(${RETENTION_LOCK_KEY.toString()}::bigint)`;
+  try {
+    expect(await runRetention(db.sql, POLICY)).toBeNull();
+    expect((await present(db.sql, [old])).has(old)).toBe(true);
+  } finally {
+    await holder`select pg_advisory_unlock(${RETENTION_LOCK_KEY.toString()}::bigint)`;
+    holder.release();
+  }
+  expect(await runRetention(db.sql, POLICY)).toMatchObject({ jobs: 1 });
+});
+
+test('two runners started together: one does the work, the other skips or finds nothing left', async () => {
+  const old = await Promise.all(Array.from({ length: 40 }, () => job(db.sql, 'succeeded', 30, 30)));
+  const [a, b] = await Promise.all([runRetention(db.connect({ max: 2 }), POLICY), runRetention(db.connect({ max: 2 }), POLICY)]);
+  const reports = [a, b].filter((r) => r !== null);
+  expect(reports.map((r) => r.jobs).sort((x, y) => x - y)).toEqual(reports.length === 1 ? [40] : [0, 40]);
+  expect((await present(db.sql, old)).size).toBe(0);
+});

@@ -1,0 +1,133 @@
+import type { Sql } from '#shared/db/connect.js';
+
+/** How long finished rows are kept. */
+export interface RetentionPolicy {
+  /** Succeeded, failed and cancelled jobs (and their events) older than this go. */
+  jobsDays: number;
+  /** Dead letters (and the admin audit log) older than this go. */
+  deadLettersDays: number;
+  /** Rows per statement; each statement is its own short transaction. */
+  batchSize?: number;
+}
+
+/** What one retention pass deleted. */
+export interface RetentionReport {
+  jobs: number;
+  events: number;
+  deadLetters: number;
+  scheduleTicks: number;
+  adminActions: number;
+}
+
+/** The advisory lock one retention runner holds across every process ("leasehrt"). */
+export const RETENTION_LOCK_KEY = 0x6c6561736568_7274n;
+
+const DAY_MS = 86_400_000;
+
+/**
+ * One batch of finished jobs, with their events and tenant_jobs rows. Candidates are a primary-key
+ * range: ids are UUIDv7, so jobs created before the cutoff sort below uuid_v7_floor(cutoff), and a
+ * cursor ($1) walks past rows kept (still running, finished later, or failed with an open dead
+ * letter: those stay until the dead letter is requeued or pruned, so requeueing it still works).
+ * Events go through job_events_job_idx, tenant_jobs by its primary key.
+ */
+export const PRUNE_JOBS = `
+with cand as (
+  select id from leasehold.jobs
+  where id > $1::uuid and id < leasehold.uuid_v7_floor($2::timestamptz)
+  order by id limit $3::int
+), del as (
+  delete from leasehold.jobs j
+  where j.id = any(array(select id from cand))
+    and j.status in ('succeeded', 'failed', 'cancelled') and j.finished_at < $2::timestamptz
+    and not exists (select 1 from leasehold.dead_letters d where d.job_id = j.id and d.requeued_at is null)
+  returning j.id, j.tenant_id
+), ev as (
+  delete from leasehold.job_events where job_id = any(array(select id from del)) returning 1
+), tj as (
+  delete from leasehold.tenant_jobs t using del where t.tenant_id = del.tenant_id and t.job_id = del.id returning 1
+)
+select (select id from cand order by id desc limit 1)::text as last_id, (select count(*) from cand)::int as scanned,
+       (select count(*) from del)::int as jobs, (select count(*) from ev)::int as events`;
+
+/** One batch of dead letters failed before $2, walked by primary key (UUIDv7 of the failure time). */
+export const PRUNE_DEAD_LETTERS = `
+with cand as (
+  select id from leasehold.dead_letters
+  where id > $1::uuid and id < leasehold.uuid_v7_floor($2::timestamptz)
+  order by id limit $3::int
+), del as (
+  delete from leasehold.dead_letters where id = any(array(select id from cand)) and failed_at < $2::timestamptz
+  returning 1
+)
+select (select id from cand order by id desc limit 1)::text as last_id, (select count(*) from cand)::int as scanned,
+       (select count(*) from del)::int as deleted`;
+
+/** One batch of schedule ticks older than $1 (each schedule's range of the primary key). */
+export const PRUNE_SCHEDULE_TICKS = `
+delete from leasehold.schedule_ticks where ctid = any(array(
+  select t.ctid from leasehold.schedules s
+  cross join lateral (select ctid from leasehold.schedule_ticks t
+                      where t.schedule_id = s.id and t.tick_at < $1::timestamptz limit $2::int) t
+  limit $2::int))
+returning 1`;
+
+/** One batch of the admin audit log older than $1 (a small table: a row per human action). */
+export const PRUNE_ADMIN_ACTIONS = `
+delete from leasehold.admin_actions where id = any(array(
+  select id from leasehold.admin_actions where at < $1::timestamptz order by id limit $2::int))
+returning 1`;
+
+const MIN_UUID = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * Deletes what the policy says is old enough, in batches of short transactions, so the hot jobs
+ * table stays small. Holds a session advisory lock meanwhile: a second runner, in this process or
+ * any other, returns null at once instead of doing the same work.
+ */
+export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new Date()): Promise<RetentionReport | null> {
+  const batch = policy.batchSize ?? 1_000;
+  const jobsCutoff = new Date(now.getTime() - policy.jobsDays * DAY_MS);
+  const deadCutoff = new Date(now.getTime() - policy.deadLettersDays * DAY_MS);
+  const conn = await sql.reserve();
+  try {
+    const [lock] = await conn<{ got: boolean }[]>`select pg_try_advisory_lock(${RETENTION_LOCK_KEY.toString()}::bigint) as got`;
+    if (!lock!.got) return null;
+    try {
+      const report: RetentionReport = { jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0 };
+      // Dead letters first: a failed job is kept while its dead letter is open, so one pass frees both.
+      for (let cursor = MIN_UUID; ; ) {
+        const [r] = await conn.unsafe<{ last_id: string | null; scanned: number; deleted: number }[]>(
+          PRUNE_DEAD_LETTERS, [cursor, deadCutoff.toISOString(), batch]);
+        report.deadLetters += r!.deleted;
+        if (r!.scanned < batch || !r!.last_id) break;
+        cursor = r!.last_id;
+      }
+      for (let cursor = MIN_UUID; ; ) {
+        const [r] = await conn.unsafe<{ last_id: string | null; scanned: number; jobs: number; events: number }[]>(
+          PRUNE_JOBS, [cursor, jobsCutoff.toISOString(), batch]);
+        report.jobs += r!.jobs;
+        report.events += r!.events;
+        if (r!.scanned < batch || !r!.last_id) break;
+        cursor = r!.last_id;
+      }
+      report.scheduleTicks = await drain(conn, PRUNE_SCHEDULE_TICKS, [jobsCutoff.toISOString(), batch], batch);
+      report.adminActions = await drain(conn, PRUNE_ADMIN_ACTIONS, [deadCutoff.toISOString(), batch], batch);
+      return report;
+    } finally {
+      await conn`select pg_advisory_unlock(${RETENTION_LOCK_KEY.toString()}::bigint)`;
+    }
+  } finally {
+    conn.release();
+  }
+}
+
+/** Runs a batch delete until a batch comes back short; returns the rows deleted. */
+async function drain(conn: Sql, statement: string, params: (string | number)[], batch: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const rows = await conn.unsafe(statement, params);
+    total += rows.length;
+    if (rows.length < batch) return total;
+  }
+}
