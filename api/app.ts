@@ -3,8 +3,11 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { AppError } from '#shared/errors.js';
 import { LocalObjectStore } from '#shared/storage/local-store.js';
+import { addDatabaseGauges } from '#shared/metrics/database-gauges.js';
+import { createMetrics } from '#shared/metrics/metrics.js';
 import type { AppDeps, ApiEnv } from './context.js';
 import { authenticate } from './middleware/authenticate.js';
+import { httpMetrics } from './middleware/http-metrics.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { notFound, onError, problem, validationError } from './middleware/problems.js';
 import { deadLettersRoutes } from './routes/dead-letters.js';
@@ -13,6 +16,7 @@ import { editsRoutes } from './routes/edits.js';
 import { galleriesRoutes } from './routes/galleries.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { jobsRoutes } from './routes/jobs.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { patternsRoutes } from './routes/patterns.js';
 import { storageRoutes } from './routes/storage.js';
 import { systemRoutes } from './routes/system.js';
@@ -32,7 +36,11 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     },
   });
 
+  const metrics = deps.metrics ?? createMetrics();
+  if (!metrics.registry.getSingleMetric('leasehold_queue_depth')) addDatabaseGauges(metrics, deps.sql, deps.log);
+
   app.use(requestId());
+  app.use(httpMetrics(metrics));
   app.use(async (c, next) => {
     const started = performance.now();
     c.set('log', deps.log.child({ request_id: c.get('requestId') }));
@@ -47,6 +55,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
 
   app.route('/', systemRoutes(deps));
   app.route('/', docsRoutes());
+  app.route('/', metricsRoutes(deps, metrics));
   if (deps.storage instanceof LocalObjectStore) app.route('/', storageRoutes(deps.storage));
 
   app.use(

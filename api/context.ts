@@ -4,6 +4,7 @@ import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
 import type { Scope } from '#shared/auth/api-keys.js';
 import type { JobQueue } from '#shared/jobs/queue.js';
+import type { Metrics } from '#shared/metrics/metrics.js';
 import type { ObjectStore } from '#shared/storage/object-store.js';
 
 /** What the API needs; tests build it with their own database. */
@@ -14,6 +15,8 @@ export interface AppDeps {
   queue: JobQueue;
   /** Uploads and stored images: S3, or the local disk store whose URLs this API serves. */
   storage: ObjectStore;
+  /** Where this process counts; createApp makes its own when absent (a worker in the same process shares it). */
+  metrics?: Metrics;
 }
 
 /** The authenticated caller of a /v1 request. */

@@ -10,6 +10,7 @@ import type { AbortReason } from '#shared/jobs/job-errors.js';
 import { KINDS, isKind, type KindSpec } from '#shared/jobs/kinds.js';
 import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
 import { CLAIM_JOBS, LIST_QUEUES, PREPARED, PRUNE_WORKERS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
+import { createMetrics, type Metrics } from '#shared/metrics/metrics.js';
 import { abortAttempt, runAttempt, type KindOptions } from './attempt.js';
 import { Completer } from './completer.js';
 import type { Handler } from './handler.js';
@@ -18,6 +19,7 @@ import { ProgressReporter } from './progress-reporter.js';
 import { createHandlers } from './handlers/index.js';
 import { leaseBudgetMs, startHeartbeat } from './heartbeat.js';
 import { startReclaimer } from './reclaimer.js';
+import { WorkerMetrics } from './worker-metrics.js';
 
 /** Tuning of one worker; every field has the default DESIGN.md names. */
 export interface WorkerSettings {
@@ -61,6 +63,8 @@ export interface WorkerOptions {
   /** Queue options of kinds that are not in the shared registry. */
   kinds?: Record<string, Partial<Omit<KindSpec, 'payload' | 'description'>>>;
   id?: string;
+  /** Where the worker counts attempts, claims and reclaims; its own registry when absent. */
+  metrics?: Metrics;
 }
 
 
@@ -113,6 +117,7 @@ export class Worker {
   #pollTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   readonly #progress: ProgressReporter;
+  readonly #metrics: WorkerMetrics;
   #heartbeat: ReturnType<typeof startHeartbeat> | undefined;
   #reclaimer: ReturnType<typeof startReclaimer> | undefined;
   #unlisten: (() => Promise<void>)[] = [];
@@ -135,10 +140,12 @@ export class Worker {
       this.#specs.set(kind, spec);
     }
     this.#notifier = new Notifier(this.#sql, (err) => this.#log.debug({ err }, 'notify failed'));
+    this.#metrics = new WorkerMetrics(opts.metrics ?? createMetrics());
     this.#progress = new ProgressReporter(this.#sql, this.#log, () => this.#notifier.notify(CHANNELS.events));
     this.#completer = new Completer(this.#sql, this.id, this.#log, (held, report) => {
       for (const h of held) this.#release(h);
       this.counters.fenced += report.fenced;
+      this.#metrics.written(report.tally);
       for (const q of report.requeued) this.#notifier.notify(CHANNELS.jobs, q);
       if (report.written > 0) this.#notifier.notify(CHANNELS.events);
       if (report.fenced > 0) this.#log.warn({ jobs: report.fenced }, 'outcomes discarded: the lease had moved on');
@@ -181,6 +188,7 @@ export class Worker {
       intervalMs: settings.reclaimMs,
       log: this.#log,
       onReclaimed: (r) => {
+        this.#metrics.reclaimed(r);
         for (const q of r.queues) this.#notifier.notify(CHANNELS.jobs, q);
         this.#notifier.notify(CHANNELS.events);
       },
@@ -384,6 +392,7 @@ export class Worker {
     const claimMs = Date.now() - sentAt;
     this.counters.claimMs += claimMs;
     this.#claimMsAvg += (claimMs - this.#claimMsAvg) / 20;
+    this.#metrics.claimed(claimMs, rows, Date.now());
     const deadline = sentAt + leaseBudgetMs(this.settings.leaseMs);
     const fresh: HeldJob[] = [];
     for (const job of rows) {
@@ -441,7 +450,9 @@ export class Worker {
 
   /** Bookkeeping once an attempt has its outcome: free the slot, queue the write, start more. */
   #finish(h: HeldJob, outcome: Outcome, startedAt: number): void {
-    this.#handlerMsAvg += (performance.now() - startedAt - this.#handlerMsAvg) / 20;
+    const ms = performance.now() - startedAt;
+    this.#handlerMsAvg += (ms - this.#handlerMsAvg) / 20;
+    this.#metrics.ran(h.job, ms);
     this.#running--;
     this.#runningPerQueue.set(h.job.queue, this.#runningPerQueue.get(h.job.queue)! - 1);
     this.#settle(h, outcome);
@@ -505,7 +516,7 @@ export class Worker {
   #leaseLost(h: HeldJob, why: string): void {
     if (this.#held.get(h.job.id) !== h) return;
     this.counters.leaseLost++;
-    this.#log.warn({ job_id: h.job.id, state: h.state, why }, 'lease lost; the attempt may not write');
+    this.#log.warn({ job_id: h.job.id, kind: h.job.kind, state: h.state, why }, 'lease lost; the attempt may not write');
     if (h.state === 'buffered') this.#buffer = this.#buffer.filter((b) => b !== h);
     this.#abort(h, 'lease_lost', why);
     this.#release(h);

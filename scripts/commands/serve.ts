@@ -5,6 +5,9 @@ import { migrate } from '#shared/db/migrator.js';
 import { ensureDevKey } from '#shared/auth/tenants.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
+import { createMetrics } from '#shared/metrics/metrics.js';
+import { startMetricsServer } from '#shared/metrics/metrics-server.js';
+import { scrapeAuthorizer } from '#shared/metrics/scrape-auth.js';
 import { createObjectStore } from '#shared/storage/object-store.js';
 import { createApp } from '../../api/app.js';
 import { startPruning } from '../../api/prune-expired.js';
@@ -31,7 +34,11 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
   let server: ServerType | undefined;
   let pruning: { stop(): void } | undefined;
   let worker: Worker | undefined;
+  let metricsServer: { close(): Promise<void> } | undefined;
+  // One registry per process: in `start`, the API's /metrics also shows the worker's counters.
+  const metrics = createMetrics();
   const closeAll = async () => {
+    await metricsServer?.close();
     await Promise.all([sql.end({ timeout: 5 }), workerSql?.end({ timeout: 5 })]);
     await db.close();
   };
@@ -47,6 +54,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         log,
         config,
         storage,
+        metrics,
         settings: {
           concurrency: config.WORKER_CONCURRENCY,
           leaseMs: config.WORKER_LEASE_MS,
@@ -59,6 +67,15 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         },
       });
       await worker.start();
+      if (!what.api && config.WORKER_METRICS_PORT !== undefined) {
+        metricsServer = await startMetricsServer({
+          registry: metrics.registry,
+          port: config.WORKER_METRICS_PORT,
+          host: config.HOST,
+          log,
+          authorize: scrapeAuthorizer(sql, config.METRICS_TOKEN),
+        });
+      }
     }
     let devKey: string | undefined;
     if (what.api && what.worker) {
@@ -69,7 +86,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
     }
     if (what.api) {
       const queue = new JobQueue(sql, new Notifier(sql, (err) => log.debug({ err }, 'notify failed')));
-      const app = createApp({ sql, config, log, queue, storage });
+      const app = createApp({ sql, config, log, queue, storage, metrics });
       pruning = startPruning({ sql, log });
       server = await new Promise<ServerType>((resolve, reject) => {
         const s = serveHttp({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));

@@ -239,7 +239,7 @@ with stale as (
          attempts, jsonb_build_object('error', last_error, 'reason', 'lease_expired')
   from changed
 )
-select id, status::text, queue, (select count(*) from dead)::int as dead_lettered from changed`;
+select id, status::text, queue, kind, (select count(*) from dead)::int as dead_lettered from changed`;
 
 /** Workers: the queues that exist and whether an operator paused them. */
 export const LIST_QUEUES = `select name, paused_at is not null as paused from leasehold.queues`;

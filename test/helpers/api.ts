@@ -7,6 +7,8 @@ import { loadConfig, type Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { Notifier } from '#shared/jobs/notifier.js';
+import type { Logger } from '#shared/log.js';
+import type { Metrics } from '#shared/metrics/metrics.js';
 import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
 import { createApp } from '../../api/app.js';
 import { testLog } from './engine.js';
@@ -23,11 +25,11 @@ export interface TestApi {
   request(key: string | undefined, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
 }
 
-/** Builds the app as `leasehold api` would, with config overrides from `env`. */
-export function createTestApi(sql: Sql, env: Record<string, string> = {}): TestApi {
+/** Builds the app as `leasehold api` would, with config overrides from `env`; `deps` replaces its logger or metrics. */
+export function createTestApi(sql: Sql, env: Record<string, string> = {}, deps: { log?: Logger; metrics?: Metrics } = {}): TestApi {
   const config = loadConfig({ LOG_LEVEL: 'silent', LEASEHOLD_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'leasehold-api-')), ...env });
   const storage = createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR });
-  const app = createApp({ sql, config, log: testLog, queue: new JobQueue(sql, new Notifier(sql)), storage });
+  const app = createApp({ sql, config, log: deps.log ?? testLog, queue: new JobQueue(sql, new Notifier(sql)), storage, metrics: deps.metrics });
   return {
     app,
     config,
