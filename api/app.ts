@@ -10,6 +10,7 @@ import { authenticate } from './middleware/authenticate.js';
 import { httpMetrics } from './middleware/http-metrics.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { notFound, onError, problem, validationError } from './middleware/problems.js';
+import { dashboardRoutes } from './dashboard/routes.js';
 import { deadLettersRoutes } from './routes/dead-letters.js';
 import { docsRoutes } from './routes/docs.js';
 import { editsRoutes } from './routes/edits.js';
@@ -56,6 +57,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.route('/', systemRoutes(deps));
   app.route('/', docsRoutes());
   app.route('/', metricsRoutes(deps, metrics));
+  app.route('/', dashboardRoutes(deps, metrics));
   if (deps.storage instanceof LocalObjectStore) app.route('/', storageRoutes(deps.storage));
 
   app.use(
