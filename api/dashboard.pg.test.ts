@@ -27,7 +27,7 @@ const HOST = 'dash.test';
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 
 /** POST /dashboard/login as a browser on this host would send it; returns the response. */
-function login(key: string, headers: Record<string, string> = {}): Promise<Response> {
+async function login(key: string, headers: Record<string, string> = {}): Promise<Response> {
   return api.app.request(`http://${HOST}/dashboard/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', host: HOST, origin: `http://${HOST}`, ...headers },
