@@ -13,7 +13,7 @@ header .scope { background: #f59e0b; color: #1e293b; border-radius: 4px; padding
 header .spacer { flex: 1; }
 header form { margin: 0; }
 header button { background: transparent; color: #f8fafc; border: 1px solid #64748b; border-radius: 4px; padding: 4px 10px; cursor: pointer; }
-main { padding: 16px 24px 40px; display: grid; gap: 16px; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); }
+main { padding: 16px 24px 40px; display: grid; gap: 16px; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); }
 .wide { grid-column: 1 / -1; }
 .card { background: #fff; border: 1px solid #dde3ea; border-radius: 8px; padding: 12px 16px; overflow-x: auto; }
 .card h2 { font-size: 14px; margin: 0 0 2px; }
@@ -23,10 +23,10 @@ main { padding: 16px 24px 40px; display: grid; gap: 16px; grid-template-columns:
 .totals b { display: block; font-size: 22px; font-variant-numeric: tabular-nums; }
 .totals span { color: #64748b; font-size: 12px; }
 canvas { width: 100%; height: 140px; display: block; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eef1f4; white-space: nowrap; max-width: 320px; overflow: hidden; text-overflow: ellipsis; }
 th { color: #64748b; font-weight: 500; font-size: 12px; }
-td.mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; max-width: 150px; }
+td.mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; max-width: 110px; }
 td.empty { color: #94a3b8; font-style: italic; }
 .badge { border-radius: 10px; padding: 1px 8px; font-size: 12px; background: #e2e8f0; }
 .s-queued { background: #e0e7ff; color: #3730a3; }
@@ -57,6 +57,7 @@ function Layout(props: { title: string; nonce: string; children: Child }) {
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{props.title}</title>
+        <link rel="icon" href="data:," />
         <style nonce={props.nonce} dangerouslySetInnerHTML={{ __html: STYLE }} />
       </head>
       <body>{props.children}</body>
@@ -179,8 +180,8 @@ export function DashboardPage(props: { nonce: string; csrf: string; snapshot: Sn
         <PanelCard name="queues" panel={PANELS.queues} snapshot={snapshot} wide />
         <PanelCard name="recent" panel={PANELS.recent} snapshot={snapshot} />
         <PanelCard name="leases" panel={PANELS.leases} snapshot={snapshot} />
-        <PanelCard name="failures" panel={PANELS.failures} snapshot={snapshot} />
-        <PanelCard name="deadLetters" panel={PANELS.deadLetters} snapshot={snapshot} />
+        <PanelCard name="deadLetters" panel={PANELS.deadLetters} snapshot={snapshot} wide />
+        <PanelCard name="failures" panel={PANELS.failures} snapshot={snapshot} wide />
         <PanelCard name="governor" panel={PANELS.governor} snapshot={snapshot} />
         <PanelCard name="webhooks" panel={PANELS.webhooks} snapshot={snapshot} />
       </main>

@@ -49,7 +49,7 @@ export const PANELS = {
       { key: 'kind', label: 'kind' },
       { key: 'status', label: 'status', kind: 'status' },
       { key: 'attempts', label: 'attempts' },
-      { key: 'updated', label: 'updated' },
+      { key: 'updated', label: 'updated (UTC)' },
     ],
   },
   leases: {

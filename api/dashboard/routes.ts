@@ -23,10 +23,11 @@ function securityHeaders(c: Context<ApiEnv>): string {
   c.header(
     'content-security-policy',
     `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; ` +
-      `img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+      `img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
   );
   c.header('cache-control', 'no-store');
-  c.header('referrer-policy', 'no-referrer');
+  // Not no-referrer: under it browsers send `Origin: null` with the page's own form posts.
+  c.header('referrer-policy', 'same-origin');
   c.header('x-content-type-options', 'nosniff');
   return nonce;
 }

@@ -30,6 +30,7 @@ const EVENT_OUTCOME: Record<string, Outcome> = { 'job.succeeded': 'succeeded', '
 const n = (v: number) => String(v);
 const seconds = (v: number | null) => (v === null ? '' : `${v.toFixed(1)} s`);
 const time = (d: Date) => d.toISOString().replace('T', ' ').slice(0, 19);
+const clock = (d: Date) => d.toISOString().slice(11, 19);
 
 /**
  * Reads snapshots for every open dashboard of this process: one reader per API process, however
@@ -137,7 +138,7 @@ export class SnapshotReader {
         queues: { rows: queues, note: 'Ready, scheduled and running now; finished in the last minute.' },
         recent: {
           rows: recent.map((r) => ({
-            id: r.id, tenant: r.tenant ?? '', queue: r.queue, kind: r.kind, status: r.status, attempts: n(r.attempts), updated: time(r.updated_at),
+            id: r.id, tenant: r.tenant ?? '', queue: r.queue, kind: r.kind, status: r.status, attempts: n(r.attempts), updated: clock(r.updated_at),
           })),
         },
         leases: {
