@@ -7,18 +7,22 @@ import { isUuid } from '#shared/jobs/uuid.js';
  * returns its id. `tenantId` scopes the lookup (another tenant's dead letter is a 404); null is
  * the operators' dashboard, which acts on every tenant.
  */
-export async function requeueDeadLetter(sql: Sql, id: string, tenantId: string | null): Promise<string> {
+export async function requeueDeadLetter(
+  sql: Sql,
+  id: string,
+  tenantId: string | null,
+): Promise<{ jobId: string; kind: string; tenantId: string }> {
   const notFound = new AppError('not_found', `no dead letter ${id}`);
   if (!isUuid(id)) throw notFound;
   return sql.begin(async (tx) => {
-    const [dl] = await tx<{ requeued_at: Date | null }[]>`
-      select requeued_at from leasehold.dead_letters
+    const [dl] = await tx<{ requeued_at: Date | null; kind: string; tenant_id: string }[]>`
+      select requeued_at, kind, tenant_id from leasehold.dead_letters
       where id = ${id}::uuid and (${tenantId}::uuid is null or tenant_id = ${tenantId}::uuid) for update`;
     if (!dl) throw notFound;
     if (dl.requeued_at) throw new AppError('invalid_state', `dead letter ${id} was already requeued at ${dl.requeued_at.toISOString()}`);
     const [r] = await tx<{ job_id: string | null }[]>`select leasehold.requeue_dead_letter(${id}::uuid, ${tenantId}::uuid) as job_id`;
     // Open, but its job is no longer failed or cancelled (e.g. an operator changed it by hand).
     if (!r!.job_id) throw new AppError('invalid_state', `the job behind dead letter ${id} is no longer failed or cancelled`);
-    return r!.job_id;
+    return { jobId: r!.job_id, kind: dl.kind, tenantId: dl.tenant_id };
   });
 }

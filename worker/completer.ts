@@ -17,6 +17,8 @@ export interface FlushReport {
   fenced: number;
   /** Outcomes written, counted by queue, kind and outcome (for metrics): one entry per distinct triple. */
   tally: Map<string, OutcomeCount>;
+  /** The jobs whose outcomes the fence refused (empty unless `fenced` > 0). */
+  fencedJobs: HeldJob['job'][];
 }
 
 /** How an attempt ended once written: `failed` is for good (dead-lettered), `retried` will run again. */
@@ -138,15 +140,22 @@ export class Completer {
     const requeued = new Set<string>();
     for (const row of changed) if (row.status === 'queued') requeued.add(row.queue);
     const written = done.length + changed.length;
-    return { requeued, written, fenced: ids.length + others.length - written, tally: tallyOutcomes(batch, done, changed) };
+    const fencedJobs: HeldJob['job'][] = [];
+    return { requeued, written, fenced: ids.length + others.length - written, tally: tallyOutcomes(batch, done, changed, fencedJobs), fencedJobs };
   }
 }
 
 /**
- * Counts what was written per queue, kind and outcome. Successes are counted from the batch without
- * a lookup per job unless the fence refused some (rare): this runs for every job at full speed.
+ * Counts what was written per queue, kind and outcome, and lists in `fenced` the jobs whose outcome
+ * the fence refused. Successes are counted from the batch without a lookup per job unless the fence
+ * refused some (rare): this runs for every job at full speed.
  */
-function tallyOutcomes(batch: Pending[], done: { id: string }[], changed: { id: string; status: string }[]): Map<string, OutcomeCount> {
+function tallyOutcomes(
+  batch: Pending[],
+  done: { id: string }[],
+  changed: { id: string; status: string }[],
+  fenced: HeldJob['job'][],
+): Map<string, OutcomeCount> {
   const tally = new Map<string, OutcomeCount>();
   let successes = 0;
   for (const p of batch) if (p.outcome.type === 'success') successes++;
@@ -156,10 +165,14 @@ function tallyOutcomes(batch: Pending[], done: { id: string }[], changed: { id: 
     const { id, queue, kind } = held.job;
     if (outcome.type === 'success') {
       if (!doneIds || doneIds.has(id)) count(tally, queue, kind, 'succeeded');
+      else fenced.push(held.job);
       continue;
     }
     const status = statusOf.get(id);
-    if (status === undefined) continue;
+    if (status === undefined) {
+      fenced.push(held.job);
+      continue;
+    }
     if (outcome.type === 'handback') count(tally, queue, kind, 'handed_back');
     else count(tally, queue, kind, status === 'queued' ? 'retried' : status === 'failed' ? 'failed' : 'cancelled');
   }

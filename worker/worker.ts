@@ -148,7 +148,9 @@ export class Worker {
       this.#metrics.written(report.tally);
       for (const q of report.requeued) this.#notifier.notify(CHANNELS.jobs, q);
       if (report.written > 0) this.#notifier.notify(CHANNELS.events);
-      if (report.fenced > 0) this.#log.warn({ jobs: report.fenced }, 'outcomes discarded: the lease had moved on');
+      for (const job of report.fencedJobs) {
+        this.#log.warn({ job_id: job.id, kind: job.kind, tenant_id: job.tenant_id }, 'outcome discarded: the lease had moved on');
+      }
       this.#maybeFetch();
     });
   }
@@ -477,8 +479,19 @@ export class Worker {
     this.#transition(h, 'settling');
     if (outcome.type === 'success') this.counters.succeeded++;
     else if (outcome.type === 'handback') this.counters.handedBack++;
-    else this.counters.failed++;
+    else {
+      this.counters.failed++;
+      if (outcome.type !== 'cancelled') this.#logFailure(h, outcome);
+    }
     this.#completer.push(h, outcome);
+  }
+
+  /** One line per failed attempt (successes are counted in metrics, not logged: 30k lines/s). */
+  #logFailure(h: HeldJob, outcome: Extract<Outcome, { type: 'retry' | 'permanent' }>): void {
+    const { job } = h;
+    const fields = { job_id: job.id, kind: job.kind, tenant_id: job.tenant_id, queue: job.queue, attempt: job.attempts, code: outcome.code, error: outcome.message };
+    if (outcome.type === 'retry' && job.attempts < job.max_attempts) this.#log.info({ ...fields, retry_at: outcome.retryAt }, 'attempt failed; will retry');
+    else this.#log.warn({ ...fields, max_attempts: job.max_attempts }, 'job failed for good; copied to dead_letters');
   }
 
   #release(h: HeldJob): void {
@@ -516,7 +529,7 @@ export class Worker {
   #leaseLost(h: HeldJob, why: string): void {
     if (this.#held.get(h.job.id) !== h) return;
     this.counters.leaseLost++;
-    this.#log.warn({ job_id: h.job.id, kind: h.job.kind, state: h.state, why }, 'lease lost; the attempt may not write');
+    this.#log.warn({ job_id: h.job.id, kind: h.job.kind, tenant_id: h.job.tenant_id, state: h.state, why }, 'lease lost; the attempt may not write');
     if (h.state === 'buffered') this.#buffer = this.#buffer.filter((b) => b !== h);
     this.#abort(h, 'lease_lost', why);
     this.#release(h);

@@ -73,6 +73,7 @@ export function dashboardRoutes(deps: AppDeps, metrics: Metrics): OpenAPIHono<Ap
   const requireSession = async (c: Context<ApiEnv>): Promise<Session> => {
     const session = await sessionOf(c);
     if (!session) throw new AppError('unauthorized', 'log in at /dashboard first (or the session has ended)');
+    c.set('log', c.get('log').child({ operator_key_id: session.keyId }));
     return session;
   };
 
@@ -158,9 +159,12 @@ export function dashboardRoutes(deps: AppDeps, metrics: Metrics): OpenAPIHono<Ap
     assertSameOrigin(c);
     if (!sessions.checkCsrf(session, c.req.header('x-csrf-token'))) throw new AppError('forbidden', 'missing or wrong CSRF token');
     const id = c.req.param('id');
-    const jobId = await requeueDeadLetter(sql, id, null);
-    c.get('log').info({ key_id: session.keyId, dead_letter_id: id, job_id: jobId }, 'dashboard: dead letter requeued');
-    return c.json({ job_id: jobId }, 202);
+    const job = await requeueDeadLetter(sql, id, null);
+    c.get('log').info(
+      { key_id: session.keyId, dead_letter_id: id, job_id: job.jobId, kind: job.kind, tenant_id: job.tenantId },
+      'dashboard: dead letter requeued',
+    );
+    return c.json({ job_id: job.jobId }, 202);
   });
 
   return app;

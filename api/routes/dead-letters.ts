@@ -91,7 +91,7 @@ export function deadLettersRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
   });
   app.openapi(requeue, async (c) => {
     const { id } = c.req.valid('param');
-    const jobId = await requeueDeadLetter(sql, id, c.get('principal').tenantId);
+    const { jobId } = await requeueDeadLetter(sql, id, c.get('principal').tenantId);
     return c.json({ job_id: jobId }, 202);
   });
 
