@@ -1,6 +1,8 @@
 import type { Sql } from '#shared/db/connect.js';
+import { PREPARED } from '#shared/jobs/queue-sql.js';
 import type { PanelData, PanelName } from './panels.js';
 import { readGovernorPanel, readWebhooksPanel } from './pending-panels.js';
+import * as Q from './snapshot-sql.js';
 
 /** What the dashboard shows at one moment; every panel's rows are display-ready strings. */
 export interface Snapshot {
@@ -23,6 +25,8 @@ const MAX_EVENTS_PER_TICK = 50_000;
 // makes the query walk the whole job_events table backwards.
 const FAILURE_HORIZON = 200_000;
 const TOP = 15;
+// Open dead letters are counted up to this; past it the page says "over 10000".
+const COUNT_CAP = 10_000;
 
 type Outcome = 'succeeded' | 'failed' | 'retried';
 const EVENT_OUTCOME: Record<string, Outcome> = { 'job.succeeded': 'succeeded', 'job.failed': 'failed', 'job.retrying': 'retried' };
@@ -60,41 +64,18 @@ export class SnapshotReader {
     this.#window.push(tick);
     if (this.#window.length > WINDOW_TICKS) this.#window.shift();
 
-    const [depth, recent, leases, failures, dead, workers, governor, webhooks] = await Promise.all([
-      this.sql<{ queue: string; kind: string; ready: number; scheduled: number; running: number }[]>`
-        select queue, kind, sum(ready)::int as ready, sum(scheduled)::int as scheduled, sum(running)::int as running
-        from (
-          select queue, kind, count(*) filter (where run_at <= now()) as ready, count(*) filter (where run_at > now()) as scheduled, 0 as running
-          from leasehold.jobs where status = 'queued' group by 1, 2
-          union all
-          select queue, kind, 0, 0, count(*) from leasehold.jobs where status = 'running' group by 1, 2
-        ) s group by 1, 2`,
-      this.sql<{ id: string; tenant: string | null; queue: string; kind: string; status: string; attempts: number; updated_at: Date }[]>`
-        select j.id, t.slug as tenant, j.queue, j.kind, j.status::text, j.attempts, j.updated_at
-        from leasehold.jobs j left join leasehold.tenants t on t.id = j.tenant_id
-        order by j.id desc limit ${TOP}`,
-      this.sql<{ id: string; kind: string; queue: string; owner: string | null; attempts: number; max_attempts: number; heartbeat_age: number | null; expires_in: number | null }[]>`
-        select id, kind, queue, lease_owner as owner, attempts, max_attempts,
-               extract(epoch from now() - heartbeat_at)::float8 as heartbeat_age,
-               extract(epoch from lease_expires_at - now())::float8 as expires_in
-        from leasehold.jobs where status = 'running' order by lease_expires_at limit ${TOP}`,
-      this.sql<{ job_id: string; tenant: string | null; kind: string; type: string; error: string | null; created_at: Date }[]>`
-        select e.job_id, t.slug as tenant, j.kind, e.type, coalesce(e.data->>'error', j.last_error) as error, e.created_at
-        from leasehold.job_events e
-        join leasehold.jobs j on j.id = e.job_id
-        left join leasehold.tenants t on t.id = e.tenant_id
-        where e.id > (select coalesce(max(id), 0) from leasehold.job_events) - ${FAILURE_HORIZON}
-          and e.type in ('job.failed', 'job.retrying')
-        order by e.id desc limit ${TOP}`,
-      this.sql<{ id: string; job_id: string; tenant: string | null; queue: string; kind: string; attempts: number; max_attempts: number; last_error: string | null; failed_at: Date; open: number }[]>`
-        select d.id, d.job_id, t.slug as tenant, d.queue, d.kind, d.attempts, d.max_attempts, d.last_error, d.failed_at,
-               count(*) over ()::int as open
-        from leasehold.dead_letters d left join leasehold.tenants t on t.id = d.tenant_id
-        where d.requeued_at is null
-        order by d.failed_at desc, d.id desc limit ${TOP}`,
-      this.sql<{ live: number }[]>`
-        select count(*)::int as live from leasehold.workers
-        where stopped_at is null and last_seen_at > now() - interval '1 minute'`,
+    const sql = this.sql;
+    const [depth, recent, leases, failures, dead, [counts], governor, webhooks] = await Promise.all([
+      sql.unsafe<{ queue: string; kind: string; ready: number; scheduled: number; running: number }[]>(Q.DEPTH, [], PREPARED),
+      sql.unsafe<{ id: string; tenant: string | null; queue: string; kind: string; status: string; attempts: number; updated_at: Date }[]>(
+        Q.RECENT_JOBS, [TOP], PREPARED),
+      sql.unsafe<{ id: string; kind: string; queue: string; owner: string | null; attempts: number; max_attempts: number; heartbeat_age: number | null; expires_in: number | null }[]>(
+        Q.LEASES, [TOP], PREPARED),
+      sql.unsafe<{ job_id: string; tenant: string | null; kind: string; type: string; error: string | null; created_at: Date }[]>(
+        Q.FAILURES, [TOP, FAILURE_HORIZON], PREPARED),
+      sql.unsafe<{ id: string; job_id: string; tenant: string | null; queue: string; kind: string; attempts: number; max_attempts: number; last_error: string | null; failed_at: Date }[]>(
+        Q.DEAD_LETTERS, [TOP], PREPARED),
+      sql.unsafe<{ dead_letters: number; workers: number }[]>(Q.COUNTS, [COUNT_CAP], PREPARED),
       readGovernorPanel(this.sql),
       readWebhooksPanel(this.sql),
     ]);
@@ -131,8 +112,8 @@ export class SnapshotReader {
         ready: depth.reduce((s, r) => s + r.ready, 0),
         scheduled: depth.reduce((s, r) => s + r.scheduled, 0),
         running: depth.reduce((s, r) => s + r.running, 0),
-        dead_letters: dead[0]?.open ?? 0,
-        workers: workers[0]?.live ?? 0,
+        dead_letters: counts?.dead_letters ?? 0,
+        workers: counts?.workers ?? 0,
       },
       panels: {
         queues: { rows: queues, note: 'Ready, scheduled and running now; finished in the last minute.' },
@@ -158,7 +139,7 @@ export class SnapshotReader {
             failed_at: time(r.failed_at), id: r.id, job_id: r.job_id, tenant: r.tenant ?? '', queue: r.queue, kind: r.kind,
             attempts: `${r.attempts} of ${r.max_attempts}`, last_error: r.last_error ?? '',
           })),
-          note: dead.length ? `${dead[0]!.open} open; newest first.` : undefined,
+          note: counts && counts.dead_letters > 0 ? `${counts.dead_letters > COUNT_CAP ? `over ${COUNT_CAP}` : counts.dead_letters} open; newest first.` : undefined,
         },
         governor,
         webhooks,
@@ -169,18 +150,14 @@ export class SnapshotReader {
   /** Finishing events since the previous tick, by queue, kind and outcome. */
   async #countFinished(): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
-    const [top] = await this.sql<{ id: string | null }[]>`select max(id)::text as id from leasehold.job_events`;
+    const [top] = await this.sql.unsafe<{ id: string | null }[]>(Q.LAST_EVENT_ID, [], PREPARED);
     const hi = BigInt(top?.id ?? '0');
     const first = this.#lastEventId === undefined;
     const from = first ? hi : this.#lastEventId! < hi - BigInt(MAX_EVENTS_PER_TICK) ? hi - BigInt(MAX_EVENTS_PER_TICK) : this.#lastEventId!;
     this.#lastEventId = hi;
     if (first || from >= hi) return counts;
-    const rows = await this.sql<{ queue: string; kind: string; type: string; count: number }[]>`
-      select j.queue, j.kind, e.type, count(*)::int as count
-      from leasehold.job_events e join leasehold.jobs j on j.id = e.job_id
-      where e.id > ${from.toString()}::bigint and e.id <= ${hi.toString()}::bigint
-        and e.type in ('job.succeeded', 'job.failed', 'job.retrying')
-      group by 1, 2, 3`;
+    const rows = await this.sql.unsafe<{ queue: string; kind: string; type: string; count: number }[]>(
+      Q.FINISHED_SINCE, [from.toString(), hi.toString()], PREPARED);
     for (const r of rows) counts.set(`${r.queue}\0${r.kind}\0${EVENT_OUTCOME[r.type]}`, r.count);
     return counts;
   }

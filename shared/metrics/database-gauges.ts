@@ -19,9 +19,9 @@ interface Row {
  * jobs_claim_idx (depth is index-only: queue and run_at are in it), running rows through
  * jobs_lease_expiry_idx (at most the workers' total concurrency), open dead letters through
  * dead_letters_open_idx. Terminal jobs are not counted here (that would scan the table's history):
- * leasehold_job_attempts_total counts them as they finish.
+ * leasehold_job_attempts_total counts them as they finish. api/dashboard-plan.pg.test.ts explains it.
  */
-const SNAPSHOT = `
+export const GAUGES_SQL = `
 select 'depth' as metric, queue, null as kind, case when run_at <= now() then 'ready' else 'scheduled' end as status, count(*)::int as n
   from leasehold.jobs where status = 'queued' group by 2, 4
 union all
@@ -47,7 +47,7 @@ export function addDatabaseGauges(metrics: Metrics, sql: Sql, log: Logger): void
     (pending ??= sql
       .begin(async (tx) => {
         await tx`select set_config('statement_timeout', ${String(SCRAPE_TIMEOUT_MS)}, true)`;
-        return tx.unsafe<Row[]>(SNAPSHOT);
+        return tx.unsafe<Row[]>(GAUGES_SQL);
       })
       .catch((err: unknown) => {
         log.warn({ err }, 'metrics: could not read queue state; database gauges left empty');
