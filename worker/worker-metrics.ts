@@ -6,12 +6,11 @@ import type { ReclaimReport } from './reclaimer.js';
 type Observer = { observe(value: number): void };
 
 /**
- * The worker's side of the metrics. Label children are looked up once per queue and kind and
- * kept: prom-client hashes the label set on every `labels()` call, which at 30k jobs/s would cost
- * more than the observation itself.
+ * The worker's side of the metrics. Per-job observations go to JobHistogram series looked up once
+ * per queue and kind and kept; counters are incremented once per flush, not per job.
  */
 export class WorkerMetrics {
-  readonly #durations = new Map<string, Observer>();
+  readonly #durations = new Map<string, Map<string, Observer>>();
   readonly #latencies = new Map<string, Observer>();
 
   constructor(readonly metrics: Metrics) {}
@@ -28,9 +27,11 @@ export class WorkerMetrics {
 
   /** After a handler returned or threw: how long it ran. */
   ran(job: ClaimedJob, ms: number): void {
-    const key = `${job.queue}\0${job.kind}`;
-    let child = this.#durations.get(key);
-    if (!child) this.#durations.set(key, (child = this.metrics.jobDuration.labels(job.queue, job.kind)));
+    // Nested maps rather than a `${queue}\0${kind}` key: no string built per job.
+    let byKind = this.#durations.get(job.queue);
+    if (!byKind) this.#durations.set(job.queue, (byKind = new Map()));
+    let child = byKind.get(job.kind);
+    if (!child) byKind.set(job.kind, (child = this.metrics.jobDuration.labels(job.queue, job.kind)));
     child.observe(ms / 1000);
   }
 

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { JobHistogram } from './job-histogram.js';
 
 // Job durations run from sub-millisecond no-ops to multi-minute model calls.
 const JOB_SECONDS = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 15, 60, 300, 900];
@@ -25,11 +26,11 @@ export function createMetrics() {
       labelNames: ['queue', 'kind', 'outcome'] as const,
       registers,
     }),
-    /** Handler run time per attempt. */
-    jobDuration: new Histogram({
+    /** Handler run time per attempt (observed per job: a JobHistogram, cheap enough for 30k jobs/s). */
+    jobDuration: new JobHistogram({
       name: 'leasehold_job_duration_seconds',
       help: 'Handler run time of each attempt, by queue and kind.',
-      labelNames: ['queue', 'kind'] as const,
+      labelNames: ['queue', 'kind'],
       buckets: JOB_SECONDS,
       registers,
     }),
@@ -40,11 +41,11 @@ export function createMetrics() {
       buckets: CLAIM_SECONDS,
       registers,
     }),
-    /** How long a job waited past its run_at before a worker claimed it. */
-    claimLatency: new Histogram({
+    /** How long a job waited past its run_at before a worker claimed it (observed per job). */
+    claimLatency: new JobHistogram({
       name: 'leasehold_claim_latency_seconds',
       help: 'Time from a job becoming ready (run_at) to its claim, by queue.',
-      labelNames: ['queue'] as const,
+      labelNames: ['queue'],
       buckets: WAIT_SECONDS,
       registers,
     }),
