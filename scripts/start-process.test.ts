@@ -83,6 +83,27 @@ describe('leasehold start (child process)', () => {
     expect(alive(pgPid)).toBe(false);
   }, 60_000);
 
+  test("GET /metrics of the all-in-one start shows its worker's series next to the API's", async () => {
+    const { child, url, output } = await start();
+    const key = /API key: (lh_\S+)/.exec(output())![1]!;
+    const auth = { authorization: `Bearer ${key}` };
+    expect((await fetch(`${url}/metrics`)).status).toBe(401);
+    const job = await fetch(`${url}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'system.noop', queue: 'start-metrics' }),
+    });
+    expect(job.status).toBe(202);
+    const text = await waitFor(async () => {
+      const body = await (await fetch(`${url}/metrics`, { headers: auth })).text();
+      return body.includes('leasehold_job_attempts_total{queue="start-metrics",kind="system.noop",outcome="succeeded"} 1') && body;
+    }, 'the worker to count the job on the API port');
+    expect(text).toMatch(/^leasehold_http_requests_total\{method="POST",route="\/v1\/jobs",status="202"\} 1$/m);
+    expect(text).toMatch(/^leasehold_workers_live 1$/m);
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+  }, 60_000);
+
   test('SIGKILL of the parent leaves no PostgreSQL behind (the watchdog stops it)', async () => {
     const { child } = await start();
     const pgPid = postmasterPid();

@@ -102,7 +102,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
           : what.worker
             ? '  API key: the development key was printed when it was made; new ones: leasehold keys create\n'
             : '';
-        process.stdout.write(`\nLeasehold is running at ${url}\n  docs:    ${url}/docs\n${key}\n`);
+        process.stdout.write(`\nLeasehold is running at ${url}\n  docs:    ${url}/docs\n  dashboard: ${url}/dashboard (log in with an admin key)\n${key}\n`);
       }
     }
   } catch (err) {
