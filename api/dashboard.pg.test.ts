@@ -105,6 +105,10 @@ describe('logging in', () => {
     expect(crossSite.status).toBe(403);
     expect(crossSite.headers.get('content-type')).toBe('application/problem+json');
     expect(crossSite.headers.get('set-cookie')).toBeNull();
+    expect((await login(admin.key, { origin: 'null' })).status).toBe(403);
+    // Behind a proxy that rewrites Host, the browser's host arrives as X-Forwarded-Host.
+    expect((await login(admin.key, { host: 'api.internal:8080', 'x-forwarded-host': HOST })).status).toBe(303);
+    expect((await login(admin.key, { host: 'api.internal:8080' })).status).toBe(403);
   });
 
   test('a tampered or foreign cookie is no session', async () => {

@@ -45,12 +45,14 @@ function isHttps(c: Context<ApiEnv>): boolean {
 function assertSameOrigin(c: Context<ApiEnv>): void {
   const origin = c.req.header('origin');
   const site = c.req.header('sec-fetch-site');
+  // A proxy that rewrites Host passes the one the browser used in X-Forwarded-Host.
+  const hosts = [c.req.header('host'), c.req.header('x-forwarded-host')].filter((h) => h !== undefined);
   let sameHost = true;
   if (origin !== undefined) {
     try {
-      sameHost = new URL(origin).host === c.req.header('host');
+      sameHost = hosts.includes(new URL(origin).host);
     } catch {
-      sameHost = false;
+      sameHost = false; // `Origin: null` (a sandboxed frame, a no-referrer page) is never the dashboard
     }
   }
   if (!sameHost || (site !== undefined && site !== 'same-origin')) {
