@@ -39,6 +39,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
 
   const metrics = deps.metrics ?? createMetrics();
   if (!metrics.registry.getSingleMetric('leasehold_queue_depth')) addDatabaseGauges(metrics, deps.sql, deps.log);
+  // Every router below sees the same registry as deps.metrics (an SSE hub counts its subscribers there).
+  deps = { ...deps, metrics };
 
   app.use(requestId());
   app.use(httpMetrics(metrics));
