@@ -3,10 +3,14 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { AppError } from '#shared/errors.js';
 import { LocalObjectStore } from '#shared/storage/local-store.js';
+import { addDatabaseGauges } from '#shared/metrics/database-gauges.js';
+import { createMetrics } from '#shared/metrics/metrics.js';
 import type { AppDeps, ApiEnv } from './context.js';
 import { authenticate } from './middleware/authenticate.js';
+import { httpMetrics } from './middleware/http-metrics.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { notFound, onError, problem, validationError } from './middleware/problems.js';
+import { dashboardRoutes } from './dashboard/routes.js';
 import { deadLettersRoutes } from './routes/dead-letters.js';
 import { docsRoutes } from './routes/docs.js';
 import { editsRoutes } from './routes/edits.js';
@@ -14,6 +18,7 @@ import { eventsRoutes } from './routes/events.js';
 import { galleriesRoutes } from './routes/galleries.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { jobsRoutes } from './routes/jobs.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { patternsRoutes } from './routes/patterns.js';
 import { storageRoutes } from './routes/storage.js';
 import { systemRoutes } from './routes/system.js';
@@ -35,7 +40,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
     },
   });
 
+  const metrics = deps.metrics ?? createMetrics();
+  if (!metrics.registry.getSingleMetric('leasehold_queue_depth')) addDatabaseGauges(metrics, deps.sql, deps.log);
+  // Every router below sees the same registry as deps.metrics (an SSE hub counts its subscribers there).
+  deps = { ...deps, metrics };
+
   app.use(requestId());
+  app.use(httpMetrics(metrics));
   app.use(async (c, next) => {
     const started = performance.now();
     c.set('log', deps.log.child({ request_id: c.get('requestId') }));
@@ -50,6 +61,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
 
   app.route('/', systemRoutes(deps));
   app.route('/', docsRoutes());
+  app.route('/', metricsRoutes(deps, metrics));
+  app.route('/', dashboardRoutes(deps, metrics));
   if (deps.storage instanceof LocalObjectStore) app.route('/', storageRoutes(deps.storage));
 
   app.use(

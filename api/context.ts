@@ -4,6 +4,7 @@ import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
 import type { Scope } from '#shared/auth/api-keys.js';
 import type { JobQueue } from '#shared/jobs/queue.js';
+import type { Metrics } from '#shared/metrics/metrics.js';
 import type { ObjectStore } from '#shared/storage/object-store.js';
 import type { EventHub } from './events/event-hub.js';
 
@@ -17,6 +18,8 @@ export interface AppDeps {
   storage: ObjectStore;
   /** The process's SSE fan-out; without it the event streams answer 503. */
   events?: EventHub;
+  /** Where this process counts; createApp makes its own when absent (a worker in the same process shares it). */
+  metrics?: Metrics;
 }
 
 /** The authenticated caller of a /v1 request. */

@@ -3,6 +3,8 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { createApiKey } from '#shared/auth/api-keys.js';
+import { ensureTenant } from '#shared/auth/tenants.js';
 import { connect } from '#shared/db/connect.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { freePort } from '#shared/db/free-port.js';
@@ -81,6 +83,30 @@ describe('leasehold start (child process)', () => {
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);
     expect(alive(pgPid)).toBe(false);
+  }, 60_000);
+
+  test("GET /metrics of the all-in-one start shows its worker's series next to the API's", async () => {
+    const { child, url } = await start();
+    // The development key is printed only by the start that made it: make an admin key of our own.
+    const db = connect(embeddedUrl(), { max: 1 });
+    const { key } = await createApiKey(db, { tenantId: (await ensureTenant(db, 'start-metrics')).id, name: 'scraper', scopes: ['admin'] });
+    await db.end();
+    const auth = { authorization: `Bearer ${key}` };
+    expect((await fetch(`${url}/metrics`)).status).toBe(401);
+    const job = await fetch(`${url}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'system.noop', queue: 'start-metrics' }),
+    });
+    expect(job.status).toBe(202);
+    const text = await waitFor(async () => {
+      const body = await (await fetch(`${url}/metrics`, { headers: auth })).text();
+      return body.includes('leasehold_job_attempts_total{queue="start-metrics",kind="system.noop",outcome="succeeded"} 1') && body;
+    }, 'the worker to count the job on the API port');
+    expect(text).toMatch(/^leasehold_http_requests_total\{method="POST",route="\/v1\/jobs",status="202"\} 1$/m);
+    expect(text).toMatch(/^leasehold_workers_live 1$/m);
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
   }, 60_000);
 
   test('SIGKILL of the parent leaves no PostgreSQL behind (the watchdog stops it)', async () => {

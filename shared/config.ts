@@ -85,6 +85,12 @@ const schema = z.object({
   WORKER_SYNCHRONOUS_COMMIT: bool.default(true),
   /** Ensure this exact API key exists on `start` (admin scope, development tenant). */
   LEASEHOLD_API_KEY: optionalText,
+  /** Bearer token Prometheus sends to GET /metrics (an admin API key works too); unset: admin keys only. */
+  METRICS_TOKEN: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  /** `leasehold worker` serves GET /metrics on this port when set (the API serves it for `start` and `api`). */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** HMAC secret of dashboard session cookies; unset: a random one per process (sessions end on restart). */
+  DASHBOARD_SESSION_SECRET: optionalText.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   /** HS256 secret for JWTs. */
   JWT_SECRET: optionalText,
   /** JWKS endpoint for RS256/ES256 JWTs. */

@@ -93,7 +93,7 @@ function context(h: HeldJob, deps: AttemptDeps): JobContext {
     },
     progress: deps.progress,
     get log() {
-      return (log ??= deps.log.child({ job_id: job.id, kind: job.kind, attempt: job.attempts }));
+      return (log ??= deps.log.child({ job_id: job.id, kind: job.kind, tenant_id: job.tenant_id, attempt: job.attempts }));
     },
   };
 }

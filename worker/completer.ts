@@ -16,6 +16,28 @@ export interface FlushReport {
   written: number;
   /** Outcomes refused by the fence: the lease had moved on. */
   fenced: number;
+  /** Outcomes written, counted by queue, kind and outcome (for metrics): one entry per distinct triple. */
+  tally: Map<string, OutcomeCount>;
+  /** The jobs whose outcomes the fence refused (empty unless `fenced` > 0). */
+  fencedJobs: HeldJob['job'][];
+}
+
+/** How an attempt ended once written: `failed` is for good (dead-lettered), `retried` will run again. */
+export type WrittenOutcome = 'succeeded' | 'failed' | 'cancelled' | 'retried' | 'handed_back';
+
+/** Attempts of one queue and kind that ended one way, in one flush. */
+export interface OutcomeCount {
+  queue: string;
+  kind: string;
+  outcome: WrittenOutcome;
+  n: number;
+}
+
+function count(tally: Map<string, OutcomeCount>, queue: string, kind: string, outcome: WrittenOutcome): void {
+  const key = `${queue}\0${kind}\0${outcome}`;
+  const entry = tally.get(key);
+  if (entry) entry.n++;
+  else tally.set(key, { queue, kind, outcome, n: 1 });
 }
 
 /**
@@ -121,6 +143,41 @@ export class Completer {
     // Successes that queued webhook callbacks (the same count on every row): wake their queue.
     if (done[0]?.webhooks) requeued.add(WEBHOOKS_QUEUE);
     const written = done.length + changed.length;
-    return { requeued, written, fenced: ids.length + others.length - written };
+    const fencedJobs: HeldJob['job'][] = [];
+    return { requeued, written, fenced: ids.length + others.length - written, tally: tallyOutcomes(batch, done, changed, fencedJobs), fencedJobs };
   }
+}
+
+/**
+ * Counts what was written per queue, kind and outcome, and lists in `fenced` the jobs whose outcome
+ * the fence refused. Successes are counted from the batch without a lookup per job unless the fence
+ * refused some (rare): this runs for every job at full speed.
+ */
+function tallyOutcomes(
+  batch: Pending[],
+  done: { id: string }[],
+  changed: { id: string; status: string }[],
+  fenced: HeldJob['job'][],
+): Map<string, OutcomeCount> {
+  const tally = new Map<string, OutcomeCount>();
+  let successes = 0;
+  for (const p of batch) if (p.outcome.type === 'success') successes++;
+  const doneIds = done.length < successes ? new Set(done.map((d) => d.id)) : undefined;
+  const statusOf = new Map(changed.map((r) => [r.id, r.status]));
+  for (const { held, outcome } of batch) {
+    const { id, queue, kind } = held.job;
+    if (outcome.type === 'success') {
+      if (!doneIds || doneIds.has(id)) count(tally, queue, kind, 'succeeded');
+      else fenced.push(held.job);
+      continue;
+    }
+    const status = statusOf.get(id);
+    if (status === undefined) {
+      fenced.push(held.job);
+      continue;
+    }
+    if (outcome.type === 'handback') count(tally, queue, kind, 'handed_back');
+    else count(tally, queue, kind, status === 'queued' ? 'retried' : status === 'failed' ? 'failed' : 'cancelled');
+  }
+  return tally;
 }

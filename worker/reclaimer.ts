@@ -9,6 +9,8 @@ export interface ReclaimReport {
   cancelled: number;
   /** Queues that have jobs ready again. */
   queues: Set<string>;
+  /** Jobs failed for good (out of attempts), by queue and kind. */
+  deadLettered: Map<string, { queue: string; kind: string; n: number }>;
 }
 
 const BATCH = 500;
@@ -18,13 +20,18 @@ const BATCH = 500;
  * in every worker at once: SKIP LOCKED splits the stale rows between concurrent reclaimers.
  */
 export async function reclaimExpired(sql: Sql): Promise<ReclaimReport> {
-  const report: ReclaimReport = { requeued: 0, failed: 0, cancelled: 0, queues: new Set() };
+  const report: ReclaimReport = { requeued: 0, failed: 0, cancelled: 0, queues: new Set(), deadLettered: new Map() };
   for (;;) {
-    const rows = await sql.unsafe<{ id: string; status: string; queue: string }[]>(RECLAIM_EXPIRED, [BATCH], PREPARED);
+    const rows = await sql.unsafe<{ id: string; status: string; queue: string; kind: string }[]>(RECLAIM_EXPIRED, [BATCH], PREPARED);
     for (const r of rows) {
       if (r.status === 'queued') report.requeued++, report.queues.add(r.queue);
-      else if (r.status === 'failed') report.failed++;
-      else report.cancelled++;
+      else if (r.status === 'failed') {
+        report.failed++;
+        const key = `${r.queue}\0${r.kind}`;
+        const dead = report.deadLettered.get(key);
+        if (dead) dead.n++;
+        else report.deadLettered.set(key, { queue: r.queue, kind: r.kind, n: 1 });
+      } else report.cancelled++;
     }
     if (rows.length < BATCH) return report;
   }

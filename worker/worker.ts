@@ -10,6 +10,7 @@ import type { AbortReason } from '#shared/jobs/job-errors.js';
 import { KINDS, isKind, isPaidKind, type KindSpec } from '#shared/jobs/kinds.js';
 import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
 import { CLAIM_JOBS, GOVERNOR_BRAKE, LIST_QUEUES, PREPARED, PRUNE_WORKERS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
+import { createMetrics, type Metrics } from '#shared/metrics/metrics.js';
 import { abortAttempt, runAttempt, type KindOptions } from './attempt.js';
 import { Completer } from './completer.js';
 import type { Handler } from './handler.js';
@@ -18,6 +19,7 @@ import { ProgressReporter } from './progress-reporter.js';
 import { createHandlers } from './handlers/index.js';
 import { leaseBudgetMs, startHeartbeat } from './heartbeat.js';
 import { startReclaimer } from './reclaimer.js';
+import { WorkerMetrics } from './worker-metrics.js';
 
 /** Tuning of one worker; every field has the default DESIGN.md names. */
 export interface WorkerSettings {
@@ -61,6 +63,8 @@ export interface WorkerOptions {
   /** Queue options of kinds that are not in the shared registry. */
   kinds?: Record<string, Partial<Omit<KindSpec, 'payload' | 'description'>>>;
   id?: string;
+  /** Where the worker counts attempts, claims and reclaims; its own registry when absent. */
+  metrics?: Metrics;
 }
 
 
@@ -117,6 +121,7 @@ export class Worker {
   #pollTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   readonly #progress: ProgressReporter;
+  readonly #metrics: WorkerMetrics;
   #heartbeat: ReturnType<typeof startHeartbeat> | undefined;
   #reclaimer: ReturnType<typeof startReclaimer> | undefined;
   #unlisten: (() => Promise<void>)[] = [];
@@ -140,13 +145,17 @@ export class Worker {
     }
     this.#claimKinds = [...this.#specs.keys()];
     this.#notifier = new Notifier(this.#sql, (err) => this.#log.debug({ err }, 'notify failed'));
+    this.#metrics = new WorkerMetrics(opts.metrics ?? createMetrics());
     this.#progress = new ProgressReporter(this.#sql, this.#log, () => this.#notifier.notify(CHANNELS.events));
     this.#completer = new Completer(this.#sql, this.id, this.#log, (held, report) => {
       for (const h of held) this.#release(h);
       this.counters.fenced += report.fenced;
+      this.#metrics.written(report.tally);
       for (const q of report.requeued) this.#notifier.notify(CHANNELS.jobs, q);
       if (report.written > 0) this.#notifier.notify(CHANNELS.events);
-      if (report.fenced > 0) this.#log.warn({ jobs: report.fenced }, 'outcomes discarded: the lease had moved on');
+      for (const job of report.fencedJobs) {
+        this.#log.warn({ job_id: job.id, kind: job.kind, tenant_id: job.tenant_id }, 'outcome discarded: the lease had moved on');
+      }
       this.#maybeFetch();
     });
   }
@@ -191,6 +200,7 @@ export class Worker {
       intervalMs: settings.reclaimMs,
       log: this.#log,
       onReclaimed: (r) => {
+        this.#metrics.reclaimed(r);
         for (const q of r.queues) this.#notifier.notify(CHANNELS.jobs, q);
         this.#notifier.notify(CHANNELS.events);
       },
@@ -408,6 +418,7 @@ export class Worker {
     const claimMs = Date.now() - sentAt;
     this.counters.claimMs += claimMs;
     this.#claimMsAvg += (claimMs - this.#claimMsAvg) / 20;
+    this.#metrics.claimed(claimMs, rows, Date.now());
     const deadline = sentAt + leaseBudgetMs(this.settings.leaseMs);
     const fresh: HeldJob[] = [];
     for (const job of rows) {
@@ -465,7 +476,9 @@ export class Worker {
 
   /** Bookkeeping once an attempt has its outcome: free the slot, queue the write, start more. */
   #finish(h: HeldJob, outcome: Outcome, startedAt: number): void {
-    this.#handlerMsAvg += (performance.now() - startedAt - this.#handlerMsAvg) / 20;
+    const ms = performance.now() - startedAt;
+    this.#handlerMsAvg += (ms - this.#handlerMsAvg) / 20;
+    this.#metrics.ran(h.job, ms);
     this.#running--;
     this.#runningPerQueue.set(h.job.queue, this.#runningPerQueue.get(h.job.queue)! - 1);
     this.#settle(h, outcome);
@@ -490,8 +503,19 @@ export class Worker {
     this.#transition(h, 'settling');
     if (outcome.type === 'success') this.counters.succeeded++;
     else if (outcome.type === 'handback') this.counters.handedBack++;
-    else this.counters.failed++;
+    else {
+      this.counters.failed++;
+      if (outcome.type !== 'cancelled') this.#logFailure(h, outcome);
+    }
     this.#completer.push(h, outcome);
+  }
+
+  /** One line per failed attempt (successes are counted in metrics, not logged: 30k lines/s). */
+  #logFailure(h: HeldJob, outcome: Extract<Outcome, { type: 'retry' | 'permanent' }>): void {
+    const { job } = h;
+    const fields = { job_id: job.id, kind: job.kind, tenant_id: job.tenant_id, queue: job.queue, attempt: job.attempts, code: outcome.code, error: outcome.message };
+    if (outcome.type === 'retry' && job.attempts < job.max_attempts) this.#log.info({ ...fields, retry_at: outcome.retryAt }, 'attempt failed; will retry');
+    else this.#log.warn({ ...fields, max_attempts: job.max_attempts }, 'job failed for good; copied to dead_letters');
   }
 
   #release(h: HeldJob): void {
@@ -529,7 +553,7 @@ export class Worker {
   #leaseLost(h: HeldJob, why: string): void {
     if (this.#held.get(h.job.id) !== h) return;
     this.counters.leaseLost++;
-    this.#log.warn({ job_id: h.job.id, state: h.state, why }, 'lease lost; the attempt may not write');
+    this.#log.warn({ job_id: h.job.id, kind: h.job.kind, tenant_id: h.job.tenant_id, state: h.state, why }, 'lease lost; the attempt may not write');
     if (h.state === 'buffered') this.#buffer = this.#buffer.filter((b) => b !== h);
     this.#abort(h, 'lease_lost', why);
     this.#release(h);

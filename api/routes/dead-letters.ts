@@ -1,8 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import { AppError } from '#shared/errors.js';
-import { isUuid } from '#shared/jobs/uuid.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
+import { requeueDeadLetter } from '../requeue-dead-letter.js';
 import { problemResponses } from '../openapi-problems.js';
 import { pageFrom, pageOf, pageQuery } from '../pagination.js';
 
@@ -92,19 +91,7 @@ export function deadLettersRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
   });
   app.openapi(requeue, async (c) => {
     const { id } = c.req.valid('param');
-    const tenantId = c.get('principal').tenantId;
-    const notFound = new AppError('not_found', `no dead letter ${id}`);
-    if (!isUuid(id)) throw notFound;
-    const jobId = await sql.begin(async (tx) => {
-      const [dl] = await tx<{ requeued_at: Date | null }[]>`
-        select requeued_at from leasehold.dead_letters where id = ${id}::uuid and tenant_id = ${tenantId}::uuid for update`;
-      if (!dl) throw notFound;
-      if (dl.requeued_at) throw new AppError('invalid_state', `dead letter ${id} was already requeued at ${dl.requeued_at.toISOString()}`);
-      const [r] = await tx<{ job_id: string | null }[]>`select leasehold.requeue_dead_letter(${id}::uuid, ${tenantId}::uuid, ${c.get('principal').subject}) as job_id`;
-      // Open, but its job is no longer failed or cancelled (e.g. an operator changed it by hand).
-      if (!r!.job_id) throw new AppError('invalid_state', `the job behind dead letter ${id} is no longer failed or cancelled`);
-      return r!.job_id;
-    });
+    const { jobId } = await requeueDeadLetter(sql, id, c.get('principal').tenantId, c.get('principal').subject);
     return c.json({ job_id: jobId }, 202);
   });
 

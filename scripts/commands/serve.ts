@@ -7,6 +7,9 @@ import { ensureDevKey } from '#shared/auth/tenants.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { startMaintenance } from '#shared/maintenance/maintenance.js';
+import { createMetrics } from '#shared/metrics/metrics.js';
+import { startMetricsServer } from '#shared/metrics/metrics-server.js';
+import { scrapeAuthorizer } from '#shared/metrics/scrape-auth.js';
 import { createObjectStore } from '#shared/storage/object-store.js';
 import { createApp } from '../../api/app.js';
 import { EventHub } from '../../api/events/event-hub.js';
@@ -36,7 +39,11 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
   let worker: Worker | undefined;
   let events: EventHub | undefined;
   let maintenance: { stop(): Promise<void> } | undefined;
+  let metricsServer: { close(): Promise<void> } | undefined;
+  // One registry per process: in `start`, the API's /metrics also shows the worker's counters.
+  const metrics = createMetrics();
   const closeAll = async () => {
+    await metricsServer?.close();
     await Promise.all([sql.end({ timeout: 5 }), workerSql?.end({ timeout: 5 })]);
     await db.close();
   };
@@ -53,6 +60,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         log,
         config,
         storage,
+        metrics,
         settings: {
           concurrency: config.WORKER_CONCURRENCY,
           leaseMs: config.WORKER_LEASE_MS,
@@ -67,6 +75,15 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       await worker.start();
       // Retention and schedule ticks run beside every worker (see shared/maintenance/).
       maintenance = startMaintenance({ sql, log, config });
+      if (!what.api && config.WORKER_METRICS_PORT !== undefined) {
+        metricsServer = await startMetricsServer({
+          registry: metrics.registry,
+          port: config.WORKER_METRICS_PORT,
+          host: config.HOST,
+          log,
+          authorize: scrapeAuthorizer(sql, config.METRICS_TOKEN),
+        });
+      }
     }
     let devKey: string | undefined;
     if (what.api && what.worker) {
@@ -88,7 +105,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         retryMs: config.SSE_RETRY_MS,
       });
       await events.start();
-      const app = createApp({ sql, config, log, queue, storage, events });
+      const app = createApp({ sql, config, log, queue, storage, events, metrics });
       pruning = startPruning({ sql, log });
       server = await new Promise<ServerType>((resolve, reject) => {
         const s = serveHttp({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
@@ -104,7 +121,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
           : what.worker
             ? '  API key: the development key was printed when it was made; new ones: leasehold keys create\n'
             : '';
-        process.stdout.write(`\nLeasehold is running at ${url}\n  docs:    ${url}/docs\n${key}\n`);
+        process.stdout.write(`\nLeasehold is running at ${url}\n  docs:    ${url}/docs\n  dashboard: ${url}/dashboard (log in with an admin key)\n${key}\n`);
       }
     }
   } catch (err) {

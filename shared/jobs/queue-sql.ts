@@ -278,7 +278,7 @@ with stale as (
          attempts, jsonb_build_object('error', last_error, 'reason', 'lease_expired')
   from changed
 ), ${SETTLE_PAID.replace('$ROWS', 'changed')}
-select id, status::text, queue, (select count(*) from dead)::int as dead_lettered
+select id, status::text, queue, kind, (select count(*) from dead)::int as dead_lettered
 from changed cross join (select count(*) from settled) as s`;
 
 /** Workers: the queues that exist and whether an operator paused them. */

@@ -23,7 +23,7 @@ export interface TestApi {
   request(key: string | undefined, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
 }
 
-/** Builds the app as `leasehold api` would, with config overrides from `env`. */
+/** Builds the app as `leasehold api` would, with config overrides from `env`; `deps` replaces its logger, metrics or event hub. */
 export function createTestApi(sql: Sql, env: Record<string, string> = {}, deps: Partial<AppDeps> = {}): TestApi {
   const config = loadConfig({ LOG_LEVEL: 'silent', LEASEHOLD_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'leasehold-api-')), ...env });
   const storage = createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR });
