@@ -103,6 +103,18 @@ describe('claim', () => {
     const rows = await claim(db.sql, 'order2', ['test.order'], 10);
     expect(rows.map((r) => names2.get(r.id))).toEqual(['p1-early', 'p1-late', 'p5-early', 'p5-late', 'p100-earliest']);
 
+    // Whatever plan the update takes: an index scan of jobs_pkey over the picked ids returns them
+    // in id (insertion) order, which must not leak into the order a batch is handed out in.
+    const forced = await q.enqueueMany(jobs.slice(0, 5).map((j) => ({ kind: 'test.order', queue: 'order3', priority: j.priority, runAt: j.runAt })));
+    const names3 = new Map(forced.ids.map((id, i) => [id, jobs[i]!.name]));
+    // (On a small table the update reads jobs_claim_idx in claim order; without it, jobs_pkey.)
+    const rows3 = await db.sql.begin(async (tx) => {
+      await tx`drop index leasehold.jobs_claim_idx`;
+      const rows = await claim(tx as unknown as Sql, 'order3', ['test.order'], 10);
+      throw Object.assign(new Error('rollback'), { rows });
+    }).catch((err: Error & { rows?: { id: string }[] }) => err.rows ?? Promise.reject(err));
+    expect(rows3.map((r) => names3.get(r.id))).toEqual(['p1-early', 'p1-late', 'p5-early', 'p5-late', 'p100-earliest']);
+
     const future = await jobRow(db.sql, ids[5]!);
     expect(future.status).toBe('queued');
     expect(future.attempts).toBe(0);

@@ -131,7 +131,9 @@ with picked as (
   insert into leasehold.job_events (job_id, tenant_id, type, attempt)
   select id, tenant_id, 'job.running', attempts from claimed
 )
-select * from claimed`;
+-- The update returns rows in primary-key order (its array scan sorts the ids); hand them out in
+-- claim order, so a batch runs lowest priority value first.
+select * from claimed order by priority, run_at, id`;
 
 /**
  * Workers: records successes. Fenced: a row changes only while it still holds the lease token
