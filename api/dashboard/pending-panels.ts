@@ -12,6 +12,8 @@ import { GOVERNOR_PANEL, WEBHOOKS_PANEL } from './snapshot-sql.js';
 const TOP = 15;
 const time = (d: Date) => d.toISOString().replace('T', ' ').slice(0, 19);
 const usd = (micros: number) => usdText(Math.round(micros)).slice(1);
+// A little spent shows as such, not as 0.0 %.
+const percent = (fraction: number) => (fraction > 0 && fraction < 0.001 ? '< 0.1 %' : `${(fraction * 100).toFixed(1)} %`);
 
 interface GovernorRow {
   tenant: string | null;
@@ -34,7 +36,7 @@ export async function readGovernorPanel(sql: Sql): Promise<PanelData> {
       scope: r.tenant === null ? r.scope : `${r.tenant}: ${r.scope}`,
       spent: usd(r.spent),
       ceiling: r.ceiling === null ? 'none' : usd(r.ceiling),
-      used: r.ceiling === null ? '' : `${((r.spent / r.ceiling) * 100).toFixed(1)} %`,
+      used: r.ceiling === null ? '' : percent(r.spent / r.ceiling),
       drift: r.estimated ? (Number(r.actual ?? 0) / r.estimated).toFixed(3) : '',
     })),
     note:

@@ -127,7 +127,7 @@ with activity as (
   from (select id, payload from leasehold.jobs where status = 'queued' and queue = 'webhooks' and kind = 'webhook.deliver'
         union all
         select id, payload from leasehold.jobs where status = 'running' and queue = 'webhooks' and kind = 'webhook.deliver') j
-  join leasehold.webhook_deliveries d on d.id = (j.payload->>'delivery_id')::uuid and d.deliver_job_id = j.id
+  join leasehold.webhook_deliveries d on d.id = (j.payload->>'delivery_id')::uuid and d.deliver_job_id = j.id and d.status = 'pending'
   group by d.webhook_id
   union all
   select id, 0, 0, 0 from leasehold.webhooks where disabled_at is not null or failing_since is not null
