@@ -201,9 +201,9 @@ describe('a worker process without the API (WORKER_METRICS_PORT)', () => {
 });
 
 /** A worker counting into the API's registry, with the fake provider and loopback fetches allowed. */
-function startWorker() {
+function startWorker(allowPrivate = true) {
   const config = loadConfig({
-    LOG_LEVEL: 'silent', FETCH_ALLOW_PRIVATE: 'true', LEASEHOLD_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'leasehold-metrics-')),
+    LOG_LEVEL: 'silent', FETCH_ALLOW_PRIVATE: String(allowPrivate), LEASEHOLD_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'leasehold-metrics-')),
   });
   return pool.start({ sql: db.sql, metrics, config, settings: { pollMs: 50 } });
 }
@@ -270,7 +270,7 @@ describe('the governor, webhooks and event streams count into the same registry'
     }
   });
 
-  test('webhook attempts are counted by outcome: delivered, and failed_final on 410 Gone', async () => {
+  test('webhook attempts are counted by outcome: delivered, failed_final on 410 Gone, refused by the SSRF guard', async () => {
     const receiver = await new WebhookReceiver().start();
     try {
       const t = await api.tenant('metrics-hooks');
@@ -286,6 +286,15 @@ describe('the governor, webhooks and event streams count into the same registry'
       await waitFor(async () => (await outcome('failed_final')) === 1, 'the 410 to be counted');
       expect(await outcome('delivered')).toBe(1);
       expect(await outcome('failed_retrying')).toBe(0);
+
+      // A worker that may not call loopback addresses refuses the receiver for good.
+      await pool.stopAll();
+      const other = await api.tenant('metrics-hooks-guarded');
+      expect((await api.request(other.key, 'POST', '/v1/webhooks', { url: receiver.url })).status).toBe(201);
+      await startWorker(false);
+      await queueFor(db.sql).enqueue({ kind: 'system.noop', tenantId: other.tenantId });
+      await waitFor(async () => (await outcome('refused')) === 1, 'the refusal to be counted');
+      expect(receiver.received).toHaveLength(2);
     } finally {
       await receiver.stop();
     }
