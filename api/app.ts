@@ -7,7 +7,7 @@ import { addDatabaseGauges } from '#shared/metrics/database-gauges.js';
 import { createMetrics } from '#shared/metrics/metrics.js';
 import type { AppDeps, ApiEnv } from './context.js';
 import { authenticate } from './middleware/authenticate.js';
-import { httpMetrics } from './middleware/http-metrics.js';
+import { countRefusal, httpMetrics } from './middleware/http-metrics.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { notFound, onError, problem, validationError } from './middleware/problems.js';
 import { dashboardRoutes } from './dashboard/routes.js';
@@ -56,7 +56,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
       'request',
     );
   });
-  app.onError(onError);
+  app.onError((err, c) => (countRefusal(metrics, err), onError(err, c)));
   app.notFound(notFound);
 
   app.route('/', systemRoutes(deps));

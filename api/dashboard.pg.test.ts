@@ -1,10 +1,16 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { revokeApiKey } from '#shared/auth/api-keys.js';
+import { loadConfig } from '#shared/config.js';
 import { createMetrics, type Metrics } from '#shared/metrics/metrics.js';
 import { uuidv7 } from '#shared/jobs/uuid.js';
+import { WebhookReceiver } from '../test/fixtures/webhook-receiver.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
-import { queueFor } from '../test/helpers/engine.js';
+import { WorkerPool, jobRow, queueFor } from '../test/helpers/engine.js';
+import { insertPattern, startImageServer } from '../test/helpers/governor.js';
 import { insertJob } from '../test/helpers/job-factory.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { SnapshotReader } from './dashboard/snapshot.js';
@@ -17,7 +23,7 @@ let writer: string;
 beforeAll(async () => {
   db = await createTestDatabase();
   metrics = createMetrics();
-  api = createTestApi(db.sql, {}, { metrics });
+  api = createTestApi(db.sql, { FETCH_ALLOW_PRIVATE: 'true' }, { metrics });
   admin = await api.tenant('dash-ops', ['admin']);
   writer = (await api.tenant('dash-ops', ['jobs:read', 'jobs:write'])).key;
 });
@@ -259,5 +265,76 @@ describe('snapshots', () => {
     expect(row).toMatchObject({ kind: 'system.noop', succeeded_1m: '4', ready: '0' });
     expect(s.jobs_per_second).toBeGreaterThan(0);
     expect(s.series.at(-1)).toBe(s.jobs_per_second);
+  });
+});
+
+describe('the governor and webhook panels', () => {
+  const pool = new WorkerPool();
+  afterAll(() => pool.stopAll());
+
+  test('show spend against ceilings and drift after real model calls, and delivery health after real deliveries', async () => {
+    const images = await startImageServer();
+    const good = await new WebhookReceiver().start();
+    const bad = await new WebhookReceiver().start();
+    bad.answer = () => 500;
+    try {
+      const t = await api.tenant('dash-spender');
+      expect((await api.request(admin.key, 'POST', '/v1/admin/credits', { tenant: 'dash-spender', usd: 10 })).status).toBe(201);
+      expect((await api.request(admin.key, 'PUT', '/v1/admin/tenants/dash-spender/budget', { daily_usd: 2, monthly_usd: 40 })).status).toBe(200);
+      await db.sql`update leasehold.governor_settings set global_daily_micros = 5000000`;
+      const goodHook = (await (await api.request(t.key, 'POST', '/v1/webhooks', { url: good.url })).json()) as { id: string };
+      const badHook = (await (await api.request(t.key, 'POST', '/v1/webhooks', { url: bad.url })).json()) as { id: string };
+
+      const pattern = await insertPattern(db.sql, t.tenantId);
+      const res = await api.request(t.key, 'POST', `/v1/patterns/${pattern}/ingest`, { images: [{ image_url: `${images.base}/a.png` }] });
+      expect(res.status).toBe(202);
+      const jobId = ((await res.json()) as { job_ids: string[] }).job_ids[0]!;
+      await pool.start({
+        sql: db.sql,
+        config: loadConfig({
+          LOG_LEVEL: 'silent', FETCH_ALLOW_PRIVATE: 'true', WEBHOOK_RETRY_SCHEDULE: '1h',
+          LEASEHOLD_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'leasehold-dash-')),
+        }),
+        settings: { pollMs: 50 },
+      });
+      const outcome = await waitFor(async () => {
+        const [d] = await db.sql<{ good: string; bad: string }[]>`
+          select max(status) filter (where webhook_id = ${goodHook.id}) as good, max(last_error) filter (where webhook_id = ${badHook.id}) as bad
+          from leasehold.webhook_deliveries where tenant_id = ${t.tenantId}`;
+        return d?.good === 'delivered' && d.bad !== null && d;
+      }, 'one delivery to succeed and the other to fail');
+      expect(outcome.bad).toMatch(/^HTTP 500/);
+      expect((await jobRow(db.sql, jobId)).status).toBe('succeeded');
+
+      const [spend] = await db.sql<{ spent: number; est: number; act: number }[]>`
+        select sum(spent_micros)::float8 as spent, sum(settled_estimate_micros)::float8 as est, sum(settled_actual_micros)::float8 as act
+        from leasehold.spend_daily where tenant_id = ${t.tenantId} and day = leasehold.governor_today()`;
+      expect(spend!.spent).toBeGreaterThan(0);
+      const usd = (micros: number) => (micros / 1e6).toFixed(6);
+
+      const s = await new SnapshotReader(db.sql).read();
+      const governor = s.panels.governor.rows;
+      expect(governor[0]).toMatchObject({ scope: 'global daily', spent: usd(spend!.spent), ceiling: '5.000000' });
+      expect(governor).toContainEqual({
+        scope: 'dash-spender: daily', spent: usd(spend!.spent), ceiling: '2.000000',
+        used: spend!.spent / 2e6 < 0.001 ? '< 0.1 %' : `${((spend!.spent / 2e6) * 100).toFixed(1)} %`, drift: (spend!.act / spend!.est).toFixed(3),
+      });
+      expect(governor.find((r) => r.scope === 'dash-spender: monthly')).toMatchObject({ ceiling: '40.000000' });
+
+      const webhooks = s.panels.webhooks.rows;
+      // The failing subscription comes first, with its error; the healthy one shows its delivery.
+      expect(webhooks[0]).toMatchObject({
+        tenant: 'dash-spender', delivered: '0', failed: '1', pending: '1', state: expect.stringMatching(/^failing since /),
+        last_error: expect.stringMatching(/^HTTP 500/),
+      });
+      expect(webhooks[0]!.webhook).toContain(badHook.id);
+      expect(webhooks.find((r) => r.webhook?.includes(goodHook.id))).toMatchObject({
+        tenant: 'dash-spender', delivered: '1', failed: '0', pending: '0', state: 'healthy', last_error: '',
+      });
+    } finally {
+      await images.close();
+      await good.stop();
+      await bad.stop();
+    }
   });
 });

@@ -1,14 +1,23 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { loadConfig } from '#shared/config.js';
 import { PermanentError } from '#shared/jobs/job-errors.js';
 import { createMetrics, type Metrics } from '#shared/metrics/metrics.js';
 import { startMetricsServer } from '#shared/metrics/metrics-server.js';
 import { scrapeAuthorizer } from '#shared/metrics/scrape-auth.js';
+import { WebhookReceiver } from '../test/fixtures/webhook-receiver.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { WorkerPool, queueFor, testLog } from '../test/helpers/engine.js';
+import { insertPattern, startImageServer } from '../test/helpers/governor.js';
 import { insertJob } from '../test/helpers/job-factory.js';
 import { Scrape } from '../test/helpers/prometheus.js';
+import { serveTestApi, type ServedApi } from '../test/helpers/served-api.js';
+import { openStream } from '../test/helpers/sse.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { EventHub } from './events/event-hub.js';
 
 const METRICS_TOKEN = 'scrape-token-0123456789';
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
@@ -18,17 +27,30 @@ let api: TestApi;
 let metrics: Metrics;
 let admin: string;
 let reader: string;
+let hub: EventHub;
+let served: ServedApi;
 const pool = new WorkerPool();
 
 beforeAll(async () => {
   db = await createTestDatabase();
   metrics = createMetrics();
-  api = createTestApi(db.sql, { METRICS_TOKEN, RATE_LIMIT_PER_S: '100000', RATE_LIMIT_BURST: '100000' }, { metrics });
+  hub = new EventHub({ sql: db.sql, log: testLog, pollMs: 100, gapTimeoutMs: 2_000, keepAliveMs: 15_000, clientBufferBytes: 1 << 20 });
+  await hub.start();
+  api = createTestApi(
+    db.sql,
+    { METRICS_TOKEN, RATE_LIMIT_PER_S: '100000', RATE_LIMIT_BURST: '100000', FETCH_ALLOW_PRIVATE: 'true' },
+    { metrics, events: hub },
+  );
+  served = await serveTestApi(api);
   admin = (await api.tenant('metrics-ops', ['admin'])).key;
   reader = (await api.tenant('metrics-ops', ['jobs:read', 'jobs:write'])).key;
 });
 afterEach(() => pool.stopAll());
-afterAll(() => db.drop());
+afterAll(async () => {
+  await hub?.close();
+  await served?.close();
+  await db?.drop();
+});
 
 async function scrape(auth = `Bearer ${METRICS_TOKEN}`): Promise<Scrape> {
   const res = await api.app.request('/metrics', { headers: { authorization: auth } });
@@ -174,6 +196,107 @@ describe('a worker process without the API (WORKER_METRICS_PORT)', () => {
       }
     } finally {
       await server.close();
+    }
+  });
+});
+
+/** A worker counting into the API's registry, with the fake provider and loopback fetches allowed. */
+function startWorker(allowPrivate = true) {
+  const config = loadConfig({
+    LOG_LEVEL: 'silent', FETCH_ALLOW_PRIVATE: String(allowPrivate), LEASEHOLD_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'leasehold-metrics-')),
+  });
+  return pool.start({ sql: db.sql, metrics, config, settings: { pollMs: 50 } });
+}
+
+describe('the governor, webhooks and event streams count into the same registry', () => {
+  test('event stream subscribers go up as clients connect and down as they leave or their job ends', async () => {
+    const subscribers = async () => (await scrape()).value('leasehold_event_stream_subscribers', { stream: 'events' });
+    expect(await subscribers()).toBe(0);
+    const all = openStream(served.base, '/v1/events', { key: reader });
+    await waitFor(async () => (await subscribers()) === 1, 'the /v1/events client to be counted');
+    const res = await api.request(reader, 'POST', '/v1/jobs', { kind: 'system.noop', queue: 'm-sse' });
+    const { id } = (await res.json()) as { id: string };
+    const one = openStream(served.base, `/v1/jobs/${id}/events`, { key: reader });
+    try {
+      await one.until((events) => events.some((e) => e.type === 'job.state'), 'the per-job stream to open');
+      expect(await subscribers()).toBe(2);
+      // The job ends: its stream ends after the terminal event (the client's reconnect gets 204).
+      await pool.start({ sql: db.sql, metrics, settings: { pollMs: 50, queues: [{ name: 'm-sse' }] } });
+      await one.until((events) => events.some((e) => e.type === 'job.succeeded'), 'the terminal event');
+      await waitFor(async () => (await subscribers()) === 1, 'the per-job stream to be uncounted');
+      all.close();
+      await waitFor(async () => (await subscribers()) === 0, 'the disconnected client to be uncounted');
+    } finally {
+      one.close();
+      all.close();
+    }
+  });
+
+  test('a 402 refusal is counted by its ceiling', async () => {
+    const t = await api.tenant('metrics-refused');
+    const pattern = await insertPattern(db.sql, t.tenantId);
+    const budget = await api.request(admin, 'PUT', '/v1/admin/tenants/metrics-refused/budget', { per_job_usd: 0.000001 });
+    expect(budget.status).toBe(200);
+    const before = (await scrape()).value('leasehold_governor_refusals_total', { reason: 'per_job' });
+    const res = await api.request(t.key, 'POST', `/v1/patterns/${pattern}/ingest`, { images: [{ image_url: 'https://images.example.com/a.jpg' }] });
+    expect(res.status).toBe(402);
+    expect(((await res.json()) as { ceiling: string }).ceiling).toBe('per_job');
+    const s = await scrape();
+    expect(s.value('leasehold_governor_refusals_total', { reason: 'per_job' })).toBe(before + 1);
+    expect(s.samples('leasehold_governor_refusals_total').map((m) => m.labels!.reason)).toEqual(['per_job']);
+  });
+
+  test('the cost of each model call is added to the spend counter as it is recorded', async () => {
+    const images = await startImageServer();
+    try {
+      const t = await api.tenant('metrics-spend');
+      const pattern = await insertPattern(db.sql, t.tenantId);
+      const res = await api.request(t.key, 'POST', `/v1/patterns/${pattern}/ingest`, {
+        images: [{ image_url: `${images.base}/a.png` }, { image_url: `${images.base}/b.png` }],
+      });
+      expect(res.status).toBe(202);
+      await startWorker();
+      const [cost] = await waitFor(async () => {
+        const rows = await db.sql<{ calls: number; micros: number }[]>`
+          select count(*)::int as calls, coalesce(sum(cost_micros), 0)::float8 as micros
+          from leasehold.cost_events where tenant_id = ${t.tenantId} and kind = 'manifest.extract'`;
+        return rows[0]!.calls === 2 && rows;
+      }, 'both calls to be recorded');
+      expect(cost!.micros).toBeGreaterThan(0);
+      const spent = (await scrape()).value('leasehold_governor_spend_usd_total', { kind: 'manifest.extract' });
+      expect(spent).toBeCloseTo(cost!.micros / 1e6, 9);
+    } finally {
+      await images.close();
+    }
+  });
+
+  test('webhook attempts are counted by outcome: delivered, failed_final on 410 Gone, refused by the SSRF guard', async () => {
+    const receiver = await new WebhookReceiver().start();
+    try {
+      const t = await api.tenant('metrics-hooks');
+      const hook = await api.request(t.key, 'POST', '/v1/webhooks', { url: receiver.url });
+      expect(hook.status).toBe(201);
+      const outcome = async (o: string) => (await scrape()).value('leasehold_webhook_deliveries_total', { outcome: o });
+      await startWorker();
+      await queueFor(db.sql).enqueue({ kind: 'system.noop', tenantId: t.tenantId });
+      await waitFor(async () => (await outcome('delivered')) === 1, 'the delivery to be counted');
+      expect(receiver.received.map((r) => r.status)).toEqual([200]);
+      receiver.answer = () => 410;
+      await queueFor(db.sql).enqueue({ kind: 'system.noop', tenantId: t.tenantId });
+      await waitFor(async () => (await outcome('failed_final')) === 1, 'the 410 to be counted');
+      expect(await outcome('delivered')).toBe(1);
+      expect(await outcome('failed_retrying')).toBe(0);
+
+      // A worker that may not call loopback addresses refuses the receiver for good.
+      await pool.stopAll();
+      const other = await api.tenant('metrics-hooks-guarded');
+      expect((await api.request(other.key, 'POST', '/v1/webhooks', { url: receiver.url })).status).toBe(201);
+      await startWorker(false);
+      await queueFor(db.sql).enqueue({ kind: 'system.noop', tenantId: other.tenantId });
+      await waitFor(async () => (await outcome('refused')) === 1, 'the refusal to be counted');
+      expect(receiver.received).toHaveLength(2);
+    } finally {
+      await receiver.stop();
     }
   });
 });

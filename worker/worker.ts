@@ -135,7 +135,8 @@ export class Worker {
     this.settings = { ...DEFAULT_SETTINGS, ...opts.settings };
     this.#sql = opts.sql;
     this.#log = opts.log.child({ worker: this.id });
-    const builtins = createHandlers({ sql: this.#sql, config: opts.config ?? loadConfig({}), provider: opts.provider, storage: opts.storage, log: this.#log });
+    const metrics = opts.metrics ?? createMetrics();
+    const builtins = createHandlers({ sql: this.#sql, config: opts.config ?? loadConfig({}), provider: opts.provider, storage: opts.storage, log: this.#log, metrics });
     this.#handlers = { ...(builtins as Record<string, Handler<never>>), ...opts.handlers };
     for (const kind of Object.keys(this.#handlers)) {
       const spec: KindOptions = isKind(kind)
@@ -145,7 +146,7 @@ export class Worker {
     }
     this.#claimKinds = [...this.#specs.keys()];
     this.#notifier = new Notifier(this.#sql, (err) => this.#log.debug({ err }, 'notify failed'));
-    this.#metrics = new WorkerMetrics(opts.metrics ?? createMetrics());
+    this.#metrics = new WorkerMetrics(metrics);
     this.#progress = new ProgressReporter(this.#sql, this.#log, () => this.#notifier.notify(CHANNELS.events));
     this.#completer = new Completer(this.#sql, this.id, this.#log, (held, report) => {
       for (const h of held) this.#release(h);

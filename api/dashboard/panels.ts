@@ -100,7 +100,6 @@ export const PANELS = {
       { key: 'ceiling', label: 'ceiling (USD)' },
       { key: 'used', label: 'used' },
       { key: 'drift', label: 'estimate drift' },
-      { key: 'refusals', label: 'refusals today' },
     ],
   },
   webhooks: {
@@ -112,6 +111,7 @@ export const PANELS = {
       { key: 'delivered', label: 'delivered (1 h)' },
       { key: 'failed', label: 'failed (1 h)' },
       { key: 'pending', label: 'pending' },
+      { key: 'state', label: 'state' },
       { key: 'last_error', label: 'last error' },
     ],
   },

@@ -70,5 +70,84 @@ where e.id > $1::bigint and e.id <= $2::bigint
   and e.type in ('job.succeeded', 'job.failed', 'job.retrying')
 group by 1, 2, 3`;
 
+/**
+ * Spend against ceilings: today's global spend (spend_daily_day_idx, one day's rows) against
+ * governor_settings, then the $1 metered tenants nearest their ceilings, each tenant's month read
+ * from spend_daily's primary key (tenant_id, day, kind). Every metered tenant gets a daily row (its
+ * spend today, with or without a ceiling) and a monthly row when it has a monthly ceiling. Drift is
+ * the cost of jobs settled in the period against their estimates.
+ */
+export const GOVERNOR_PANEL = `
+select * from (
+  select null::text as tenant, 'global daily' as scope, g.global_daily_micros::float8 as ceiling,
+         coalesce(s.spent, 0)::float8 as spent, s.est::float8 as estimated, s.act::float8 as actual
+  from (select 1) one
+  left join leasehold.governor_settings g on true
+  cross join lateral (
+    select sum(spent_micros) as spent, sum(settled_estimate_micros) as est, sum(settled_actual_micros) as act
+    from leasehold.spend_daily where day = leasehold.governor_today()) s
+) global
+union all
+select * from (
+  select t.slug, p.scope, p.ceiling::float8, p.spent::float8, p.est::float8, p.act::float8
+  from leasehold.credit_accounts a
+  join leasehold.tenants t on t.id = a.tenant_id
+  cross join lateral (
+    select coalesce(sum(spent_micros) filter (where day = leasehold.governor_today()), 0) as today,
+           coalesce(sum(spent_micros), 0) as month,
+           sum(settled_estimate_micros) filter (where day = leasehold.governor_today()) as est_today,
+           sum(settled_actual_micros) filter (where day = leasehold.governor_today()) as act_today,
+           sum(settled_estimate_micros) as est_month, sum(settled_actual_micros) as act_month
+    from leasehold.spend_daily s
+    where s.tenant_id = a.tenant_id and s.day >= date_trunc('month', leasehold.governor_today())::date) m
+  cross join lateral (values ('daily', a.daily_max_micros, m.today, m.est_today, m.act_today),
+                             ('monthly', a.monthly_max_micros, m.month, m.est_month, m.act_month)) p(scope, ceiling, spent, est, act)
+  where p.scope = 'daily' or p.ceiling is not null
+  order by coalesce(p.spent::float8 / p.ceiling, 0) desc, p.spent desc, t.slug, p.scope
+  limit $1::int
+) tenants`;
+
+/**
+ * Webhook health per subscription: deliveries of the last hour (a primary-key range: ids are
+ * UUIDv7), deliveries waiting for an attempt (their webhook.deliver jobs, through the queued and
+ * running partial indexes, each delivery by primary key), and subscriptions failing or disabled
+ * (the webhooks table: a row per subscription). The last error is the newest among the
+ * subscription's last day of deliveries (webhook_deliveries_webhook_idx). Deliveries to a job's own
+ * callback URL count under a null webhook_id. The $1 most troubled first.
+ */
+export const WEBHOOKS_PANEL = `
+with activity as (
+  select webhook_id, count(*) filter (where status = 'delivered') as delivered,
+         count(*) filter (where status = 'failed' or (status = 'pending' and attempts > 0)) as failed, 0 as pending
+  from leasehold.webhook_deliveries
+  where id >= leasehold.uuid_v7_floor(now() - interval '1 hour')
+  group by webhook_id
+  union all
+  select d.webhook_id, 0, 0, count(*)
+  from (select id, payload from leasehold.jobs where status = 'queued' and queue = 'webhooks' and kind = 'webhook.deliver'
+        union all
+        select id, payload from leasehold.jobs where status = 'running' and queue = 'webhooks' and kind = 'webhook.deliver') j
+  join leasehold.webhook_deliveries d on d.id = (j.payload->>'delivery_id')::uuid and d.deliver_job_id = j.id and d.status = 'pending'
+  group by d.webhook_id
+  union all
+  select id, 0, 0, 0 from leasehold.webhooks where disabled_at is not null or failing_since is not null
+), per as (
+  select webhook_id, sum(delivered)::int as delivered, sum(failed)::int as failed, sum(pending)::int as pending
+  from activity group by webhook_id
+)
+select p.webhook_id::text, w.url, t.slug as tenant, p.delivered, p.failed, p.pending,
+       w.failing_since, w.disabled_at, w.disabled_reason, e.last_error
+from per p
+left join leasehold.webhooks w on w.id = p.webhook_id
+left join leasehold.tenants t on t.id = w.tenant_id
+left join lateral (
+  select d.last_error from leasehold.webhook_deliveries d
+  where d.webhook_id = p.webhook_id and d.id >= leasehold.uuid_v7_floor(now() - interval '1 day') and d.last_error is not null
+  order by d.id desc limit 1) e on true
+order by (w.disabled_at is not null) desc, (w.failing_since is not null) desc, p.failed desc, p.pending desc, p.delivered desc
+limit $1::int`;
+
 /** Every statement, for the plan test. */
-export const SNAPSHOT_STATEMENTS = { DEPTH, RECENT_JOBS, LEASES, FAILURES, DEAD_LETTERS, COUNTS, LAST_EVENT_ID, FINISHED_SINCE } as const;
+export const SNAPSHOT_STATEMENTS = {
+  DEPTH, RECENT_JOBS, LEASES, FAILURES, DEAD_LETTERS, COUNTS, LAST_EVENT_ID, FINISHED_SINCE, GOVERNOR_PANEL, WEBHOOKS_PANEL,
+} as const;

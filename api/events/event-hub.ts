@@ -90,14 +90,17 @@ export class EventHub {
 
   /**
    * A new client of `tenantId`'s events: live chunks wait until the route calls goLive(), after its
-   * replay of what the client missed up to `startCursor`.
+   * replay of what the client missed up to `startCursor`. `onGone` runs once when it leaves, however
+   * it leaves (disconnect, terminal event, too slow, hub closed).
    */
-  subscribe(tenantId: string, filter: SubscriberFilter, endOnTerminal: boolean): SseSubscriber {
+  subscribe(tenantId: string, filter: SubscriberFilter, endOnTerminal: boolean, onGone?: () => void): SseSubscriber {
     const sub = new SseSubscriber(tenantId, filter, this.#cursor, {
       preamble: Buffer.from(`retry: ${this.opts.retryMs ?? 2_000}\n\n`),
       maxBufferedBytes: this.opts.clientBufferBytes,
       endOnTerminal,
-      onClose: (s) => this.#remove(s),
+      onClose: (s) => {
+        if (this.#remove(s)) onGone?.();
+      },
     });
     let subs = this.#byTenant.get(tenantId);
     if (!subs) this.#byTenant.set(tenantId, (subs = new Set()));
@@ -106,12 +109,14 @@ export class EventHub {
     return sub;
   }
 
-  #remove(sub: SseSubscriber): void {
+  /** Forgets a subscriber; false when it was already gone. */
+  #remove(sub: SseSubscriber): boolean {
     const subs = this.#byTenant.get(sub.tenantId);
-    if (!subs?.delete(sub)) return;
+    if (!subs?.delete(sub)) return false;
     this.#size--;
     if (subs.size === 0) this.#byTenant.delete(sub.tenantId);
     if (sub.endedBy === 'lagging') this.opts.log.info({ tenant_id: sub.tenantId }, 'event stream client fell too far behind; disconnected');
+    return true;
   }
 
   #ping(): void {

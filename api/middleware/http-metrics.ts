@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
+import { AppError } from '#shared/errors.js';
 import type { Metrics } from '#shared/metrics/metrics.js';
 import type { ApiEnv } from '../context.js';
 
@@ -20,4 +21,15 @@ export function httpMetrics(metrics: Metrics): MiddlewareHandler<ApiEnv> {
       metrics.httpDuration.labels(method, route).observe((performance.now() - started) / 1000);
     }
   };
+}
+
+/**
+ * Counts a governor refusal (402 budget_exceeded or margin_floor) by the ceiling that refused it:
+ * per_job, tenant_daily, tenant_monthly, kind_daily (without its kind), global_daily,
+ * credit_balance or margin_floor.
+ */
+export function countRefusal(metrics: Metrics, err: unknown): void {
+  if (!(err instanceof AppError) || (err.code !== 'budget_exceeded' && err.code !== 'margin_floor')) return;
+  const ceiling = typeof err.extra.ceiling === 'string' ? err.extra.ceiling : err.code;
+  metrics.governorRefusals.labels(ceiling.split(':')[0]!).inc();
 }

@@ -6,7 +6,7 @@ import type { AppDeps, ApiEnv } from '../context.js';
 import { JobEventData, TERMINAL_STATUSES, TYPES_BY_STATUS, frame, stateFrame, type JobViewRow } from '../events/event-frame.js';
 import type { EventHub } from '../events/event-hub.js';
 import { READ_JOB_STATE, REPLAY_EVENTS, REPLAY_JOB_EVENTS } from '../events/event-sql.js';
-import type { SseSubscriber } from '../events/sse-subscriber.js';
+import type { SseSubscriber, SubscriberFilter } from '../events/sse-subscriber.js';
 import { JOB_STATUSES } from '../job-view.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { problemResponses } from '../openapi-problems.js';
@@ -63,6 +63,13 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (!deps.events) throw new AppError('unavailable', 'this process does not serve event streams');
     return deps.events;
   };
+  // Every open stream is counted on /metrics until it goes, however it goes.
+  const subscribers = deps.metrics?.eventStreamSubscribers.labels('events');
+  const subscribe = (hub: EventHub, tenantId: string, filter: SubscriberFilter, endOnTerminal: boolean): SseSubscriber => {
+    const sub = hub.subscribe(tenantId, filter, endOnTerminal, subscribers && (() => subscribers.dec()));
+    subscribers?.inc();
+    return sub;
+  };
   const open = (sub: SseSubscriber) => new Response(sub.stream, { status: 200, headers: SSE_HEADERS });
 
   const all = createRoute({
@@ -87,7 +94,7 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const after = lastEventId(c.req.valid('header')['last-event-id'] ?? q.last_event_id);
     const { tenantId } = c.get('principal');
     const types = q.status && TYPES_BY_STATUS[q.status];
-    const sub = hub.subscribe(tenantId, { ...(q.kind && { kind: q.kind }), ...(q.pattern_id && { patternId: q.pattern_id }), ...(types && { types }) }, false);
+    const sub = subscribe(hub, tenantId, { ...(q.kind && { kind: q.kind }), ...(q.pattern_id && { patternId: q.pattern_id }), ...(types && { types }) }, false);
     if (after === undefined) sub.goLive();
     else {
       sub.skipUpTo(after);
@@ -123,7 +130,7 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const { tenantId } = c.get('principal');
     if (!isUuid(id)) throw new AppError('not_found', `no job ${id}`);
     // Subscribe before reading the state: an event committed in between is then delivered, not lost.
-    const sub = hub.subscribe(tenantId, { jobId: id }, true);
+    const sub = subscribe(hub, tenantId, { jobId: id }, true);
     let state: (JobViewRow & { last_event_id: number | null; terminal_event_id: number | null }) | undefined;
     try {
       [state] = await sql.unsafe<(JobViewRow & { last_event_id: number | null; terminal_event_id: number | null })[]>(

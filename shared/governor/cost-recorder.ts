@@ -1,5 +1,6 @@
 import type { Sql } from '../db/connect.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { PREPARED, RECORD_COST } from '../jobs/queue-sql.js';
 import { callCost, type CallCost, type CallTokens } from './cost.js';
 import type { PriceTable } from './pricing.js';
@@ -18,12 +19,19 @@ export interface CallOwner {
  * thrown: failing the job would only buy a second call.
  */
 export class CostRecorder {
-  constructor(private readonly sql: Sql, private readonly prices: PriceTable, private readonly log?: Logger) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly prices: PriceTable,
+    private readonly log?: Logger,
+    private readonly metrics?: Metrics,
+  ) {}
 
   /** Prices `tokens` as `model` and records them; returns the cost. */
   async record(owner: CallOwner, provider: string, model: string, sort: 'gpt-4o' | 'gpt-image-1', tokens: CallTokens): Promise<CallCost> {
     const cost = callCost(this.prices, model, sort, tokens);
     const p = cost.prices;
+    // Counted whether or not the row is written: the money is spent either way.
+    this.metrics?.governorSpendUsd.labels(owner.kind).inc(cost.micros / 1_000_000);
     try {
       await this.sql.unsafe(
         RECORD_COST,

@@ -56,7 +56,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   const report = await runRetention(db.sql, POLICY);
   // The ancient dead letter goes first, so its failed job (no open dead letter left) goes in the same pass.
-  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1 });
+  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0 });
 
   const left = await present(db.sql, [...oldDone, finishedRecently, oldQueued, oldRunning, recentDone, failedOpen, failedAncient]);
   for (const id of [...oldDone, failedAncient]) expect(left.has(id), `job ${id} should be gone`).toBe(false);
@@ -71,7 +71,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   // The kept failed job can still be requeued from its dead letter; a second pass finds nothing.
   expect((await db.sql`select leasehold.requeue_dead_letter(${failedOpenLetter}) as job`)[0]!.job).toBe(failedOpen);
-  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0 });
+  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0 });
 });
 
 test('while another process holds the retention lock, a runner does nothing and says so', async () => {
@@ -95,4 +95,46 @@ test('two runners started together: one does the work, the other skips or finds 
   const reports = [a, b].filter((r) => r !== null);
   expect(reports.map((r) => r.jobs).sort((x, y) => x - y)).toEqual(reports.length === 1 ? [40] : [0, 40]);
   expect((await present(db.sql, old)).size).toBe(0);
+});
+
+test('deletes webhook deliveries that finished before the cutoff, with their attempts, in batches; pending ones stay', async () => {
+  const [tenant] = await db.sql<{ id: string }[]>`insert into leasehold.tenants (id, slug, name) values (gen_random_uuid(), 'ret-hooks', 'hooks') returning id`;
+  const [hook] = await db.sql<{ id: string }[]>`
+    insert into leasehold.webhooks (id, tenant_id, url, events, secret)
+    values (gen_random_uuid(), ${tenant!.id}, 'https://hooks.example.com/x', array['job.succeeded'], 'x') returning id`;
+  /** A delivery made `madeDaysAgo` days ago, in `status`, its last attempt `lastDaysAgo` ago, with two attempts logged. */
+  const delivery = async (status: string, madeDaysAgo: number, lastDaysAgo: number) => {
+    const id = uuidv7At(daysAgo(madeDaysAgo));
+    const last = daysAgo(lastDaysAgo);
+    await db.sql`
+      insert into leasehold.webhook_deliveries (id, tenant_id, webhook_id, job_id, event, occurred_at, status, deliver_job_id, attempts, last_attempt_at, delivered_at)
+      values (${id}, ${tenant!.id}, ${hook!.id}, gen_random_uuid(), 'job.succeeded', ${daysAgo(madeDaysAgo)}, ${status}, gen_random_uuid(), 2, ${last},
+              ${status === 'delivered' ? last : null})`;
+    for (const attempt of [1, 2]) {
+      await db.sql`
+        insert into leasehold.webhook_delivery_attempts (delivery_id, attempt, deliver_job_id, started_at, latency_ms, status_code)
+        values (${id}, ${attempt}, gen_random_uuid(), ${last}, 5, 200)`;
+    }
+    return id;
+  };
+  const old = await Promise.all([
+    ...Array.from({ length: 6 }, (_, i) => delivery('delivered', 20 + i, 20 + i)),
+    delivery('failed', 30, 16),
+    delivery('skipped', 15, 15),
+  ]);
+  const keep = await Promise.all([
+    delivery('pending', 30, 20), // still being retried
+    delivery('failed', 20, 3), // made long ago, gave up recently
+    delivery('delivered', 2, 2),
+  ]);
+
+  const report = await runRetention(db.sql, POLICY);
+  expect(report).toMatchObject({ webhookDeliveries: 8 });
+  const left = await db.sql<{ id: string; attempts: number }[]>`
+    select d.id, (select count(*) from leasehold.webhook_delivery_attempts a where a.delivery_id = d.id)::int as attempts
+    from leasehold.webhook_deliveries d where d.id = any(${[...old, ...keep]}::uuid[]) order by d.id`;
+  expect(left).toEqual([...keep].sort().map((id) => ({ id, attempts: 2 })));
+  const orphans = await db.sql`select count(*)::int as n from leasehold.webhook_delivery_attempts where delivery_id = any(${old}::uuid[])`;
+  expect(orphans[0]!.n).toBe(0);
+  expect(await runRetention(db.sql, POLICY)).toMatchObject({ webhookDeliveries: 0 });
 });

@@ -2,7 +2,7 @@ import type { Sql } from '#shared/db/connect.js';
 
 /** How long finished rows are kept. */
 export interface RetentionPolicy {
-  /** Succeeded, failed and cancelled jobs (and their events) older than this go. */
+  /** Succeeded, failed and cancelled jobs (and their events), and finished webhook deliveries, older than this go. */
   jobsDays: number;
   /** Dead letters (and the admin audit log) older than this go. */
   deadLettersDays: number;
@@ -17,6 +17,8 @@ export interface RetentionReport {
   deadLetters: number;
   scheduleTicks: number;
   adminActions: number;
+  /** Finished webhook deliveries (their attempts go with them, by cascade). */
+  webhookDeliveries: number;
 }
 
 /** The advisory lock one retention runner holds across every process ("leasehrt"). */
@@ -63,6 +65,25 @@ with cand as (
 select (select id from cand order by id desc limit 1)::text as last_id, (select count(*) from cand)::int as scanned,
        (select count(*) from del)::int as deleted`;
 
+/**
+ * One batch of webhook deliveries that finished (delivered, failed, skipped) before $2, walked by
+ * primary key (UUIDv7 of when the delivery was made); their webhook_delivery_attempts go by
+ * cascade. A delivery still pending stays, however old.
+ */
+export const PRUNE_WEBHOOK_DELIVERIES = `
+with cand as (
+  select id from leasehold.webhook_deliveries
+  where id > $1::uuid and id < leasehold.uuid_v7_floor($2::timestamptz)
+  order by id limit $3::int
+), del as (
+  delete from leasehold.webhook_deliveries
+  where id = any(array(select id from cand)) and status in ('delivered', 'failed', 'skipped')
+    and coalesce(delivered_at, last_attempt_at, occurred_at) < $2::timestamptz
+  returning 1
+)
+select (select id from cand order by id desc limit 1)::text as last_id, (select count(*) from cand)::int as scanned,
+       (select count(*) from del)::int as deleted`;
+
 /** One batch of schedule ticks older than $1 (each schedule's range of the primary key). */
 export const PRUNE_SCHEDULE_TICKS = `
 delete from leasehold.schedule_ticks where ctid = any(array(
@@ -94,7 +115,7 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
     const [lock] = await conn<{ got: boolean }[]>`select pg_try_advisory_lock(${RETENTION_LOCK_KEY.toString()}::bigint) as got`;
     if (!lock!.got) return null;
     try {
-      const report: RetentionReport = { jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0 };
+      const report: RetentionReport = { jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0 };
       // Dead letters first: a failed job is kept while its dead letter is open, so one pass frees both.
       for (let cursor = MIN_UUID; ; ) {
         const [r] = await conn.unsafe<{ last_id: string | null; scanned: number; deleted: number }[]>(
@@ -108,6 +129,13 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
           PRUNE_JOBS, [cursor, jobsCutoff.toISOString(), batch]);
         report.jobs += r!.jobs;
         report.events += r!.events;
+        if (r!.scanned < batch || !r!.last_id) break;
+        cursor = r!.last_id;
+      }
+      for (let cursor = MIN_UUID; ; ) {
+        const [r] = await conn.unsafe<{ last_id: string | null; scanned: number; deleted: number }[]>(
+          PRUNE_WEBHOOK_DELIVERIES, [cursor, jobsCutoff.toISOString(), batch]);
+        report.webhookDeliveries += r!.deleted;
         if (r!.scanned < batch || !r!.last_id) break;
         cursor = r!.last_id;
       }

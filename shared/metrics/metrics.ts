@@ -101,14 +101,20 @@ export function createMetrics() {
       labelNames: ['kind'] as const,
       registers,
     }),
-    /** The governor counts each refused job here, by the ceiling or rule that refused it. */
+    /**
+     * Each 402 refusal the API answers, by the ceiling that refused it: per_job, tenant_daily,
+     * tenant_monthly, kind_daily, global_daily, credit_balance or margin_floor.
+     */
     governorRefusals: new Counter({
       name: 'leasehold_governor_refusals_total',
       help: 'Jobs the governor refused, by reason.',
       labelNames: ['reason'] as const,
       registers,
     }),
-    /** webhook.deliver counts each delivery attempt here: delivered, failed (will retry), dead (gave up), refused (SSRF guard). */
+    /**
+     * webhook.deliver counts each attempt here: delivered, failed_retrying, failed_final (gave up or
+     * 410 Gone), refused (SSRF guard), disabled (not sent: the subscription is disabled).
+     */
     webhookDeliveries: new Counter({
       name: 'leasehold_webhook_deliveries_total',
       help: 'Webhook delivery attempts by outcome.',

@@ -5,6 +5,7 @@ import { createObjectStore, type ObjectStore } from '#shared/storage/object-stor
 import { CostRecorder } from '#shared/governor/cost-recorder.js';
 import { priceTable } from '#shared/governor/pricing.js';
 import type { Logger } from '#shared/log.js';
+import type { Metrics } from '#shared/metrics/metrics.js';
 import type { HandlerMap } from '../handler.js';
 import { galleryGroup } from './gallery-group.js';
 import { imageEdit } from './image-edit.js';
@@ -22,6 +23,8 @@ export interface HandlerDeps {
   storage?: ObjectStore;
   /** Where a failure to record a call's cost is reported. */
   log?: Logger;
+  /** The worker's metrics: spend per call, webhook delivery outcomes. */
+  metrics?: Metrics;
 }
 
 const isFullConfig = (c: HandlerDeps['config']): c is Config => typeof c.LEASEHOLD_DATA_DIR === 'string';
@@ -32,7 +35,7 @@ export function createHandlers(deps: HandlerDeps) {
   const provider = deps.provider ?? createProvider(config);
   const storage = deps.storage ?? (isFullConfig(config) ? createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR }) : undefined);
   // Every billable call is priced and recorded in cost_events as soon as it returns.
-  const costs = new CostRecorder(sql, priceTable(config.GOVERNOR_PRICES), deps.log);
+  const costs = new CostRecorder(sql, priceTable(config.GOVERNOR_PRICES), deps.log, deps.metrics);
   return {
     'system.noop': noop,
     'system.sleep': sleepFor,
@@ -47,7 +50,7 @@ export function createHandlers(deps: HandlerDeps) {
     }),
     'gallery.group': galleryGroup({ provider, model: config.OPENAI_MODEL, costs, ...(storage && { storage }) }),
     'image.edit': imageEdit({ provider, model: config.OPENAI_IMAGE_MODEL ?? 'gpt-image-1', costs, ...(storage && { storage }) }),
-    'webhook.deliver': webhookDeliver(webhookDeliverDeps(sql, config)),
+    'webhook.deliver': webhookDeliver({ ...webhookDeliverDeps(sql, config), ...(deps.metrics && { metrics: deps.metrics }) }),
   } satisfies HandlerMap;
 }
 

@@ -1,4 +1,5 @@
 import type { Sql } from '#shared/db/connect.js';
+import type { Metrics } from '#shared/metrics/metrics.js';
 import { orderLikeSchema } from '#shared/formats/order-like-schema.js';
 import { PermanentError, RetryError } from '#shared/jobs/job-errors.js';
 import type { PayloadOf } from '#shared/jobs/kinds.js';
@@ -24,7 +25,17 @@ export interface WebhookDeliverDeps {
   inlineMaxBytes: number;
   /** Base of links in payloads (PUBLIC_URL). */
   publicUrl: string;
+  /** Where each attempt's outcome is counted (leasehold_webhook_deliveries_total). */
+  metrics?: Metrics;
 }
+
+/**
+ * How an attempt ended, as leasehold_webhook_deliveries_total counts it: delivered (2xx),
+ * failed_retrying (another attempt is scheduled), failed_final (no attempt left, or 410 Gone),
+ * refused (the SSRF guard refused the target; not retried), disabled (not sent: the subscription
+ * is disabled).
+ */
+export type DeliveryOutcome = 'delivered' | 'failed_retrying' | 'failed_final' | 'refused' | 'disabled';
 
 interface DeliveryRow extends Partial<StoredSecrets> {
   id: string;
@@ -56,6 +67,8 @@ interface Attempt {
   /** No retry will help: 410 Gone, or a target the SSRF guard refuses. */
   final: boolean;
   gone: boolean;
+  /** The SSRF guard refused the target for good. */
+  refused?: boolean;
 }
 
 const GONE = 410;
@@ -69,6 +82,7 @@ const GONE = 410;
  */
 export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'webhook.deliver'>> {
   const { sql } = deps;
+  const count = (outcome: DeliveryOutcome) => deps.metrics?.webhookDeliveries.labels(outcome).inc();
   return async ({ delivery_id }, ctx) => {
     const [d] = await sql<DeliveryRow[]>`
       select d.id, d.tenant_id, d.webhook_id, d.url as job_url, d.job_id, d.event, d.error, d.occurred_at, d.status,
@@ -88,6 +102,7 @@ export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'web
       await sql`
         update leasehold.webhook_deliveries set status = 'skipped', last_error = ${why}, next_retry_at = null
         where id = ${d.id}::uuid and deliver_job_id = ${ctx.id}::uuid`;
+      count('disabled');
       return { skipped: why };
     }
 
@@ -97,6 +112,7 @@ export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'web
     const nextRetryAt = delay === undefined ? null : new Date(Date.now() + delay);
     const status = attempt.ok ? 'delivered' : nextRetryAt ? 'pending' : 'failed';
     await record(sql, d, ctx, attempt, status, nextRetryAt, deps.disableAfterMs);
+    count(attempt.ok ? 'delivered' : attempt.refused ? 'refused' : nextRetryAt ? 'failed_retrying' : 'failed_final');
 
     if (attempt.ok) return { status_code: attempt.statusCode, latency_ms: attempt.latencyMs };
     const message = `webhook attempt ${ctx.attempt} failed: ${attempt.error}`;
@@ -143,7 +159,7 @@ async function send(d: DeliveryRow, ctx: JobContext, deps: WebhookDeliverDeps): 
     if (!(err instanceof FetchRefused)) throw err;
     // The SSRF guard's refusals stay refusals; DNS failures, resets and timeouts may clear.
     const final = err.code === 'private_address' || err.code === 'scheme';
-    return done({ statusCode: null, error: `${err.code}: ${err.message}`, ok: false, final, gone: false });
+    return done({ statusCode: null, error: `${err.code}: ${err.message}`, ok: false, final, gone: false, refused: final });
   }
 }
 
