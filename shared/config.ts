@@ -158,3 +158,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   // DESIGN.md: the provider is `openai` when a key is set, otherwise the `fake` one.
   return { ...config, AI_PROVIDER: config.AI_PROVIDER ?? (config.OPENAI_API_KEY ? 'openai' : 'fake') };
 }
+
+/** The schema itself, for documentation generated from it (README's configuration table). */
+export { schema as configSchema };
