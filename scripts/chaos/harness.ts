@@ -14,6 +14,11 @@ import { createLogger, type Logger } from '#shared/log.js';
 
 /** The repository root: where `scripts/leasehold.mjs` runs from. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/**
+ * Where the `leasehold` processes run from: this checkout, or CHAOS_APP_DIR (e.g. a directory laid
+ * out like the production image, with its own node_modules).
+ */
+export const APP_DIR = process.env.CHAOS_APP_DIR ?? ROOT;
 /** Quiet unless LOG_LEVEL says otherwise. */
 export const log: Logger = createLogger(process.env.LOG_LEVEL ?? 'warn', 'chaos');
 
@@ -71,7 +76,7 @@ export interface LeaseholdProcess {
 /** Starts `node scripts/leasehold.mjs <args>` with `env` over this process's environment. */
 export function spawnLeasehold(args: string[], env: Record<string, string>): LeaseholdProcess {
   const child = spawn(process.execPath, ['scripts/leasehold.mjs', ...args], {
-    cwd: ROOT,
+    cwd: APP_DIR,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -88,23 +88,25 @@ async function main() {
     let nextKill = Date.now() + KILL_EVERY_MS;
     while ((await remaining()) > 0 && Date.now() < deadline) {
       if (Date.now() >= nextKill && kills < Number(opts['max-kills'])) {
-        nextKill += KILL_EVERY_MS;
-        // A worker that is still starting holds nothing: kill one that is working.
-        const up: number[] = [];
-        for (let i = 0; i < workers.length; i++) if (await registered(workers[i]!)) up.push(i);
-        if (!up.length) continue;
-        const i = up[Math.floor(Math.random() * up.length)]!;
-        const victim = workers[i]!;
-        victim.child.kill('SIGKILL');
-        const killedAt = Date.now();
-        await victim.exited;
-        kills++;
-        // Its worker id is host:pid:random; what it held is still `running` under that owner.
-        const held = await sql<{ id: string; expires: Date }[]>`
-          select id, lease_expires_at as expires from leasehold.jobs
-          where tenant_id = ${tenantId} and status = 'running' and lease_owner like ${`%:${victim.pid}:%`}`;
-        for (const h of held) victims.push({ id: h.id, killedAt, leaseExpiresAt: h.expires.getTime() });
-        workers[i] = spawnLeasehold(['worker'], workerEnv);
+        // Only when every worker is up: the last replacement has started (on a busy machine that
+        // takes seconds), so W − 1 workers are always there to reclaim and work.
+        let allUp = true;
+        for (const w of workers) allUp &&= await registered(w);
+        if (allUp) {
+          const i = Math.floor(Math.random() * workers.length);
+          const victim = workers[i]!;
+          victim.child.kill('SIGKILL');
+          const killedAt = Date.now();
+          nextKill = killedAt + KILL_EVERY_MS;
+          await victim.exited;
+          kills++;
+          // Its worker id is host:pid:random; what it held is still `running` under that owner.
+          const held = await sql<{ id: string; expires: Date }[]>`
+            select id, lease_expires_at as expires from leasehold.jobs
+            where tenant_id = ${tenantId} and status = 'running' and lease_owner like ${`%:${victim.pid}:%`}`;
+          for (const h of held) victims.push({ id: h.id, killedAt, leaseExpiresAt: h.expires.getTime() });
+          workers[i] = spawnLeasehold(['worker'], workerEnv);
+        }
       }
       await new Promise((r) => setTimeout(r, 50));
     }
