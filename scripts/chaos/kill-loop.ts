@@ -88,12 +88,13 @@ async function main() {
     let nextKill = Date.now() + KILL_EVERY_MS;
     while ((await remaining()) > 0 && Date.now() < deadline) {
       if (Date.now() >= nextKill && kills < Number(opts['max-kills'])) {
-        // Only when every worker is up: the last replacement has started (on a busy machine that
-        // takes seconds), so W − 1 workers are always there to reclaim and work.
-        let allUp = true;
-        for (const w of workers) allUp &&= await registered(w);
-        if (allUp) {
-          const i = Math.floor(Math.random() * workers.length);
+        // Only a worker that is up (it holds leases), and only while at most one replacement is
+        // still starting (on a busy machine that takes seconds): W − 2 workers are always there to
+        // reclaim and work.
+        const up: number[] = [];
+        for (let i = 0; i < workers.length; i++) if (await registered(workers[i]!)) up.push(i);
+        if (up.length >= Math.max(1, WORKERS - 1)) {
+          const i = up[Math.floor(Math.random() * up.length)]!;
           const victim = workers[i]!;
           victim.child.kill('SIGKILL');
           const killedAt = Date.now();
