@@ -134,10 +134,10 @@ async function main() {
 
     await sleep(Number(opts['before-s']) * 1000);
     const checkSql = connect(db.url, { max: 1 });
-    const [before] = await checkSql<{ n: number }[]>`select count(*)::int as n from leasehold.jobs where status = 'succeeded'`;
-    const succeededBefore = before!.n;
+    // Mid-run means workers are working: wait for the first success (workers start slowly on a busy machine).
+    const working = await pollUntil(async () => (await checkSql<{ n: number }[]>`select count(*)::int as n from leasehold.jobs where status = 'succeeded'`)[0]!.n > 0, 60_000);
     await checkSql.end({ timeout: 1 });
-    verdict.check(succeededBefore > 0, 'no job succeeded before the restart');
+    verdict.check(working === true, 'no job succeeded before the restart');
 
     stoppedAt = Date.now();
     await db.embedded!.server.stop();
