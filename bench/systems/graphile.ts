@@ -10,12 +10,14 @@ import { sampleLatency, until, type QueueSystem } from './system.js';
 export function graphileSystem(url: string): QueueSystem {
   const admin = new pg.Pool({ connectionString: url, max: 4 });
   admin.on('error', (err) => console.error('graphile-worker admin pool:', err.message));
+  admin.on('connect', (client) => client.on('error', (err) => console.error('graphile-worker admin client:', err.message)));
   let utils: WorkerUtils;
   const pending = () => admin.query('select count(*)::int as n from graphile_worker._private_jobs').then((r) => r.rows[0].n as number);
   const start = async (concurrency: number, noop: () => void) => {
     // A pool of its own per run, sized as its docs ask (a connection per concurrent job, plus one).
     const pgPool = new pg.Pool({ connectionString: url, max: concurrency + 2 });
     pgPool.on('error', (err) => console.error('graphile-worker pool:', err.message));
+    pgPool.on('connect', (client) => client.on('error', (err) => console.error('graphile-worker client:', err.message)));
     const runner = await run({
       pgPool,
       concurrency,
