@@ -31,7 +31,8 @@ export function configDocs(): { key: string; doc: string | undefined; dflt: stri
   return Object.entries(configSchema.shape).map(([key, type]) => {
     const parsed = (type as { safeParse(v: unknown): { success: boolean; data?: unknown } }).safeParse(undefined);
     const value = parsed.success ? parsed.data : undefined;
-    return { key, doc: docs.get(key), dflt: value === undefined ? 'unset' : `\`${String(value)}\`` };
+    const text = typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+    return { key, doc: docs.get(key), dflt: value === undefined ? 'unset' : `\`${text}\`` };
   });
 }
 
