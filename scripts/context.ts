@@ -51,7 +51,12 @@ export async function withDatabase<T>(
 /** Fails fast when the schema is behind this release, naming the fix. */
 export async function assertMigrated(sql: Sql): Promise<void> {
   const known = readMigrations().map((m) => m.version);
-  const rows = await sql<{ version: string }[]>`select version from leasehold.schema_migrations`.catch(() => []);
+  // No schema (3F000) or no table (42P01) yet means nothing is applied; any other error (the
+  // database is unreachable) is reported as itself, not as pending migrations.
+  const rows = await sql<{ version: string }[]>`select version from leasehold.schema_migrations`.catch((err: { code?: string }) => {
+    if (err.code === '42P01' || err.code === '3F000') return [];
+    throw err;
+  });
   const applied = new Set(rows.map((r) => r.version));
   const pending = known.filter((v) => !applied.has(v));
   if (pending.length) throw new Error(`database schema is behind (pending: ${pending.join(', ')}); run "leasehold migrate"`);

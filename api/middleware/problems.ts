@@ -1,6 +1,7 @@
 import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
+import { isDatabaseUnavailable } from '#shared/db/unavailable.js';
 import { AppError, jsonPath, problemBody, type ErrorCode } from '#shared/errors.js';
 import type { ApiEnv } from '../context.js';
 
@@ -46,6 +47,11 @@ export const onError: ErrorHandler<ApiEnv> = (err, c) => {
   if (err instanceof HTTPException && HTTP_CODES[err.status]) {
     // Hono's own validators: a body that is not JSON arrives here as a 400.
     return problem(c, new AppError(HTTP_CODES[err.status]!, err.message || undefined));
+  }
+  if (isDatabaseUnavailable(err)) {
+    // PostgreSQL is restarting or unreachable: a retryable 503, not a 500 (pools reconnect by themselves).
+    (c.get('log') ?? console).warn({ err }, 'database unavailable');
+    return problem(c, new AppError('unavailable', 'the database is unavailable; retry shortly', {}, { 'retry-after': '1' }));
   }
   (c.get('log') ?? console).error({ err }, 'unhandled error');
   return problem(c, new AppError('internal', 'an unexpected error occurred; quote the request_id when reporting it'));

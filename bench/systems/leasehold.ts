@@ -1,0 +1,68 @@
+import { connect, type Sql } from '#shared/db/connect.js';
+import { migrate } from '#shared/db/migrator.js';
+import { Notifier } from '#shared/jobs/notifier.js';
+import { JobQueue, type NewJob } from '#shared/jobs/queue.js';
+import type { Logger } from '#shared/log.js';
+import { Worker } from '../../worker/worker.js';
+import { sampleLatency, until, type QueueSystem } from './system.js';
+
+const noops = (n: number): NewJob[] => Array.from({ length: n }, () => ({ kind: 'system.noop', payload: {} }));
+
+/**
+ * Leasehold as it ships: JobQueue.enqueueMany (COPY from 2,000 rows) and a Worker with its own
+ * pool of 10, default settings and durable commits; a `job_events` row for every transition.
+ */
+export function leaseholdSystem(url: string, log: Logger): QueueSystem {
+  const sql: Sql = connect(url, { max: 4, application: 'bench-producer' });
+  const workerSql: Sql = connect(url, { max: 10, application: 'bench-worker' });
+  const queue = new JobQueue(sql, new Notifier(sql));
+  const idle = () => sql`select not exists(select 1 from leasehold.jobs where status in ('queued', 'running')) as idle`.then(([r]) => r!.idle as boolean);
+  return {
+    name: 'leasehold',
+    async setup() {
+      await migrate(sql);
+    },
+    async reset() {
+      await sql`truncate leasehold.jobs, leasehold.job_events, leasehold.dead_letters, leasehold.workers`;
+      await sql`vacuum analyze leasehold.jobs`;
+      await sql`vacuum analyze leasehold.job_events`;
+    },
+    async bulk(n) {
+      await queue.enqueueMany(noops(n));
+    },
+    async drain(n, concurrency) {
+      await queue.enqueueMany(noops(n));
+      await sql`analyze leasehold.jobs`;
+      let done = 0;
+      let allRan!: () => void;
+      const ran = new Promise<void>((r) => (allRan = r));
+      const worker = new Worker({ sql: workerSql, log, settings: { concurrency }, handlers: { 'system.noop': () => (++done === n && allRan(), null) } });
+      const t0 = performance.now();
+      await worker.start();
+      await ran;
+      // Counted once every outcome is written, not when the last handler returns.
+      await until(idle);
+      const ms = performance.now() - t0;
+      await worker.stop();
+      return ms;
+    },
+    async latency(samples) {
+      let onStart: ((t: number) => void) | undefined;
+      const worker = new Worker({
+        sql: workerSql,
+        log,
+        settings: { concurrency: 10, pollMs: 60_000 },
+        handlers: { 'system.noop': () => (onStart?.(performance.now()), null) },
+      });
+      await worker.start();
+      try {
+        return await sampleLatency(samples, () => queue.enqueue({ kind: 'system.noop', payload: {} }), () => new Promise((r) => (onStart = r)));
+      } finally {
+        await worker.stop();
+      }
+    },
+    async close() {
+      await Promise.all([sql.end(), workerSql.end()]);
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/** One queue under test in bench:compare: the same no-op workload, run the system's own way. */
+export interface QueueSystem {
+  name: string;
+  /** Installs its schema in its own (empty) database. */
+  setup(): Promise<void>;
+  /** Empties its tables between rounds (and vacuums them), so every round starts alike. */
+  reset(): Promise<void>;
+  /** Enqueues `n` no-op jobs in the system's bulk way; resolves when they are committed. */
+  bulk(n: number): Promise<void>;
+  /**
+   * With `n` jobs already queued, starts a worker at `concurrency`, resolves once every job's
+   * outcome is written, and stops the worker. Returns the milliseconds from start to drained.
+   */
+  drain(n: number, concurrency: number): Promise<number>;
+  /** Enqueue→handler-start latencies (ms) of `samples` single jobs on an idle worker. */
+  latency(samples: number): Promise<number[]>;
+  close(): Promise<void>;
+}
+
+/** Waits until `check` is true, polling every 5 ms. */
+export async function until(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 5));
+}
+
+/** Latency samples: enqueue one job, wait for its handler to start, 2 ms apart; 20 warm-ups dropped. */
+export async function sampleLatency(samples: number, enqueue: () => Promise<unknown>, started: () => Promise<number>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < samples + 20; i++) {
+    const start = started();
+    const t0 = performance.now();
+    await enqueue();
+    const t1 = await start;
+    if (i >= 20) out.push(t1 - t0);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return out;
+}
