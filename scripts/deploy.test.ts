@@ -66,8 +66,9 @@ function reachable(): { files: Set<string>; packages: Set<string> } {
         packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
         continue;
       }
-      const ts = target.replace(/\.js$/, '.ts');
-      queue.push(existsSync(path.join(ROOT, ts)) ? ts : target);
+      // `./x.js` is x.ts, or x.tsx for JSX (the dashboard's pages).
+      const source = ['.ts', '.tsx'].map((ext) => target!.replace(/\.js$/, ext)).find((f) => existsSync(path.join(ROOT, f)));
+      queue.push(source ?? target);
     }
   }
   return { files, packages };
