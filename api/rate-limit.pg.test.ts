@@ -168,3 +168,21 @@ describe('the token bucket', () => {
     expect(after!.s).toBe(before!.s);
   });
 });
+
+test('concurrent requests that find no leased tokens share one lease instead of draining the bucket', async () => {
+  // Burst 1,000: a lease is 50 tokens (a twentieth). 40 requests arriving together take one lease
+  // between them; when each took its own, 40 leases drained 2,000 tokens' worth (and most were lost).
+  const api = probeApi({ RATE_LIMIT_PER_S: '0.001', RATE_LIMIT_BURST: '1000' });
+  const { tenantId, key } = await api.tenant('rl-herd');
+  const answers = await Promise.all(Array.from({ length: 40 }, () => get(api, key)));
+  expect(answers.map((r) => r.status)).toEqual(new Array(40).fill(200));
+  const [bucket] = await db.sql<{ tokens: number }[]>`
+    select tokens from leasehold.rate_limits where tenant_id = ${tenantId}::uuid and bucket = 'read'`;
+  expect(bucket!.tokens).toBeGreaterThanOrEqual(950);
+  expect(bucket!.tokens).toBeLessThan(951);
+  // The 41st request still spends from the lease: the bucket does not move.
+  expect((await get(api, key)).status).toBe(200);
+  const [after] = await db.sql<{ tokens: number }[]>`
+    select tokens from leasehold.rate_limits where tenant_id = ${tenantId}::uuid and bucket = 'read'`;
+  expect(after!.tokens).toBe(bucket!.tokens);
+});

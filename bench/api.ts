@@ -88,7 +88,7 @@ async function main() {
       console.table(await sql`
         select calls, round(total_exec_time::numeric, 1) as ms, round((total_exec_time / calls * 1000)::numeric) as us_per_call,
                left(regexp_replace(query, '\s+', ' ', 'g'), 100) as q
-        from pg_stat_statements order by total_exec_time desc limit 8`);
+        from pg_stat_statements order by calls desc limit 14`);
     }
     const figures = { yardstick_ms: yardstickMs(), connections, seconds: duration, bare_route: bare, ingest, ingest_vs_bare: +(ingest.requests_per_s / bare.requests_per_s).toFixed(3), jobs_created: jobs!.n };
     if (opts.json) console.log(JSON.stringify(figures, null, 2));

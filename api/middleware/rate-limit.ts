@@ -20,7 +20,7 @@ export interface Limit {
 // tenants.rate_limits takes effect within it.
 const OVERRIDES_CACHE_MS = 5_000;
 // Tokens leased from a bucket at once, and how long unspent ones stay usable.
-const MAX_LEASE = 10;
+const MAX_LEASE = 50;
 const LEASE_MS = 1_000;
 
 const overrideSchema = z.object({
@@ -110,15 +110,39 @@ export function rateLimit(deps: { sql: Sql; config: Config }): MiddlewareHandler
   // Tokens this process has taken from a bucket but not spent yet, spendable for LEASE_MS.
   const leased = new Map<string, { tokens: number; until: number; level: number }>();
 
+  // A lease being taken per bucket: concurrent requests that find no tokens wait for it rather
+  // than each taking a lease of their own (which replaced one another and wasted the tokens).
+  const pending = new Map<string, Promise<{ allowed: boolean; tokens: number }>>();
+
   /** One token for this request: from the local lease when it holds one, else a new lease. */
   async function take(tenantId: string, group: RouteGroup, limit: Limit): Promise<{ allowed: boolean; tokens: number }> {
     const key = `${tenantId}|${group}`;
-    const now = Date.now();
-    const lease = leased.get(key);
-    if (lease && lease.until > now && lease.tokens >= 1) {
-      lease.tokens--;
-      return { allowed: true, tokens: lease.level + lease.tokens };
+    for (let waited = 0; ; waited++) {
+      const now = Date.now();
+      const lease = leased.get(key);
+      if (lease && lease.until > now && lease.tokens >= 1) {
+        lease.tokens--;
+        return { allowed: true, tokens: lease.level + lease.tokens };
+      }
+      const inFlight = pending.get(key);
+      // Waited once already and still nothing local: the bucket is short; ask for this request alone.
+      if (inFlight && waited === 0) {
+        const got = await inFlight;
+        if (!got.allowed) return got;
+        continue;
+      }
+      const leasing = lease1(tenantId, group, limit, key, now);
+      if (!inFlight) pending.set(key, leasing);
+      try {
+        return await leasing;
+      } finally {
+        if (pending.get(key) === leasing) pending.delete(key);
+      }
     }
+  }
+
+  /** Takes a lease of a few tokens from the bucket, spends one, and keeps the rest for LEASE_MS. */
+  async function lease1(tenantId: string, group: RouteGroup, limit: Limit, key: string, now: number): Promise<{ allowed: boolean; tokens: number }> {
     // Leasing a few tokens at once spares a statement per request; a process can then hold at
     // most a twentieth of the burst that others cannot use, for at most LEASE_MS.
     const want = Math.max(1, Math.min(MAX_LEASE, Math.floor(limit.burst / 20)));
@@ -130,8 +154,11 @@ export function rateLimit(deps: { sql: Sql; config: Config }): MiddlewareHandler
     }
     if (!got.allowed) return got;
     if (leased.size > 10_000) leased.clear();
-    leased.set(key, { tokens: taken - 1, until: now + LEASE_MS, level: got.tokens });
-    return { allowed: true, tokens: got.tokens + taken - 1 };
+    // Tokens of a lease still running (taken by a request that did not wait) are kept, not lost.
+    const prior = leased.get(key);
+    const carried = prior && prior.until > Date.now() ? prior.tokens : 0;
+    leased.set(key, { tokens: taken - 1 + carried, until: now + LEASE_MS, level: got.tokens });
+    return { allowed: true, tokens: got.tokens + taken - 1 + carried };
   }
 
   return async (c, next) => {
