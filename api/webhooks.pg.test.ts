@@ -97,6 +97,37 @@ describe('/v1/webhooks', () => {
     expect((await api.request(reader.key, 'GET', '/v1/webhooks')).status).toBe(200);
   });
 
+  test('PATCH changes the URL, events or description; keeps the secret; refuses what create refuses', async () => {
+    const { key } = await api.tenant('patch');
+    const created = (await (await api.request(key, 'POST', '/v1/webhooks', { url: HOOK, description: 'v1' })).json()) as { id: string; secret: string };
+    await db.sql`update leasehold.webhooks set failing_since = now() - interval '1 hour' where id = ${created.id}`;
+    const [before] = await db.sql<{ secret: string }[]>`select secret from leasehold.webhooks where id = ${created.id}`;
+
+    const moved = await api.request(key, 'PATCH', `/v1/webhooks/${created.id}`, { url: 'https://93.184.215.15/new-hook', events: ['job.failed'] });
+    expect(moved.status).toBe(200);
+    const view = (await moved.json()) as Record<string, unknown>;
+    expect(view).toMatchObject({ id: created.id, url: 'https://93.184.215.15/new-hook', events: ['job.failed'], description: 'v1', failing_since: null });
+    expect(JSON.stringify(view)).not.toContain('whsec_');
+    const [after] = await db.sql`select secret from leasehold.webhooks where id = ${created.id}`;
+    expect(after!.secret).toBe(before!.secret);
+
+    const described = (await (await api.request(key, 'PATCH', `/v1/webhooks/${created.id}`, { description: 'v2' })).json()) as Record<string, unknown>;
+    expect(described).toMatchObject({ url: 'https://93.184.215.15/new-hook', events: ['job.failed'], description: 'v2' });
+
+    for (const body of [{}, { url: 'http://127.0.0.1/x' }, { events: [] }, { events: ['job.nope'] }, { secret: 'whsec_x' }]) {
+      const res = await api.request(key, 'PATCH', `/v1/webhooks/${created.id}`, body);
+      expect(res.status, JSON.stringify(body)).toBe(422);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+    }
+    const other = await api.tenant('patch-other');
+    expect((await api.request(other.key, 'PATCH', `/v1/webhooks/${created.id}`, { description: 'mine now' })).status).toBe(404);
+    expect((await api.request(key, 'PATCH', '/v1/webhooks/not-a-uuid', { description: 'x' })).status).toBe(404);
+    const readOnly = await api.tenant('patch', ['jobs:read']);
+    expect((await api.request(readOnly.key, 'PATCH', `/v1/webhooks/${created.id}`, { description: 'x' })).status).toBe(403);
+    const [unchanged] = await db.sql`select description from leasehold.webhooks where id = ${created.id}`;
+    expect(unchanged!.description).toBe('v2');
+  });
+
   test(`a tenant may have at most ${MAX_WEBHOOKS_PER_TENANT} subscriptions`, async () => {
     const { key } = await api.tenant('many');
     for (let i = 0; i < MAX_WEBHOOKS_PER_TENANT; i++) {

@@ -114,6 +114,49 @@ export function webhooksRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     return c.body(null, 204);
   });
 
+  const UpdateWebhook = CreateWebhook.partial()
+    .refine((b) => Object.keys(b).length > 0, 'name at least one of url, events, description')
+    .openapi('UpdateWebhook');
+  const update = createRoute({
+    method: 'patch',
+    path: '/webhooks/{id}',
+    tags: ['webhooks'],
+    summary: 'Change a subscription: its URL, events or description (the secret and delivery log stay)',
+    description:
+      'A new URL is checked like one at creation. Changing the URL clears `failing_since` (the failures were the old endpoint\'s); ' +
+      'a disabled subscription stays disabled until `POST /v1/webhooks/{id}/enable`. Callbacks already queued go to the new URL.',
+    security: [{ bearer: [] }],
+    middleware: [write] as const,
+    request: {
+      params: z.object({ id: uuidParam('webhook') }),
+      body: { required: true, content: { 'application/json': { schema: UpdateWebhook } } },
+    },
+    responses: {
+      200: json(WebhookView, 'The subscription as it is now.'),
+      ...problemResponses({ 400: 'Malformed JSON', 404: 'No such webhook for this tenant', 413: 'Body too large', 415: 'Not application/json', 422: 'validation_failed (a refused URL among them)' }),
+    },
+  });
+  app.openapi(update, async (c) => {
+    const { id } = c.req.valid('param');
+    const body = c.req.valid('json');
+    if (!isUuid(id)) throw noWebhook(id);
+    if (body.url !== undefined) {
+      const refusal = await webhookUrlRefusal(body.url, config);
+      if (refusal) throw new AppError('validation_failed', '1 problem(s) in the request body', { errors: [{ path: 'body.url', message: refusal }] });
+    }
+    const [row] = await sql<WebhookRow[]>`
+      update leasehold.webhooks
+      set url = coalesce(${body.url ?? null}::text, url),
+          events = coalesce(${body.events ?? null}::text[], events),
+          description = case when ${body.description !== undefined} then ${body.description ?? null}::text else description end,
+          failing_since = case when ${body.url ?? null}::text is distinct from null and ${body.url ?? null}::text <> url then null else failing_since end,
+          updated_at = now()
+      where id = ${id}::uuid and tenant_id = ${c.get('principal').tenantId}::uuid
+      returning ${sql.unsafe(WEBHOOK_COLUMNS)}`;
+    if (!row) throw noWebhook(id);
+    return c.json(webhookView(row), 200);
+  });
+
   const rotate = createRoute({
     method: 'post',
     path: '/webhooks/{id}/rotate-secret',
