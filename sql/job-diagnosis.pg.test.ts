@@ -7,7 +7,8 @@ import type { JobContext } from '../worker/handler.js';
 import type { WorkerSettings } from '../worker/worker.js';
 
 // Every reason job_diagnosis gives, each produced by the engine itself: real workers with real
-// heartbeats, a real failed attempt, a real pause. Only the governor, built apart, is stood in for.
+// heartbeats, a real failed attempt, a real pause. The governor's reason is produced for real in
+// worker/governor-brake.pg.test.ts; here a stand-in checks its place in the order of reasons.
 let db: TestDatabase;
 const pool = new WorkerPool();
 const ids: Record<string, string> = {};

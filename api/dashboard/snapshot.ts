@@ -1,7 +1,7 @@
 import type { Sql } from '#shared/db/connect.js';
 import { PREPARED } from '#shared/jobs/queue-sql.js';
 import type { PanelData, PanelName } from './panels.js';
-import { readGovernorPanel, readWebhooksPanel } from './pending-panels.js';
+import { readGovernorPanel, readWebhooksPanel } from './governor-webhook-panels.js';
 import * as Q from './snapshot-sql.js';
 
 /** What the dashboard shows at one moment; every panel's rows are display-ready strings. */
