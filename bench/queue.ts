@@ -4,12 +4,13 @@
  *   latency p50/p95/p99 on an idle worker. job_events are written for every transition.
  * Uses DATABASE_URL when set, otherwise a fresh embedded PostgreSQL under .data/bench.
  */
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { connect, type Sql } from '#shared/db/connect.js';
 import { startEmbeddedPostgres } from '#shared/db/embedded.js';
 import { migrate } from '#shared/db/migrator.js';
 import { createLogger } from '#shared/log.js';
+import { pgCpuSeconds, postmasterPid } from './pg-cpu.js';
 import { yardstickMs } from './yardstick.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue, type NewJob } from '#shared/jobs/queue.js';
@@ -32,35 +33,13 @@ const ROUNDS = Number(opts.rounds);
 const syncCommit = opts['sync-commit'] !== 'off';
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
 
-/** CPU seconds used so far by the PostgreSQL cluster: the postmaster, its live children, and reaped ones. */
-function pgCpuSeconds(): number {
-  if (!pgPid) return NaN;
-  const tick = 100; // USER_HZ
-  let total = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const pid = Number(entry);
-    const ppid = Number(f[1]);
-    if (pid === pgPid) total += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-    else if (ppid === pgPid) total += Number(f[11]) + Number(f[12]);
-  }
-  return total / tick;
-}
-
 /** CPU microseconds per job spent by this process and by PostgreSQL while `fn` ran. */
 async function cpuPerJob<T>(jobs: number, fn: () => Promise<T>): Promise<{ value: T; node_us: number; pg_us: number }> {
   const n0 = process.cpuUsage();
-  const p0 = pgCpuSeconds();
+  const p0 = pgPid ? pgCpuSeconds(pgPid) : NaN;
   const value = await fn();
   const n1 = process.cpuUsage(n0);
-  const p1 = pgCpuSeconds();
+  const p1 = pgPid ? pgCpuSeconds(pgPid) : NaN;
   return { value, node_us: Math.round((n1.user + n1.system) / jobs), pg_us: Math.round(((p1 - p0) * 1e6) / jobs) };
 }
 let pgPid: number | undefined;
@@ -173,7 +152,7 @@ async function main() {
     });
     url = pg.url;
     stop = () => pg.stop();
-    pgPid = Number(readFileSync('.data/bench/pg/postmaster.pid', 'utf8').split('\n')[0]);
+    pgPid = postmasterPid('.data/bench/pg');
   }
   const sql = connect(url, { max: 4, application: 'bench-producer' });
   const workerSql = connect(url, { max: 10, application: 'bench-worker', synchronousCommit: syncCommit });
