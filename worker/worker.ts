@@ -362,7 +362,12 @@ export class Worker {
    */
   #maybeFetch(): void {
     while (this.#started && !this.#stopping && this.#wantFetch && this.#fetching.size < MAX_CLAIMS_IN_FLIGHT) {
-      if (Date.now() < this.#claimRetryAt) return;
+      if (Date.now() < this.#claimRetryAt) {
+        // Timers may fire a millisecond before Date.now() reaches their deadline: come back then,
+        // or a failed claim's retry would wait for the next NOTIFY or poll.
+        this.#retryClaimAt(this.#claimRetryAt);
+        return;
+      }
       const plan = this.#claimPlan();
       if (!plan) return;
       this.#wantFetch = false;
@@ -382,7 +387,7 @@ export class Worker {
             const delayMs = Math.min(this.settings.pollMs, MAX_CLAIM_BACKOFF_MS, 50 * 2 ** Math.min(this.#claimFailures, 10));
             this.#claimRetryAt = Date.now() + delayMs;
             this.#wantFetch = true;
-            setTimeout(() => this.#maybeFetch(), delayMs).unref();
+            this.#retryClaimAt(this.#claimRetryAt);
             this.#log.warn({ err, retry_in_ms: delayMs }, 'claim failed');
           },
         )
@@ -394,6 +399,16 @@ export class Worker {
         });
       this.#fetching.add(claim);
     }
+  }
+
+  #claimRetryTimer: NodeJS.Timeout | undefined;
+  /** One timer that tries the claim again at `at` (a failed claim's backoff); later calls reuse it. */
+  #retryClaimAt(at: number): void {
+    if (this.#claimRetryTimer) return;
+    this.#claimRetryTimer = setTimeout(() => {
+      this.#claimRetryTimer = undefined;
+      this.#maybeFetch();
+    }, Math.max(1, at - Date.now() + 1)).unref();
   }
 
   /** Counts (sign 1) or uncounts (-1) the rows a claim in flight asked for. */
