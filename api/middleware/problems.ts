@@ -2,7 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
 import { isDatabaseUnavailable } from '#shared/db/unavailable.js';
-import { AppError, jsonPath, problemBody, type ErrorCode } from '#shared/errors.js';
+import { AppError, jsonPath, problemBody, type ErrorCode, type FieldError } from '#shared/errors.js';
 import type { ApiEnv } from '../context.js';
 
 /** Sends an AppError as `application/problem+json`. */
@@ -27,6 +27,11 @@ export function validationError(error: ZodError, root: string): AppError {
       ? i.keys.map((k) => ({ path: jsonPath(root, [...i.path, k]), message: 'unknown field' }))
       : [{ path: jsonPath(root, i.path), message: i.message }],
   );
+  return invalidFields(errors, root);
+}
+
+/** `validation_failed` listing every offending path under `root` (body, query, body.payload) and why. */
+export function invalidFields(errors: FieldError[], root: string): AppError {
   return new AppError('validation_failed', `${errors.length} problem(s) in the request ${root}`, { errors });
 }
 

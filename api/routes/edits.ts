@@ -1,5 +1,5 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import { AppError, type FieldError } from '#shared/errors.js';
+import type { FieldError } from '#shared/errors.js';
 import { KINDS } from '#shared/jobs/kinds.js';
 import type { ImageEditResult } from '#shared/ai/image-edit-result.js';
 import type { AppDeps, ApiEnv } from '../context.js';
@@ -8,6 +8,7 @@ import { storedImageRefusal } from '../stored-image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader } from '../middleware/idempotency.js';
 import { absoluteDownloadUrl, enqueueOne, jobOfKind } from '../job-of-kind.js';
+import { invalidFields } from '../middleware/problems.js';
 import { problemResponses } from '../openapi-problems.js';
 import { Governor } from '#shared/governor/governor.js';
 
@@ -66,7 +67,7 @@ export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       named.map(async ([, key]) => imageRefusal({ storage_key: key }, tenantId, config) ?? (await storedImageRefusal(storage, key))),
     );
     const errors: FieldError[] = refusals.flatMap((why, i) => (why ? [{ path: `body.${named[i]![0]}`, message: why }] : []));
-    if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body`, { errors });
+    if (errors.length) throw invalidFields(errors, 'body');
     const job = { kind: KIND, tenantId, payload: body };
     return c.json({ edit_id: await enqueueOne(c, deps, governor, job), status: 'queued' as const }, 202);
   });

@@ -9,6 +9,7 @@ import { imageRefusal } from '../image-refusal.js';
 import { storedImageRefusal } from '../stored-image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
+import { invalidFields } from '../middleware/problems.js';
 import { problemResponses } from '../openapi-problems.js';
 
 /** Most images one batch ingest takes; they are enqueued in one transaction, all or none. */
@@ -106,7 +107,7 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     });
     const hook = body.webhook_url === undefined ? undefined : imageRefusal({ url: body.webhook_url }, tenantId, config);
     if (hook) errors.push({ path: 'body.webhook_url', message: hook });
-    if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body`, { errors });
+    if (errors.length) throw invalidFields(errors, 'body');
 
     // Every image of a request gets the same estimate: the sizes are unknown here, so each reserves
     // the worst case for the pattern's model and prompt.

@@ -13,7 +13,7 @@ import { imageRefusal } from '../image-refusal.js';
 import { JOB_STATUSES, JobView, jobView, listJobs, selectJobs } from '../job-view.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
-import { validationError } from '../middleware/problems.js';
+import { invalidFields, validationError } from '../middleware/problems.js';
 import { problemResponses } from '../openapi-problems.js';
 import { pageFrom, pageOf, pageQuery } from '../pagination.js';
 
@@ -104,7 +104,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       if (image) errors.push({ path: `body.payload.image.${'url' in manifest.image ? 'url' : 'storage_key'}`, message: image });
       const hook = manifest.webhook_url === undefined ? undefined : imageRefusal({ url: manifest.webhook_url }, tenantId, config);
       if (hook) errors.push({ path: 'body.payload.webhook_url', message: hook });
-      if (errors.length) throw new AppError('validation_failed', `${errors.length} problem(s) in the request body.payload`, { errors });
+      if (errors.length) throw invalidFields(errors, 'body.payload');
     }
     let enqueued: NewJob[] = [];
     const r = await withIdempotency(c, deps, async (db) => {

@@ -1,4 +1,5 @@
 import type { Sql, Tx } from '../db/connect.js';
+import { isUuid } from '../jobs/uuid.js';
 
 /** A tenant's ceilings in micro-dollars; null lifts one, undefined leaves it as it is. */
 export interface BudgetChange {
@@ -35,7 +36,7 @@ export async function setBudget(db: Sql | Tx, tenantId: string, change: BudgetCh
 
 /** A tenant id for a slug or id, or undefined (also for text no slug or id can be: NUL, say). */
 export async function findTenant(db: Sql | Tx, slugOrId: string): Promise<string | undefined> {
-  const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(slugOrId);
+  const isId = isUuid(slugOrId);
   if (!isId && !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(slugOrId)) return undefined;
   const [row] = isId
     ? await db<{ id: string }[]>`select id from leasehold.tenants where id = ${slugOrId}::uuid`

@@ -54,7 +54,7 @@ export function addDatabaseGauges(metrics: Metrics, sql: Sql, log: Logger): void
         return [] as Row[];
       })
       .finally(() => (pending = undefined)));
-  const fill = (gauge: Gauge<string>, metric: Row['metric'], labels: (r: Row) => Record<string, string>) => async () => {
+  const fill = async (gauge: Gauge<string>, metric: Row['metric'], labels: (r: Row) => Record<string, string>) => {
     const rows = await read();
     gauge.reset();
     for (const r of rows) if (r.metric === metric) gauge.set(labels(r), r.n);
@@ -65,21 +65,21 @@ export function addDatabaseGauges(metrics: Metrics, sql: Sql, log: Logger): void
     help: 'Queued jobs by queue: ready (run_at reached) or scheduled (run_at in the future).',
     labelNames: ['queue', 'state'],
     registers,
-    collect: () => fill(depth, 'depth', (r) => ({ queue: r.queue!, state: r.status! }))(),
+    collect: () => fill(depth, 'depth', (r) => ({ queue: r.queue!, state: r.status! })),
   });
   const jobs: Gauge<'queue' | 'kind' | 'status'> = new Gauge({
     name: 'leasehold_jobs',
     help: 'Live jobs (queued or running) by queue, kind and status; finished ones are in leasehold_job_attempts_total.',
     labelNames: ['queue', 'kind', 'status'],
     registers,
-    collect: () => fill(jobs, 'jobs', (r) => ({ queue: r.queue!, kind: r.kind!, status: r.status! }))(),
+    collect: () => fill(jobs, 'jobs', (r) => ({ queue: r.queue!, kind: r.kind!, status: r.status! })),
   });
   const dead: Gauge<'queue' | 'kind'> = new Gauge({
     name: 'leasehold_dead_letters_open',
     help: 'Dead letters not requeued yet, by queue and kind.',
     labelNames: ['queue', 'kind'],
     registers,
-    collect: () => fill(dead, 'dead', (r) => ({ queue: r.queue!, kind: r.kind! }))(),
+    collect: () => fill(dead, 'dead', (r) => ({ queue: r.queue!, kind: r.kind! })),
   });
   const workers: Gauge = new Gauge({
     name: 'leasehold_workers_live',
