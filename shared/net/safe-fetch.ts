@@ -112,8 +112,13 @@ export function pinnedLookup(addresses: ResolvedAddress[]): LookupFunction {
   };
 }
 
-/** Sends one GET to `url`, connecting only to `addresses`. */
-function get(url: URL, addresses: ResolvedAddress[], signal: AbortSignal): Promise<IncomingMessage> {
+/** Sends one request to `url`, connecting only to `addresses` (safePost's POST shares it). */
+export function send(
+  url: URL,
+  addresses: ResolvedAddress[],
+  signal: AbortSignal,
+  init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
+): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const request = url.protocol === 'https:' ? https.request : http.request;
     const req = request(
@@ -122,17 +127,17 @@ function get(url: URL, addresses: ResolvedAddress[], signal: AbortSignal): Promi
         hostname: bareHost(url),
         port: url.port || undefined,
         path: `${url.pathname}${url.search}`,
-        method: 'GET',
+        method: init.method,
         // A fresh connection per request: a pooled socket may have been opened to another address.
         agent: false,
         lookup: pinnedLookup(addresses),
         signal,
-        headers: { accept: IMAGE_TYPES.join(', '), 'user-agent': 'leasehold-fetch/1' },
+        headers: init.headers,
       },
       resolve,
     );
     req.on('error', reject);
-    req.end();
+    req.end(init.body);
   });
 }
 
@@ -196,7 +201,7 @@ export async function safeFetchImage(url: string | URL, opts: SafeFetchOptions =
   try {
     for (let redirects = 0; ; redirects++) {
       const addresses = await resolveChecked(current, opts, signal);
-      const res = await get(current, addresses, signal);
+      const res = await send(current, addresses, signal, { method: 'GET', headers: { accept: IMAGE_TYPES.join(', '), 'user-agent': 'leasehold-fetch/1' } });
       const location = res.headers.location;
       if (!REDIRECTS.has(res.statusCode ?? 0) || location === undefined) return await readImage(res, current, maxBytes);
       res.destroy();

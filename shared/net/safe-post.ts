@@ -1,7 +1,5 @@
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
 import { FetchRefused } from './fetch-refused.js';
-import { bareHost, pinnedLookup, resolveChecked, target, type SafeFetchOptions } from './safe-fetch.js';
+import { resolveChecked, send, target, type SafeFetchOptions } from './safe-fetch.js';
 
 /** How a POST went: the status and the first bytes of the answer (a receiver's error message). */
 export interface PostResponse {
@@ -29,24 +27,10 @@ export async function safePost(
   const current = target(url);
   try {
     const addresses = await resolveChecked(current, opts, signal);
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = current.protocol === 'https:' ? https.request : http.request;
-      const req = request(
-        {
-          protocol: current.protocol,
-          hostname: bareHost(current),
-          port: current.port || undefined,
-          path: `${current.pathname}${current.search}`,
-          method: 'POST',
-          agent: false,
-          lookup: pinnedLookup(addresses),
-          signal,
-          headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': 'leasehold-webhooks/1', ...headers },
-        },
-        resolve,
-      );
-      req.on('error', reject);
-      req.end(body);
+    const res = await send(current, addresses, signal, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': 'leasehold-webhooks/1', ...headers },
+      body,
     });
     // Only the first bytes matter (an error message); the rest is not waited for.
     const chunks: Buffer[] = [];

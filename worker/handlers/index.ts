@@ -1,4 +1,4 @@
-import { loadConfig, publicUrl, type Config } from '#shared/config.js';
+import { publicUrl, type Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
 import { createProvider, type VisionProvider } from '#shared/ai/provider.js';
 import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
@@ -16,10 +16,10 @@ import { webhookDeliver } from './webhook-deliver.js';
 /** What the built-in handlers need: the worker's pool, the config, and a vision provider. */
 export interface HandlerDeps {
   sql: Sql;
-  config: Pick<Config, 'AI_PROVIDER' | 'OPENAI_API_KEY' | 'OPENAI_BASE_URL' | 'OPENAI_MODEL' | 'FETCH_ALLOW_PRIVATE'> & Partial<Config>;
+  config: Config;
   /** The vision provider; the one the config names (createProvider) when absent. */
   provider?: VisionProvider;
-  /** Object storage of uploaded images; the one a full config names (createObjectStore) when absent. */
+  /** Object storage of uploaded images; the one the config names (createObjectStore) when absent. */
   storage?: ObjectStore;
   /** Where a failure to record a call's cost is reported. */
   log?: Logger;
@@ -27,13 +27,11 @@ export interface HandlerDeps {
   metrics?: Metrics;
 }
 
-const isFullConfig = (c: HandlerDeps['config']): c is Config => typeof c.LEASEHOLD_DATA_DIR === 'string';
-
 /** The handler of every registered kind, bound to its dependencies. */
 export function createHandlers(deps: HandlerDeps) {
   const { sql, config } = deps;
   const provider = deps.provider ?? createProvider(config);
-  const storage = deps.storage ?? (isFullConfig(config) ? createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR }) : undefined);
+  const storage = deps.storage ?? createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR });
   // Every billable call is priced and recorded in cost_events as soon as it returns.
   const costs = new CostRecorder(sql, priceTable(config.GOVERNOR_PRICES), deps.log, deps.metrics);
   return {
@@ -46,18 +44,16 @@ export function createHandlers(deps: HandlerDeps) {
       ...(config.OPENAI_IMAGE_DETAIL && { detail: config.OPENAI_IMAGE_DETAIL }),
       allowPrivate: config.FETCH_ALLOW_PRIVATE,
       costs,
-      ...(storage && { storage }),
+      storage,
     }),
-    'gallery.group': galleryGroup({ provider, model: config.OPENAI_MODEL, costs, ...(storage && { storage }) }),
-    'image.edit': imageEdit({ provider, model: config.OPENAI_IMAGE_MODEL ?? 'gpt-image-1', costs, ...(storage && { storage }) }),
+    'gallery.group': galleryGroup({ provider, model: config.OPENAI_MODEL, costs, storage }),
+    'image.edit': imageEdit({ provider, model: config.OPENAI_IMAGE_MODEL ?? 'gpt-image-1', costs, storage }),
     'webhook.deliver': webhookDeliver({ ...webhookDeliverDeps(sql, config), ...(deps.metrics && { metrics: deps.metrics }) }),
   } satisfies HandlerMap;
 }
 
-/** webhook.deliver's settings from a (possibly partial) config, with the defaults of an empty environment. */
-function webhookDeliverDeps(sql: Sql, config: HandlerDeps['config']) {
-  const defaults = loadConfig({});
-  const c = { ...defaults, ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) } as Config;
+/** webhook.deliver's settings from the config. */
+function webhookDeliverDeps(sql: Sql, c: Config) {
   return {
     sql,
     allowPrivate: c.FETCH_ALLOW_PRIVATE,
