@@ -27,3 +27,19 @@ export function printObject(obj: Record<string, unknown>, json: boolean): void {
     process.stdout.write(`${k.padEnd(width)}  ${text}\n`);
   }
 }
+
+/** Prints the usage line of a subcommand to stderr; returns EX_USAGE (64). */
+export function usage(text: string): number {
+  process.stderr.write(`usage: leasehold ${text}\n`);
+  return 64; // EX_USAGE
+}
+
+/**
+ * Reports an error about the database's state (not the command line): `{"error": …}` on stdout with
+ * --json, `leasehold <where>: <message>` on stderr always; returns 1.
+ */
+export function fail(json: boolean, where: string, message: string): number {
+  if (json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
+  process.stderr.write(`leasehold ${where}: ${message}\n`);
+  return 1;
+}

@@ -7,14 +7,12 @@
  * request carried a valid Standard Webhooks signature; every retry sent the same bytes. A receiver
  * that answered after the sender gave up sees that id again (at least once): counted, not a fault.
  * Prints one summary line; exits 1 when an invariant breaks.
- * Uses DATABASE_URL when set, otherwise a fresh embedded PostgreSQL under .data/chaos-webhooks.
+ * Uses DATABASE_URL when set, otherwise a fresh embedded PostgreSQL (scripts/chaos/harness.ts).
  */
-import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '#shared/config.js';
 import { connect, type Sql } from '#shared/db/connect.js';
-import { startEmbeddedPostgres } from '#shared/db/embedded.js';
 import { migrate } from '#shared/db/migrator.js';
 import { PermanentError } from '#shared/jobs/job-errors.js';
 import { createLogger } from '#shared/log.js';
@@ -25,6 +23,7 @@ import { newSigningSecret, openSecret, sealSecret } from '#shared/webhooks/secre
 import { tenantSigningSecret } from '#shared/webhooks/signing-secrets.js';
 import { WebhookReceiver, type Answer } from '../../test/fixtures/webhook-receiver.js';
 import { Worker } from '../../worker/worker.js';
+import { openChaosDatabase } from './harness.js';
 
 /** How hard to shake it. */
 export interface FlapOptions {
@@ -243,20 +242,13 @@ export function summaryLine(r: FlapReport): string {
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { fast: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
   const log = createLogger(process.env.LOG_LEVEL ?? 'silent', 'chaos');
-  let url = process.env.DATABASE_URL;
-  let stop = async () => {};
-  if (!url) {
-    rmSync('.data/chaos-webhooks', { recursive: true, force: true });
-    const pg = await startEmbeddedPostgres({ rootDir: '.data/chaos-webhooks', port: 54381, log });
-    url = pg.url;
-    stop = () => pg.stop();
-  }
+  const db = await openChaosDatabase('chaos-webhooks');
   try {
-    const report = await runWebhookFlap(url, values.fast ? FAST : FULL, log);
+    const report = await runWebhookFlap(db.url, values.fast ? FAST : FULL, log);
     console.log(values.json ? JSON.stringify(report) : summaryLine(report));
     return report.ok ? 0 : 1;
   } finally {
-    await stop();
+    await db.close();
   }
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { cliActor, intFlag, limitFlag, textFlag, UsageError, withDatabase, type CommandContext } from '../context.js';
-import { printObject, printTable } from '../output.js';
+import { printObject, printTable, usage } from '../output.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 const FILTERS = ['kind', 'queue', 'tenant', 'since', 'error'] as const;
@@ -56,8 +56,7 @@ export async function dlqCommand(ctx: CommandContext, args: string[], flags: Fla
   if (sub === 'requeue') {
     if (id === undefined) return requeueMatching(ctx, flags);
     if (!z.uuid().safeParse(id).success) {
-      process.stderr.write('usage: leasehold dlq requeue <dead-letter-id> | dlq requeue [--kind k] [--queue q] [--tenant slug] [--since time] [--error regex] [--all]\n');
-      return 64;
+      return usage('dlq requeue <dead-letter-id> | dlq requeue [--kind k] [--queue q] [--tenant slug] [--since time] [--error regex] [--all]');
     }
     const jobId = await withDatabase(ctx, async (sql) =>
       (await sql`select leasehold.requeue_dead_letter(${id}, null, ${cliActor()}) as job_id`)[0]!.job_id as string | null);
@@ -65,6 +64,5 @@ export async function dlqCommand(ctx: CommandContext, args: string[], flags: Fla
     printObject({ dead_letter_id: id, requeued: jobId !== null, job_id: jobId, ...reason }, ctx.json);
     return jobId ? 0 : 1;
   }
-  process.stderr.write('usage: leasehold dlq ls|requeue\n');
-  return 64;
+  return usage('dlq ls|requeue');
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Sql } from '#shared/db/connect.js';
 import { withDatabase, type CommandContext } from '../context.js';
+import { fail, usage } from '../output.js';
 
 /** Everything doctor found about one job. */
 interface Findings {
@@ -105,15 +106,10 @@ function render(f: Findings): string {
 export async function doctorCommand(ctx: CommandContext, args: string[]): Promise<number> {
   const [id] = args;
   if (!z.uuid().safeParse(id).success) {
-    process.stderr.write('usage: leasehold doctor <job-id>\n');
-    return 64;
+    return usage('doctor <job-id>');
   }
   const found = await withDatabase(ctx, (sql) => investigate(sql, id!));
-  if (!found) {
-    if (ctx.json) process.stdout.write(`${JSON.stringify({ error: `no job ${id}` })}\n`);
-    process.stderr.write(`leasehold doctor: no job ${id}\n`);
-    return 1;
-  }
+  if (!found) return fail(ctx.json, 'doctor', `no job ${id}`);
   process.stdout.write(ctx.json ? `${JSON.stringify(found, null, 2)}\n` : render(found));
   return 0;
 }

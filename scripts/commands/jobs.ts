@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { cliActor, intFlag, limitFlag, statusFlag, withDatabase, type CommandContext } from '../context.js';
-import { printObject, printTable } from '../output.js';
+import { printObject, printTable, usage } from '../output.js';
 
 const uuid = z.uuid();
 
@@ -66,11 +66,6 @@ export async function jobsCommand(ctx: CommandContext, args: string[], flags: Re
     default:
       return usage('jobs ls|show|retry|cancel|extend');
   }
-}
-
-function usage(text: string): number {
-  process.stderr.write(`usage: leasehold ${text}\n`);
-  return 64; // EX_USAGE
 }
 
 function notFound(ctx: CommandContext, id: string): number {

@@ -1,15 +1,10 @@
 import { SCOPES, createApiKey, listApiKeys, revokeApiKey, type Scope } from '#shared/auth/api-keys.js';
 import { DEV_TENANT_SLUG, ensureTenant, listTenants } from '#shared/auth/tenants.js';
 import { withDatabase, type CommandContext } from '../context.js';
-import { printObject, printTable } from '../output.js';
+import { printObject, printTable, usage } from '../output.js';
 import { budgetCommand } from './budget.js';
 
 type Flags = Record<string, string | boolean | undefined>;
-
-function usage(text: string): number {
-  process.stderr.write(`usage: leasehold ${text}\n`);
-  return 64;
-}
 
 /** `leasehold keys create|ls|revoke`: API keys are shown once, at creation. */
 export async function keysCommand(ctx: CommandContext, args: string[], flags: Flags): Promise<number> {

@@ -1,10 +1,5 @@
 import { cliActor, withDatabase, type CommandContext } from '../context.js';
-import { printObject, printTable } from '../output.js';
-
-function usage(text: string): number {
-  process.stderr.write(`usage: leasehold ${text}\n`);
-  return 64;
-}
+import { fail, printObject, printTable, usage } from '../output.js';
 
 /** `leasehold queues ls|pause|resume`. */
 export async function queuesCommand(ctx: CommandContext, args: string[]): Promise<number> {
@@ -32,11 +27,7 @@ export async function queuesCommand(ctx: CommandContext, args: string[]): Promis
       const [r] = await sql<{ changed: boolean }[]>`select ${fn}(${name}, ${cliActor()}) as changed`;
       return r!.changed;
     });
-    if (result === undefined) {
-      if (ctx.json) process.stdout.write(`${JSON.stringify({ error: `no queue named ${name}` })}\n`);
-      process.stderr.write(`leasehold queues resume: no queue named ${name}\n`);
-      return 1;
-    }
+    if (result === undefined) return fail(ctx.json, 'queues resume', `no queue named ${name}`);
     const note = result ? {} : { note: sub === 'pause' ? 'it was already paused' : 'it was not paused' };
     printObject({ queue: name, paused: sub === 'pause', changed: result, ...note }, ctx.json);
     return 0;

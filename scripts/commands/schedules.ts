@@ -1,21 +1,9 @@
 import { isKind, KINDS } from '#shared/jobs/kinds.js';
 import { checkCron, nextTicks } from '#shared/maintenance/schedules.js';
 import { cliActor, intFlag, textFlag, UsageError, withDatabase, type CommandContext } from '../context.js';
-import { printObject, printTable } from '../output.js';
+import { fail, printObject, printTable, usage } from '../output.js';
 
 type Flags = Record<string, string | boolean | undefined>;
-
-function usage(text: string): number {
-  process.stderr.write(`usage: leasehold ${text}\n`);
-  return 64;
-}
-
-/** Prints an error that is about the database's state (not the command line) and returns 1. */
-function fail(ctx: CommandContext, sub: string, message: string): number {
-  if (ctx.json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
-  process.stderr.write(`leasehold schedules ${sub}: ${message}\n`);
-  return 1;
-}
 
 /** The validated fields of `schedules add`; any problem is a UsageError naming the flag. */
 function parseAdd(name: string | undefined, flags: Flags) {
@@ -93,7 +81,7 @@ export async function schedulesCommand(ctx: CommandContext, args: string[], flag
         select id from ins`;
       return row ? { id: row.id as string } : { error: `a schedule named ${s.name} exists already` };
     });
-    if ('error' in made) return fail(ctx, 'add', made.error!);
+    if ('error' in made) return fail(ctx.json, 'schedules add', made.error!);
     const next = nextTicks(s.cron, s.timezone, new Date())[0]!;
     printObject({ id: made.id, name: s.name, cron: s.cron, timezone: s.timezone, kind: s.kind, queue: s.queue, next_tick_at: next }, ctx.json);
     return 0;
@@ -115,7 +103,7 @@ export async function schedulesCommand(ctx: CommandContext, args: string[], flag
         select count(*)::int as n, (select count(*) from leasehold.schedules where name = ${name})::int as exists from c`;
       return row!;
     });
-    if (changed.n === 0 && (sub === 'rm' || changed.exists === 0)) return fail(ctx, sub, `no schedule named ${name}`);
+    if (changed.n === 0 && (sub === 'rm' || changed.exists === 0)) return fail(ctx.json, `schedules ${sub}`, `no schedule named ${name}`);
     const result = sub === 'rm' ? { removed: true } : { enabled: sub === 'resume', changed: changed.n > 0 };
     printObject({ name, ...result, ...(changed.n === 0 ? { note: sub === 'pause' ? 'it was already paused' : 'it was not paused' } : {}) }, ctx.json);
     return 0;

@@ -117,28 +117,12 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
     try {
       const report: RetentionReport = { jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0 };
       // Dead letters first: a failed job is kept while its dead letter is open, so one pass frees both.
-      for (let cursor = MIN_UUID; ; ) {
-        const [r] = await conn.unsafe<{ last_id: string | null; scanned: number; deleted: number }[]>(
-          PRUNE_DEAD_LETTERS, [cursor, deadCutoff.toISOString(), batch]);
-        report.deadLetters += r!.deleted;
-        if (r!.scanned < batch || !r!.last_id) break;
-        cursor = r!.last_id;
-      }
-      for (let cursor = MIN_UUID; ; ) {
-        const [r] = await conn.unsafe<{ last_id: string | null; scanned: number; jobs: number; events: number }[]>(
-          PRUNE_JOBS, [cursor, jobsCutoff.toISOString(), batch]);
-        report.jobs += r!.jobs;
-        report.events += r!.events;
-        if (r!.scanned < batch || !r!.last_id) break;
-        cursor = r!.last_id;
-      }
-      for (let cursor = MIN_UUID; ; ) {
-        const [r] = await conn.unsafe<{ last_id: string | null; scanned: number; deleted: number }[]>(
-          PRUNE_WEBHOOK_DELIVERIES, [cursor, jobsCutoff.toISOString(), batch]);
-        report.webhookDeliveries += r!.deleted;
-        if (r!.scanned < batch || !r!.last_id) break;
-        cursor = r!.last_id;
-      }
+      await walk<{ deleted: number }>(conn, PRUNE_DEAD_LETTERS, deadCutoff, batch, (r) => (report.deadLetters += r.deleted));
+      await walk<{ jobs: number; events: number }>(conn, PRUNE_JOBS, jobsCutoff, batch, (r) => {
+        report.jobs += r.jobs;
+        report.events += r.events;
+      });
+      await walk<{ deleted: number }>(conn, PRUNE_WEBHOOK_DELIVERIES, jobsCutoff, batch, (r) => (report.webhookDeliveries += r.deleted));
       report.scheduleTicks = await drain(conn, PRUNE_SCHEDULE_TICKS, [jobsCutoff.toISOString(), batch], batch);
       report.adminActions = await drain(conn, PRUNE_ADMIN_ACTIONS, [deadCutoff.toISOString(), batch], batch);
       return report;
@@ -147,6 +131,19 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
     }
   } finally {
     conn.release();
+  }
+}
+
+/**
+ * Runs a primary-key-walking batch delete (params: cursor, cutoff, batch; one row with `last_id`
+ * and `scanned`) from the lowest id until a batch scans short, handing each batch's row to `add`.
+ */
+async function walk<R>(conn: Sql, statement: string, cutoff: Date, batch: number, add: (r: R) => void): Promise<void> {
+  for (let cursor = MIN_UUID; ; ) {
+    const [r] = await conn.unsafe<(R & { last_id: string | null; scanned: number })[]>(statement, [cursor, cutoff.toISOString(), batch]);
+    add(r!);
+    if (r!.scanned < batch || !r!.last_id) return;
+    cursor = r!.last_id;
   }
 }
 
