@@ -8,6 +8,16 @@ export function postmasterPid(dataDir: string): number {
   return Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
 }
 
+/** CPU seconds a process has used so far (utime + stime); 0 once it has exited. Linux /proc only. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / USER_HZ;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * CPU seconds used so far by a PostgreSQL cluster: the postmaster with its reaped children, plus
  * its live children (backends, walwriter, checkpointer…). Linux /proc only.

@@ -15,6 +15,7 @@ import { yardstickMs } from './yardstick.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue, type NewJob } from '#shared/jobs/queue.js';
 import { Worker } from '../worker/worker.js';
+import { sampleLatency } from './systems/system.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -123,17 +124,11 @@ async function latency(sql: Sql, workerSql: Sql, queue: JobQueue): Promise<numbe
     handlers: { 'system.noop': () => (onStart?.(performance.now()), null) },
   });
   await worker.start();
-  const samples: number[] = [];
-  for (let i = 0; i < SAMPLES + 20; i++) {
-    const started = new Promise<number>((r) => (onStart = r));
-    const t0 = performance.now();
-    await queue.enqueue({ kind: 'system.noop', payload: {} });
-    const t1 = await started;
-    if (i >= 20) samples.push(t1 - t0); // the first 20 warm up plans and connections
-    await new Promise((r) => setTimeout(r, 2));
+  try {
+    return await sampleLatency(SAMPLES, () => queue.enqueue({ kind: 'system.noop', payload: {} }), () => new Promise((r) => (onStart = r)));
+  } finally {
+    await worker.stop();
   }
-  await worker.stop();
-  return samples;
 }
 
 async function main() {

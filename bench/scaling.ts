@@ -6,7 +6,7 @@
  * /proc. Printed, not asserted; on a 2-core machine, PostgreSQL and the workers share the cores.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect } from '#shared/db/connect.js';
@@ -15,7 +15,7 @@ import { migrate } from '#shared/db/migrator.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { createLogger } from '#shared/log.js';
-import { pgCpuSeconds, postmasterPid } from './pg-cpu.js';
+import { pgCpuSeconds, postmasterPid, processCpuSeconds } from './pg-cpu.js';
 import { yardstickMs } from './yardstick.js';
 
 const { values: opts } = parseArgs({
@@ -31,16 +31,6 @@ const N = Number(opts.jobs);
 const ROUNDS = Number(opts.rounds);
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
 const median = <T extends { rate: number }>(xs: T[]) => [...xs].sort((a, b) => a.rate - b.rate)[Math.floor(xs.length / 2)]!;
-
-/** CPU seconds a live process has used (utime + stime). */
-function processCpuSeconds(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 async function main() {
   const rootDir = path.resolve('.data/bench-scaling');

@@ -19,6 +19,7 @@ import { migrate } from '#shared/db/migrator.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { createLogger } from '#shared/log.js';
+import { processCpuSeconds } from './pg-cpu.js';
 import { yardstickMs } from './yardstick.js';
 
 const { values: opts } = parseArgs({
@@ -83,10 +84,9 @@ function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
 }
 
-/** CPU time (user + system) a process has used so far, in ms: /proc/<pid>/stat fields 14 and 15, in clock ticks (100/s). */
+/** CPU time (user + system) a process has used so far, in ms. */
 function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return Math.round(processCpuSeconds(pid) * 1000);
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -107,65 +107,65 @@ interface Burst {
 
 /** Every client on GET /v1/events of one tenant; the burst is one INSERT of EVENTS jobs: CLIENTS × EVENTS deliveries. */
 async function tenantBurst(sql: Sql, api: ChildProcess, base: string, key: string, tenantId: string, clients: Client[]): Promise<Burst> {
-    const t0 = Date.now();
-    for (let i = 0; i < CLIENTS; i += 100) {
-      const batch = Array.from({ length: Math.min(100, CLIENTS - i) }, (): Client => ({ times: [], ends: [], bytes: 0, base: 0 }));
-      clients.push(...batch);
-      await Promise.all(batch.map((c) => connectClient(base, key, c)));
+  const t0 = Date.now();
+  for (let i = 0; i < CLIENTS; i += 100) {
+    const batch = Array.from({ length: Math.min(100, CLIENTS - i) }, (): Client => ({ times: [], ends: [], bytes: 0, base: 0 }));
+    clients.push(...batch);
+    await Promise.all(batch.map((c) => connectClient(base, key, c)));
+  }
+  const connectMs = Date.now() - t0;
+  await new Promise((r) => setTimeout(r, 500));
+  const rssConnected = rssMb(api.pid!, 'VmRSS');
+  let peakRss = rssConnected;
+  const first = clients[0]!;
+  first.kept = [];
+
+  /** Waits until the first client holds `n` events past its base and every client has as many bytes. */
+  const received = async (n: number, timeoutMs: number): Promise<number> => {
+    const deadline = Date.now() + timeoutMs;
+    let target = -1;
+    while (Date.now() < deadline) {
+      if (target < 0 && eventEnds(Buffer.concat(first.kept!)).length >= n) target = first.bytes - first.base;
+      if (target >= 0 && clients.every((c) => c.bytes - c.base >= target)) return target;
+      await new Promise((r) => setTimeout(r, 20));
+      peakRss = Math.max(peakRss, rssMb(api.pid!, 'VmRSS'));
     }
-    const connectMs = Date.now() - t0;
-    await new Promise((r) => setTimeout(r, 500));
-    const rssConnected = rssMb(api.pid!, 'VmRSS');
-    const first = clients[0]!;
-    first.kept = [];
+    throw new Error(`not every client received ${n} events within ${timeoutMs} ms`);
+  };
 
-    /** Waits until the first client holds `n` events past its base and every client has as many bytes. */
-    const received = async (n: number, timeoutMs: number): Promise<number> => {
-      const deadline = Date.now() + timeoutMs;
-      let target = -1;
-      while (Date.now() < deadline) {
-        if (target < 0 && eventEnds(Buffer.concat(first.kept!)).length >= n) target = first.bytes - first.base;
-        if (target >= 0 && clients.every((c) => c.bytes - c.base >= target)) return target;
-        await new Promise((r) => setTimeout(r, 20));
-        peakRss = Math.max(peakRss, rssMb(api.pid!, 'VmRSS'));
-      }
-      throw new Error(`not every client received ${n} events within ${timeoutMs} ms`);
-    };
+  const q = new JobQueue(sql, new Notifier(sql));
+  // A warm-up burst first: statements prepared, code paths compiled, as on a server that has been up a while.
+  const WARM = 10;
+  await q.enqueueMany(Array.from({ length: WARM }, () => ({ kind: 'system.noop', tenantId })));
+  await received(WARM, 60_000);
+  await new Promise((r) => setTimeout(r, 200));
+  for (const c of clients) (c.base = c.bytes), (c.times = []), (c.ends = []);
+  first.kept = [];
 
-    const q = new JobQueue(sql, new Notifier(sql));
-    let peakRss = rssConnected;
-    // A warm-up burst first: statements prepared, code paths compiled, as on a server that has been up a while.
-    const WARM = 10;
-    await q.enqueueMany(Array.from({ length: WARM }, () => ({ kind: 'system.noop', tenantId: tenantId })));
-    await received(WARM, 60_000);
-    await new Promise((r) => setTimeout(r, 200));
-    for (const c of clients) (c.base = c.bytes), (c.times = []), (c.ends = []);
-    first.kept = [];
-
-    const apiCpu0 = cpuMs(api.pid!);
-    const selfCpu0 = process.cpuUsage();
-    const burstAt = Date.now();
-    await q.enqueueMany(Array.from({ length: EVENTS }, () => ({ kind: 'system.noop', tenantId: tenantId })));
-    const insertMs = Date.now() - burstAt;
-    await received(EVENTS, 120_000);
-    const doneMs = Date.now() - burstAt;
-    const apiCpu = cpuMs(api.pid!) - apiCpu0;
-    const selfCpuUsage = process.cpuUsage(selfCpu0);
-    const clientCpu = Math.round((selfCpuUsage.user + selfCpuUsage.system) / 1000);
-    const rows = await sql<{ at: number }[]>`
-      select extract(epoch from created_at) * 1000 as at from leasehold.job_events where tenant_id = ${tenantId} order by id offset ${WARM}`;
-    const createdAt = rows.map((r) => Number(r.at));
-    const ends = eventEnds(Buffer.concat(first.kept));
-    if (ends.length !== EVENTS || createdAt.length !== EVENTS) throw new Error(`expected ${EVENTS} events, read ${ends.length} (table: ${createdAt.length})`);
-    const latencies = new Float64Array(CLIENTS * EVENTS);
-    let n = 0;
-    for (const c of clients) {
-      let j = 0;
-      for (let k = 0; k < EVENTS; k++) {
-        while (c.ends[j]! - c.base < ends[k]!) j++;
-        latencies[n++] = c.times[j]! - createdAt[k]!;
-      }
+  const apiCpu0 = cpuMs(api.pid!);
+  const selfCpu0 = process.cpuUsage();
+  const burstAt = Date.now();
+  await q.enqueueMany(Array.from({ length: EVENTS }, () => ({ kind: 'system.noop', tenantId })));
+  const insertMs = Date.now() - burstAt;
+  await received(EVENTS, 120_000);
+  const doneMs = Date.now() - burstAt;
+  const apiCpu = cpuMs(api.pid!) - apiCpu0;
+  const selfCpuUsage = process.cpuUsage(selfCpu0);
+  const clientCpu = Math.round((selfCpuUsage.user + selfCpuUsage.system) / 1000);
+  const rows = await sql<{ at: number }[]>`
+    select extract(epoch from created_at) * 1000 as at from leasehold.job_events where tenant_id = ${tenantId} order by id offset ${WARM}`;
+  const createdAt = rows.map((r) => Number(r.at));
+  const ends = eventEnds(Buffer.concat(first.kept));
+  if (ends.length !== EVENTS || createdAt.length !== EVENTS) throw new Error(`expected ${EVENTS} events, read ${ends.length} (table: ${createdAt.length})`);
+  const latencies = new Float64Array(CLIENTS * EVENTS);
+  let n = 0;
+  for (const c of clients) {
+    let j = 0;
+    for (let k = 0; k < EVENTS; k++) {
+      while (c.ends[j]! - c.base < ends[k]!) j++;
+      latencies[n++] = c.times[j]! - createdAt[k]!;
     }
+  }
   return { latencies, connectMs, doneMs, insertMs, apiCpu, clientCpu, rssConnected, peakRss };
 }
 

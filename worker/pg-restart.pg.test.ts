@@ -5,14 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { connect, type Sql } from '#shared/db/connect.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedded.js';
+import { freePort } from '#shared/db/free-port.js';
 import { migrate } from '#shared/db/migrator.js';
 import { WorkerPool, queueFor, testLog } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { freePort } from '#shared/db/free-port.js';
 
 // A cluster of its own: stopping the shared test cluster would break every other test file.
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.data', `test-restart-${process.pid}`);
-
 
 let pg: EmbeddedPostgres | undefined;
 let port: number;

@@ -2,6 +2,7 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError } from '#shared/errors.js';
 import { PREPARED } from '#shared/jobs/queue-sql.js';
 import { isUuid } from '#shared/jobs/uuid.js';
+import type { Logger } from '#shared/log.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { JobEventData, TERMINAL_STATUSES, TYPES_BY_STATUS, frame, stateFrame, type JobViewRow } from '../events/event-frame.js';
 import type { EventHub } from '../events/event-hub.js';
@@ -98,9 +99,9 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (after === undefined) sub.goLive();
     else {
       sub.skipUpTo(after);
-      void replay(hub, sub, after, (from, to) =>
+      startReplay(hub, sub, after, c.get('log'), (from, to) =>
         sql.unsafe<ReplayRow[]>(REPLAY_EVENTS, [tenantId, from, to, REPLAY_PAGE, q.kind ?? null, q.pattern_id ?? null, types ?? null], PREPARED),
-      ).catch((err: unknown) => (c.get('log').warn({ err }, 'event replay failed; closing the stream'), sub.close()));
+      );
     }
     return open(sub) as never;
   });
@@ -131,9 +132,9 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (!isUuid(id)) throw new AppError('not_found', `no job ${id}`);
     // Subscribe before reading the state: an event committed in between is then delivered, not lost.
     const sub = subscribe(hub, tenantId, { jobId: id }, true);
-    let state: (JobViewRow & { last_event_id: number | null; terminal_event_id: number | null }) | undefined;
+    let state: JobStateRow | undefined;
     try {
-      [state] = await sql.unsafe<(JobViewRow & { last_event_id: number | null; terminal_event_id: number | null })[]>(
+      [state] = await sql.unsafe<JobStateRow[]>(
         READ_JOB_STATE,
         [id, tenantId, sub.startCursor],
         PREPARED,
@@ -159,9 +160,9 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     } else {
       sub.send(stateFrame(state, null));
       sub.skipUpTo(after);
-      void replay(hub, sub, after, (from, to) =>
+      startReplay(hub, sub, after, c.get('log'), (from, to) =>
         sql.unsafe<ReplayRow[]>(REPLAY_JOB_EVENTS, [id, from, to, REPLAY_PAGE, tenantId], PREPARED),
-      ).catch((err: unknown) => (c.get('log').warn({ err }, 'event replay failed; closing the stream'), sub.close()));
+      );
     }
     return response as never;
   });
@@ -169,11 +170,19 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   return app;
 }
 
+/** A per-job stream's opening (READ_JOB_STATE). */
+type JobStateRow = JobViewRow & { last_event_id: number | null; terminal_event_id: number | null };
+
 /** A replayed event with its job's view. */
 type ReplayRow = JobViewRow & { event_id: number; type: string; attempt: number | null; data: Record<string, unknown> | null; event_at: Date };
 
 function lastEventId(raw: string | undefined): number | undefined {
   return raw === undefined ? undefined : Number(raw);
+}
+
+/** Replays in the background; a replay that fails (the database away) closes the stream, and the client resumes. */
+function startReplay(hub: EventHub, sub: SseSubscriber, after: number, log: Logger, page: (from: number, to: number) => Promise<ReplayRow[]>): void {
+  void replay(hub, sub, after, page).catch((err: unknown) => (log.warn({ err }, 'event replay failed; closing the stream'), sub.close()));
 }
 
 /**
