@@ -6,6 +6,7 @@ import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS } from '#shared/webhooks/deliver
 import { ROTATION_GRACE_MS, newSigningSecret, sealSecret } from '#shared/webhooks/secrets.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
+import { invalidFields } from '../middleware/problems.js';
 import { problemResponses } from '../openapi-problems.js';
 import { webhookUrlRefusal } from '../webhook-url-refusal.js';
 import { Rotated, WEBHOOK_COLUMNS, WebhookView, json, ownWebhook, uuidParam, webhookView, type WebhookRow } from '../webhook-views.js';
@@ -64,7 +65,7 @@ export function webhooksRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const body = c.req.valid('json');
     const { tenantId } = c.get('principal');
     const refusal = await webhookUrlRefusal(body.url, config);
-    if (refusal) throw new AppError('validation_failed', '1 problem(s) in the request body', { errors: [{ path: 'body.url', message: refusal }] });
+    if (refusal) throw invalidFields([{ path: 'body.url', message: refusal }], 'body');
     const secret = newSigningSecret();
     const row = await sql.begin(async (tx) => {
       // Serialises concurrent creates of one tenant so the cap holds.
@@ -142,7 +143,7 @@ export function webhooksRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (!isUuid(id)) throw noWebhook(id);
     if (body.url !== undefined) {
       const refusal = await webhookUrlRefusal(body.url, config);
-      if (refusal) throw new AppError('validation_failed', '1 problem(s) in the request body', { errors: [{ path: 'body.url', message: refusal }] });
+      if (refusal) throw invalidFields([{ path: 'body.url', message: refusal }], 'body');
     }
     const [row] = await sql<WebhookRow[]>`
       update leasehold.webhooks

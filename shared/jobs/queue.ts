@@ -2,7 +2,7 @@ import type { Sql, Tx } from '../db/connect.js';
 import { KINDS, isKind } from './kinds.js';
 import { CHANNELS, type Notifier } from './notifier.js';
 import { INSERT_JOBS, INSERT_JOBS_IDEMPOTENT, PREPARED, SELECT_IDEMPOTENT_IDS } from './queue-sql.js';
-import { uuidv7 } from './uuid.js';
+import { isUuid, uuidv7 } from './uuid.js';
 import { copyJobs, type CopyRow } from './copy-jobs.js';
 
 /** The tenant that owns jobs enqueued without one. */
@@ -45,7 +45,6 @@ interface Row extends CopyRow {
   idempotency_key: string | null;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NAME = /^[^\s\u0000]{1,200}$/;
 
 /** Rejects, with a message naming the field, what the table's constraints would refuse mid-bulk. */
@@ -58,9 +57,9 @@ function checkJob(job: NewJob): void {
   if (job.priority !== undefined && !(Number.isInteger(job.priority) && Math.abs(job.priority) <= 2_147_483_647)) bad('priority', 'must be a 32-bit integer');
   if (job.maxAttempts !== undefined && !(Number.isInteger(job.maxAttempts) && job.maxAttempts >= 1 && job.maxAttempts <= 1000)) bad('maxAttempts', 'must be an integer from 1 to 1000');
   if (job.runAt !== undefined && !(job.runAt instanceof Date && Number.isFinite(job.runAt.getTime()))) bad('runAt', 'must be a valid Date');
-  if (job.tenantId !== undefined && !UUID.test(job.tenantId)) bad('tenantId', 'must be a UUID');
-  if (job.id !== undefined && !UUID.test(job.id)) bad('id', 'must be a UUID');
-  if (job.patternId !== undefined && !UUID.test(job.patternId)) bad('patternId', 'must be a UUID');
+  if (job.tenantId !== undefined && !isUuid(job.tenantId)) bad('tenantId', 'must be a UUID');
+  if (job.id !== undefined && !isUuid(job.id)) bad('id', 'must be a UUID');
+  if (job.patternId !== undefined && !isUuid(job.patternId)) bad('patternId', 'must be a UUID');
   if (job.patternVersion !== undefined && !(Number.isInteger(job.patternVersion) && job.patternVersion >= 1)) bad('patternVersion', 'must be a positive integer');
 }
 
