@@ -1,8 +1,11 @@
 /**
  * `npm run bench:sse`: many concurrent SSE clients on one API process receive a burst of job
  * events. The API runs as a real `leasehold api` child process against an embedded PostgreSQL;
- * the clients are lean raw-HTTP readers in this process (they count `\n\nid:` frame starts and
- * note when each arrived). The burst is one statement enqueueing N jobs for one tenant, so N
+ * the clients are lean raw-HTTP readers in this process (they count bytes and note when each
+ * arrived). Like browsers, they send `Accept-Encoding: gzip` unless `--encoding identity`; every
+ * client of the stream receives the same bytes, so only the first one's are inflated, to find
+ * where each event ends (an event counts as delivered once the bytes that inflate to its end have
+ * arrived; a client's own inflating, ~1 ms per burst on its own machine, is not counted). The burst is one statement enqueueing N jobs for one tenant, so N
  * `job.queued` events commit at once. Latency = time received − the event row's created_at
  * (its transaction's start, so it includes the insert itself). Printed, not asserted.
  */
@@ -10,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import { parseArgs } from 'node:util';
+import { constants, gunzipSync, inflateRawSync } from 'node:zlib';
 import { createApiKey } from '#shared/auth/api-keys.js';
 import { ensureTenant } from '#shared/auth/tenants.js';
 import { connect, type Sql } from '#shared/db/connect.js';
@@ -28,8 +32,11 @@ const { values: opts } = parseArgs({
     events: { type: 'string', default: '1000' },
     json: { type: 'boolean', default: false },
     'per-job': { type: 'boolean', default: false },
+    encoding: { type: 'string', default: 'gzip' },
   },
 });
+const GZIP = opts.encoding === 'gzip';
+if (!['gzip', 'identity'].includes(opts.encoding!)) throw new Error('--encoding is gzip or identity');
 const CLIENTS = Number(opts.clients);
 const EVENTS = Number(opts.events);
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
@@ -51,8 +58,9 @@ interface Client {
 
 function connectClient(base: string, key: string, c: Client): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = request(`${base}/v1/events`, { agent: false, headers: { authorization: `Bearer ${key}` } }, (res) => {
+    const req = request(`${base}/v1/events`, { agent: false, headers: { authorization: `Bearer ${key}`, 'accept-encoding': opts.encoding! } }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`stream answered ${res.statusCode}`));
+      if ((res.headers['content-encoding'] === 'gzip') !== GZIP) return reject(new Error(`asked for ${opts.encoding}, got ${res.headers['content-encoding'] ?? 'identity'}`));
       c.res = res;
       res.on('data', (chunk: Buffer) => {
         c.bytes += chunk.length;
@@ -68,8 +76,30 @@ function connectClient(base: string, key: string, c: Client): Promise<void> {
   });
 }
 
-/** Where each `id:` event ends in `bytes` (offsets just past its blank line). */
+/**
+ * Where each `id:` event ends in the bytes received: offsets just past its blank line or, on a
+ * gzip stream (`bytes` starting where a deflated piece starts), the shortest prefix that inflates
+ * to past that blank line.
+ */
 function eventEnds(bytes: Buffer): number[] {
+  if (!GZIP) return textEventEnds(bytes);
+  const inflate = (n: number) => inflateRawSync(bytes.subarray(0, n), { finishFlush: constants.Z_SYNC_FLUSH });
+  const plainEnds = textEventEnds(inflate(bytes.length));
+  const ends: number[] = [];
+  let lo = 0;
+  for (const end of plainEnds) {
+    let hi = bytes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (inflate(mid).length >= end) hi = mid;
+      else lo = mid + 1;
+    }
+    ends.push(lo);
+  }
+  return ends;
+}
+
+function textEventEnds(bytes: Buffer): number[] {
   const ends: number[] = [];
   let start = 0;
   for (let i = bytes.indexOf('\n\n'); i !== -1; i = bytes.indexOf('\n\n', start)) {
@@ -77,6 +107,11 @@ function eventEnds(bytes: Buffer): number[] {
     start = i + 2;
   }
   return ends;
+}
+
+/** How many whole `id:` events `bytes` holds (inflated first on a gzip stream). */
+function countEvents(bytes: Buffer): number {
+  return textEventEnds(GZIP ? inflateRawSync(bytes, { finishFlush: constants.Z_SYNC_FLUSH }) : bytes).length;
 }
 
 function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -103,6 +138,8 @@ interface Burst {
   clientCpu: number;
   rssConnected: number;
   peakRss: number;
+  /** Bytes every client received for the burst together, in MB (tenant stream only). */
+  wireMb?: number;
 }
 
 /** Every client on GET /v1/events of one tenant; the burst is one INSERT of EVENTS jobs: CLIENTS × EVENTS deliveries. */
@@ -125,7 +162,7 @@ async function tenantBurst(sql: Sql, api: ChildProcess, base: string, key: strin
     const deadline = Date.now() + timeoutMs;
     let target = -1;
     while (Date.now() < deadline) {
-      if (target < 0 && eventEnds(Buffer.concat(first.kept!)).length >= n) target = first.bytes - first.base;
+      if (target < 0 && countEvents(Buffer.concat(first.kept!)) >= n) target = first.bytes - first.base;
       if (target >= 0 && clients.every((c) => c.bytes - c.base >= target)) return target;
       await new Promise((r) => setTimeout(r, 20));
       peakRss = Math.max(peakRss, rssMb(api.pid!, 'VmRSS'));
@@ -166,7 +203,8 @@ async function tenantBurst(sql: Sql, api: ChildProcess, base: string, key: strin
       latencies[n++] = c.times[j]! - createdAt[k]!;
     }
   }
-  return { latencies, connectMs, doneMs, insertMs, apiCpu, clientCpu, rssConnected, peakRss };
+  const wireMb = Math.round(clients.reduce((n, c) => n + c.bytes - c.base, 0) / 1e5) / 10;
+  return { latencies, connectMs, doneMs, insertMs, apiCpu, clientCpu, rssConnected, peakRss, wireMb };
 }
 
 /**
@@ -181,11 +219,13 @@ async function perJobBurst(sql: Sql, api: ChildProcess, base: string, key: strin
   const open = async (jobId: string): Promise<{ at: number; res?: IncomingMessage }> => {
     const c: { at: number; res?: IncomingMessage } = { at: 0 };
     await new Promise<void>((resolve, reject) => {
-      const req = request(`${base}/v1/jobs/${jobId}/events`, { agent: false, headers: { authorization: `Bearer ${key}` } }, (res) => {
+      const req = request(`${base}/v1/jobs/${jobId}/events`, { agent: false, headers: { authorization: `Bearer ${key}`, 'accept-encoding': opts.encoding! } }, (res) => {
         if (res.statusCode !== 200) return reject(new Error(`stream answered ${res.statusCode}`));
         c.res = res;
-        res.setEncoding('utf8');
-        res.on('data', (text: string) => {
+        const got: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => {
+          got.push(chunk);
+          const text = GZIP ? gunzipSync(Buffer.concat(got), { finishFlush: constants.Z_SYNC_FLUSH }) : Buffer.concat(got);
           if (!c.at && text.includes('event: job.cancelled')) c.at = Date.now();
         });
         res.once('data', () => resolve());
@@ -257,7 +297,7 @@ async function main() {
       await new Promise((r) => setTimeout(r, 50));
     }
     const rssIdle = rssMb(api.pid!, 'VmRSS');
-    const { latencies, connectMs, doneMs, insertMs, apiCpu, clientCpu, rssConnected, peakRss } = opts['per-job']
+    const { latencies, connectMs, doneMs, insertMs, apiCpu, clientCpu, rssConnected, peakRss, wireMb } = opts['per-job']
       ? await perJobBurst(sql, api, base, key, tenant.id, clients)
       : await tenantBurst(sql, api, base, key, tenant.id, clients);
     const sorted = latencies.sort();
@@ -265,6 +305,7 @@ async function main() {
       yardstick_ms: yardstickMs(),
       clients: CLIENTS,
       mode: opts['per-job'] ? 'per-job streams' : 'tenant stream',
+      encoding: opts.encoding,
       events: EVENTS,
       deliveries: latencies.length,
       connect_ms: connectMs,
@@ -274,14 +315,15 @@ async function main() {
       latency_max_ms: Math.round(sorted[sorted.length - 1] ?? NaN),
       latency_min_ms: Math.round(sorted[0] ?? NaN),
       insert_ms: insertMs,
+      ...(wireMb !== undefined && { wire_mb: wireMb }),
       api_cpu_ms: apiCpu,
       clients_cpu_ms: clientCpu,
       api_rss_mb: { idle: rssIdle, connected: rssConnected, peak_sampled: peakRss, high_water: rssMb(api.pid!, 'VmHWM') },
     };
     if (opts.json) console.log(JSON.stringify(figures, null, 2));
     else {
-      console.log(`${CLIENTS} SSE clients ${opts['per-job'] ? `on per-job streams of ${EVENTS} jobs, a burst cancelling them all (one statement)` : `on one tenant's stream, a burst of ${EVENTS} events (one INSERT)`}, loopback, machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
-      console.log(`connected in ${connectMs} ms; every client had every event ${doneMs} ms after the burst began`);
+      console.log(`${CLIENTS} SSE clients ${opts['per-job'] ? `on per-job streams of ${EVENTS} jobs, a burst cancelling them all (one statement)` : `on one tenant's stream, a burst of ${EVENTS} events (one INSERT)`}, loopback, ${opts.encoding} (${GZIP ? 'as browsers ask' : 'no compression'}), machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
+      console.log(`connected in ${connectMs} ms; every client had every event ${doneMs} ms after the burst began${wireMb !== undefined ? `; ${wireMb} MB on the wire in all` : ''}`);
       console.log(`delivery latency over ${latencies.length.toLocaleString('en')} deliveries: p50 ${figures.latency_p50_ms} ms, p99 ${figures.latency_p99_ms} ms, max ${figures.latency_max_ms} ms (min ${figures.latency_min_ms} ms; the INSERT took ${insertMs} ms)`);
       console.log(`CPU spent on the burst: API process ${apiCpu} ms, the clients (this process) ${clientCpu} ms`);
       console.log(`API process RSS: ${rssIdle} MB idle, ${rssConnected} MB with the clients connected, ${peakRss} MB peak sampled, ${figures.api_rss_mb.high_water} MB high-water mark`);

@@ -157,6 +157,8 @@ const schema = z.object({
   SSE_RETRY_MS: ms(2_000),
   /** SSE: bytes a client may have waiting before it counts as too slow and is disconnected (it resumes with Last-Event-ID). */
   SSE_CLIENT_BUFFER_BYTES: z.coerce.number().int().min(65_536).default(4 * 1024 * 1024),
+  /** SSE: gzip streams for clients that accept it (browsers and fetch do); each chunk of events is compressed once for all its clients. */
+  SSE_GZIP: bool.default(true),
   /** Base URL clients reach the API at, for links in webhook payloads; unset means http://HOST:PORT. */
   PUBLIC_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
   /** Encrypts webhook signing secrets at rest (AES-256-GCM); every API and worker process must share it. */

@@ -20,6 +20,8 @@ export interface EventHubOptions {
   listenCheckMs?: number;
   /** The `retry:` advice every stream opens with (default 2 s). */
   retryMs?: number;
+  /** Compress streams whose client accepts gzip (default true); see gzip-segments.ts. */
+  gzip?: boolean;
 }
 
 const KEEP_ALIVE = Buffer.from(':\n\n');
@@ -36,8 +38,11 @@ export class EventHub {
   #keepAlive: NodeJS.Timeout | undefined;
   #size = 0;
   #closed = false;
+  /** Every stream's opening, one buffer for all, so gzip streams share its deflated bytes. */
+  readonly #preamble: Buffer;
 
   constructor(private readonly opts: EventHubOptions) {
+    this.#preamble = Buffer.from(`retry: ${opts.retryMs ?? 2_000}\n\n`);
     this.#reader = new EventReader({
       sql: opts.sql,
       log: opts.log,
@@ -91,13 +96,15 @@ export class EventHub {
   /**
    * A new client of `tenantId`'s events: live chunks wait until the route calls goLive(), after its
    * replay of what the client missed up to `startCursor`. `onGone` runs once when it leaves, however
-   * it leaves (disconnect, terminal event, too slow, hub closed).
+   * it leaves (disconnect, terminal event, too slow, hub closed). `acceptsGzip` is whether the
+   * client takes a gzip stream; the hub's `gzip` setting decides whether it gets one.
    */
-  subscribe(tenantId: string, filter: SubscriberFilter, endOnTerminal: boolean, onGone?: () => void): SseSubscriber {
+  subscribe(tenantId: string, filter: SubscriberFilter, endOnTerminal: boolean, onGone?: () => void, acceptsGzip = false): SseSubscriber {
     const sub = new SseSubscriber(tenantId, filter, this.#cursor, {
-      preamble: Buffer.from(`retry: ${this.opts.retryMs ?? 2_000}\n\n`),
+      preamble: this.#preamble,
       maxBufferedBytes: this.opts.clientBufferBytes,
       endOnTerminal,
+      gzip: acceptsGzip && this.opts.gzip !== false,
       onClose: (s) => {
         if (this.#remove(s)) onGone?.();
       },

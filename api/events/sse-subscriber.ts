@@ -1,4 +1,5 @@
 import { TERMINAL_TYPES, type Frame } from './event-frame.js';
+import { GZIP_HEADER, crc32Combine, gzipTrailer, segmentOf, type Segment } from './gzip-segments.js';
 
 /** What a subscriber wants of its tenant's events; absent fields match everything. */
 export interface SubscriberFilter {
@@ -25,11 +26,16 @@ const END = Symbol('end');
  * socket has taken the last one) fed from a bounded queue. A client whose queue passes
  * `maxBufferedBytes` has fallen too far behind: its stream ends, and its EventSource reconnects
  * with Last-Event-ID. Until `goLive()`, live chunks wait aside while the route replays history.
+ *
+ * With `gzip`, the stream is one gzip member whose pieces are deflated independently
+ * (gzip-segments.ts): a chunk the hub hands to a whole group is compressed once for all of them,
+ * and this stream only keeps the running CRC and length of what it has written, for the trailer.
+ * Byte budgets count uncompressed bytes, so the same events make a client lag either way.
  */
 export class SseSubscriber {
   readonly stream: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
-  #queue: (Buffer | typeof END)[] = [];
+  #queue: (Buffer | Segment | typeof END)[] = [];
   #queuedBytes = 0;
   #wanted = false;
   #closed = false;
@@ -40,6 +46,8 @@ export class SseSubscriber {
   /** Replayed ids the hub may still deliver late: skipped once when they come. */
   readonly #replayedLate = new Set<number>();
   #roomWaiters: (() => void)[] = [];
+  /** gzip only: the CRC-32 and length of every byte written so far, uncompressed; null until the header went out. */
+  #gz: { crc: number; len: number } | null = null;
   /** Why the stream ended early, for logs and tests. */
   endedBy: 'client' | 'lagging' | 'server' | undefined;
 
@@ -48,11 +56,12 @@ export class SseSubscriber {
     readonly filter: SubscriberFilter,
     /** The hub's cursor when it joined: live chunks hold ids above it (late ones aside). */
     readonly startCursor: number,
-    private readonly opts: { preamble: Buffer; maxBufferedBytes: number; endOnTerminal: boolean; onClose: (s: SseSubscriber) => void },
+    private readonly opts: { preamble: Buffer; maxBufferedBytes: number; endOnTerminal: boolean; gzip?: boolean; onClose: (s: SseSubscriber) => void },
   ) {
     this.#floor = startCursor;
     // First in the queue, before any keep-alive that may come while the route is still reading.
-    this.#queue.push(opts.preamble);
+    if (opts.gzip) this.#queue.push(GZIP_HEADER);
+    this.#queue.push(opts.gzip ? segmentOf(opts.preamble) : opts.preamble);
     this.#queuedBytes = opts.preamble.length;
     this.stream = new ReadableStream<Uint8Array>(
       {
@@ -70,6 +79,11 @@ export class SseSubscriber {
   get groupKey(): string {
     const f = this.filter;
     return `${f.jobId ?? ''}|${f.kind ?? ''}|${f.patternId ?? ''}|${f.types?.join(',') ?? ''}`;
+  }
+
+  /** True when the stream is gzip-encoded (the route sets Content-Encoding from it). */
+  get gzip(): boolean {
+    return this.opts.gzip === true;
   }
 
   get closed(): boolean {
@@ -176,7 +190,8 @@ export class SseSubscriber {
 
   #enqueue(bytes: Buffer): void {
     if (this.#closed) return;
-    this.#queue.push(bytes);
+    // A buffer shared by many streams (a group's chunk, the keep-alive) is deflated once for all.
+    this.#queue.push(this.opts.gzip ? segmentOf(bytes) : bytes);
     this.#queuedBytes += bytes.length;
     // One chunk may exceed the budget on its own (a big batch); a second one waiting behind it may not.
     if (this.#queuedBytes > this.opts.maxBufferedBytes && this.#queue.length > 1) return this.#close('lagging');
@@ -197,14 +212,29 @@ export class SseSubscriber {
       return;
     }
     if (next === END) {
+      this.#endGzip();
       this.#controller.close();
       return;
     }
-    this.#queuedBytes -= next.length;
-    this.#controller.enqueue(next);
+    if (Buffer.isBuffer(next)) {
+      this.#queuedBytes -= next.length;
+      this.#controller.enqueue(next);
+    } else {
+      // CRC and length grow as pieces go out, so a stream cut short still ends with a true trailer.
+      this.#queuedBytes -= next.len;
+      this.#gz = this.#gz ? { crc: crc32Combine(this.#gz.crc, next.crc, next.len), len: this.#gz.len + next.len } : { crc: next.crc, len: next.len };
+      this.#controller.enqueue(next.bytes);
+    }
     if (this.#roomWaiters.length && this.#queuedBytes < this.opts.maxBufferedBytes / 2) {
       for (const w of this.#roomWaiters.splice(0)) w();
     }
+  }
+
+  /** Completes the gzip member (when one was begun) so the client sees a clean end, not a truncated stream. */
+  #endGzip(): void {
+    if (!this.#gz) return;
+    this.#controller.enqueue(gzipTrailer(this.#gz.crc, this.#gz.len));
+    this.#gz = null;
   }
 
   #close(why: 'client' | 'lagging' | 'server'): void {
@@ -217,6 +247,7 @@ export class SseSubscriber {
     for (const w of this.#roomWaiters.splice(0)) w();
     if (why !== 'client') {
       try {
+        this.#endGzip();
         this.#controller.close();
       } catch {
         // already closed or cancelled

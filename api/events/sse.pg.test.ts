@@ -1,4 +1,5 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { constants, gunzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
 import { createTestApi, type TestApi } from '../../test/helpers/api.js';
@@ -231,6 +232,53 @@ describe('GET /v1/jobs/:id/events', () => {
   });
 });
 
+describe('gzip', () => {
+  test('a client that accepts gzip gets a compressed stream with the same events; one that does not gets plain text', async () => {
+    const a = await api.tenant('gzip-a');
+    const start = hub.cursor;
+    const zipped = await rawBytes('/v1/events', a.key, 'gzip, deflate, br');
+    expect(zipped.res.headers['content-encoding']).toBe('gzip');
+    expect(zipped.res.headers.vary).toMatch(/accept-encoding/i);
+    const plain = await rawBytes('/v1/events', a.key, 'br;q=1, gzip;q=0');
+    expect(plain.res.headers['content-encoding']).toBeUndefined();
+    await queueFor(db.sql).enqueueMany(Array.from({ length: 300 }, () => ({ kind: 'test.noop', queue: 'gzip', tenantId: a.tenantId })));
+    const ids = await tableIds(a.tenantId, start);
+    const idsIn = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    // A stream still open has no trailer yet: inflate what has come, as a browser does.
+    const inflated = () => gunzipSync(Buffer.concat(zipped.chunks), { finishFlush: constants.Z_SYNC_FLUSH }).toString();
+    await waitFor(() => idsIn(inflated()).length === 300 && idsIn(Buffer.concat(plain.chunks).toString()).length === 300, 'both streams to carry the 300 events');
+    expect(idsIn(inflated())).toEqual(ids);
+    const text = Buffer.concat(plain.chunks).toString();
+    // Byte for byte the same stream (keep-alive comments aside, which come on each stream's own clock).
+    const noComments = (t: string) => t.replaceAll(/^:\n\n/gm, '');
+    expect(noComments(inflated())).toBe(noComments(text));
+    expect(Buffer.concat(zipped.chunks).length).toBeLessThan(text.length / 4);
+    zipped.close();
+    plain.close();
+  });
+
+  test('a per-job stream that ends closes its gzip member properly: the CRC and length trailer verify', async () => {
+    const a = await api.tenant('gzip-b');
+    const { id } = await queueFor(db.sql).enqueue({ kind: 'test.noop', queue: 'gzip-none', tenantId: a.tenantId });
+    await db.sql`select leasehold.cancel_job(${id})`;
+    const s = await rawBytes(`/v1/jobs/${id}/events`, a.key, 'gzip');
+    await waitFor(() => s.ended, 'the stream to end');
+    // gunzipSync without a sync flush insists on a complete member with a true CRC-32 and length.
+    const text = gunzipSync(Buffer.concat(s.chunks)).toString();
+    expect(text).toMatch(/^retry: 2000\n\nid: \d+\nevent: job.state\ndata: .*"status":"cancelled"/);
+  });
+
+  test('with gzip switched off (SSE_GZIP=false) every client gets plain text', () => {
+    const off = new EventHub({ sql: db.sql, log: testLog, pollMs: 1_000, gapTimeoutMs: 1_000, keepAliveMs: 1_000, clientBufferBytes: 65_536, gzip: false });
+    const sub = off.subscribe('00000000-0000-0000-0000-000000000000', {}, false, undefined, true);
+    expect(sub.gzip).toBe(false);
+    const on = hub.subscribe('00000000-0000-0000-0000-000000000000', {}, false, undefined, true);
+    expect(on.gzip).toBe(true);
+    sub.close();
+    on.close();
+  });
+});
+
 describe('disconnects', () => {
   test('a client that goes away is unsubscribed at once', async () => {
     const a = await api.tenant('gone-a');
@@ -273,6 +321,21 @@ describe('slow clients', () => {
     await waitFor(() => slowEnded, 'the slow response to end');
   });
 });
+
+/** A raw GET of a stream with the given Accept-Encoding, collecting its bytes as they come. */
+async function rawBytes(path: string, key: string, acceptEncoding: string) {
+  return new Promise<{ res: IncomingMessage; chunks: Buffer[]; readonly ended: boolean; close(): void }>((resolve, reject) => {
+    const req = httpRequest(`${served.base}${path}`, { headers: { authorization: `Bearer ${key}`, 'accept-encoding': acceptEncoding } }, (res) => {
+      const chunks: Buffer[] = [];
+      let ended = false;
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => (ended = true));
+      resolve({ res, chunks, get ended() { return ended; }, close: () => req.destroy() });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 /** A plain HTTP GET of a stream, read for `ms` (or until it ends). */
 async function rawStream(path: string, key: string, ms: number): Promise<{ res: IncomingMessage; text: string; ended: boolean }> {

@@ -103,6 +103,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         keepAliveMs: config.SSE_KEEPALIVE_MS,
         clientBufferBytes: config.SSE_CLIENT_BUFFER_BYTES,
         retryMs: config.SSE_RETRY_MS,
+        gzip: config.SSE_GZIP,
       });
       await events.start();
       const app = createApp({ sql, config, log, queue, storage, events, metrics });
