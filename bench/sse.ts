@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { request, type IncomingMessage } from 'node:http';
+import { Agent, request, type IncomingMessage } from 'node:http';
 import { parseArgs } from 'node:util';
 import { constants, gunzipSync, inflateRawSync } from 'node:zlib';
 import { createApiKey } from '#shared/auth/api-keys.js';
@@ -216,10 +216,12 @@ async function perJobBurst(sql: Sql, api: ChildProcess, base: string, key: strin
   const warm = (await q.enqueueMany(Array.from({ length: 10 }, () => ({ kind: 'system.noop', tenantId, runAt: new Date(Date.now() + 3_600_000) })))).ids;
   const { ids } = await q.enqueueMany(Array.from({ length: EVENTS }, () => ({ kind: 'system.noop', tenantId, runAt: new Date(Date.now() + 3_600_000) })));
   const t0 = Date.now();
+  const keepAlive = new Agent({ keepAlive: true, maxSockets: Infinity });
   const open = async (jobId: string): Promise<{ at: number; res?: IncomingMessage }> => {
     const c: { at: number; res?: IncomingMessage } = { at: 0 };
     await new Promise<void>((resolve, reject) => {
-      const req = request(`${base}/v1/jobs/${jobId}/events`, { agent: false, headers: { authorization: `Bearer ${key}`, 'accept-encoding': opts.encoding! } }, (res) => {
+      // Keep-alive, as browsers' EventSource: a stream that ends leaves its connection open for the next request.
+      const req = request(`${base}/v1/jobs/${jobId}/events`, { agent: keepAlive, headers: { authorization: `Bearer ${key}`, 'accept-encoding': opts.encoding! } }, (res) => {
         if (res.statusCode !== 200) return reject(new Error(`stream answered ${res.statusCode}`));
         c.res = res;
         const got: Buffer[] = [];
