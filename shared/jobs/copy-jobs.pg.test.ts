@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { SYSTEM_TENANT } from '#shared/jobs/queue.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
-import { queueFor } from '../../test/helpers/engine.js';
+import { eventTypes, queueFor } from '../../test/helpers/engine.js';
 import { uuidv7 } from './uuid.js';
 
 // Bulks from 2,000 jobs on go through COPY (copy-jobs.ts), which leaves out the optional columns
@@ -102,5 +102,19 @@ describe('bulk COPY', () => {
     expect(r).toEqual({ jobs: 0, events: 0 });
     const after = await q.enqueueMany(Array.from({ length: BULK }, () => ({ kind: 'test.copy', queue: 'copy-after' })));
     expect((await stored(after.ids)).size).toBe(BULK);
+  });
+
+  test('a job inserted by plain SQL in any state gets the event of that state, attempt and all', async () => {
+    const ids = ['queued', 'running', 'succeeded', 'failed', 'cancelled'].map(() => uuidv7());
+    await db.sql`
+      insert into leasehold.jobs (id, kind, status, attempts, lease_token)
+      select id, 'test.states', status::leasehold.job_status, 2, case when status = 'running' then gen_random_uuid() end
+      from unnest(${ids}::uuid[], array['queued', 'running', 'succeeded', 'failed', 'cancelled']) as x(id, status)`;
+    const events = await db.sql<{ job_id: string; type: string; attempt: number }[]>`
+      select job_id, type, attempt from leasehold.job_events where job_id = any(${ids}::uuid[])`;
+    expect(new Map(events.map((e) => [e.job_id, `${e.type}/${e.attempt}`]))).toEqual(
+      new Map(ids.map((id, i) => [id, `job.${['queued', 'running', 'succeeded', 'failed', 'cancelled'][i]}/2`])),
+    );
+    expect(await eventTypes(db.sql, ids[0]!)).toEqual(['job.queued']);
   });
 });
