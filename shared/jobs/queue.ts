@@ -47,11 +47,16 @@ interface Row extends CopyRow {
 
 const NAME = /^[^\s\u0000]{1,200}$/;
 
-/** Rejects, with a message naming the field, what the table's constraints would refuse mid-bulk. */
+function bad(field: string, why: string): never {
+  throw new RangeError(`invalid job: ${field} ${why}`);
+}
+
+/**
+ * Rejects, with a message naming the field, what the table's constraints would refuse mid-bulk.
+ * Runs once per job of a bulk: no closure is made per call (under tsx each one also costs a
+ * __name() call, ~0.3 µs a job in a 100,000-job bulk).
+ */
 function checkJob(job: NewJob): void {
-  const bad = (field: string, why: string) => {
-    throw new RangeError(`invalid job: ${field} ${why}`);
-  };
   if (typeof job.kind !== 'string' || !NAME.test(job.kind)) bad('kind', 'must be 1–200 characters without spaces');
   if (job.queue !== undefined && (typeof job.queue !== 'string' || !NAME.test(job.queue))) bad('queue', 'must be 1–200 characters without spaces');
   if (job.priority !== undefined && !(Number.isInteger(job.priority) && Math.abs(job.priority) <= 2_147_483_647)) bad('priority', 'must be a 32-bit integer');
