@@ -72,7 +72,7 @@ const MAX_BUFFERED_BYTES = 1 << 20;
  * Building and parsing overlap only if this process keeps writing while PostgreSQL reads: rows go
  * out in small writes with a turn of the event loop between them, and building waits only when
  * far ahead. Big writes awaited one by one (a stream pipeline of 2,000-line chunks) left each side
- * idle while the other worked: wall time was the sum of both sides' CPU.
+ * idle while the other worked: wall time came close to the sum of both sides' CPU.
  */
 export async function copyJobs(db: Sql | Tx, rows: Iterable<CopyRow>, columns: CopyColumns): Promise<void> {
   const target = await db.unsafe(`copy leasehold.jobs (${columnList(columns)}) from stdin`).writable();
