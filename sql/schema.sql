@@ -392,7 +392,8 @@ begin
   select distinct queue from new_jobs
   on conflict (name) do nothing;
   insert into leasehold.job_events (job_id, tenant_id, type, attempt)
-  select id, tenant_id, 'job.' || status::text, attempts from new_jobs;
+  select id, tenant_id, case when status = 'queued' then 'job.queued' else 'job.' || status::text end, attempts
+  from new_jobs;
   insert into leasehold.tenant_jobs (tenant_id, job_id)
   select tenant_id, id from new_jobs;
   return null;

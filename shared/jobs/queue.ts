@@ -3,7 +3,7 @@ import { KINDS, isKind } from './kinds.js';
 import { CHANNELS, type Notifier } from './notifier.js';
 import { INSERT_JOBS, INSERT_JOBS_IDEMPOTENT, PREPARED, SELECT_IDEMPOTENT_IDS } from './queue-sql.js';
 import { isUuid, uuidv7 } from './uuid.js';
-import { copyJobs, type CopyRow } from './copy-jobs.js';
+import { copyJobs, type CopyColumns, type CopyRow } from './copy-jobs.js';
 
 /** The tenant that owns jobs enqueued without one. */
 export const SYSTEM_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -47,11 +47,16 @@ interface Row extends CopyRow {
 
 const NAME = /^[^\s\u0000]{1,200}$/;
 
-/** Rejects, with a message naming the field, what the table's constraints would refuse mid-bulk. */
+function bad(field: string, why: string): never {
+  throw new RangeError(`invalid job: ${field} ${why}`);
+}
+
+/**
+ * Rejects, with a message naming the field, what the table's constraints would refuse mid-bulk.
+ * Runs once per job of a bulk: no closure is made per call (under tsx each one also costs a
+ * __name() call, ~0.3 µs a job in a 100,000-job bulk).
+ */
 function checkJob(job: NewJob): void {
-  const bad = (field: string, why: string) => {
-    throw new RangeError(`invalid job: ${field} ${why}`);
-  };
   if (typeof job.kind !== 'string' || !NAME.test(job.kind)) bad('kind', 'must be 1–200 characters without spaces');
   if (job.queue !== undefined && (typeof job.queue !== 'string' || !NAME.test(job.queue))) bad('queue', 'must be 1–200 characters without spaces');
   if (job.priority !== undefined && !(Number.isInteger(job.priority) && Math.abs(job.priority) <= 2_147_483_647)) bad('priority', 'must be a 32-bit integer');
@@ -111,6 +116,18 @@ function transitionMemory(rows: number): string {
   return `${Math.min(256, 4 + Math.ceil((rows * 400) / 2 ** 20))}MB`;
 }
 
+/** The optional columns a COPY of these jobs must send: those some job sets (see CopyColumns). */
+function copyColumns(jobs: NewJob[]): CopyColumns {
+  const c: CopyColumns = { tenant_id: false, priority: false, run_at: false, pattern: false };
+  for (const j of jobs) {
+    if (j.tenantId !== undefined) c.tenant_id = true;
+    if (j.priority !== undefined) c.priority = true;
+    if (j.runAt !== undefined) c.run_at = true;
+    if (j.patternId !== undefined || j.patternVersion !== undefined) c.pattern = true;
+  }
+  return c;
+}
+
 /** True when insertJobs will write these jobs with a single statement. */
 function isOneStatement(jobs: NewJob[]): boolean {
   return jobs.length <= CHUNK || usesCopy(jobs);
@@ -131,7 +148,7 @@ export async function insertJobs(db: Sql | Tx, jobs: NewJob[]): Promise<EnqueueR
         ids.push(row.id);
         yield row;
       }
-    })());
+    })(), copyColumns(jobs));
     return { ids, created: new Array<boolean>(ids.length).fill(true) };
   }
   const ids = new Array<string>(jobs.length);
