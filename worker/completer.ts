@@ -133,41 +133,48 @@ export class Completer {
       }
     }
     const [done, changed] = await Promise.all([
-      ids.length ? this.sql.unsafe<{ id: string; webhooks: number }[]>(COMPLETE_JOBS, [ids, tokens, JSON.stringify(results)], PREPARED) : [],
+      ids.length
+        ? this.sql.unsafe<CompleteRow[]>(COMPLETE_JOBS, [ids, tokens, JSON.stringify(results)], PREPARED).then(([row]) => row!)
+        : undefined,
       others.length
         ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [JSON.stringify(others)], PREPARED)
         : [],
     ]);
     const requeued = new Set<string>();
     for (const row of changed) if (row.status === 'queued') requeued.add(row.queue);
-    // Successes that queued webhook callbacks (the same count on every row): wake their queue.
-    if (done[0]?.webhooks) requeued.add(WEBHOOKS_QUEUE);
-    const written = done.length + changed.length;
+    // Successes that queued webhook callbacks: wake their queue.
+    if (done?.webhooks) requeued.add(WEBHOOKS_QUEUE);
+    const written = (done?.written ?? 0) + changed.length;
     const fencedJobs: HeldJob['job'][] = [];
-    return { requeued, written, fenced: ids.length + others.length - written, tally: tallyOutcomes(batch, done, changed, fencedJobs), fencedJobs };
+    const fencedIds = done?.fenced ? new Set(done.fenced) : undefined;
+    return { requeued, written, fenced: ids.length + others.length - written, tally: tallyOutcomes(batch, fencedIds, changed, fencedJobs), fencedJobs };
   }
+}
+
+/** COMPLETE_JOBS's one row: successes written, webhook deliveries queued, ids the fence refused (null: none). */
+interface CompleteRow {
+  written: number;
+  webhooks: number;
+  fenced: string[] | null;
 }
 
 /**
  * Counts what was written per queue, kind and outcome, and lists in `fenced` the jobs whose outcome
  * the fence refused. Successes are counted from the batch without a lookup per job unless the fence
- * refused some (rare): this runs for every job at full speed.
+ * refused some (rare, `fencedIds` given): this runs for every job at full speed.
  */
 function tallyOutcomes(
   batch: Pending[],
-  done: { id: string }[],
+  fencedIds: Set<string> | undefined,
   changed: { id: string; status: string }[],
   fenced: HeldJob['job'][],
 ): Map<string, OutcomeCount> {
   const tally = new Map<string, OutcomeCount>();
-  let successes = 0;
-  for (const p of batch) if (p.outcome.type === 'success') successes++;
-  const doneIds = done.length < successes ? new Set(done.map((d) => d.id)) : undefined;
   const statusOf = new Map(changed.map((r) => [r.id, r.status]));
   for (const { held, outcome } of batch) {
     const { id, queue, kind } = held.job;
     if (outcome.type === 'success') {
-      if (!doneIds || doneIds.has(id)) count(tally, queue, kind, 'succeeded');
+      if (!fencedIds?.has(id)) count(tally, queue, kind, 'succeeded');
       else fenced.push(held.job);
       continue;
     }
