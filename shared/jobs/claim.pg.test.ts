@@ -15,7 +15,7 @@ afterAll(() => db.drop());
 
 /** Runs CLAIM_JOBS once for one queue, as a worker would. */
 function claim(sql: Sql, queue: string, kinds: string[], limit: number, owner = 'claimer', token: string = randomUUID()) {
-  return sql.unsafe<{ id: string; priority: number; run_at: Date; attempts: number }[]>(CLAIM_JOBS, [
+  return sql.unsafe<{ id: string; priority: number; waited_ms: number; attempts: number }[]>(CLAIM_JOBS, [
     [queue],
     [limit],
     kinds,
