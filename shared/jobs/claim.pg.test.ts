@@ -27,6 +27,23 @@ function claim(sql: Sql, queue: string, kinds: string[], limit: number, owner = 
 }
 
 describe('claim', () => {
+  test('a claim commits without waiting for the WAL flush, and leaves the connection\'s setting alone', async () => {
+    await queueFor(db.sql).enqueueMany([{ kind: 'test.async', queue: 'async', payload: {} }]);
+    const conn = db.connect({ max: 1 });
+    try {
+      const inside = await conn.begin(async (tx) => {
+        const rows = await claim(tx as unknown as Sql, 'async', ['test.async'], 1);
+        expect(rows).toHaveLength(1);
+        return (await tx<{ s: string }[]>`select current_setting('synchronous_commit') as s`)[0]!.s;
+      });
+      expect(inside).toBe('off');
+      const [after] = await conn<{ s: string }[]>`select current_setting('synchronous_commit') as s`;
+      expect(after!.s).toBe('on');
+    } finally {
+      await conn.end();
+    }
+  });
+
   test('8 concurrent claimers never claim a job twice', async () => {
     const N = 2_000;
     const { ids } = await queueFor(db.sql).enqueueMany(
