@@ -100,17 +100,20 @@ export class Completer {
   }
 
   async #write(batch: Pending[]): Promise<FlushReport> {
-    const ids: string[] = [];
-    const tokens: string[] = [];
-    const results: Record<string, unknown> = {};
+    // The last success pushed for each job. An earlier one for the same job is from a lease this
+    // worker lost before claiming the job again (claims hand out tokens in push order): its token can
+    // no longer match, so it is refused here rather than sent.
+    const successes = new Map<string, Pending>();
+    let stale: Set<Pending> | undefined;
     const others: object[] = [];
     const at = new Date().toISOString();
-    for (const { held, outcome } of batch) {
+    for (const p of batch) {
+      const { held, outcome } = p;
       const { id } = held.job;
       if (outcome.type === 'success') {
-        ids.push(id);
-        tokens.push(held.token);
-        if (outcome.result !== undefined && outcome.result !== null) results[id] = outcome.result;
+        const earlier = successes.get(id);
+        if (earlier) (stale ??= new Set()).add(earlier);
+        successes.set(id, p);
         continue;
       }
       const base = { id, lease_token: held.token, outcome: outcome.type };
@@ -132,6 +135,17 @@ export class Completer {
         });
       }
     }
+    // Sorted, as COMPLETE_JOBS finds each row's token by binary search; the byte order of uuids is
+    // the order of their lowercase text, which is how PostgreSQL returns them.
+    const ids = [...successes.keys()].sort();
+    const tokens: string[] = [];
+    const results: Record<string, unknown> = {};
+    for (const id of ids) {
+      const { held, outcome } = successes.get(id)!;
+      tokens.push(held.token);
+      const { result } = outcome as Extract<Outcome, { type: 'success' }>;
+      if (result !== undefined && result !== null) results[id] = result;
+    }
     const [done, changed] = await Promise.all([
       ids.length
         ? this.sql.unsafe<CompleteRow[]>(COMPLETE_JOBS, [ids, tokens, JSON.stringify(results)], PREPARED).then(([row]) => row!)
@@ -147,7 +161,8 @@ export class Completer {
     const written = (done?.written ?? 0) + changed.length;
     const fencedJobs: HeldJob['job'][] = [];
     const fencedIds = done?.fenced ? new Set(done.fenced) : undefined;
-    return { requeued, written, fenced: ids.length + others.length - written, tally: tallyOutcomes(batch, fencedIds, changed, fencedJobs), fencedJobs };
+    const sent = ids.length + (stale?.size ?? 0) + others.length;
+    return { requeued, written, fenced: sent - written, tally: tallyOutcomes(batch, fencedIds, stale, changed, fencedJobs), fencedJobs };
   }
 }
 
@@ -166,15 +181,17 @@ interface CompleteRow {
 function tallyOutcomes(
   batch: Pending[],
   fencedIds: Set<string> | undefined,
+  stale: Set<Pending> | undefined,
   changed: { id: string; status: string }[],
   fenced: HeldJob['job'][],
 ): Map<string, OutcomeCount> {
   const tally = new Map<string, OutcomeCount>();
   const statusOf = new Map(changed.map((r) => [r.id, r.status]));
-  for (const { held, outcome } of batch) {
+  for (const p of batch) {
+    const { held, outcome } = p;
     const { id, queue, kind } = held.job;
     if (outcome.type === 'success') {
-      if (!fencedIds?.has(id)) count(tally, queue, kind, 'succeeded');
+      if (!fencedIds?.has(id) && !stale?.has(p)) count(tally, queue, kind, 'succeeded');
       else fenced.push(held.job);
       continue;
     }

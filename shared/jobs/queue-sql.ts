@@ -148,6 +148,9 @@ from claimed order by priority, run_at, id`;
  * Workers: records successes. Fenced: a row changes only while it still holds the lease token
  * given for it ($2[i] for $1[i]), so a worker whose lease was reclaimed cannot overwrite the new
  * owner's result, not even when a later claim of its own supplied another token in the same batch.
+ * $1 is sorted ascending without duplicates, so width_bucket finds each row's i by binary search:
+ * array_position scanned the array for every row (quadratic; ~6 % of PostgreSQL's CPU per job
+ * at 350-row batches in a perf profile).
  * $3 maps job id → result (absent means null); the sub-select parses it once (an InitPlan), where a
  * bare `$3::text::jsonb` was re-parsed for every row of a generic plan: 500 rows with results took
  * ~180 ms against ~8 ms without.
@@ -165,7 +168,7 @@ with done as (
   update leasehold.jobs
   set status = 'succeeded', result = (select $3::text::jsonb) -> id::text, progress = 100, finished_at = now(),
       updated_at = now(), lease_token = null, lease_expires_at = null
-  where id = any($1::uuid[]) and lease_token = ($2::uuid[])[array_position($1::uuid[], id)]
+  where id = any($1::uuid[]) and lease_token = ($2::uuid[])[width_bucket(id, $1::uuid[])]
   returning id, tenant_id, kind, status, attempts, estimate_micros, payload ->> 'webhook_url' as webhook_url
 ), ev as (
   insert into leasehold.job_events (job_id, tenant_id, type, attempt)
