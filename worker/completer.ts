@@ -33,11 +33,23 @@ export interface OutcomeCount {
   n: number;
 }
 
-function count(tally: Map<string, OutcomeCount>, queue: string, kind: string, outcome: WrittenOutcome): void {
-  const key = `${queue}\0${kind}\0${outcome}`;
-  const entry = tally.get(key);
-  if (entry) entry.n++;
-  else tally.set(key, { queue, kind, outcome, n: 1 });
+/** Outcome counts keyed by queue, kind and outcome. */
+class Tally extends Map<string, OutcomeCount> {
+  #last: OutcomeCount | undefined;
+
+  count(queue: string, kind: string, outcome: WrittenOutcome): void {
+    // A batch is mostly one queue, kind and outcome: bump the last entry without building a key.
+    const last = this.#last;
+    if (last && last.queue === queue && last.kind === kind && last.outcome === outcome) {
+      last.n++;
+      return;
+    }
+    const key = `${queue}\0${kind}\0${outcome}`;
+    let entry = this.get(key);
+    if (entry) entry.n++;
+    else this.set(key, (entry = { queue, kind, outcome, n: 1 }));
+    this.#last = entry;
+  }
 }
 
 /**
@@ -185,13 +197,13 @@ function tallyOutcomes(
   changed: { id: string; status: string }[],
   fenced: HeldJob['job'][],
 ): Map<string, OutcomeCount> {
-  const tally = new Map<string, OutcomeCount>();
+  const tally = new Tally();
   const statusOf = new Map(changed.map((r) => [r.id, r.status]));
   for (const p of batch) {
     const { held, outcome } = p;
     const { id, queue, kind } = held.job;
     if (outcome.type === 'success') {
-      if (!fencedIds?.has(id) && !stale?.has(p)) count(tally, queue, kind, 'succeeded');
+      if (!fencedIds?.has(id) && !stale?.has(p)) tally.count(queue, kind, 'succeeded');
       else fenced.push(held.job);
       continue;
     }
@@ -200,8 +212,8 @@ function tallyOutcomes(
       fenced.push(held.job);
       continue;
     }
-    if (outcome.type === 'handback') count(tally, queue, kind, 'handed_back');
-    else count(tally, queue, kind, status === 'queued' ? 'retried' : status === 'failed' ? 'failed' : 'cancelled');
+    if (outcome.type === 'handback') tally.count(queue, kind, 'handed_back');
+    else tally.count(queue, kind, status === 'queued' ? 'retried' : status === 'failed' ? 'failed' : 'cancelled');
   }
   return tally;
 }
