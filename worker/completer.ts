@@ -160,7 +160,7 @@ export class Completer {
     }
     const [done, changed] = await Promise.all([
       ids.length
-        ? this.sql.unsafe<CompleteRow[]>(COMPLETE_JOBS, [ids, tokens, JSON.stringify(results)], PREPARED).then(([row]) => row!)
+        ? this.sql.unsafe<CompleteRow[]>(COMPLETE_JOBS, [uuidArray(ids), uuidArray(tokens), JSON.stringify(results)], PREPARED).then(([row]) => row!)
         : undefined,
       others.length
         ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [JSON.stringify(others)], PREPARED)
@@ -176,6 +176,15 @@ export class Completer {
     const sent = ids.length + (stale?.size ?? 0) + others.length;
     return { requeued, written, fenced: sent - written, tally: tallyOutcomes(batch, fencedIds, stale, changed, fencedJobs), fencedJobs };
   }
+}
+
+/**
+ * A uuid[] parameter as PostgreSQL's array text, which postgres.js passes through as it is. Its own
+ * serializer runs two regex replacements per element (~4 % of a busy worker's CPU); uuids, as the
+ * database and randomUUID() print them, need no quoting.
+ */
+function uuidArray(ids: readonly string[]): string {
+  return `{${ids.join(',')}}`;
 }
 
 /** COMPLETE_JOBS's one row: successes written, webhook deliveries queued, ids the fence refused (null: none). */
