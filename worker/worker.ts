@@ -33,6 +33,8 @@ export interface WorkerSettings {
   batchSize: number;
   /** After an abort, how long a handler may take to notice before its slot is taken back anyway. */
   abortGraceMs: number;
+  /** Claims commit without waiting for the WAL flush (WORKER_ASYNC_CLAIMS). */
+  asyncClaims: boolean;
 }
 
 export const DEFAULT_SETTINGS: WorkerSettings = {
@@ -45,6 +47,7 @@ export const DEFAULT_SETTINGS: WorkerSettings = {
   shutdownGraceMs: 10_000,
   batchSize: 200,
   abortGraceMs: 5_000,
+  asyncClaims: true,
 };
 
 /** Everything a worker needs; tests pass their own database, handlers and kinds. */
@@ -429,6 +432,7 @@ export class Worker {
       this.id,
       token,
       this.settings.leaseMs,
+      this.settings.asyncClaims,
     ], PREPARED);
     this.counters.claims++;
     this.counters.claimed += rows.length;

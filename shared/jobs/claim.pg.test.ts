@@ -14,7 +14,7 @@ afterEach(() => pool.stopAll());
 afterAll(() => db.drop());
 
 /** Runs CLAIM_JOBS once for one queue, as a worker would. */
-function claim(sql: Sql, queue: string, kinds: string[], limit: number, owner = 'claimer', token: string = randomUUID()) {
+function claim(sql: Sql, queue: string, kinds: string[], limit: number, owner = 'claimer', token: string = randomUUID(), asyncCommit = true) {
   return sql.unsafe<{ id: string; priority: number; waited_ms: number; attempts: number }[]>(CLAIM_JOBS, [
     [queue],
     [limit],
@@ -23,6 +23,7 @@ function claim(sql: Sql, queue: string, kinds: string[], limit: number, owner = 
     owner,
     token,
     30_000,
+    asyncCommit,
   ]);
 }
 
@@ -39,6 +40,13 @@ describe('claim', () => {
       expect(inside).toBe('off');
       const [after] = await conn<{ s: string }[]>`select current_setting('synchronous_commit') as s`;
       expect(after!.s).toBe('on');
+      // WORKER_ASYNC_CLAIMS=false: the claim keeps the connection's setting.
+      await queueFor(db.sql).enqueueMany([{ kind: 'test.async', queue: 'async', payload: {} }]);
+      const durable = await conn.begin(async (tx) => {
+        expect(await claim(tx as unknown as Sql, 'async', ['test.async'], 1, 'claimer', randomUUID(), false)).toHaveLength(1);
+        return (await tx<{ s: string }[]>`select current_setting('synchronous_commit') as s`)[0]!.s;
+      });
+      expect(durable).toBe('on');
     } finally {
       await conn.end();
     }

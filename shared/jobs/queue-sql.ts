@@ -104,14 +104,17 @@ where tenant_id = $1::uuid and idempotency_key = any($2::text[])`;
  * kinds it handles. SKIP LOCKED means two claimers never take the same row; each queue's range
  * of jobs_claim_idx is read in claim order (priority, run_at), so the claim stays an index scan
  * at any depth. The lease token is new per claim and fences every later write.
- * A claim commits without waiting for the WAL flush, whatever the connection's synchronous_commit:
- * a claim lost in a crash leaves its jobs queued, and the worker's outcomes for them are refused by
- * the fence, so they simply run again; any durable commit after it (a completion, a cost record)
- * flushes it too. With durable commits, waiting for the flush doubled the claim round trip (10 ms
- * against 5 ms per 200 rows) and that wait, not CPU, capped throughput.
+ * With $8 true the claim commits without waiting for the WAL flush, whatever the connection's
+ * synchronous_commit (WORKER_ASYNC_CLAIMS): a claim lost in a PostgreSQL crash leaves its jobs
+ * queued, and the worker's outcomes for them are refused by the fence, so they run again; any
+ * durable commit after it (a completion, a cost record) flushes it too. Waiting for the flush
+ * doubled the claim round trip (10 ms against 5 ms per 200 rows) and that wait, not CPU, capped
+ * throughput.
  */
 export const CLAIM_JOBS = `
-with async_commit as materialized (select set_config('synchronous_commit', 'off', true)),
+with async_commit as materialized (
+  select set_config('synchronous_commit', case when $8::bool then 'off' else current_setting('synchronous_commit') end, true)
+),
 picked as (
   select j.id
   from async_commit, unnest($1::text[], $2::int[]) as q(name, lim)
