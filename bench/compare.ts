@@ -28,6 +28,7 @@ const { values: opts } = parseArgs({
     concurrency: { type: 'string', default: '10,50,100,200' },
     only: { type: 'string', default: 'leasehold,graphile-worker,pg-boss' },
     json: { type: 'boolean', default: false },
+    port: { type: 'string', default: '54341' },
   },
 });
 const N = Number(opts.jobs);
@@ -39,10 +40,11 @@ const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
-/** A phase's median rate and the PostgreSQL CPU per job in that median round. */
+/** A phase's median rate and the CPU per job in that median round: PostgreSQL's, and this process's (where every system's client runs). */
 interface Figure {
   rate: number;
   pg_us: number;
+  node_us: number;
 }
 interface Results {
   bulk: Figure;
@@ -53,7 +55,7 @@ interface Results {
 async function main() {
   const rootDir = path.resolve('.data/bench-compare');
   rmSync(rootDir, { recursive: true, force: true });
-  const pg = await startEmbeddedPostgres({ rootDir, port: 54341, log });
+  const pg = await startEmbeddedPostgres({ rootDir, port: Number(opts.port), log });
   const pgPid = postmasterPid(path.join(rootDir, 'pg'));
   const admin = connect(pg.url, { max: 1 });
   const dbUrl = (name: string) => {
@@ -79,26 +81,28 @@ async function main() {
 
     /** Runs `fn` once per system per round, interleaved; returns each system's per-round results. */
     const measured = async (jobs: number, fn: (s: QueueSystem) => Promise<number>): Promise<Map<QueueSystem, Figure>> => {
-      const rounds = new Map<QueueSystem, { rate: number; pg_us: number }[]>(systems.map((s) => [s, []]));
+      const rounds = new Map<QueueSystem, Figure[]>(systems.map((s) => [s, []]));
       for (let r = 0; r < ROUNDS; r++) {
         for (const s of systems) {
           await s.reset();
           const cpu0 = pgCpuSeconds(pgPid);
+          const node0 = process.cpuUsage();
           const ms = await fn(s);
+          const node = process.cpuUsage(node0);
           const cpu1 = pgCpuSeconds(pgPid);
-          rounds.get(s)!.push({ rate: jobs / (ms / 1000), pg_us: ((cpu1 - cpu0) * 1e6) / jobs });
+          rounds.get(s)!.push({ rate: jobs / (ms / 1000), pg_us: ((cpu1 - cpu0) * 1e6) / jobs, node_us: (node.user + node.system) / jobs });
         }
       }
       return new Map(
         [...rounds].map(([s, xs]) => {
           const m = median(xs.map((x) => x.rate));
           const at = xs.find((x) => x.rate === m)!;
-          return [s, { rate: Math.round(m), pg_us: Math.round(at.pg_us) }];
+          return [s, { rate: Math.round(m), pg_us: Math.round(at.pg_us), node_us: Math.round(at.node_us) }];
         }),
       );
     };
 
-    const results = new Map<QueueSystem, Results>(systems.map((s) => [s, { bulk: { rate: 0, pg_us: 0 }, processing: {}, latency_ms: { p50: 0, p99: 0 } }]));
+    const results = new Map<QueueSystem, Results>(systems.map((s) => [s, { bulk: { rate: 0, pg_us: 0, node_us: 0 }, processing: {}, latency_ms: { p50: 0, p99: 0 } }]));
     const bulk = await measured(BULK, async (s) => {
       const t0 = performance.now();
       await s.bulk(BULK);
@@ -147,7 +151,7 @@ async function main() {
       ...CONCURRENCIES.map((c) => [`processing c=${c}, jobs/s`, ...Object.values(out).map((r) => r.processing[c]!.rate.toLocaleString('en'))]),
       ['best (concurrency)', ...Object.values(out).map((r) => `${r.best.rate.toLocaleString('en')} (${r.best.concurrency})`)],
       ['latency p50 / p99, ms', ...Object.values(out).map((r) => `${r.latency_ms.p50} / ${r.latency_ms.p99}`)],
-      [`postgres CPU/job c=${CONCURRENCIES.at(-1)}, µs`, ...Object.values(out).map((r) => String(r.processing[CONCURRENCIES.at(-1)!]!.pg_us))],
+      ...CONCURRENCIES.map((c) => [`CPU/job c=${c}: postgres / node, µs`, ...Object.values(out).map((r) => `${r.processing[c]!.pg_us} / ${r.processing[c]!.node_us}`)]),
       ['job_events rows', ...Object.keys(out).map((n) => (n === 'leasehold' ? 'every transition' : 'none'))],
     ];
     const widths = head.map((_, i) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)));

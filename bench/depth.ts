@@ -51,7 +51,7 @@ async function main() {
         const times: number[] = [];
         for (let i = 0; i < SAMPLES + 20; i++) {
           const t = performance.now();
-          const claimed = await sql.unsafe<{ id: string }[]>(CLAIM_JOBS, [['default'], [batch], ['system.noop'], batch, 'bench-depth', randomUUID(), 30_000], PREPARED);
+          const claimed = await sql.unsafe<{ id: string }[]>(CLAIM_JOBS, [['default'], [batch], ['system.noop'], batch, 'bench-depth', randomUUID(), 30_000, true], PREPARED);
           if (claimed.length !== batch) throw new Error(`claimed ${claimed.length} of ${batch}`);
           if (i >= 20) times.push(performance.now() - t);
           // Untimed: back in the queue, so the depth stays what it says while sampling.

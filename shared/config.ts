@@ -81,8 +81,10 @@ const schema = z.object({
   WORKER_SHUTDOWN_GRACE_MS: ms(10_000),
   /** Largest number of jobs one claim statement takes. */
   WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(200),
-  /** Trade the last few milliseconds of completions on a crash for throughput (they re-run). */
+  /** Trade the last few milliseconds of outcomes on a crash for throughput (those jobs re-run). */
   WORKER_SYNCHRONOUS_COMMIT: bool.default(true),
+  /** Claims commit without waiting for the WAL flush: a PostgreSQL crash undoes the last few ms of claims (those jobs run again; their `job.running` events vanish). */
+  WORKER_ASYNC_CLAIMS: bool.default(true),
   /** Ensure this exact API key exists on `start` (admin scope, development tenant). */
   LEASEHOLD_API_KEY: optionalText,
   /** Bearer token Prometheus sends to GET /metrics (an admin API key works too); unset: admin keys only. */

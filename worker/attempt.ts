@@ -15,7 +15,8 @@ export interface AttemptDeps {
   /** After an abort, how long the handler may take to notice before its slot is taken back anyway. */
   abortGraceMs: number;
   log: Logger;
-  progress: (pct: number, message?: string) => void;
+  /** Reports progress of `h` (one function for every attempt: no closure per job). */
+  progress: (h: HeldJob, pct: number, message?: string) => void;
 }
 
 /** Stops an attempt, once: the first reason wins; the handler sees it on `ctx.signal`. */
@@ -40,7 +41,7 @@ export function runAttempt(h: HeldJob, deps: AttemptDeps): Outcome | Promise<Out
     const parsed = payload ? payload.safeParse(job.payload) : { success: true as const, data: job.payload };
     if (!parsed.success) throw new PermanentError(`invalid payload: ${parsed.error.message}`, 'invalid_payload');
     if (h.aborted) throw h.aborted;
-    const value = deps.handler(parsed.data as never, context(h, deps));
+    const value = deps.handler(parsed.data as never, new AttemptContext(h, deps));
     // A handler that answers synchronously gets its outcome synchronously: no promise per job
     // (no-op jobs at 25k+/s showed ~3 µs of Node time per job for one extra await).
     if (!isThenable(value)) return { type: 'success', result: value };
@@ -73,29 +74,57 @@ function untilAborted<T>(work: PromiseLike<T>, h: HeldJob, graceMs: number): Pro
   });
 }
 
-function context(h: HeldJob, deps: AttemptDeps): JobContext {
-  const { job } = h;
-  let log: Logger | undefined;
-  return {
-    id: job.id,
-    kind: job.kind,
-    queue: job.queue,
-    tenantId: job.tenant_id,
-    attempt: job.attempts,
-    maxAttempts: job.max_attempts,
-    // Made on first use only: creating an AbortController per job showed in no-op profiles.
-    get signal() {
-      if (!h.controller) {
-        h.controller = new AbortController();
-        if (h.aborted) h.controller.abort(h.aborted);
-      }
-      return h.controller.signal;
-    },
-    progress: deps.progress,
-    get log() {
-      return (log ??= deps.log.child({ job_id: job.id, kind: job.kind, tenant_id: job.tenant_id, attempt: job.attempts }));
-    },
-  };
+/**
+ * A handler's `ctx`. A class rather than an object literal with getters, which made its accessors
+ * and closures anew for every job: with them, a no-op profile at ~25k jobs/s spent ~24 % of the
+ * worker's busy time collecting garbage (~7 % after this and the other per-job savings). What most
+ * handlers never touch (signal, log, progress) is made on first use.
+ */
+class AttemptContext implements JobContext {
+  readonly id: string;
+  readonly kind: string;
+  readonly queue: string;
+  readonly tenantId: string;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly #h: HeldJob;
+  readonly #deps: AttemptDeps;
+  #log: Logger | undefined;
+  #progress: JobContext['progress'] | undefined;
+
+  constructor(h: HeldJob, deps: AttemptDeps) {
+    const { job } = h;
+    this.id = job.id;
+    this.kind = job.kind;
+    this.queue = job.queue;
+    this.tenantId = job.tenant_id;
+    this.attempt = job.attempts;
+    this.maxAttempts = job.max_attempts;
+    this.#h = h;
+    this.#deps = deps;
+  }
+
+  // Made on first use only: creating an AbortController per job showed in no-op profiles.
+  get signal(): AbortSignal {
+    const h = this.#h;
+    if (!h.controller) {
+      h.controller = new AbortController();
+      if (h.aborted) h.controller.abort(h.aborted);
+    }
+    return h.controller.signal;
+  }
+
+  /** A function of its own, so `const { progress } = ctx` works too. */
+  get progress(): JobContext['progress'] {
+    const h = this.#h;
+    const report = this.#deps.progress;
+    return (this.#progress ??= (pct, message) => report(h, pct, message));
+  }
+
+  get log(): Logger {
+    const { job } = this.#h;
+    return (this.#log ??= this.#deps.log.child({ job_id: job.id, kind: job.kind, tenant_id: job.tenant_id, attempt: job.attempts }));
+  }
 }
 
 function classify(err: unknown, h: HeldJob, kind: KindOptions): Outcome {

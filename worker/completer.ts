@@ -33,11 +33,23 @@ export interface OutcomeCount {
   n: number;
 }
 
-function count(tally: Map<string, OutcomeCount>, queue: string, kind: string, outcome: WrittenOutcome): void {
-  const key = `${queue}\0${kind}\0${outcome}`;
-  const entry = tally.get(key);
-  if (entry) entry.n++;
-  else tally.set(key, { queue, kind, outcome, n: 1 });
+/** Outcome counts keyed by queue, kind and outcome. */
+class Tally extends Map<string, OutcomeCount> {
+  #last: OutcomeCount | undefined;
+
+  count(queue: string, kind: string, outcome: WrittenOutcome): void {
+    // A batch is mostly one queue, kind and outcome: bump the last entry without building a key.
+    const last = this.#last;
+    if (last && last.queue === queue && last.kind === kind && last.outcome === outcome) {
+      last.n++;
+      return;
+    }
+    const key = `${queue}\0${kind}\0${outcome}`;
+    let entry = this.get(key);
+    if (entry) entry.n++;
+    else this.set(key, (entry = { queue, kind, outcome, n: 1 }));
+    this.#last = entry;
+  }
 }
 
 /**
@@ -100,17 +112,20 @@ export class Completer {
   }
 
   async #write(batch: Pending[]): Promise<FlushReport> {
-    const ids: string[] = [];
-    const tokens: string[] = [];
-    const results: Record<string, unknown> = {};
+    // The last success pushed for each job. An earlier one for the same job is from a lease this
+    // worker lost before claiming the job again (claims hand out tokens in push order): its token can
+    // no longer match, so it is refused here rather than sent.
+    const successes = new Map<string, Pending>();
+    let stale: Set<Pending> | undefined;
     const others: object[] = [];
     const at = new Date().toISOString();
-    for (const { held, outcome } of batch) {
+    for (const p of batch) {
+      const { held, outcome } = p;
       const { id } = held.job;
       if (outcome.type === 'success') {
-        ids.push(id);
-        tokens.push(held.token);
-        if (outcome.result !== undefined && outcome.result !== null) results[id] = outcome.result;
+        const earlier = successes.get(id);
+        if (earlier) (stale ??= new Set()).add(earlier);
+        successes.set(id, p);
         continue;
       }
       const base = { id, lease_token: held.token, outcome: outcome.type };
@@ -132,42 +147,72 @@ export class Completer {
         });
       }
     }
+    // Sorted, as COMPLETE_JOBS finds each row's token by binary search; the byte order of uuids is
+    // the order of their lowercase text, which is how PostgreSQL returns them.
+    const ids = [...successes.keys()].sort();
+    const tokens: string[] = [];
+    const results: Record<string, unknown> = {};
+    for (const id of ids) {
+      const { held, outcome } = successes.get(id)!;
+      tokens.push(held.token);
+      const { result } = outcome as Extract<Outcome, { type: 'success' }>;
+      if (result !== undefined && result !== null) results[id] = result;
+    }
     const [done, changed] = await Promise.all([
-      ids.length ? this.sql.unsafe<{ id: string; webhooks: number }[]>(COMPLETE_JOBS, [ids, tokens, JSON.stringify(results)], PREPARED) : [],
+      ids.length
+        ? this.sql.unsafe<CompleteRow[]>(COMPLETE_JOBS, [uuidArray(ids), uuidArray(tokens), JSON.stringify(results)], PREPARED).then(([row]) => row!)
+        : undefined,
       others.length
         ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [JSON.stringify(others)], PREPARED)
         : [],
     ]);
     const requeued = new Set<string>();
     for (const row of changed) if (row.status === 'queued') requeued.add(row.queue);
-    // Successes that queued webhook callbacks (the same count on every row): wake their queue.
-    if (done[0]?.webhooks) requeued.add(WEBHOOKS_QUEUE);
-    const written = done.length + changed.length;
+    // Successes that queued webhook callbacks: wake their queue.
+    if (done?.webhooks) requeued.add(WEBHOOKS_QUEUE);
+    const written = (done?.written ?? 0) + changed.length;
     const fencedJobs: HeldJob['job'][] = [];
-    return { requeued, written, fenced: ids.length + others.length - written, tally: tallyOutcomes(batch, done, changed, fencedJobs), fencedJobs };
+    const fencedIds = done?.fenced ? new Set(done.fenced) : undefined;
+    const sent = ids.length + (stale?.size ?? 0) + others.length;
+    return { requeued, written, fenced: sent - written, tally: tallyOutcomes(batch, fencedIds, stale, changed, fencedJobs), fencedJobs };
   }
+}
+
+/**
+ * A uuid[] parameter as PostgreSQL's array text, which postgres.js passes through as it is. Its own
+ * serializer runs two regex replacements per element (~4 % of a busy worker's CPU); uuids, as the
+ * database and randomUUID() print them, need no quoting.
+ */
+function uuidArray(ids: readonly string[]): string {
+  return `{${ids.join(',')}}`;
+}
+
+/** COMPLETE_JOBS's one row: successes written, webhook deliveries queued, ids the fence refused (null: none). */
+interface CompleteRow {
+  written: number;
+  webhooks: number;
+  fenced: string[] | null;
 }
 
 /**
  * Counts what was written per queue, kind and outcome, and lists in `fenced` the jobs whose outcome
  * the fence refused. Successes are counted from the batch without a lookup per job unless the fence
- * refused some (rare): this runs for every job at full speed.
+ * refused some (rare, `fencedIds` given): this runs for every job at full speed.
  */
 function tallyOutcomes(
   batch: Pending[],
-  done: { id: string }[],
+  fencedIds: Set<string> | undefined,
+  stale: Set<Pending> | undefined,
   changed: { id: string; status: string }[],
   fenced: HeldJob['job'][],
 ): Map<string, OutcomeCount> {
-  const tally = new Map<string, OutcomeCount>();
-  let successes = 0;
-  for (const p of batch) if (p.outcome.type === 'success') successes++;
-  const doneIds = done.length < successes ? new Set(done.map((d) => d.id)) : undefined;
+  const tally = new Tally();
   const statusOf = new Map(changed.map((r) => [r.id, r.status]));
-  for (const { held, outcome } of batch) {
+  for (const p of batch) {
+    const { held, outcome } = p;
     const { id, queue, kind } = held.job;
     if (outcome.type === 'success') {
-      if (!doneIds || doneIds.has(id)) count(tally, queue, kind, 'succeeded');
+      if (!fencedIds?.has(id) && !stale?.has(p)) tally.count(queue, kind, 'succeeded');
       else fenced.push(held.job);
       continue;
     }
@@ -176,8 +221,8 @@ function tallyOutcomes(
       fenced.push(held.job);
       continue;
     }
-    if (outcome.type === 'handback') count(tally, queue, kind, 'handed_back');
-    else count(tally, queue, kind, status === 'queued' ? 'retried' : status === 'failed' ? 'failed' : 'cancelled');
+    if (outcome.type === 'handback') tally.count(queue, kind, 'handed_back');
+    else tally.count(queue, kind, status === 'queued' ? 'retried' : status === 'failed' ? 'failed' : 'cancelled');
   }
   return tally;
 }

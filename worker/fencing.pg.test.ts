@@ -7,7 +7,7 @@ import { deferred, rejectOnAbort } from '../test/helpers/deferred.js';
 import { WorkerPool, eventTypes, jobRow, queueFor, testLog } from '../test/helpers/engine.js';
 import { insertJobs } from '../test/helpers/job-factory.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { Completer } from './completer.js';
+import { Completer, type FlushReport } from './completer.js';
 import type { ClaimedJob, HeldJob } from './held-job.js';
 import { reclaimExpired } from './reclaimer.js';
 
@@ -247,6 +247,43 @@ describe('fencing: each outcome is checked against its own lease token', () => {
     await completer.drain();
     expect(await jobRow(db.sql, z!)).toMatchObject({ status: 'succeeded', result: { attempt: 'fresh' } });
     expect(await jobRow(db.sql, x!)).toMatchObject({ status: 'running', lease_token: fresh, result: null });
+  });
+
+  test('in a batch of many claims pushed in any order, each success is checked against its own token only', async () => {
+    const queue = freshQueue();
+    const tokens = Array.from({ length: 60 }, () => randomUUID());
+    const ids = await insertJobs(db.sql, tokens.map((t) => ({ kind: KIND, queue, status: 'running' as const, leaseOwner: 'A', leaseToken: t })));
+    const reports: FlushReport[] = [];
+    const completer = new Completer(db.sql, 'A', testLog, (_, report) => reports.push(report));
+    // Pushed in reverse order; every fifth under a token of another job of the batch.
+    for (let i = ids.length - 1; i >= 0; i--) {
+      const token = i % 5 === 0 ? tokens[(i + 1) % tokens.length]! : tokens[i]!;
+      completer.push(await held(ids[i]!, token), { type: 'success', result: { i } });
+    }
+    await completer.drain();
+    const rows = await db.sql<{ id: string; status: string; result: { i: number } | null }[]>`
+      select id, status::text, result from leasehold.jobs where id = any(${ids}::uuid[])`;
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    ids.forEach((id, i) => {
+      if (i % 5 === 0) expect(byId.get(id)).toMatchObject({ status: 'running', result: null });
+      else expect(byId.get(id)).toMatchObject({ status: 'succeeded', result: { i } });
+    });
+    expect(reports.reduce((n, r) => n + r.fenced, 0)).toBe(12);
+    expect(reports.flatMap((r) => r.fencedJobs.map((j) => j.id)).sort()).toEqual(ids.filter((_, i) => i % 5 === 0).sort());
+  });
+
+  test('two successes for one job in a batch: the later claim\'s is written, the earlier one is refused', async () => {
+    const [stale, fresh] = [randomUUID(), randomUUID()];
+    const [x] = await insertJobs(db.sql, [{ kind: KIND, queue: freshQueue(), status: 'running', leaseOwner: 'A', leaseToken: fresh, attempts: 2 }]);
+    const reports: FlushReport[] = [];
+    const completer = new Completer(db.sql, 'A', testLog, (_, report) => reports.push(report));
+    completer.push(await held(x!, stale), { type: 'success', result: { attempt: 'stale' } });
+    completer.push(await held(x!, fresh), { type: 'success', result: { attempt: 'fresh' } });
+    await completer.drain();
+    expect(await jobRow(db.sql, x!)).toMatchObject({ status: 'succeeded', result: { attempt: 'fresh' } });
+    expect(reports.reduce((n, r) => n + r.fenced, 0)).toBe(1);
+    expect(reports.reduce((n, r) => n + r.written, 0)).toBe(1);
+    expect(await succeededEvents(db.sql, x!)).toBe(1);
   });
 
   test('a stale failure written in one batch with a later claim cannot fail the job that claim now holds', async () => {

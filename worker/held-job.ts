@@ -10,8 +10,8 @@ export interface ClaimedJob {
   priority: number;
   attempts: number;
   max_attempts: number;
-  run_at: Date;
-  created_at: Date;
+  /** Milliseconds from the job's run_at to the claim (negative never: only due jobs are claimed). */
+  waited_ms: number;
   cancel_requested: boolean;
 }
 

@@ -16,12 +16,12 @@ export class WorkerMetrics {
   constructor(readonly metrics: Metrics) {}
 
   /** After a claim: its round trip, and how long each claimed job waited past its run_at. */
-  claimed(claimMs: number, rows: readonly ClaimedJob[], now: number): void {
+  claimed(claimMs: number, rows: readonly ClaimedJob[]): void {
     this.metrics.claimDuration.observe(claimMs / 1000);
     for (const job of rows) {
       let child = this.#latencies.get(job.queue);
       if (!child) this.#latencies.set(job.queue, (child = this.metrics.claimLatency.labels(job.queue)));
-      child.observe(Math.max(0, now - job.run_at.getTime()) / 1000);
+      child.observe(Math.max(0, job.waited_ms) / 1000);
     }
   }
 

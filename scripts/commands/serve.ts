@@ -70,6 +70,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
           reclaimMs: config.WORKER_RECLAIM_MS,
           shutdownGraceMs: config.WORKER_SHUTDOWN_GRACE_MS,
           batchSize: config.WORKER_BATCH_SIZE,
+          asyncClaims: config.WORKER_ASYNC_CLAIMS,
         },
       });
       await worker.start();

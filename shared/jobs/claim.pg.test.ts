@@ -14,8 +14,8 @@ afterEach(() => pool.stopAll());
 afterAll(() => db.drop());
 
 /** Runs CLAIM_JOBS once for one queue, as a worker would. */
-function claim(sql: Sql, queue: string, kinds: string[], limit: number, owner = 'claimer', token: string = randomUUID()) {
-  return sql.unsafe<{ id: string; priority: number; run_at: Date; attempts: number }[]>(CLAIM_JOBS, [
+function claim(sql: Sql, queue: string, kinds: string[], limit: number, owner = 'claimer', token: string = randomUUID(), asyncCommit = true) {
+  return sql.unsafe<{ id: string; priority: number; waited_ms: number; attempts: number }[]>(CLAIM_JOBS, [
     [queue],
     [limit],
     kinds,
@@ -23,10 +23,35 @@ function claim(sql: Sql, queue: string, kinds: string[], limit: number, owner = 
     owner,
     token,
     30_000,
+    asyncCommit,
   ]);
 }
 
 describe('claim', () => {
+  test('a claim commits without waiting for the WAL flush, and leaves the connection\'s setting alone', async () => {
+    await queueFor(db.sql).enqueueMany([{ kind: 'test.async', queue: 'async', payload: {} }]);
+    const conn = db.connect({ max: 1 });
+    try {
+      const inside = await conn.begin(async (tx) => {
+        const rows = await claim(tx as unknown as Sql, 'async', ['test.async'], 1);
+        expect(rows).toHaveLength(1);
+        return (await tx<{ s: string }[]>`select current_setting('synchronous_commit') as s`)[0]!.s;
+      });
+      expect(inside).toBe('off');
+      const [after] = await conn<{ s: string }[]>`select current_setting('synchronous_commit') as s`;
+      expect(after!.s).toBe('on');
+      // WORKER_ASYNC_CLAIMS=false: the claim keeps the connection's setting.
+      await queueFor(db.sql).enqueueMany([{ kind: 'test.async', queue: 'async', payload: {} }]);
+      const durable = await conn.begin(async (tx) => {
+        expect(await claim(tx as unknown as Sql, 'async', ['test.async'], 1, 'claimer', randomUUID(), false)).toHaveLength(1);
+        return (await tx<{ s: string }[]>`select current_setting('synchronous_commit') as s`)[0]!.s;
+      });
+      expect(durable).toBe('on');
+    } finally {
+      await conn.end();
+    }
+  });
+
   test('8 concurrent claimers never claim a job twice', async () => {
     const N = 2_000;
     const { ids } = await queueFor(db.sql).enqueueMany(

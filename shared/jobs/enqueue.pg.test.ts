@@ -231,6 +231,7 @@ describe('enqueue', () => {
       'explainer',
       '0190a000-0000-7000-8000-000000000000',
       30_000,
+      true,
     ]);
     const nodes = flatten(row!['QUERY PLAN'][0].Plan);
     const onJobs = nodes.filter((n) => n['Relation Name'] === 'jobs');

@@ -46,7 +46,7 @@ describe('the webhook outbox', () => {
     const token = randomUUID();
     const [id] = await insertJobs(db.sql, [{ status: 'running', leaseToken: token, payload: { webhook_url: 'https://example.org/cb' } }]);
     const [row] = await db.sql.unsafe(COMPLETE_JOBS, [[id!], [token], '{}'], PREPARED);
-    expect(row).toMatchObject({ id, webhooks: 2 });
+    expect(row).toMatchObject({ written: 1, webhooks: 2, fenced: null });
     const ds = await deliveriesOf(id!);
     expect(ds).toHaveLength(2);
     expect(ds[0]).toMatchObject({ webhook_id: hook, url: null, event: 'job.succeeded' });
@@ -109,7 +109,7 @@ describe('the webhook outbox', () => {
       { status: 'running', leaseToken: tokens[1], kind: 'webhook.deliver', attempts: 3, maxAttempts: 3 },
     ]);
     const [row] = await db.sql.unsafe(COMPLETE_JOBS, [[ids[0]!], [tokens[0]!], '{}'], PREPARED);
-    expect(row).toMatchObject({ webhooks: 0 });
+    expect(row).toMatchObject({ written: 1, webhooks: 0 });
     expect(await deliveriesOf(ids[0]!)).toEqual([]);
     const input = [{ id: ids[1], lease_token: tokens[1], outcome: 'permanent', message: 'gone', error: { message: 'gone' }, retry_at: null }];
     await db.sql.unsafe(FAIL_JOBS, [JSON.stringify(input)], PREPARED);
