@@ -83,8 +83,8 @@ const schema = z.object({
   WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(200),
   /** Trade the last few milliseconds of outcomes on a crash for throughput (those jobs re-run). */
   WORKER_SYNCHRONOUS_COMMIT: bool.default(true),
-  /** Claims commit without waiting for the WAL flush: a PostgreSQL crash undoes the last few ms of claims (those jobs run again; their `job.running` events vanish). */
-  WORKER_ASYNC_CLAIMS: bool.default(true),
+  /** Claims commit without waiting for the WAL flush: a PostgreSQL crash may undo the last few ms of claims (those jobs run again; their `job.running` events vanish, and their ids may be reissued). */
+  WORKER_ASYNC_CLAIMS: bool.default(false),
   /** Ensure this exact API key exists on `start` (admin scope, development tenant). */
   LEASEHOLD_API_KEY: optionalText,
   /** Bearer token Prometheus sends to GET /metrics (an admin API key works too); unset: admin keys only. */

@@ -47,7 +47,7 @@ export const DEFAULT_SETTINGS: WorkerSettings = {
   shutdownGraceMs: 10_000,
   batchSize: 200,
   abortGraceMs: 5_000,
-  asyncClaims: true,
+  asyncClaims: false,
 };
 
 /** Everything a worker needs; tests pass their own database, handlers and kinds. */

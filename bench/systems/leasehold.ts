@@ -11,8 +11,8 @@ const noops = (n: number): NewJob[] => Array.from({ length: n }, () => ({ kind: 
 /**
  * Leasehold as it ships: JobQueue.enqueueMany (COPY from 2,000 rows) and a Worker with its own
  * pool of 10, default settings and durable commits (as `leasehold worker` with its defaults,
- * WORKER_SYNCHRONOUS_COMMIT=true and WORKER_ASYNC_CLAIMS=true: outcomes wait for the WAL flush,
- * claims do not); a `job_events` row for every transition.
+ * WORKER_SYNCHRONOUS_COMMIT=true and WORKER_ASYNC_CLAIMS=false: claims and outcomes wait for the
+ * WAL flush); a `job_events` row for every transition.
  */
 export function leaseholdSystem(url: string, log: Logger): QueueSystem {
   const sql: Sql = connect(url, { max: 4, application: 'bench-producer' });
