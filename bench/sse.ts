@@ -1,8 +1,8 @@
 /**
  * `npm run bench:sse`: many concurrent SSE clients on one API process receive a burst of job
  * events. The API runs as a real `leasehold api` child process against an embedded PostgreSQL;
- * the clients are lean raw-HTTP readers in this process (they count bytes and note when each
- * arrived). Like browsers, they send `Accept-Encoding: gzip` unless `--encoding identity`; every
+ * the clients are lean raw-HTTP readers in this process, spread over worker threads (they count
+ * bytes and note when each arrived). Like browsers, they send `Accept-Encoding: gzip` unless `--encoding identity`; every
  * client of the stream receives the same bytes, so only the first one's are inflated, to find
  * where each event ends (an event counts as delivered once the bytes that inflate to its end have
  * arrived; a client's own inflating, ~1 ms per burst on its own machine, is not counted). The burst is one statement enqueueing N jobs for one tenant, so N
@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { constants, gunzipSync, inflateRawSync } from 'node:zlib';
 import { createApiKey } from '#shared/auth/api-keys.js';
 import { ensureTenant } from '#shared/auth/tenants.js';
@@ -24,6 +25,7 @@ import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { createLogger } from '#shared/log.js';
 import { processCpuSeconds } from './pg-cpu.js';
+import type { ClientsCollected, ClientsData, ClientsRequest, ClientsStatus } from './sse-clients.js';
 import { yardstickMs } from './yardstick.js';
 
 const { values: opts } = parseArgs({
@@ -33,48 +35,15 @@ const { values: opts } = parseArgs({
     json: { type: 'boolean', default: false },
     'per-job': { type: 'boolean', default: false },
     encoding: { type: 'string', default: 'gzip' },
+    'client-threads': { type: 'string', default: '2' },
   },
 });
+const THREADS = Number(opts['client-threads']);
 const GZIP = opts.encoding === 'gzip';
 if (!['gzip', 'identity'].includes(opts.encoding!)) throw new Error('--encoding is gzip or identity');
 const CLIENTS = Number(opts.clients);
 const EVENTS = Number(opts.events);
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
-
-/**
- * One client. Every client receives the same bytes (keep-alives are switched off), so each only
- * notes when every chunk arrived and how many bytes it had by then; the first one also keeps the
- * bytes, from which the offset where each event ends is read once for all.
- */
-interface Client {
-  times: number[];
-  ends: number[];
-  bytes: number;
-  /** Byte count when the measured burst began. */
-  base: number;
-  kept?: Buffer[];
-  res?: IncomingMessage;
-}
-
-function connectClient(base: string, key: string, c: Client): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}/v1/events`, { agent: false, headers: { authorization: `Bearer ${key}`, 'accept-encoding': opts.encoding! } }, (res) => {
-      if (res.statusCode !== 200) return reject(new Error(`stream answered ${res.statusCode}`));
-      if ((res.headers['content-encoding'] === 'gzip') !== GZIP) return reject(new Error(`asked for ${opts.encoding}, got ${res.headers['content-encoding'] ?? 'identity'}`));
-      c.res = res;
-      res.on('data', (chunk: Buffer) => {
-        c.bytes += chunk.length;
-        c.times.push(Date.now());
-        c.ends.push(c.bytes);
-        c.kept?.push(chunk);
-      });
-      // The `retry:` preamble arrives first: the stream is open.
-      res.once('data', () => resolve());
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /**
  * Where each `id:` event ends in the bytes received: offsets just past its blank line or, on a
@@ -142,28 +111,56 @@ interface Burst {
   wireMb?: number;
 }
 
-/** Every client on GET /v1/events of one tenant; the burst is one INSERT of EVENTS jobs: CLIENTS × EVENTS deliveries. */
-async function tenantBurst(sql: Sql, api: ChildProcess, base: string, key: string, tenantId: string, clients: Client[]): Promise<Burst> {
-  const t0 = Date.now();
-  for (let i = 0; i < CLIENTS; i += 100) {
-    const batch = Array.from({ length: Math.min(100, CLIENTS - i) }, (): Client => ({ times: [], ends: [], bytes: 0, base: 0 }));
-    clients.push(...batch);
-    await Promise.all(batch.map((c) => connectClient(base, key, c)));
+/** A worker thread holding a share of the clients, asked one thing at a time. */
+class ClientThread {
+  readonly #worker: Worker;
+  constructor(data: ClientsData) {
+    // A worker thread does not inherit tsx's loader: it registers it, then loads the TypeScript.
+    const script = `import('tsx/esm/api').then((tsx) => (tsx.register(), import(${JSON.stringify(new URL('./sse-clients.ts', import.meta.url).href)})))`;
+    this.#worker = new Worker(script, { eval: true, workerData: data });
   }
+  ask<T>(req: ClientsRequest): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.#worker.once('error', onError);
+      this.#worker.once('message', (m: T) => (this.#worker.off('error', onError), resolve(m)));
+      this.#worker.postMessage(req);
+    });
+  }
+  stop(): Promise<number> {
+    return this.#worker.terminate();
+  }
+}
+
+/**
+ * Every client on GET /v1/events of one tenant, spread over --client-threads worker threads; the
+ * burst is one INSERT of EVENTS jobs: CLIENTS × EVENTS deliveries.
+ */
+async function tenantBurst(sql: Sql, api: ChildProcess, base: string, key: string, tenantId: string, threads: ClientThread[]): Promise<Burst> {
+  const t0 = Date.now();
+  const share = Math.ceil(CLIENTS / THREADS);
+  for (let i = 0; i < THREADS; i++) {
+    const count = Math.min(share, CLIENTS - i * share);
+    if (count > 0) threads.push(new ClientThread({ url: `${base}/v1/events`, key, encoding: opts.encoding!, count }));
+  }
+  await Promise.all(threads.map((t) => t.ask({ type: 'connect' })));
   const connectMs = Date.now() - t0;
   await new Promise((r) => setTimeout(r, 500));
   const rssConnected = rssMb(api.pid!, 'VmRSS');
   let peakRss = rssConnected;
-  const first = clients[0]!;
-  first.kept = [];
+  const mark = () => Promise.all(threads.map((t, i) => t.ask({ type: 'mark', keep: i === 0 })));
 
-  /** Waits until the first client holds `n` events past its base and every client has as many bytes. */
-  const received = async (n: number, timeoutMs: number): Promise<number> => {
+  /** Waits until the first client holds `n` events since the mark and every client has as many bytes; returns those bytes. */
+  const received = async (n: number, timeoutMs: number): Promise<Buffer> => {
     const deadline = Date.now() + timeoutMs;
-    let target = -1;
+    let target: Buffer | undefined;
     while (Date.now() < deadline) {
-      if (target < 0 && countEvents(Buffer.concat(first.kept!)) >= n) target = first.bytes - first.base;
-      if (target >= 0 && clients.every((c) => c.bytes - c.base >= target)) return target;
+      const status = await Promise.all(threads.map((t) => t.ask<ClientsStatus>({ type: 'status' })));
+      // A Buffer crosses threads as a plain Uint8Array.
+      const sent = status[0]!.kept!;
+      const kept = Buffer.from(sent.buffer, sent.byteOffset, sent.byteLength);
+      if (!target && countEvents(kept) >= n) target = kept;
+      if (target && status.every((s) => s.minBytes >= target!.length)) return target;
       await new Promise((r) => setTimeout(r, 20));
       peakRss = Math.max(peakRss, rssMb(api.pid!, 'VmRSS'));
     }
@@ -173,37 +170,39 @@ async function tenantBurst(sql: Sql, api: ChildProcess, base: string, key: strin
   const q = new JobQueue(sql, new Notifier(sql));
   // A warm-up burst first: statements prepared, code paths compiled, as on a server that has been up a while.
   const WARM = 10;
+  await mark();
   await q.enqueueMany(Array.from({ length: WARM }, () => ({ kind: 'system.noop', tenantId })));
   await received(WARM, 60_000);
   await new Promise((r) => setTimeout(r, 200));
-  for (const c of clients) (c.base = c.bytes), (c.times = []), (c.ends = []);
-  first.kept = [];
+  await mark();
 
   const apiCpu0 = cpuMs(api.pid!);
   const selfCpu0 = process.cpuUsage();
   const burstAt = Date.now();
   await q.enqueueMany(Array.from({ length: EVENTS }, () => ({ kind: 'system.noop', tenantId })));
   const insertMs = Date.now() - burstAt;
-  await received(EVENTS, 120_000);
+  const bytes = await received(EVENTS, 120_000);
   const doneMs = Date.now() - burstAt;
   const apiCpu = cpuMs(api.pid!) - apiCpu0;
+  // Every thread of this process: the clients' CPU.
   const selfCpuUsage = process.cpuUsage(selfCpu0);
   const clientCpu = Math.round((selfCpuUsage.user + selfCpuUsage.system) / 1000);
   const rows = await sql<{ at: number }[]>`
     select extract(epoch from created_at) * 1000 as at from leasehold.job_events where tenant_id = ${tenantId} order by id offset ${WARM}`;
   const createdAt = rows.map((r) => Number(r.at));
-  const ends = eventEnds(Buffer.concat(first.kept));
+  const ends = eventEnds(bytes);
   if (ends.length !== EVENTS || createdAt.length !== EVENTS) throw new Error(`expected ${EVENTS} events, read ${ends.length} (table: ${createdAt.length})`);
+  const clients = (await Promise.all(threads.map((t) => t.ask<ClientsCollected>({ type: 'collect' })))).flatMap((c) => c.clients);
   const latencies = new Float64Array(CLIENTS * EVENTS);
   let n = 0;
   for (const c of clients) {
     let j = 0;
     for (let k = 0; k < EVENTS; k++) {
-      while (c.ends[j]! - c.base < ends[k]!) j++;
+      while (c.ends[j]! < ends[k]!) j++;
       latencies[n++] = c.times[j]! - createdAt[k]!;
     }
   }
-  const wireMb = Math.round(clients.reduce((n, c) => n + c.bytes - c.base, 0) / 1e5) / 10;
+  const wireMb = Math.round((bytes.length * CLIENTS) / 1e5) / 10;
   return { latencies, connectMs, doneMs, insertMs, apiCpu, clientCpu, rssConnected, peakRss, wireMb };
 }
 
@@ -211,7 +210,7 @@ async function tenantBurst(sql: Sql, api: ChildProcess, base: string, key: strin
  * Each client on GET /v1/jobs/:id/events of one of EVENTS queued jobs (CLIENTS / EVENTS per job);
  * the burst is one statement cancelling them all, so each client gets one event: CLIENTS deliveries.
  */
-async function perJobBurst(sql: Sql, api: ChildProcess, base: string, key: string, tenantId: string, clients: Client[]): Promise<Burst> {
+async function perJobBurst(sql: Sql, api: ChildProcess, base: string, key: string, tenantId: string, opened: IncomingMessage[]): Promise<Burst> {
   const q = new JobQueue(sql, new Notifier(sql));
   const warm = (await q.enqueueMany(Array.from({ length: 10 }, () => ({ kind: 'system.noop', tenantId, runAt: new Date(Date.now() + 3_600_000) })))).ids;
   const { ids } = await q.enqueueMany(Array.from({ length: EVENTS }, () => ({ kind: 'system.noop', tenantId, runAt: new Date(Date.now() + 3_600_000) })));
@@ -243,7 +242,7 @@ async function perJobBurst(sql: Sql, api: ChildProcess, base: string, key: strin
     const batch = await Promise.all(Array.from({ length: Math.min(100, CLIENTS - i) }, (_, k) => open(ids[(i + k) % EVENTS]!)));
     batch.forEach((c, k) => streams.push(Object.assign(c, { job: (i + k) % EVENTS })));
   }
-  for (const s of streams) clients.push({ times: [], ends: [], bytes: 0, base: 0, ...(s.res && { res: s.res }) });
+  for (const s of streams) if (s.res) opened.push(s.res);
   const connectMs = Date.now() - t0;
   await new Promise((r) => setTimeout(r, 500));
   const rssConnected = rssMb(api.pid!, 'VmRSS');
@@ -287,7 +286,8 @@ async function main() {
     env: { ...process.env, DATABASE_URL: pg.url, PORT: String(port), LOG_LEVEL: 'warn', SSE_KEEPALIVE_MS: '3600000', RATE_LIMIT_PER_S: '1000000', RATE_LIMIT_BURST: '1000000' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const clients: Client[] = [];
+  const opened: IncomingMessage[] = [];
+  const threads: ClientThread[] = [];
   try {
     await migrate(sql);
     const tenant = await ensureTenant(sql, 'bench');
@@ -300,8 +300,8 @@ async function main() {
     }
     const rssIdle = rssMb(api.pid!, 'VmRSS');
     const { latencies, connectMs, doneMs, insertMs, apiCpu, clientCpu, rssConnected, peakRss, wireMb } = opts['per-job']
-      ? await perJobBurst(sql, api, base, key, tenant.id, clients)
-      : await tenantBurst(sql, api, base, key, tenant.id, clients);
+      ? await perJobBurst(sql, api, base, key, tenant.id, opened)
+      : await tenantBurst(sql, api, base, key, tenant.id, threads);
     const sorted = latencies.sort();
     const figures = {
       yardstick_ms: yardstickMs(),
@@ -327,11 +327,12 @@ async function main() {
       console.log(`${CLIENTS} SSE clients ${opts['per-job'] ? `on per-job streams of ${EVENTS} jobs, a burst cancelling them all (one statement)` : `on one tenant's stream, a burst of ${EVENTS} events (one INSERT)`}, loopback, ${opts.encoding} (${GZIP ? 'as browsers ask' : 'no compression'}), machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
       console.log(`connected in ${connectMs} ms; every client had every event ${doneMs} ms after the burst began${wireMb !== undefined ? `; ${wireMb} MB on the wire in all` : ''}`);
       console.log(`delivery latency over ${latencies.length.toLocaleString('en')} deliveries: p50 ${figures.latency_p50_ms} ms, p99 ${figures.latency_p99_ms} ms, max ${figures.latency_max_ms} ms (min ${figures.latency_min_ms} ms; the INSERT took ${insertMs} ms)`);
-      console.log(`CPU spent on the burst: API process ${apiCpu} ms, the clients (this process) ${clientCpu} ms`);
+      console.log(`CPU spent on the burst: API process ${apiCpu} ms, the clients (this process, ${opts['per-job'] ? 1 : THREADS} thread${opts['per-job'] || THREADS === 1 ? '' : 's'}) ${clientCpu} ms`);
       console.log(`API process RSS: ${rssIdle} MB idle, ${rssConnected} MB with the clients connected, ${peakRss} MB peak sampled, ${figures.api_rss_mb.high_water} MB high-water mark`);
     }
   } finally {
-    for (const c of clients) c.res?.destroy();
+    for (const res of opened) res.destroy();
+    await Promise.all(threads.map((t) => t.stop()));
     api.kill('SIGTERM');
     await new Promise((r) => api.once('exit', r));
     await sql.end();
