@@ -105,11 +105,10 @@ where tenant_id = $1::uuid and idempotency_key = any($2::text[])`;
  * of jobs_claim_idx is read in claim order (priority, run_at), so the claim stays an index scan
  * at any depth. The lease token is new per claim and fences every later write.
  * With $8 true the claim commits without waiting for the WAL flush, whatever the connection's
- * synchronous_commit (WORKER_ASYNC_CLAIMS): a claim lost in a PostgreSQL crash leaves its jobs
- * queued, and the worker's outcomes for them are refused by the fence, so they run again; any
- * durable commit after it (a completion, a cost record) flushes it too. Waiting for the flush
- * doubled the claim round trip (10 ms against 5 ms per 200 rows) and that wait, not CPU, capped
- * throughput.
+ * synchronous_commit (WORKER_ASYNC_CLAIMS, off by default): a claim lost in a PostgreSQL crash
+ * leaves its jobs queued, and the worker's outcomes for them are refused by the fence, so they run
+ * again; any durable commit after it (a completion, a cost record) flushes it too. Its job.running
+ * events vanish with it, possibly after streams sent them, which is why it is not the default.
  */
 export const CLAIM_JOBS = `
 with async_commit as materialized (
