@@ -52,7 +52,8 @@ const stream = (description: string) => ({
         description:
           'Server-sent events. Each has `id:` (the job_events id), `event:` (job.queued, job.running, job.progress, job.retrying, ' +
           'job.succeeded, job.failed, job.cancelled; job.state for the opening of a per-job stream) and `data:` (a JobEvent as JSON). ' +
-          'Comment lines keep the connection alive.',
+          'Comment lines keep the connection alive. A client that sends `Accept-Encoding: gzip` (browsers and fetch do) gets ' +
+          'the stream gzip-compressed (`Content-Encoding: gzip`), flushed after every read of events.',
       }),
     },
   },
