@@ -70,6 +70,11 @@ export interface Frame {
   bytes: Buffer;
 }
 
+/** The bytes of `frames` in order: the one frame's own buffer when there is only one. */
+export function frameBytes(frames: readonly Frame[]): Buffer {
+  return frames.length === 1 ? frames[0]!.bytes : Buffer.concat(frames.map((f) => f.bytes));
+}
+
 /** The JSON of `data:` for a job and (except for `job.state`) one of its events. */
 export function eventData(view: JobViewRow, event: EventFacts | null): z.output<typeof JobEventData> {
   return {

@@ -1,7 +1,7 @@
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
 import { PREPARED } from '#shared/jobs/queue-sql.js';
-import { frame, type Frame, type JobViewRow } from './event-frame.js';
+import { frame, frameBytes, type Frame, type JobViewRow } from './event-frame.js';
 import { EventReader, type EventBatch } from './event-reader.js';
 import { READ_JOB_VIEWS, type EventRow } from './event-sql.js';
 import { SseSubscriber, type Chunk, type SubscriberFilter } from './sse-subscriber.js';
@@ -99,7 +99,8 @@ export class EventHub {
    * it leaves (disconnect, terminal event, too slow, hub closed). `acceptsGzip` is whether the
    * client takes a gzip stream; the hub's `gzip` setting decides whether it gets one.
    */
-  subscribe(tenantId: string, filter: SubscriberFilter, endOnTerminal: boolean, onGone?: () => void, acceptsGzip = false): SseSubscriber {
+  subscribe(tenantId: string, filter: SubscriberFilter, how: { endOnTerminal: boolean; acceptsGzip?: boolean; onGone?: () => void }): SseSubscriber {
+    const { endOnTerminal, acceptsGzip = false, onGone } = how;
     const sub = new SseSubscriber(tenantId, filter, this.#cursor, {
       preamble: this.#preamble,
       maxBufferedBytes: this.opts.clientBufferBytes,
@@ -193,7 +194,7 @@ export class EventHub {
           }
           const candidates = jobId === undefined ? events : (byJob!.get(jobId) ?? []);
           const frames = candidates.filter((e) => sub.wants(e.frame, e.view.kind, e.view.pattern_id)).map((e) => e.frame);
-          chunk = frames.length ? { frames, bytes: frames.length === 1 ? frames[0]!.bytes : Buffer.concat(frames.map((f) => f.bytes)), late } : null;
+          chunk = frames.length ? { frames, bytes: frameBytes(frames), late } : null;
           chunks.set(key, chunk);
         }
         if (chunk) sub.deliver(chunk);

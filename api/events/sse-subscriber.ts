@@ -1,4 +1,4 @@
-import { TERMINAL_TYPES, type Frame } from './event-frame.js';
+import { TERMINAL_TYPES, frameBytes, type Frame } from './event-frame.js';
 import { GZIP_HEADER, crc32Combine, gzipTrailer, segmentOf, type Segment } from './gzip-segments.js';
 
 /** What a subscriber wants of its tenant's events; absent fields match everything. */
@@ -184,7 +184,7 @@ export class SseSubscriber {
     // A per-job stream ends with its job's terminal event.
     const t = this.opts.endOnTerminal ? frames.findIndex((f) => TERMINAL_TYPES.has(f.type)) : -1;
     const take = t >= 0 ? frames.slice(0, t + 1) : frames;
-    this.#enqueue(take.length === 1 ? take[0]!.bytes : Buffer.concat(take.map((f) => f.bytes)));
+    this.#enqueue(frameBytes(take));
     if (t >= 0) this.end();
   }
 
@@ -222,7 +222,8 @@ export class SseSubscriber {
     } else {
       // CRC and length grow as pieces go out, so a stream cut short still ends with a true trailer.
       this.#queuedBytes -= next.len;
-      this.#gz = this.#gz ? { crc: crc32Combine(this.#gz.crc, next.crc, next.len), len: this.#gz.len + next.len } : { crc: next.crc, len: next.len };
+      if (this.#gz) (this.#gz.crc = crc32Combine(this.#gz.crc, next.crc, next.len)), (this.#gz.len += next.len);
+      else this.#gz = { crc: next.crc, len: next.len };
       this.#controller.enqueue(next.bytes);
     }
     if (this.#roomWaiters.length && this.#queuedBytes < this.opts.maxBufferedBytes / 2) {

@@ -270,9 +270,9 @@ describe('gzip', () => {
 
   test('with gzip switched off (SSE_GZIP=false) every client gets plain text', () => {
     const off = new EventHub({ sql: db.sql, log: testLog, pollMs: 1_000, gapTimeoutMs: 1_000, keepAliveMs: 1_000, clientBufferBytes: 65_536, gzip: false });
-    const sub = off.subscribe('00000000-0000-0000-0000-000000000000', {}, false, undefined, true);
+    const sub = off.subscribe('00000000-0000-0000-0000-000000000000', {}, { endOnTerminal: false, acceptsGzip: true });
     expect(sub.gzip).toBe(false);
-    const on = hub.subscribe('00000000-0000-0000-0000-000000000000', {}, false, undefined, true);
+    const on = hub.subscribe('00000000-0000-0000-0000-000000000000', {}, { endOnTerminal: false, acceptsGzip: true });
     expect(on.gzip).toBe(true);
     sub.close();
     on.close();

@@ -72,7 +72,7 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   // Every open stream is counted on /metrics until it goes, however it goes.
   const subscribers = deps.metrics?.eventStreamSubscribers.labels('events');
   const subscribe = (hub: EventHub, tenantId: string, filter: SubscriberFilter, endOnTerminal: boolean, acceptEncoding: string | undefined): SseSubscriber => {
-    const sub = hub.subscribe(tenantId, filter, endOnTerminal, subscribers && (() => subscribers.dec()), acceptsGzip(acceptEncoding));
+    const sub = hub.subscribe(tenantId, filter, { endOnTerminal, acceptsGzip: acceptsGzip(acceptEncoding), ...(subscribers && { onGone: () => subscribers.dec() }) });
     subscribers?.inc();
     return sub;
   };
