@@ -1,7 +1,7 @@
 import type { Sql } from '#shared/db/connect.js';
 import { usdText } from '#shared/governor/governor.js';
 import { PREPARED } from '#shared/jobs/queue-sql.js';
-import type { PanelData } from './panels.js';
+import { utcTime as time, type PanelData } from './panels.js';
 import { GOVERNOR_PANEL, WEBHOOKS_PANEL } from './snapshot-sql.js';
 
 /*
@@ -10,7 +10,6 @@ import { GOVERNOR_PANEL, WEBHOOKS_PANEL } from './snapshot-sql.js';
  */
 
 const TOP = 15;
-const time = (d: Date) => d.toISOString().replace('T', ' ').slice(0, 19);
 const usd = (micros: number) => usdText(Math.round(micros)).slice(1);
 // A little spent shows as such, not as 0.0 %.
 const percent = (fraction: number) => (fraction > 0 && fraction < 0.001 ? '< 0.1 %' : `${(fraction * 100).toFixed(1)} %`);

@@ -105,25 +105,26 @@ function Cell(props: { column: Column; row: Record<string, string> }) {
   }
 }
 
-function PanelCard(props: { name: PanelName; panel: Panel; snapshot: Snapshot; wide?: boolean }) {
+function PanelCard(props: { name: PanelName; snapshot: Snapshot; wide?: boolean }) {
+  const panel: Panel = PANELS[props.name];
   const data = props.snapshot.panels[props.name];
   return (
     <section class={props.wide ? 'card wide' : 'card'} data-panel={props.name}>
-      <h2>{props.panel.title}</h2>
+      <h2>{panel.title}</h2>
       <p class="note">{data.note ?? ''}</p>
       <table>
         <thead>
-          <tr>{props.panel.columns.map((c) => <th>{c.label}</th>)}</tr>
+          <tr>{panel.columns.map((c) => <th>{c.label}</th>)}</tr>
         </thead>
         <tbody>
           {data.rows.length === 0 ? (
             <tr>
-              <td class="empty" colspan={props.panel.columns.length}>{props.panel.empty}</td>
+              <td class="empty" colspan={panel.columns.length}>{panel.empty}</td>
             </tr>
           ) : (
             data.rows.map((row) => (
               <tr data-key={row.id ?? row.job_id ?? ''}>
-                {props.panel.columns.map((column) => <Cell column={column} row={row} />)}
+                {panel.columns.map((column) => <Cell column={column} row={row} />)}
               </tr>
             ))
           )}
@@ -177,13 +178,13 @@ export function DashboardPage(props: { nonce: string; csrf: string; snapshot: Sn
           <p class="note" id="chart-max" />
           <p id="flash" class="flash" role="status" />
         </section>
-        <PanelCard name="queues" panel={PANELS.queues} snapshot={snapshot} wide />
-        <PanelCard name="recent" panel={PANELS.recent} snapshot={snapshot} />
-        <PanelCard name="leases" panel={PANELS.leases} snapshot={snapshot} />
-        <PanelCard name="deadLetters" panel={PANELS.deadLetters} snapshot={snapshot} wide />
-        <PanelCard name="failures" panel={PANELS.failures} snapshot={snapshot} wide />
-        <PanelCard name="governor" panel={PANELS.governor} snapshot={snapshot} />
-        <PanelCard name="webhooks" panel={PANELS.webhooks} snapshot={snapshot} />
+        <PanelCard name="queues" snapshot={snapshot} wide />
+        <PanelCard name="recent" snapshot={snapshot} />
+        <PanelCard name="leases" snapshot={snapshot} />
+        <PanelCard name="deadLetters" snapshot={snapshot} wide />
+        <PanelCard name="failures" snapshot={snapshot} wide />
+        <PanelCard name="governor" snapshot={snapshot} />
+        <PanelCard name="webhooks" snapshot={snapshot} />
       </main>
       <script
         type="application/json"

@@ -23,6 +23,9 @@ export interface PanelData {
   note?: string;
 }
 
+/** A time as panels show it: `YYYY-MM-DD hh:mm:ss`, UTC. */
+export const utcTime = (d: Date) => d.toISOString().replace('T', ' ').slice(0, 19);
+
 /** Every table, in page order. The same definitions drive the server render and the live one. */
 export const PANELS = {
   queues: {

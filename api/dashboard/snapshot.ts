@@ -1,6 +1,6 @@
 import type { Sql } from '#shared/db/connect.js';
 import { PREPARED } from '#shared/jobs/queue-sql.js';
-import type { PanelData, PanelName } from './panels.js';
+import { utcTime as time, type PanelData, type PanelName } from './panels.js';
 import { readGovernorPanel, readWebhooksPanel } from './governor-webhook-panels.js';
 import * as Q from './snapshot-sql.js';
 
@@ -33,7 +33,6 @@ const EVENT_OUTCOME: Record<string, Outcome> = { 'job.succeeded': 'succeeded', '
 
 const n = (v: number) => String(v);
 const seconds = (v: number | null) => (v === null ? '' : `${v.toFixed(1)} s`);
-const time = (d: Date) => d.toISOString().replace('T', ' ').slice(0, 19);
 const clock = (d: Date) => d.toISOString().slice(11, 19);
 
 /**
@@ -83,16 +82,14 @@ export class SnapshotReader {
     ]);
 
     const perMinute = this.#windowTotals();
-    const keys = new Map<string, { queue: string; kind: string }>();
-    for (const r of depth) keys.set(`${r.queue}\0${r.kind}`, r);
-    for (const k of perMinute.keys()) {
-      const [queue, kind] = k.split('\0') as [string, string];
-      keys.set(`${queue}\0${kind}`, { queue, kind });
-    }
+    // Every queue and kind with jobs now or finished in the window: `queue\0kind`.
     const depthOf = new Map(depth.map((r) => [`${r.queue}\0${r.kind}`, r]));
-    const queues = [...keys.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([key, { queue, kind }]) => {
+    const keys = new Set(depthOf.keys());
+    for (const k of perMinute.keys()) keys.add(k.slice(0, k.lastIndexOf('\0')));
+    const queues = [...keys]
+      .sort((a, b) => (a < b ? -1 : 1))
+      .map((key) => {
+        const [queue, kind] = key.split('\0') as [string, string];
         const d = depthOf.get(key);
         return {
           queue,

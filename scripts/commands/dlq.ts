@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { cliActor, intFlag, limitFlag, textFlag, UsageError, withDatabase, type CommandContext } from '../context.js';
-import { printObject, printTable, usage } from '../output.js';
+import { fail, printObject, printTable, usage } from '../output.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 const FILTERS = ['kind', 'queue', 'tenant', 'since', 'error'] as const;
@@ -29,11 +29,7 @@ async function requeueMatching(ctx: CommandContext, flags: Flags): Promise<numbe
         p_error_pattern => ${textFlag(flags, 'error') ?? null}, p_actor => ${cliActor()}, p_limit => ${limit}) as n`;
     return { requeued: r!.n };
   });
-  if ('error' in result) {
-    if (ctx.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.stderr.write(`leasehold dlq requeue: ${result.error}\n`);
-    return 1;
-  }
+  if ('error' in result) return fail(ctx.json, 'dlq requeue', result.error!);
   printObject({ requeued: result.requeued, filters: Object.fromEntries(given.map((f) => [f, flags[f]])) }, ctx.json);
   return 0;
 }
