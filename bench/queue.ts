@@ -14,6 +14,7 @@ import { startEmbeddedPostgres } from '#shared/db/embedded.js';
 import { migrate } from '#shared/db/migrator.js';
 import { createLogger } from '#shared/log.js';
 import { pgCpuSeconds, postmasterPid } from './pg-cpu.js';
+import { median, pct } from './stats.js';
 import { yardstickMs } from './yardstick.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
@@ -52,8 +53,6 @@ async function cpuPerJob<T>(jobs: number, fn: () => Promise<T>): Promise<{ value
 }
 let pgPid: number | undefined;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 async function reset(sql: Sql) {
   await sql`truncate leasehold.jobs, leasehold.job_events, leasehold.dead_letters, leasehold.workers`;
