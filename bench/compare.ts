@@ -17,6 +17,7 @@ import { graphileSystem } from './systems/graphile.js';
 import { leaseholdSystem } from './systems/leasehold.js';
 import { pgBossSystem } from './systems/pg-boss.js';
 import type { QueueSystem } from './systems/system.js';
+import { median, pct } from './stats.js';
 import { yardstickMs } from './yardstick.js';
 
 const { values: opts } = parseArgs({
@@ -37,8 +38,6 @@ const ROUNDS = Number(opts.rounds);
 const CONCURRENCIES = opts.concurrency!.split(',').map(Number);
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 /** A phase's median rate and the CPU per job in that median round: PostgreSQL's, and this process's (where every system's client runs). */
 interface Figure {

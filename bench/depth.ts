@@ -16,6 +16,7 @@ import { Notifier } from '#shared/jobs/notifier.js';
 import { CLAIM_JOBS, PREPARED } from '#shared/jobs/queue-sql.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { createLogger } from '#shared/log.js';
+import { pct } from './stats.js';
 import { yardstickMs } from './yardstick.js';
 
 const { values: opts } = parseArgs({
@@ -27,7 +28,6 @@ const { values: opts } = parseArgs({
 });
 const SAMPLES = Number(opts.samples);
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
-const pct = (xs: number[], p: number) => +[...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!.toFixed(3);
 
 async function main() {
   const rootDir = path.resolve('.data/bench-depth');
@@ -58,7 +58,7 @@ async function main() {
           await sql`update leasehold.jobs set status = 'queued', attempts = 0, lease_owner = null, lease_token = null, lease_expires_at = null
                     where id = any(${claimed.map((c) => c.id)}::uuid[])`;
         }
-        row[`claim_${batch}`] = { p50_ms: pct(times, 50), p99_ms: pct(times, 99), mean_ms: +(times.reduce((a, b) => a + b, 0) / times.length).toFixed(3) };
+        row[`claim_${batch}`] = { p50_ms: +pct(times, 50).toFixed(3), p99_ms: +pct(times, 99).toFixed(3), mean_ms: +(times.reduce((a, b) => a + b, 0) / times.length).toFixed(3) };
       }
       results[String(depth)] = { ...row, load_s: +loadS.toFixed(1) } as (typeof results)[string];
     }

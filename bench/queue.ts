@@ -14,11 +14,13 @@ import { startEmbeddedPostgres } from '#shared/db/embedded.js';
 import { migrate } from '#shared/db/migrator.js';
 import { createLogger } from '#shared/log.js';
 import { pgCpuSeconds, postmasterPid } from './pg-cpu.js';
+import { median, pct } from './stats.js';
 import { yardstickMs } from './yardstick.js';
 import { Notifier } from '#shared/jobs/notifier.js';
-import { JobQueue, type NewJob } from '#shared/jobs/queue.js';
+import { JobQueue } from '#shared/jobs/queue.js';
 import { Worker } from '../worker/worker.js';
-import { sampleLatency } from './systems/system.js';
+import { drained, noops, workerLatency } from './systems/leasehold.js';
+import { until } from './systems/system.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -51,9 +53,6 @@ async function cpuPerJob<T>(jobs: number, fn: () => Promise<T>): Promise<{ value
 }
 let pgPid: number | undefined;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-const noops = (n: number): NewJob[] => Array.from({ length: n }, () => ({ kind: 'system.noop', payload: {} }));
 
 async function reset(sql: Sql) {
   await sql`truncate leasehold.jobs, leasehold.job_events, leasehold.dead_letters, leasehold.workers`;
@@ -108,11 +107,7 @@ async function drain(sql: Sql, workerSql: Sql, queue: JobQueue, concurrency: num
       await worker.start();
       await allDone;
       // Counted as processed once the outcome is written, not when the handler returns.
-      for (;;) {
-        const [row] = await sql`select exists(select 1 from leasehold.jobs where status in ('queued', 'running')) as busy`;
-        if (!row!.busy) break;
-        await new Promise((res) => setTimeout(res, 5));
-      }
+      await until(() => drained(sql));
     }));
     rates.push(N / ((performance.now() - t0) / 1000));
     await worker.stop();
@@ -123,19 +118,7 @@ async function drain(sql: Sql, workerSql: Sql, queue: JobQueue, concurrency: num
 
 async function latency(sql: Sql, workerSql: Sql, queue: JobQueue): Promise<number[]> {
   await reset(sql);
-  let onStart: ((t: number) => void) | undefined;
-  const worker = new Worker({
-    sql: workerSql,
-    log,
-    settings: { concurrency: 10, pollMs: 60_000 },
-    handlers: { 'system.noop': () => (onStart?.(performance.now()), null) },
-  });
-  await worker.start();
-  try {
-    return await sampleLatency(SAMPLES, () => queue.enqueue({ kind: 'system.noop', payload: {} }), () => new Promise((r) => (onStart = r)));
-  } finally {
-    await worker.stop();
-  }
+  return workerLatency(workerSql, log, queue, SAMPLES);
 }
 
 async function main() {

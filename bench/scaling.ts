@@ -16,6 +16,8 @@ import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { createLogger } from '#shared/log.js';
 import { pgCpuSeconds, postmasterPid, processCpuSeconds } from './pg-cpu.js';
+import { drained } from './systems/leasehold.js';
+import { until } from './systems/system.js';
 import { yardstickMs } from './yardstick.js';
 
 const { values: opts } = parseArgs({
@@ -63,9 +65,7 @@ async function main() {
         const t0 = performance.now();
         const pg0 = pgCpuSeconds(pgPid);
         const w0 = procs.reduce((s, p) => s + processCpuSeconds(p.pid!), 0);
-        while ((await sql`select exists(select 1 from leasehold.jobs where status in ('queued', 'running')) as busy`)[0]!.busy) {
-          await new Promise((res) => setTimeout(res, 5));
-        }
+        await until(() => drained(sql));
         const s = (performance.now() - t0) / 1000;
         const pgCpu = pgCpuSeconds(pgPid) - pg0;
         const wCpu = procs.reduce((sum, p) => sum + processCpuSeconds(p.pid!), 0) - w0;

@@ -88,7 +88,8 @@ export class Worker {
   readonly #log: Logger;
   readonly #handlers: Record<string, Handler<never>>;
   readonly #specs = new Map<string, KindOptions>();
-  readonly #depsByKind = new Map<string, AttemptDeps>();
+  /** What runAttempt needs, per kind: made once here, not per job. */
+  readonly #deps = new Map<string, AttemptDeps>();
   readonly #notifier: Notifier;
   readonly #completer: Completer;
   readonly #held = new Map<string, HeldJob>();
@@ -147,6 +148,7 @@ export class Worker {
         ? KINDS[kind]
         : { queue: 'default', maxAttempts: 3, timeoutMs: 15 * 60_000, retry: DEFAULT_RETRY, ...opts.kinds?.[kind] };
       this.#specs.set(kind, spec);
+      this.#deps.set(kind, { handler: this.#handlers[kind]!, kind: spec, abortGraceMs: this.settings.abortGraceMs, log: this.#log, progress: this.#reportProgressFn });
     }
     this.#claimKinds = [...this.#specs.keys()];
     this.#notifier = new Notifier(this.#sql, (err) => this.#log.debug({ err }, 'notify failed'));
@@ -481,25 +483,15 @@ export class Worker {
 
   #run(h: HeldJob): void {
     const { job } = h;
-    const spec = this.#specs.get(job.kind)!;
+    const deps = this.#deps.get(job.kind)!;
     h.state = 'running';
     this.#running++;
     this.#runningPerQueue.set(job.queue, (this.#runningPerQueue.get(job.queue) ?? 0) + 1);
     const startedAt = performance.now();
-    h.timeoutAt = Date.now() + spec.timeoutMs;
-    const outcome = runAttempt(h, this.#attemptDeps(job.kind, spec));
+    h.timeoutAt = Date.now() + deps.kind.timeoutMs;
+    const outcome = runAttempt(h, deps);
     if (outcome instanceof Promise) void outcome.then((o) => this.#finish(h, o, startedAt));
     else this.#finish(h, outcome, startedAt);
-  }
-
-  /** What runAttempt needs for a kind: made once per kind, not per job. */
-  #attemptDeps(kind: string, spec: KindOptions): AttemptDeps {
-    let deps = this.#depsByKind.get(kind);
-    if (!deps) {
-      deps = { handler: this.#handlers[kind]!, kind: spec, abortGraceMs: this.settings.abortGraceMs, log: this.#log, progress: this.#reportProgressFn };
-      this.#depsByKind.set(kind, deps);
-    }
-    return deps;
   }
 
   /** Bookkeeping once an attempt has its outcome: free the slot, queue the write, start more. */

@@ -6,7 +6,29 @@ import type { Logger } from '#shared/log.js';
 import { Worker } from '../../worker/worker.js';
 import { sampleLatency, until, type QueueSystem } from './system.js';
 
-const noops = (n: number): NewJob[] => Array.from({ length: n }, () => ({ kind: 'system.noop', payload: {} }));
+/** `n` no-op jobs, as every leasehold bench enqueues them. */
+export const noops = (n: number): NewJob[] => Array.from({ length: n }, () => ({ kind: 'system.noop', payload: {} }));
+
+/** True once no job is queued or running: every outcome is written. */
+export const drained = (sql: Sql): Promise<boolean> =>
+  sql`select not exists(select 1 from leasehold.jobs where status in ('queued', 'running')) as idle`.then(([r]) => r!.idle as boolean);
+
+/** Enqueue→handler-start latencies (ms) of `samples` no-op jobs on an idle worker of its own (bench:queue and bench:compare). */
+export async function workerLatency(workerSql: Sql, log: Logger, queue: JobQueue, samples: number): Promise<number[]> {
+  let onStart: ((t: number) => void) | undefined;
+  const worker = new Worker({
+    sql: workerSql,
+    log,
+    settings: { concurrency: 10, pollMs: 60_000 },
+    handlers: { 'system.noop': () => (onStart?.(performance.now()), null) },
+  });
+  await worker.start();
+  try {
+    return await sampleLatency(samples, () => queue.enqueue({ kind: 'system.noop', payload: {} }), () => new Promise((r) => (onStart = r)));
+  } finally {
+    await worker.stop();
+  }
+}
 
 /**
  * Leasehold as it ships: JobQueue.enqueueMany (COPY from 2,000 rows) and a Worker with its own
@@ -18,7 +40,6 @@ export function leaseholdSystem(url: string, log: Logger): QueueSystem {
   const sql: Sql = connect(url, { max: 4, application: 'bench-producer' });
   const workerSql: Sql = connect(url, { max: 10, application: 'bench-worker' });
   const queue = new JobQueue(sql, new Notifier(sql));
-  const idle = () => sql`select not exists(select 1 from leasehold.jobs where status in ('queued', 'running')) as idle`.then(([r]) => r!.idle as boolean);
   return {
     name: 'leasehold',
     async setup() {
@@ -43,25 +64,13 @@ export function leaseholdSystem(url: string, log: Logger): QueueSystem {
       await worker.start();
       await ran;
       // Counted once every outcome is written, not when the last handler returns.
-      await until(idle);
+      await until(() => drained(sql));
       const ms = performance.now() - t0;
       await worker.stop();
       return ms;
     },
-    async latency(samples) {
-      let onStart: ((t: number) => void) | undefined;
-      const worker = new Worker({
-        sql: workerSql,
-        log,
-        settings: { concurrency: 10, pollMs: 60_000 },
-        handlers: { 'system.noop': () => (onStart?.(performance.now()), null) },
-      });
-      await worker.start();
-      try {
-        return await sampleLatency(samples, () => queue.enqueue({ kind: 'system.noop', payload: {} }), () => new Promise((r) => (onStart = r)));
-      } finally {
-        await worker.stop();
-      }
+    latency(samples) {
+      return workerLatency(workerSql, log, queue, samples);
     },
     async close() {
       await Promise.all([sql.end(), workerSql.end()]);

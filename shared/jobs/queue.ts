@@ -128,11 +128,6 @@ function copyColumns(jobs: NewJob[]): CopyColumns {
   return c;
 }
 
-/** True when insertJobs will write these jobs with a single statement. */
-function isOneStatement(jobs: NewJob[]): boolean {
-  return jobs.length <= CHUNK || usesCopy(jobs);
-}
-
 /**
  * Inserts jobs and their `job.queued` events in as few statements as possible, without any
  * NOTIFY: callers choose how to wake workers. Runs in whatever `db` is (pool or transaction);
@@ -212,17 +207,18 @@ export class JobQueue {
   /** Enqueues many jobs in one statement per 10,000, atomically. */
   async enqueueMany(jobs: NewJob[]): Promise<EnqueueResult> {
     if (jobs.length === 0) return { ids: [], created: [] };
-    // One statement (a COPY, or a single INSERT) is atomic on its own; several INSERTs need a transaction.
-    const result = usesCopy(jobs)
-      ? await this.sql.begin(async (tx) => {
-          // The insert trigger's transition table holds every copied row; past work_mem (4 MB by
-          // default, ~13,000 jobs) it spills to a temporary file that is written and read back.
-          await tx`select set_config('work_mem', ${transitionMemory(jobs.length)}, true)`;
-          return insertJobs(tx, jobs);
-        })
-      : isOneStatement(jobs)
+    const copy = usesCopy(jobs);
+    // A single INSERT is atomic on its own. Several INSERTs need a transaction; a COPY (one
+    // statement too) gets one for its work_mem.
+    const result =
+      !copy && jobs.length <= CHUNK
         ? await insertJobs(this.sql, jobs)
-        : await this.sql.begin((tx) => insertJobs(tx, jobs));
+        : await this.sql.begin(async (tx) => {
+            // The insert trigger's transition table holds every copied row; past work_mem (4 MB by
+            // default, ~13,000 jobs) it spills to a temporary file that is written and read back.
+            if (copy) await tx`select set_config('work_mem', ${transitionMemory(jobs.length)}, true)`;
+            return insertJobs(tx, jobs);
+          });
     this.wake(jobs);
     return result;
   }
