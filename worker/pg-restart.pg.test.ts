@@ -1,49 +1,23 @@
-import { rmSync } from 'node:fs';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { connect, type Sql } from '#shared/db/connect.js';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedded.js';
-import { freePort } from '#shared/db/free-port.js';
-import { migrate } from '#shared/db/migrator.js';
-import { WorkerPool, queueFor, testLog } from '../test/helpers/engine.js';
+import type { Sql } from '#shared/db/connect.js';
+import { WorkerPool, queueFor } from '../test/helpers/engine.js';
+import { OwnCluster } from '../test/helpers/own-cluster.js';
 import { waitFor } from '../test/helpers/wait.js';
 
-// A cluster of its own: stopping the shared test cluster would break every other test file.
-const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.data', `test-restart-${process.pid}`);
-
-let pg: EmbeddedPostgres | undefined;
-let port: number;
+let cluster: OwnCluster;
 const workers = new WorkerPool();
-const pools: Sql[] = [];
 
 beforeAll(async () => {
-  port = await freePort();
-  pg = await startEmbeddedPostgres({ rootDir: ROOT_DIR, port, log: testLog });
-  const sql = connect(pg.url, { max: 1 });
-  try {
-    await migrate(sql);
-  } finally {
-    await sql.end();
-  }
+  cluster = await OwnCluster.start('restart');
 });
 afterEach(async () => {
   await workers.stopAll();
-  // postgres.js 3.4.9: a connection closed mid-query by the restart and never used again keeps
-  // that query as current, so a graceful end() waits for it until the timeout.
-  await Promise.all(pools.splice(0).map((p) => p.end({ timeout: 1 })));
+  await cluster.endPools();
 });
 afterAll(async () => {
-  await pg?.stop();
-  rmSync(ROOT_DIR, { recursive: true, force: true });
+  await cluster?.remove();
 });
-
-function open(max: number): Sql {
-  const sql = connect(pg!.url, { max });
-  pools.push(sql);
-  return sql;
-}
 
 async function counts(sql: Sql): Promise<{ jobs: number; succeeded: number }> {
   const [r] = await sql<{ jobs: number; succeeded: number }[]>`
@@ -53,9 +27,9 @@ async function counts(sql: Sql): Promise<{ jobs: number; succeeded: number }> {
 
 describe('PostgreSQL restart', () => {
   test('a worker survives a restart mid-run: it reconnects, LISTEN included, and every job succeeds exactly once', async () => {
-    const workerSql = open(10);
-    const producerSql = open(4);
-    const checkSql = open(1);
+    const workerSql = cluster.open(10);
+    const producerSql = cluster.open(4);
+    const checkSql = cluster.open(1);
     const runs = new Map<string, number>();
     const worker = await workers.start({
       sql: workerSql,
@@ -95,9 +69,9 @@ describe('PostgreSQL restart', () => {
         return c.succeeded >= 100 && c.jobs - c.succeeded >= 50 && worker.running > 0;
       }, 'the run to get going with a backlog');
 
-      await pg!.stop();
+      await cluster.stop();
       await waitFor(() => producerErrors > 0, 'the producer to notice the outage');
-      pg = await startEmbeddedPostgres({ rootDir: ROOT_DIR, port, log: testLog });
+      await cluster.restart();
 
       // The producer's pool reconnects; work enqueued after the restart gets done.
       const ackedAtRestart = acked.size;

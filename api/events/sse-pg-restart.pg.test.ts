@@ -1,57 +1,29 @@
-import { rmSync } from 'node:fs';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createApiKey } from '#shared/auth/api-keys.js';
 import { ensureTenant } from '#shared/auth/tenants.js';
-import { connect, type Sql } from '#shared/db/connect.js';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedded.js';
-import { freePort } from '#shared/db/free-port.js';
-import { migrate } from '#shared/db/migrator.js';
 import { createTestApi } from '../../test/helpers/api.js';
 import { queueFor, testLog } from '../../test/helpers/engine.js';
 import { serveTestApi, type ServedApi } from '../../test/helpers/served-api.js';
+import { OwnCluster } from '../../test/helpers/own-cluster.js';
 import { openStream, type StreamClient } from '../../test/helpers/sse.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { EventHub } from './event-hub.js';
 
-// A cluster of its own: stopping the shared test cluster would break every other test file.
-const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '.data', `test-sse-restart-${process.pid}`);
-
-let pg: EmbeddedPostgres | undefined;
-let port: number;
-const pools: Sql[] = [];
+let cluster: OwnCluster;
 
 beforeAll(async () => {
-  port = await freePort();
-  pg = await startEmbeddedPostgres({ rootDir: ROOT_DIR, port, log: testLog });
-  const sql = connect(pg.url, { max: 1 });
-  try {
-    await migrate(sql);
-  } finally {
-    await sql.end();
-  }
+  cluster = await OwnCluster.start('sse-restart');
 });
 afterAll(async () => {
-  // postgres.js 3.4.9: a connection closed mid-query by the restart keeps that query as current,
-  // so a graceful end() would wait for it until the timeout.
-  await Promise.all(pools.splice(0).map((p) => p.end({ timeout: 1 })));
-  await pg?.stop();
-  rmSync(ROOT_DIR, { recursive: true, force: true });
+  await cluster?.remove();
 });
-
-function open(max: number): Sql {
-  const sql = connect(pg!.url, { max });
-  pools.push(sql);
-  return sql;
-}
 
 describe('PostgreSQL restart under open streams', () => {
   test('clients stay connected through the restart, and every event reaches each of them exactly once', async () => {
-    const apiSql = open(10);
-    const producerSql = open(2);
-    const checkSql = open(1);
+    const apiSql = cluster.open(10);
+    const producerSql = cluster.open(2);
+    const checkSql = cluster.open(1);
     // The poll is an hour away: after the restart only the reader's own recovery (a failed read
     // retried, a LISTEN set up again, or postgres.js's re-LISTEN) can make it catch up, from the
     // last id it passed.
@@ -93,9 +65,9 @@ describe('PostgreSQL restart under open streams', () => {
       })();
       await waitFor(() => clients.every((c) => c.events.length >= 50), 'events before the restart', 20_000);
 
-      await pg!.stop();
+      await cluster.stop();
       await waitFor(() => producerErrors > 0, 'the producer to notice the outage');
-      pg = await startEmbeddedPostgres({ rootDir: ROOT_DIR, port, log: testLog });
+      await cluster.restart();
       const [countRow] = await checkSql<{ n: number }[]>`select count(*)::int as n from leasehold.job_events`;
       const before = countRow!.n;
       await waitFor(async () => {
