@@ -138,15 +138,15 @@ export function selectDeliveries(sql: Sql, tenantId: string, where: postgres.Fra
     order by d.id desc limit ${limit}`;
 }
 
-/** /v1/webhooks: subscriptions, their secrets and delivery logs; /v1/webhook-secret: the tenant's default secret. */
+/** The 404 for a webhook id the caller has no subscription under. */
+export const noWebhook = (id: string) => new AppError('not_found', `no webhook ${id}`);
 
-/** The caller's subscription (with its stored secret), locked when `lock`; another tenant's is a 404. */
-export async function ownWebhook(db: Sql | Tx, tenantId: string, id: string, lock = false): Promise<WebhookRow & { secret: string }> {
-  const notFound = new AppError('not_found', `no webhook ${id}`);
-  if (!isUuid(id)) throw notFound;
-  const [row] = await db<(WebhookRow & { secret: string })[]>`
-    select ${db.unsafe(WEBHOOK_COLUMNS)}, secret from leasehold.webhooks
+/** The caller's subscription, locked when `lock`; another tenant's is a 404. */
+export async function ownWebhook(db: Sql | Tx, tenantId: string, id: string, lock = false): Promise<WebhookRow> {
+  if (!isUuid(id)) throw noWebhook(id);
+  const [row] = await db<WebhookRow[]>`
+    select ${db.unsafe(WEBHOOK_COLUMNS)} from leasehold.webhooks
     where id = ${id}::uuid and tenant_id = ${tenantId}::uuid ${lock ? db`for update` : db``}`;
-  if (!row) throw notFound;
+  if (!row) throw noWebhook(id);
   return row;
 }

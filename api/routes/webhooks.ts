@@ -9,7 +9,7 @@ import { requireScope } from '../middleware/authenticate.js';
 import { invalidFields } from '../middleware/problems.js';
 import { problemResponses } from '../openapi-problems.js';
 import { webhookUrlRefusal } from '../webhook-url-refusal.js';
-import { Rotated, WEBHOOK_COLUMNS, WebhookView, json, ownWebhook, uuidParam, webhookView, type WebhookRow } from '../webhook-views.js';
+import { Rotated, WEBHOOK_COLUMNS, WebhookView, json, noWebhook, ownWebhook, uuidParam, webhookView, type WebhookRow } from '../webhook-views.js';
 import { webhookDeliveriesRoutes } from './webhook-deliveries.js';
 import { webhookSecretRoutes } from './webhook-secret.js';
 
@@ -43,7 +43,6 @@ export function webhooksRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
   const write = requireScope('jobs:write');
   const read = requireScope('jobs:read');
-  const noWebhook = (id: string) => new AppError('not_found', `no webhook ${id}`);
 
   const create = createRoute({
     method: 'post',
