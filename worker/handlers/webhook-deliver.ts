@@ -66,7 +66,6 @@ interface Attempt {
   ok: boolean;
   /** No retry will help: 410 Gone, or a target the SSRF guard refuses. */
   final: boolean;
-  gone: boolean;
   /** The SSRF guard refused the target for good. */
   refused?: boolean;
 }
@@ -116,7 +115,7 @@ export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'web
 
     if (attempt.ok) return { status_code: attempt.statusCode, latency_ms: attempt.latencyMs };
     const message = `webhook attempt ${ctx.attempt} failed: ${attempt.error}`;
-    if (!nextRetryAt) throw new PermanentError(attempt.final ? message : `${message} (no attempts left)`, attempt.gone ? 'webhook_gone' : 'webhook_failed');
+    if (!nextRetryAt) throw new PermanentError(attempt.final ? message : `${message} (no attempts left)`, attempt.statusCode === GONE ? 'webhook_gone' : 'webhook_failed');
     throw new RetryError(message, { at: nextRetryAt }, 'webhook_failed');
   };
 }
@@ -133,7 +132,7 @@ async function send(d: DeliveryRow, ctx: JobContext, deps: WebhookDeliverDeps): 
       : activeSecrets(await tenantSigningSecret(deps.sql, d.tenant_id, deps.secretKey), deps.secretKey);
   } catch (err) {
     if (!(err instanceof SecretUnavailable)) throw err;
-    return done({ statusCode: null, error: `cannot sign: ${err.message}`, ok: false, final: false, gone: false });
+    return done({ statusCode: null, error: `cannot sign: ${err.message}`, ok: false, final: false });
   }
   const manifestSchema = d.kind === 'manifest.extract' && d.json_schema ? d.json_schema : undefined;
   const result = manifestSchema && d.result && typeof d.result === 'object' && 'manifest' in d.result
@@ -153,13 +152,13 @@ async function send(d: DeliveryRow, ctx: JobContext, deps: WebhookDeliverDeps): 
     const ok = res.status >= 200 && res.status < 300;
     const excerpt = res.excerpt.replace(/\s+/g, ' ').trim().slice(0, 200);
     const error = ok ? null : `HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (redirects are not followed)' : ''}${excerpt ? `: ${excerpt}` : ''}`;
-    return done({ statusCode: res.status, error, ok, final: res.status === GONE, gone: res.status === GONE });
+    return done({ statusCode: res.status, error, ok, final: res.status === GONE });
   } catch (err) {
     if (ctx.signal.aborted) throw err;
     if (!(err instanceof FetchRefused)) throw err;
     // The SSRF guard's refusals stay refusals; DNS failures, resets and timeouts may clear.
     const final = err.code === 'private_address' || err.code === 'scheme';
-    return done({ statusCode: null, error: `${err.code}: ${err.message}`, ok: false, final, gone: false, refused: final });
+    return done({ statusCode: null, error: `${err.code}: ${err.message}`, ok: false, final, refused: final });
   }
 }
 
@@ -179,7 +178,7 @@ async function record(sql: Sql, d: DeliveryRow, ctx: JobContext, a: Attempt, sta
     if (!d.webhook_id) return;
     if (a.ok) {
       await tx`update leasehold.webhooks set failing_since = null where id = ${d.webhook_id}::uuid and failing_since is not null`;
-    } else if (a.gone) {
+    } else if (a.statusCode === GONE) {
       await tx`
         update leasehold.webhooks
         set disabled_at = now(), updated_at = now(),
