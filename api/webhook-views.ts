@@ -4,6 +4,7 @@ import type { Sql, Tx } from '#shared/db/connect.js';
 import { AppError } from '#shared/errors.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { WEBHOOK_EVENTS } from '#shared/webhooks/delivery.js';
+import { previousSecretExpiry } from '#shared/webhooks/signing-secrets.js';
 
 // What the webhook routes show and read: subscriptions (never their secrets) and deliveries with
 // every attempt.
@@ -89,7 +90,7 @@ export const webhookView = (r: WebhookRow): z.output<typeof WebhookView> => ({
   updated_at: r.updated_at.toISOString(),
   disabled_at: iso(r.disabled_at),
   failing_since: iso(r.failing_since),
-  previous_secret_expires_at: r.previous_secret_expires_at && r.previous_secret_expires_at.getTime() > Date.now() ? r.previous_secret_expires_at.toISOString() : null,
+  previous_secret_expires_at: iso(previousSecretExpiry(r)),
 });
 /** The columns webhookView needs. */
 export const WEBHOOK_COLUMNS = 'id, url, events, description, created_at, updated_at, disabled_at, disabled_reason, failing_since, previous_secret_expires_at';

@@ -8,10 +8,16 @@ export interface StoredSecrets {
   previous_secret_expires_at: Date | null;
 }
 
+/** Until when a rotated-out secret still signs, or null when none does any more. */
+export function previousSecretExpiry(row: Pick<StoredSecrets, 'previous_secret_expires_at'>, now = Date.now()): Date | null {
+  const at = row.previous_secret_expires_at;
+  return at && at.getTime() > now ? at : null;
+}
+
 /** The secrets that sign now: the current one, then the previous one while its grace period lasts. */
 export function activeSecrets(row: StoredSecrets, key: string | undefined, now = Date.now()): string[] {
   const secrets = [openSecret(row.secret, key)];
-  if (row.previous_secret && row.previous_secret_expires_at && row.previous_secret_expires_at.getTime() > now) {
+  if (row.previous_secret && previousSecretExpiry(row, now)) {
     secrets.push(openSecret(row.previous_secret, key));
   }
   return secrets;
