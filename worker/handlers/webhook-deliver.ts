@@ -1,6 +1,5 @@
 import type { Sql } from '#shared/db/connect.js';
 import type { Metrics } from '#shared/metrics/metrics.js';
-import { orderLikeSchema } from '#shared/formats/order-like-schema.js';
 import { PermanentError, RetryError } from '#shared/jobs/job-errors.js';
 import type { PayloadOf } from '#shared/jobs/kinds.js';
 import { FetchRefused } from '#shared/net/fetch-refused.js';
@@ -134,12 +133,8 @@ async function send(d: DeliveryRow, ctx: JobContext, deps: WebhookDeliverDeps): 
     if (!(err instanceof SecretUnavailable)) throw err;
     return done({ statusCode: null, error: `cannot sign: ${err.message}`, ok: false, final: false });
   }
-  const manifestSchema = d.kind === 'manifest.extract' && d.json_schema ? d.json_schema : undefined;
-  const result = manifestSchema && d.result && typeof d.result === 'object' && 'manifest' in d.result
-    ? { ...d.result, manifest: orderLikeSchema((d.result as { manifest: unknown }).manifest, manifestSchema) }
-    : d.result;
   const body = webhookBody(
-    { event: d.event, jobId: d.job_id, kind: d.kind ?? 'unknown', patternId: d.pattern_id, result, error: d.error, occurredAt: d.occurred_at },
+    { event: d.event, jobId: d.job_id, kind: d.kind ?? 'unknown', patternId: d.pattern_id, result: d.result, schema: d.json_schema, error: d.error, occurredAt: d.occurred_at },
     { publicUrl: deps.publicUrl, inlineMaxBytes: deps.inlineMaxBytes },
   );
   const headers = signWebhook({ id: d.id, timestamp: Math.floor(Date.now() / 1000), body, secrets });
