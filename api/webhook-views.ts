@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import type postgres from 'postgres';
-import type { Sql, Tx } from '#shared/db/connect.js';
+import type { Sql } from '#shared/db/connect.js';
 import { AppError } from '#shared/errors.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { WEBHOOK_EVENTS } from '#shared/webhooks/delivery.js';
@@ -142,12 +142,11 @@ export function selectDeliveries(sql: Sql, tenantId: string, where: postgres.Fra
 /** The 404 for a webhook id the caller has no subscription under. */
 export const noWebhook = (id: string) => new AppError('not_found', `no webhook ${id}`);
 
-/** The caller's subscription, locked when `lock`; another tenant's is a 404. */
-export async function ownWebhook(db: Sql | Tx, tenantId: string, id: string, lock = false): Promise<WebhookRow> {
+/** The caller's subscription; another tenant's is a 404. */
+export async function ownWebhook(sql: Sql, tenantId: string, id: string): Promise<WebhookRow> {
   if (!isUuid(id)) throw noWebhook(id);
-  const [row] = await db<WebhookRow[]>`
-    select ${db.unsafe(WEBHOOK_COLUMNS)} from leasehold.webhooks
-    where id = ${id}::uuid and tenant_id = ${tenantId}::uuid ${lock ? db`for update` : db``}`;
+  const [row] = await sql<WebhookRow[]>`
+    select ${sql.unsafe(WEBHOOK_COLUMNS)} from leasehold.webhooks where id = ${id}::uuid and tenant_id = ${tenantId}::uuid`;
   if (!row) throw noWebhook(id);
   return row;
 }
