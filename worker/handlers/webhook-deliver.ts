@@ -84,10 +84,15 @@ export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'web
   return async ({ delivery_id }, ctx) => {
     const [d] = await sql<DeliveryRow[]>`
       select d.id, d.tenant_id, d.webhook_id, d.url as job_url, d.job_id, d.event, d.error, d.occurred_at, d.status,
-             d.deliver_job_id, w.url as subscription_url, w.disabled_at, w.disabled_reason, w.secret, w.previous_secret,
-             w.previous_secret_expires_at, j.kind, j.pattern_id, j.result, v.json_schema
+             d.deliver_job_id, w.url as subscription_url, w.disabled_at, w.disabled_reason,
+             coalesce(w.secret, s.secret) as secret,
+             case when d.webhook_id is null then s.previous_secret else w.previous_secret end as previous_secret,
+             case when d.webhook_id is null then s.previous_secret_expires_at else w.previous_secret_expires_at end as previous_secret_expires_at,
+             j.kind, j.pattern_id, j.result, v.json_schema
       from leasehold.webhook_deliveries d
       left join leasehold.webhooks w on w.id = d.webhook_id
+      -- A job's own webhook_url is signed with the tenant's default secret (made on first use, below).
+      left join leasehold.webhook_signing_secrets s on d.webhook_id is null and s.tenant_id = d.tenant_id
       left join leasehold.jobs j on j.id = d.job_id
       left join leasehold.pattern_versions v on v.pattern_id = j.pattern_id and v.version = j.pattern_version
       where d.id = ${delivery_id}::uuid and d.tenant_id = ${ctx.tenantId}::uuid`;
@@ -126,7 +131,7 @@ async function send(d: DeliveryRow, ctx: JobContext, deps: WebhookDeliverDeps): 
   const done = (a: Omit<Attempt, 'startedAt' | 'latencyMs'>): Attempt => ({ startedAt, latencyMs: Math.round(performance.now() - t0), ...a });
   let secrets: string[];
   try {
-    secrets = d.webhook_id
+    secrets = d.secret
       ? activeSecrets(d as StoredSecrets, deps.secretKey)
       : activeSecrets(await tenantSigningSecret(deps.sql, d.tenant_id, deps.secretKey), deps.secretKey);
   } catch (err) {
