@@ -1,9 +1,10 @@
 import { z } from '@hono/zod-openapi';
 import type postgres from 'postgres';
-import type { Sql, Tx } from '#shared/db/connect.js';
+import type { Sql } from '#shared/db/connect.js';
 import { AppError } from '#shared/errors.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { WEBHOOK_EVENTS } from '#shared/webhooks/delivery.js';
+import { previousSecretExpiry } from '#shared/webhooks/signing-secrets.js';
 
 // What the webhook routes show and read: subscriptions (never their secrets) and deliveries with
 // every attempt.
@@ -89,7 +90,7 @@ export const webhookView = (r: WebhookRow): z.output<typeof WebhookView> => ({
   updated_at: r.updated_at.toISOString(),
   disabled_at: iso(r.disabled_at),
   failing_since: iso(r.failing_since),
-  previous_secret_expires_at: r.previous_secret_expires_at && r.previous_secret_expires_at.getTime() > Date.now() ? r.previous_secret_expires_at.toISOString() : null,
+  previous_secret_expires_at: iso(previousSecretExpiry(r)),
 });
 /** The columns webhookView needs. */
 export const WEBHOOK_COLUMNS = 'id, url, events, description, created_at, updated_at, disabled_at, disabled_reason, failing_since, previous_secret_expires_at';
@@ -138,15 +139,14 @@ export function selectDeliveries(sql: Sql, tenantId: string, where: postgres.Fra
     order by d.id desc limit ${limit}`;
 }
 
-/** /v1/webhooks: subscriptions, their secrets and delivery logs; /v1/webhook-secret: the tenant's default secret. */
+/** The 404 for a webhook id the caller has no subscription under. */
+export const noWebhook = (id: string) => new AppError('not_found', `no webhook ${id}`);
 
-/** The caller's subscription (with its stored secret), locked when `lock`; another tenant's is a 404. */
-export async function ownWebhook(db: Sql | Tx, tenantId: string, id: string, lock = false): Promise<WebhookRow & { secret: string }> {
-  const notFound = new AppError('not_found', `no webhook ${id}`);
-  if (!isUuid(id)) throw notFound;
-  const [row] = await db<(WebhookRow & { secret: string })[]>`
-    select ${db.unsafe(WEBHOOK_COLUMNS)}, secret from leasehold.webhooks
-    where id = ${id}::uuid and tenant_id = ${tenantId}::uuid ${lock ? db`for update` : db``}`;
-  if (!row) throw notFound;
+/** The caller's subscription; another tenant's is a 404. */
+export async function ownWebhook(sql: Sql, tenantId: string, id: string): Promise<WebhookRow> {
+  if (!isUuid(id)) throw noWebhook(id);
+  const [row] = await sql<WebhookRow[]>`
+    select ${sql.unsafe(WEBHOOK_COLUMNS)} from leasehold.webhooks where id = ${id}::uuid and tenant_id = ${tenantId}::uuid`;
+  if (!row) throw noWebhook(id);
   return row;
 }

@@ -6,7 +6,7 @@ import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { problemResponses } from '../openapi-problems.js';
 import { pageFrom, pageOf, pageQuery } from '../pagination.js';
-import { DeliveryView, deliveryView, json, ownWebhook, selectDeliveries, uuidParam, type DeliveryRow } from '../webhook-views.js';
+import { DeliveryView, deliveryView, json, noWebhook, ownWebhook, selectDeliveries, uuidParam, type DeliveryRow } from '../webhook-views.js';
 
 /** Delivery logs and redelivery: per subscription, and per job (which covers a job's own webhook_url). */
 export function webhookDeliveriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
@@ -80,7 +80,7 @@ export function webhookDeliveriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   });
   app.openapi(redeliverRoute, async (c) => {
     const { id, delivery_id } = c.req.valid('param');
-    if (!isUuid(id)) throw new AppError('not_found', `no webhook ${id}`);
+    if (!isUuid(id)) throw noWebhook(id);
     const row = await redeliver(c.get('principal').tenantId, delivery_id, sql`and d.webhook_id = ${id}::uuid`);
     return c.json(deliveryView(row), 202);
   });

@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError } from '#shared/errors.js';
 import { SecretUnavailable, openSecret } from '#shared/webhooks/secrets.js';
-import { rotateTenantSigningSecret, tenantSigningSecret } from '#shared/webhooks/signing-secrets.js';
+import { previousSecretExpiry, rotateTenantSigningSecret, tenantSigningSecret } from '#shared/webhooks/signing-secrets.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { problemResponses } from '../openapi-problems.js';
@@ -33,7 +33,7 @@ export function webhookSecretRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   });
   app.openapi(getSecret, async (c) => {
     const row = await tenantSigningSecret(sql, c.get('principal').tenantId, key);
-    const previous = row.previous_secret_expires_at && row.previous_secret_expires_at.getTime() > Date.now() ? row.previous_secret_expires_at.toISOString() : null;
+    const previous = previousSecretExpiry(row)?.toISOString() ?? null;
     let secret: string;
     try {
       secret = openSecret(row.secret, key);

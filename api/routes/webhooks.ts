@@ -9,7 +9,7 @@ import { requireScope } from '../middleware/authenticate.js';
 import { invalidFields } from '../middleware/problems.js';
 import { problemResponses } from '../openapi-problems.js';
 import { webhookUrlRefusal } from '../webhook-url-refusal.js';
-import { Rotated, WEBHOOK_COLUMNS, WebhookView, json, ownWebhook, uuidParam, webhookView, type WebhookRow } from '../webhook-views.js';
+import { Rotated, WEBHOOK_COLUMNS, WebhookView, json, noWebhook, uuidParam, webhookView, type WebhookRow } from '../webhook-views.js';
 import { webhookDeliveriesRoutes } from './webhook-deliveries.js';
 import { webhookSecretRoutes } from './webhook-secret.js';
 
@@ -43,7 +43,6 @@ export function webhooksRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
   const write = requireScope('jobs:write');
   const read = requireScope('jobs:read');
-  const noWebhook = (id: string) => new AppError('not_found', `no webhook ${id}`);
 
   const create = createRoute({
     method: 'post',
@@ -171,15 +170,15 @@ export function webhooksRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   });
   app.openapi(rotate, async (c) => {
     const { id } = c.req.valid('param');
+    if (!isUuid(id)) throw noWebhook(id);
     const secret = newSigningSecret();
     const expires = new Date(Date.now() + ROTATION_GRACE_MS);
-    await sql.begin(async (tx) => {
-      await ownWebhook(tx, c.get('principal').tenantId, id, true);
-      await tx`
-        update leasehold.webhooks
-        set previous_secret = secret, previous_secret_expires_at = ${expires}, secret = ${sealSecret(secret, key)}, updated_at = now()
-        where id = ${id}::uuid`;
-    });
+    const rotated = await sql`
+      update leasehold.webhooks
+      set previous_secret = secret, previous_secret_expires_at = ${expires}, secret = ${sealSecret(secret, key)}, updated_at = now()
+      where id = ${id}::uuid and tenant_id = ${c.get('principal').tenantId}::uuid
+      returning 1`;
+    if (rotated.length === 0) throw noWebhook(id);
     return c.json({ secret, previous_secret_expires_at: expires.toISOString() }, 200);
   });
 
@@ -195,13 +194,12 @@ export function webhooksRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   });
   app.openapi(enable, async (c) => {
     const { id } = c.req.valid('param');
-    const row = await sql.begin(async (tx) => {
-      await ownWebhook(tx, c.get('principal').tenantId, id, true);
-      const [r] = await tx<WebhookRow[]>`
-        update leasehold.webhooks set disabled_at = null, disabled_reason = null, failing_since = null, updated_at = now()
-        where id = ${id}::uuid returning ${tx.unsafe(WEBHOOK_COLUMNS)}`;
-      return r!;
-    });
+    if (!isUuid(id)) throw noWebhook(id);
+    const [row] = await sql<WebhookRow[]>`
+      update leasehold.webhooks set disabled_at = null, disabled_reason = null, failing_since = null, updated_at = now()
+      where id = ${id}::uuid and tenant_id = ${c.get('principal').tenantId}::uuid
+      returning ${sql.unsafe(WEBHOOK_COLUMNS)}`;
+    if (!row) throw noWebhook(id);
     return c.json(webhookView(row), 200);
   });
   app.route('/', webhookDeliveriesRoutes(deps));

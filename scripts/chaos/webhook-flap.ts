@@ -23,7 +23,7 @@ import { newSigningSecret, openSecret, sealSecret } from '#shared/webhooks/secre
 import { tenantSigningSecret } from '#shared/webhooks/signing-secrets.js';
 import { WebhookReceiver, type Answer } from '../../test/fixtures/webhook-receiver.js';
 import { Worker } from '../../worker/worker.js';
-import { openChaosDatabase } from './harness.js';
+import { openChaosDatabase, pollUntil } from './harness.js';
 
 /** How hard to shake it. */
 export interface FlapOptions {
@@ -143,14 +143,12 @@ export async function runWebhookFlap(url: string, opts: FlapOptions, log = creat
     await flapping;
 
     // Settle: every delivery ends (delivered, or failed for good), or time runs out.
-    const deadline = Date.now() + opts.settleMs;
-    for (;;) {
+    await pollUntil(async () => {
       const [r] = await sql<{ jobs_open: number; pending: number }[]>`
         select (select count(*)::int from leasehold.jobs where tenant_id = ${tenantId} and status in ('queued', 'running')) as jobs_open,
                (select count(*)::int from leasehold.webhook_deliveries where tenant_id = ${tenantId} and status = 'pending') as pending`;
-      if ((r!.jobs_open === 0 && r!.pending === 0) || Date.now() > deadline) break;
-      await new Promise((res) => setTimeout(res, 100));
-    }
+      return r!.jobs_open === 0 && r!.pending === 0;
+    }, opts.settleMs);
     return await check(sql, tenantId, receiver, opts, t0);
   } finally {
     clearTimeout(flapper);

@@ -60,7 +60,7 @@ export function target(url: string | URL, base?: URL): URL {
 }
 
 /** The host without IPv6 brackets; the WHATWG parser has already turned `0177.0.0.1`, `0x7f.1` and `2130706433` into 127.0.0.1. */
-export function bareHost(url: URL): string {
+function bareHost(url: URL): string {
   return url.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
@@ -103,7 +103,7 @@ export async function resolveChecked(url: URL, opts: SafeFetchOptions, signal: A
 }
 
 /** A `lookup` for net.connect that answers with the addresses already checked, so a second DNS answer cannot swap them. */
-export function pinnedLookup(addresses: ResolvedAddress[]): LookupFunction {
+function pinnedLookup(addresses: ResolvedAddress[]): LookupFunction {
   return (_hostname, options, callback) => {
     const usable = addresses.filter((a) => !options.family || a.family === options.family);
     const list = usable.length > 0 ? usable : addresses;

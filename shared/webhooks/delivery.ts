@@ -1,3 +1,5 @@
+import { orderLikeSchema } from '../formats/order-like-schema.js';
+
 /** The queue webhook.deliver jobs run on (the outbox trigger in 0003_webhooks.sql names it too). */
 export const WEBHOOKS_QUEUE = 'webhooks';
 
@@ -16,6 +18,8 @@ export interface PayloadSource {
   patternId: string | null;
   /** The stored result of a succeeded job. */
   result: unknown;
+  /** The JSON Schema of the job's pattern version, if any: an inlined manifest's keys follow its order. */
+  schema: unknown;
   /** The job's error at a failed or cancelled event. */
   error: string | null;
   occurredAt: Date;
@@ -23,7 +27,8 @@ export interface PayloadSource {
 
 /**
  * The JSON body of a callback: `{event, job_id, kind, pattern_id, status, manifest | error, timestamp}`.
- * A succeeded manifest.extract job's manifest (any other kind's whole result) is inlined up to
+ * A succeeded manifest.extract job's manifest (keys in its pattern schema's order, as
+ * GET /v1/jobs/:id/manifest gives them; any other kind's whole result) is inlined up to
  * `inlineMaxBytes` of JSON; above that, `manifest` is null and `manifest_url` is where to fetch
  * it (GET /v1/jobs/:id/manifest). Deterministic, so every attempt sends the same bytes.
  */
@@ -33,7 +38,8 @@ export function webhookBody(src: PayloadSource, opts: { publicUrl: string; inlin
   const timestamp = src.occurredAt.toISOString();
   if (src.event !== 'job.succeeded') return JSON.stringify({ ...base, error: src.error ?? status, timestamp });
   const result = src.result as { manifest?: unknown } | null;
-  const manifest = src.kind === 'manifest.extract' && result && typeof result === 'object' && 'manifest' in result ? result.manifest : src.result;
+  const extracted = src.kind === 'manifest.extract' && result && typeof result === 'object' && 'manifest' in result;
+  const manifest = !extracted ? src.result : src.schema ? orderLikeSchema(result.manifest, src.schema) : result.manifest;
   const text = JSON.stringify(manifest ?? null);
   const bytes = Buffer.byteLength(text);
   if (bytes <= opts.inlineMaxBytes) return JSON.stringify({ ...base, manifest: manifest ?? null, timestamp });

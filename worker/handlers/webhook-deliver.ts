@@ -1,6 +1,5 @@
 import type { Sql } from '#shared/db/connect.js';
 import type { Metrics } from '#shared/metrics/metrics.js';
-import { orderLikeSchema } from '#shared/formats/order-like-schema.js';
 import { PermanentError, RetryError } from '#shared/jobs/job-errors.js';
 import type { PayloadOf } from '#shared/jobs/kinds.js';
 import { FetchRefused } from '#shared/net/fetch-refused.js';
@@ -66,7 +65,6 @@ interface Attempt {
   ok: boolean;
   /** No retry will help: 410 Gone, or a target the SSRF guard refuses. */
   final: boolean;
-  gone: boolean;
   /** The SSRF guard refused the target for good. */
   refused?: boolean;
 }
@@ -86,10 +84,15 @@ export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'web
   return async ({ delivery_id }, ctx) => {
     const [d] = await sql<DeliveryRow[]>`
       select d.id, d.tenant_id, d.webhook_id, d.url as job_url, d.job_id, d.event, d.error, d.occurred_at, d.status,
-             d.deliver_job_id, w.url as subscription_url, w.disabled_at, w.disabled_reason, w.secret, w.previous_secret,
-             w.previous_secret_expires_at, j.kind, j.pattern_id, j.result, v.json_schema
+             d.deliver_job_id, w.url as subscription_url, w.disabled_at, w.disabled_reason,
+             coalesce(w.secret, s.secret) as secret,
+             case when d.webhook_id is null then s.previous_secret else w.previous_secret end as previous_secret,
+             case when d.webhook_id is null then s.previous_secret_expires_at else w.previous_secret_expires_at end as previous_secret_expires_at,
+             j.kind, j.pattern_id, j.result, v.json_schema
       from leasehold.webhook_deliveries d
       left join leasehold.webhooks w on w.id = d.webhook_id
+      -- A job's own webhook_url is signed with the tenant's default secret (made on first use, below).
+      left join leasehold.webhook_signing_secrets s on d.webhook_id is null and s.tenant_id = d.tenant_id
       left join leasehold.jobs j on j.id = d.job_id
       left join leasehold.pattern_versions v on v.pattern_id = j.pattern_id and v.version = j.pattern_version
       where d.id = ${delivery_id}::uuid and d.tenant_id = ${ctx.tenantId}::uuid`;
@@ -116,7 +119,7 @@ export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'web
 
     if (attempt.ok) return { status_code: attempt.statusCode, latency_ms: attempt.latencyMs };
     const message = `webhook attempt ${ctx.attempt} failed: ${attempt.error}`;
-    if (!nextRetryAt) throw new PermanentError(attempt.final ? message : `${message} (no attempts left)`, attempt.gone ? 'webhook_gone' : 'webhook_failed');
+    if (!nextRetryAt) throw new PermanentError(attempt.final ? message : `${message} (no attempts left)`, attempt.statusCode === GONE ? 'webhook_gone' : 'webhook_failed');
     throw new RetryError(message, { at: nextRetryAt }, 'webhook_failed');
   };
 }
@@ -128,19 +131,15 @@ async function send(d: DeliveryRow, ctx: JobContext, deps: WebhookDeliverDeps): 
   const done = (a: Omit<Attempt, 'startedAt' | 'latencyMs'>): Attempt => ({ startedAt, latencyMs: Math.round(performance.now() - t0), ...a });
   let secrets: string[];
   try {
-    secrets = d.webhook_id
+    secrets = d.secret
       ? activeSecrets(d as StoredSecrets, deps.secretKey)
       : activeSecrets(await tenantSigningSecret(deps.sql, d.tenant_id, deps.secretKey), deps.secretKey);
   } catch (err) {
     if (!(err instanceof SecretUnavailable)) throw err;
-    return done({ statusCode: null, error: `cannot sign: ${err.message}`, ok: false, final: false, gone: false });
+    return done({ statusCode: null, error: `cannot sign: ${err.message}`, ok: false, final: false });
   }
-  const manifestSchema = d.kind === 'manifest.extract' && d.json_schema ? d.json_schema : undefined;
-  const result = manifestSchema && d.result && typeof d.result === 'object' && 'manifest' in d.result
-    ? { ...d.result, manifest: orderLikeSchema((d.result as { manifest: unknown }).manifest, manifestSchema) }
-    : d.result;
   const body = webhookBody(
-    { event: d.event, jobId: d.job_id, kind: d.kind ?? 'unknown', patternId: d.pattern_id, result, error: d.error, occurredAt: d.occurred_at },
+    { event: d.event, jobId: d.job_id, kind: d.kind ?? 'unknown', patternId: d.pattern_id, result: d.result, schema: d.json_schema, error: d.error, occurredAt: d.occurred_at },
     { publicUrl: deps.publicUrl, inlineMaxBytes: deps.inlineMaxBytes },
   );
   const headers = signWebhook({ id: d.id, timestamp: Math.floor(Date.now() / 1000), body, secrets });
@@ -153,13 +152,13 @@ async function send(d: DeliveryRow, ctx: JobContext, deps: WebhookDeliverDeps): 
     const ok = res.status >= 200 && res.status < 300;
     const excerpt = res.excerpt.replace(/\s+/g, ' ').trim().slice(0, 200);
     const error = ok ? null : `HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (redirects are not followed)' : ''}${excerpt ? `: ${excerpt}` : ''}`;
-    return done({ statusCode: res.status, error, ok, final: res.status === GONE, gone: res.status === GONE });
+    return done({ statusCode: res.status, error, ok, final: res.status === GONE });
   } catch (err) {
     if (ctx.signal.aborted) throw err;
     if (!(err instanceof FetchRefused)) throw err;
     // The SSRF guard's refusals stay refusals; DNS failures, resets and timeouts may clear.
     const final = err.code === 'private_address' || err.code === 'scheme';
-    return done({ statusCode: null, error: `${err.code}: ${err.message}`, ok: false, final, gone: false, refused: final });
+    return done({ statusCode: null, error: `${err.code}: ${err.message}`, ok: false, final, refused: final });
   }
 }
 
@@ -179,7 +178,7 @@ async function record(sql: Sql, d: DeliveryRow, ctx: JobContext, a: Attempt, sta
     if (!d.webhook_id) return;
     if (a.ok) {
       await tx`update leasehold.webhooks set failing_since = null where id = ${d.webhook_id}::uuid and failing_since is not null`;
-    } else if (a.gone) {
+    } else if (a.statusCode === GONE) {
       await tx`
         update leasehold.webhooks
         set disabled_at = now(), updated_at = now(),
