@@ -90,11 +90,11 @@ export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'web
              case when d.webhook_id is null then s.previous_secret_expires_at else w.previous_secret_expires_at end as previous_secret_expires_at,
              j.kind, j.pattern_id, j.result, v.json_schema
       from leasehold.webhook_deliveries d
-      left join leasehold.webhooks w on w.id = d.webhook_id
+      left join leasehold.webhooks w on w.id = d.webhook_id and w.tenant_id = d.tenant_id
       -- A job's own webhook_url is signed with the tenant's default secret (made on first use, below).
       left join leasehold.webhook_signing_secrets s on d.webhook_id is null and s.tenant_id = d.tenant_id
-      left join leasehold.jobs j on j.id = d.job_id
-      left join leasehold.pattern_versions v on v.pattern_id = j.pattern_id and v.version = j.pattern_version
+      left join leasehold.jobs j on j.id = d.job_id and j.tenant_id = d.tenant_id
+      left join leasehold.pattern_versions v on v.pattern_id = j.pattern_id and v.version = j.pattern_version and v.tenant_id = j.tenant_id
       where d.id = ${delivery_id}::uuid and d.tenant_id = ${ctx.tenantId}::uuid`;
     if (!d) return { skipped: 'the delivery no longer exists (its subscription was deleted)' };
     if (d.deliver_job_id !== ctx.id) return { skipped: 'superseded by a redelivery' };
