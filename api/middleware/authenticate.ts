@@ -3,13 +3,10 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } 
 import type { Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
 import { AppError } from '#shared/errors.js';
-import { SCOPES, parseApiKey, verifyApiKey, type Scope } from '#shared/auth/api-keys.js';
+import { SCOPES, cachedKeyCheck, parseApiKey, type Scope } from '#shared/auth/api-keys.js';
 import { tenantForExternalId } from '#shared/auth/tenants.js';
 import type { ApiEnv, Principal } from '../context.js';
 
-// A verified key is remembered this long: a revoked key stops working within it, and a busy
-// client does not pay a key lookup per request.
-const KEY_CACHE_MS = 5_000;
 const DEFAULT_JWT_SCOPES: Scope[] = ['jobs:read', 'jobs:write'];
 
 const unauthorized = (detail: string) =>
@@ -21,7 +18,7 @@ const unauthorized = (detail: string) =>
  */
 export function authenticate(deps: { sql: Sql; config: Config }): MiddlewareHandler<ApiEnv> {
   const { sql, config } = deps;
-  const keys = new Map<string, { principal: Principal | undefined; at: number }>();
+  const checkKey = cachedKeyCheck(sql, (owner): Principal => ({ tenantId: owner.tenantId, scopes: new Set(owner.scopes), subject: `key:${owner.keyId}` }), 10_000);
   const tenants = new Map<string, string>();
   let jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
   if (config.JWT_SECRET) jwtKey = new TextEncoder().encode(config.JWT_SECRET);
@@ -29,17 +26,9 @@ export function authenticate(deps: { sql: Sql; config: Config }): MiddlewareHand
   const algorithms = config.JWT_SECRET ? ['HS256'] : ['RS256', 'ES256'];
 
   async function fromApiKey(token: string): Promise<Principal> {
-    const hit = keys.get(token);
-    if (hit && Date.now() - hit.at < KEY_CACHE_MS) {
-      if (!hit.principal) throw unauthorized('unknown or revoked API key');
-      return hit.principal;
-    }
-    const owner = await verifyApiKey(sql, token);
-    const principal = owner && { tenantId: owner.tenantId, scopes: new Set(owner.scopes), subject: `key:${owner.keyId}` };
-    if (keys.size > 10_000) keys.clear();
-    keys.set(token, { principal, at: Date.now() });
+    const { value: principal, owner, firstSeen } = await checkKey(token);
     if (!principal) throw unauthorized('unknown or revoked API key');
-    if (!hit) void sql`update leasehold.api_keys set last_used_at = now() where id = ${owner!.keyId}`.catch(() => {});
+    if (firstSeen) void sql`update leasehold.api_keys set last_used_at = now() where id = ${owner!.keyId}`.catch(() => {});
     return principal;
   }
 

@@ -83,3 +83,31 @@ export async function verifyApiKey(sql: Sql, key: string): Promise<KeyOwner | un
   if (!row || !timingSafeEqual(row.secret_sha256, sha256(parsed.secret))) return undefined;
   return { keyId: row.id, tenantId: row.tenant_id, scopes: row.scopes };
 }
+
+/**
+ * How long a verified key is remembered by cachedKeyCheck: a revoked key stops working within it,
+ * and a busy client (or a scraper every few seconds) does not pay a key lookup per request.
+ */
+export const KEY_CACHE_MS = 5_000;
+
+/**
+ * verifyApiKey with a short memory, for request paths: each key's result is derived once by
+ * `derive` and reused for KEY_CACHE_MS. The answer says whether this key had no entry at all
+ * before (`firstSeen`), for work worth doing once per key per process.
+ */
+export function cachedKeyCheck<T>(
+  sql: Sql,
+  derive: (owner: KeyOwner) => T,
+  maxEntries: number,
+): (key: string) => Promise<{ value: T | undefined; owner?: KeyOwner; firstSeen: boolean }> {
+  const cache = new Map<string, { value: T | undefined; at: number }>();
+  return async (key) => {
+    const hit = cache.get(key);
+    if (hit && Date.now() - hit.at < KEY_CACHE_MS) return { value: hit.value, firstSeen: false };
+    const owner = await verifyApiKey(sql, key);
+    const value = owner && derive(owner);
+    if (cache.size > maxEntries) cache.clear();
+    cache.set(key, { value, at: Date.now() });
+    return { value, ...(owner && { owner }), firstSeen: !hit };
+  };
+}
