@@ -80,7 +80,7 @@ const schema = z.object({
   /** How long a stopping worker lets running jobs finish before handing their leases back. */
   WORKER_SHUTDOWN_GRACE_MS: ms(10_000),
   /** Largest number of jobs one claim statement takes. */
-  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(200),
+  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(500),
   /** Trade the last few milliseconds of outcomes on a crash for throughput (those jobs re-run). */
   WORKER_SYNCHRONOUS_COMMIT: bool.default(true),
   /** Claims commit without waiting for the WAL flush: a PostgreSQL crash may undo the last few ms of claims (those jobs run again; their `job.running` events vanish, and their ids may be reissued). */
