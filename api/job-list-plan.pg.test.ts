@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { ensureTenant } from '#shared/auth/tenants.js';
+import { SYSTEM_TENANT } from '#shared/jobs/queue.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { queueFor } from '../test/helpers/engine.js';
 import { listJobs } from './job-view.js';
@@ -38,4 +39,21 @@ test("a tenant's job list is an index walk of tenant_jobs, jobs joined by primar
   expect(plan).toMatch(/Index (Only )?Scan Backward using tenant_jobs_pkey/);
   expect(plan).toMatch(/Index Scan using jobs_pkey on jobs/);
   expect(plan).not.toMatch(/Seq Scan/);
+});
+
+test("the system tenant's jobs, which have no tenant_jobs rows, are listed from jobs newest first, filtered and paged", async () => {
+  const q = queueFor(db.sql);
+  const other = await ensureTenant(db.sql, 'other');
+  const system = await q.enqueueMany(Array.from({ length: 120 }, () => ({ kind: 'system.noop' })));
+  await q.enqueueMany(Array.from({ length: 30 }, () => ({ kind: 'system.noop', tenantId: other.id })));
+  expect((await db.sql`select 1 from leasehold.tenant_jobs where job_id = any(${system.ids}::uuid[])`).length).toBe(0);
+  // The other test of this file names its tenants: these are the system tenant's only jobs.
+  const newest = [...system.ids].reverse();
+  const first = await listJobs(db.sql, SYSTEM_TENANT, {}, 50);
+  expect(first.map((j) => j.id)).toEqual(newest.slice(0, 51));
+  const second = await listJobs(db.sql, SYSTEM_TENANT, { cursor: first[49]!.id }, 50);
+  expect(second.map((j) => j.id)).toEqual(newest.slice(50, 101));
+  await db.sql`update leasehold.jobs set status = 'cancelled', finished_at = now() where id = any(${system.ids.slice(0, 10)}::uuid[])`;
+  const cancelled = await listJobs(db.sql, SYSTEM_TENANT, { status: 'cancelled' }, 50);
+  expect(cancelled.map((j) => j.id)).toEqual(system.ids.slice(0, 10).reverse());
 });

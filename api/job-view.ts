@@ -1,6 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import type postgres from 'postgres';
 import type { Sql, Tx } from '#shared/db/connect.js';
+import { SYSTEM_TENANT } from '#shared/jobs/queue.js';
 
 /** Every status a job can be in, as the API shows and filters by it. */
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
@@ -81,7 +82,7 @@ export interface JobFilters {
 /**
  * One page of a tenant's jobs, newest first, `limit` + 1 rows (the extra one says a next page
  * exists). Walks tenant_jobs backwards by job id and joins each job by primary key; a pattern
- * filter walks jobs_pattern_idx instead.
+ * filter walks jobs_pattern_idx instead, and the system tenant (no tenant_jobs rows) jobs_pkey.
  */
 export function listJobs(db: Sql | Tx, tenantId: string, f: JobFilters, limit: number): Promise<JobRow[]> {
   const filters = db`${f.status ? db`and j.status = ${f.status}` : db``}
@@ -90,6 +91,10 @@ export function listJobs(db: Sql | Tx, tenantId: string, f: JobFilters, limit: n
       ${f.created_before ? db`and j.created_at < ${f.created_before}::timestamptz` : db``}`;
   const source = f.pattern_id
     ? db`leasehold.jobs j where j.tenant_id = ${tenantId}::uuid and j.pattern_id = ${f.pattern_id}::uuid
+         ${f.cursor ? db`and j.id < ${f.cursor}::uuid` : db``} ${filters} order by j.id desc`
+    : tenantId === SYSTEM_TENANT
+    ? // The system tenant's jobs have no tenant_jobs rows (migration 0007): jobs_pkey, newest first.
+      db`leasehold.jobs j where j.tenant_id = ${tenantId}::uuid
          ${f.cursor ? db`and j.id < ${f.cursor}::uuid` : db``} ${filters} order by j.id desc`
     : // LATERAL … offset 0 keeps the join a nested loop by primary key: joined plainly, the planner
       // chose a merge join that walks jobs_pkey from the newest job, reading every other tenant's

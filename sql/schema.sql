@@ -395,7 +395,8 @@ begin
   select id, tenant_id, case when status = 'queued' then 'job.queued' else 'job.' || status::text end, attempts
   from new_jobs;
   insert into leasehold.tenant_jobs (tenant_id, job_id)
-  select tenant_id, id from new_jobs;
+  select tenant_id, id from new_jobs
+  where tenant_id <> '00000000-0000-0000-0000-000000000000';
   return null;
 end $function$;
 
