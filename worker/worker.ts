@@ -123,9 +123,8 @@ export class Worker {
   /** Consecutive failed claims, and when the next may be tried (backoff up to MAX_CLAIM_BACKOFF_MS). */
   #claimFailures = 0;
   #claimRetryAt = 0;
-  // Until handlers have been timed, as if they took as long as two claims: a prefetch of one times
-  // the slots, so a worker that starts on slow jobs does not take ten times what it can run.
-  #handlerMsAvg = 2 * this.#claimMsAvg;
+  /** Undefined until a handler has finished. */
+  #handlerMsAvg: number | undefined;
   /** Claims in flight (at most MAX_CLAIMS_IN_FLIGHT), and the rows they asked for, in all and per queue. */
   readonly #fetching = new Set<Promise<void>>();
   #requested = 0;
@@ -345,6 +344,9 @@ export class Worker {
    * only keep jobs from idle peers.
    */
   #prefetchFactor(): number {
+    // Until a handler has been timed, one times the slots: a worker that starts on slow jobs must
+    // not take ten times what it can run.
+    if (this.#handlerMsAvg === undefined) return 1;
     return Math.min(MAX_PREFETCH_FACTOR, Math.max(0.5, (2 * this.#claimMsAvg) / Math.max(this.#handlerMsAvg, 1e-3)));
   }
 
@@ -507,7 +509,7 @@ export class Worker {
   /** Bookkeeping once an attempt has its outcome: free the slot, queue the write, start more. */
   #finish(h: HeldJob, outcome: Outcome, startedAt: number): void {
     const ms = performance.now() - startedAt;
-    this.#handlerMsAvg += (ms - this.#handlerMsAvg) / 20;
+    this.#handlerMsAvg = this.#handlerMsAvg === undefined ? ms : this.#handlerMsAvg + (ms - this.#handlerMsAvg) / 20;
     this.#metrics.ran(h.job, ms);
     this.#running--;
     this.#runningPerQueue.set(h.job.queue, this.#runningPerQueue.get(h.job.queue)! - 1);

@@ -5,7 +5,12 @@ import { daysAgo, uuidv7At } from '../../test/helpers/uuid-at.js';
 import { RETENTION_LOCK_KEY, runRetention } from './retention.js';
 
 let db: TestDatabase;
-beforeAll(async () => (db = await createTestDatabase()));
+// A tenant of the API's, so that its jobs have tenant_jobs rows (the system tenant's have none).
+const TENANT = '0190b000-0000-7000-8000-00000000aa01';
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.sql`insert into leasehold.tenants (id, slug, name) values (${TENANT}, 'retention', 'Retention')`;
+});
 afterAll(() => db.drop());
 
 const POLICY = { jobsDays: 14, deadLettersDays: 90, batchSize: 4 };
@@ -15,12 +20,12 @@ async function job(sql: Sql, status: string, createdDaysAgo: number, finishedDay
   const created = daysAgo(createdDaysAgo);
   const id = uuidv7At(created);
   const finished = finishedDaysAgo === null ? null : daysAgo(finishedDaysAgo);
-  await sql`insert into leasehold.jobs (id, kind, status, attempts, created_at, finished_at, run_at, lease_token, lease_owner, lease_expires_at)
-            values (${id}, 'system.noop', ${status}::leasehold.job_status, 1, ${created}, ${finished}, ${created},
+  await sql`insert into leasehold.jobs (id, tenant_id, kind, status, attempts, created_at, finished_at, run_at, lease_token, lease_owner, lease_expires_at)
+            values (${id}, ${TENANT}, 'system.noop', ${status}::leasehold.job_status, 1, ${created}, ${finished}, ${created},
                     ${status === 'running' ? uuidv7At(created) : null}, ${status === 'running' ? 'w' : null},
                     ${status === 'running' ? new Date(Date.now() + 30_000) : null})`;
   // A second event besides the insert trigger's, so events are counted per job, not per row.
-  await sql`insert into leasehold.job_events (job_id, tenant_id, type, attempt) values (${id}, '00000000-0000-0000-0000-000000000000', 'job.progress', 1)`;
+  await sql`insert into leasehold.job_events (job_id, tenant_id, type, attempt) values (${id}, ${TENANT}, 'job.progress', 1)`;
   return id;
 }
 
@@ -29,7 +34,7 @@ async function deadLetter(sql: Sql, jobId: string, failedDaysAgo: number): Promi
   const failed = daysAgo(failedDaysAgo);
   const [row] = await sql<{ id: string }[]>`
     insert into leasehold.dead_letters (id, job_id, tenant_id, kind, queue, payload, priority, attempts, max_attempts, errors, job_created_at, failed_at)
-    values (${uuidv7At(failed)}, ${jobId}, '00000000-0000-0000-0000-000000000000', 'system.noop', 'default', '{}', 100, 3, 3, '[]', ${failed}, ${failed})
+    values (${uuidv7At(failed)}, ${jobId}, ${TENANT}, 'system.noop', 'default', '{}', 100, 3, 3, '[]', ${failed}, ${failed})
     returning id`;
   return row!.id;
 }
