@@ -78,12 +78,20 @@ async function main() {
       systems.push(system);
     }
 
-    /** Runs `fn` once per system per round, interleaved; returns each system's per-round results. */
-    const measured = async (jobs: number, fn: (s: QueueSystem) => Promise<number>): Promise<Map<QueueSystem, Figure>> => {
+    /**
+     * Runs `fn` once per system per round, interleaved, after `prepare` (not measured); returns each
+     * system's per-round results.
+     */
+    const measured = async (
+      jobs: number,
+      fn: (s: QueueSystem) => Promise<number>,
+      prepare?: (s: QueueSystem) => Promise<void>,
+    ): Promise<Map<QueueSystem, Figure>> => {
       const rounds = new Map<QueueSystem, Figure[]>(systems.map((s) => [s, []]));
       for (let r = 0; r < ROUNDS; r++) {
         for (const s of systems) {
           await s.reset();
+          await prepare?.(s);
           const cpu0 = pgCpuSeconds(pgPid);
           const node0 = process.cpuUsage();
           const ms = await fn(s);
@@ -109,7 +117,8 @@ async function main() {
     });
     for (const s of systems) results.get(s)!.bulk = bulk.get(s)!;
     for (const c of CONCURRENCIES) {
-      const figures = await measured(N, (s) => s.drain(N, c));
+      // CPU per job counts the processing only: the jobs are enqueued before the measurement starts.
+      const figures = await measured(N, (s) => s.drain(N, c), (s) => s.fill(N));
       for (const s of systems) results.get(s)!.processing[c] = figures.get(s)!;
     }
     for (const s of systems) {

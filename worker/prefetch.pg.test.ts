@@ -5,8 +5,8 @@ import { WorkerPool, queueFor } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
 import type { WorkerSettings } from './worker.js';
 
-// How deep a worker claims ahead of what it runs: one batch of up to ten times its slots for jobs
-// that finish far faster than a claim round trip, about its slots or less for slow ones.
+// How deep a worker claims ahead of what it runs: up to twenty times its slots (two claims in
+// flight) for jobs that finish far faster than a claim round trip, about its slots or less for slow ones.
 let db: TestDatabase;
 const pool = new WorkerPool();
 beforeAll(async () => (db = await createTestDatabase()));
@@ -54,8 +54,8 @@ describe('prefetch', () => {
     let ran = 0;
     const w = await pool.start({ sql: db.sql, settings: settings(queue, 4), handlers: { 'test.instant': () => (ran++, null) } });
     await waitFor(async () => ran === n, 'every job to run', 20_000);
-    // The slots plus up to ten times them prefetched (44), claimed once half of that is free: ~42 rows
-    // a statement here. Capped at four times (20), claims averaged 20.
+    // The slots plus up to twenty times them prefetched (84), in two claims of 42. With one batch
+    // prefetched of at most four times the slots (20), claims averaged 20.
     expect(w.counters.claimed).toBe(n);
     expect(w.counters.claimed / w.counters.claims).toBeGreaterThan(30);
   });

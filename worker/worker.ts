@@ -74,11 +74,13 @@ export interface WorkerOptions {
 const MAX_CLAIMS_IN_FLIGHT = 2;
 /**
  * The deepest prefetch, as a multiple of the slots, for handlers that finish far faster than a
- * claim round trip. A claim of up to 500 rows then stays in flight while the last one runs: at
- * concurrency 50, no-op jobs ran 47–56k jobs/s against 35–43k at 4× (claims of ~250, one at a
- * time, with a third of the CPU idle); at concurrency 10, 30–39k against 16–23k.
+ * claim round trip (never more than two batches). Two claims of up to a batch each then stay in
+ * flight while the jobs of a third run. Claims of 500 rows take 15–30 ms here; with the next one
+ * sent only once the last had run, a third of the CPU sat idle. No-op jobs at concurrency 50:
+ * 29–40k jobs/s at a 4× cap with ~250-row claims one at a time, 46–50k with two 500-row claims
+ * in flight.
  */
-const MAX_PREFETCH_FACTOR = 10;
+const MAX_PREFETCH_FACTOR = 20;
 // Failed claims back off from 100 ms up to this (or the poll interval, if shorter).
 const MAX_CLAIM_BACKOFF_MS = 2_000;
 
@@ -113,6 +115,8 @@ export class Worker {
   #brake: string | null = null;
   #queueOffset = 0;
   #wantFetch = true;
+  /** The last claim came back full: the queues hold more, so a second claim may go out at once. */
+  #backlog = false;
   /**
    * Queues left out of the last claim for lack of room. A claim that found every other queue empty
    * says "drained"; releasing a job of one of these must claim again rather than wait for the poll.
@@ -329,19 +333,19 @@ export class Worker {
   }
 
   /**
-   * How many jobs may wait locally beyond `slots` running ones: about one batch. Claims of 10 rows
-   * cost 8× per job what claims of 500 do (NOTES.md), but a worker hoarding far more than it runs
-   * starves its peers.
+   * How many jobs may wait locally beyond `slots` running ones: up to two batches, the two claims
+   * in flight. Claims of 10 rows cost 8× per job what claims of 500 do (NOTES.md), but a worker
+   * hoarding far more than it runs starves its peers.
    */
   #prefetch(slots: number): number {
-    return Math.max(1, Math.min(this.settings.batchSize, Math.round(this.#prefetchFactor() * slots)));
+    return Math.max(1, Math.min(2 * this.settings.batchSize, Math.round(this.#prefetchFactor() * slots)));
   }
 
   /**
    * Prefetch depth as a multiple of the slots: deep (up to MAX_PREFETCH_FACTOR) when handlers
    * finish far faster than a claim round trip (no-op jobs: claims of 50 ran 21k jobs/s, of 125 ran
-   * 25–28k, of 500 ran 47–56k), shallow (0.5×) when they take longer, where a deep buffer would
-   * only keep jobs from idle peers.
+   * 25–28k, two of 500 in flight 46–50k), shallow (0.5×) when they take longer, where a deep
+   * buffer would only keep jobs from idle peers.
    */
   #prefetchFactor(): number {
     // Until a handler has been timed, one times the slots: a worker that starts on slow jobs must
@@ -350,15 +354,19 @@ export class Worker {
     return Math.min(MAX_PREFETCH_FACTOR, Math.max(0.5, (2 * this.#claimMsAvg) / Math.max(this.#handlerMsAvg, 1e-3)));
   }
 
-  /** How many to claim from each queue so that ~one batch waits locally beyond what runs. */
+  /**
+   * How many to claim from each queue so that the slots and the prefetch are filled by two claims
+   * (each at most a batch): one can be in flight while the other's jobs run.
+   */
   #claimPlan(): { queues: string[]; limits: number[]; total: number } | undefined {
     const { concurrency, batchSize } = this.settings;
-    const prefetch = this.#prefetch(concurrency);
+    const capacity = concurrency + this.#prefetch(concurrency);
+    const size = Math.min(batchSize, Math.ceil(capacity / 2));
     const coming = this.#running + this.#buffer.length + this.#requested;
-    const room = Math.min(batchSize, concurrency + prefetch - coming);
-    // Claim in batches: with work in hand or on its way, wait until half a batch of room has opened.
-    if (room <= 0 || (coming > 0 && room < Math.ceil(prefetch / 2))) return undefined;
-    if (this.#completer.size > 4 * (concurrency + prefetch)) return undefined;
+    const room = Math.min(size, capacity - coming);
+    // Claim in batches: with work in hand or on its way, wait until half a claim of room has opened.
+    if (room <= 0 || (coming > 0 && room < Math.ceil(size / 2))) return undefined;
+    if (this.#completer.size > 4 * capacity) return undefined;
     const queues: string[] = [];
     const limits: number[] = [];
     const n = this.#queues.length;
@@ -388,7 +396,9 @@ export class Worker {
       }
       const plan = this.#claimPlan();
       if (!plan) return;
-      this.#wantFetch = false;
+      // Behind a full claim there are likely more jobs: a second claim may go out before this one
+      // is back. Otherwise one at a time, until this one says whether more are waiting.
+      this.#wantFetch = this.#backlog;
       this.#reserve(plan, 1);
       const claim: Promise<void> = this.#claim(plan)
         .then(
@@ -396,12 +406,14 @@ export class Worker {
             this.#claimFailures = 0;
             // A queue that filled its limit may hold more; otherwise the queues are drained until
             // a NOTIFY or the poll says otherwise.
+            this.#backlog = maybeMore;
             if (maybeMore) this.#wantFetch = true;
           },
           (err: unknown) => {
             // Try again soon by ourselves: a wake-up that arrived while this claim was failing
             // (the LISTEN reconnecting after a database restart, say) has already been spent.
             this.#claimFailures++;
+            this.#backlog = false;
             const delayMs = Math.min(this.settings.pollMs, MAX_CLAIM_BACKOFF_MS, 50 * 2 ** Math.min(this.#claimFailures, 10));
             this.#claimRetryAt = Date.now() + delayMs;
             this.#wantFetch = true;

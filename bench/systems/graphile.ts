@@ -48,9 +48,11 @@ export function graphileSystem(url: string): QueueSystem {
     async bulk(n) {
       await utils.addJobs(Array.from({ length: n }, () => ({ identifier: 'noop', payload: {} })));
     },
-    async drain(n, concurrency) {
+    async fill(n) {
       await utils.addJobs(Array.from({ length: n }, () => ({ identifier: 'noop', payload: {} })));
       await admin.query('analyze graphile_worker._private_jobs');
+    },
+    async drain(n, concurrency) {
       let done = 0;
       let allRan!: () => void;
       const ran = new Promise<void>((r) => (allRan = r));

@@ -53,9 +53,11 @@ export function leaseholdSystem(url: string, log: Logger): QueueSystem {
     async bulk(n) {
       await queue.enqueueMany(noops(n));
     },
-    async drain(n, concurrency) {
+    async fill(n) {
       await queue.enqueueMany(noops(n));
       await sql`analyze leasehold.jobs`;
+    },
+    async drain(n, concurrency) {
       let done = 0;
       let allRan!: () => void;
       const ran = new Promise<void>((r) => (allRan = r));

@@ -43,9 +43,11 @@ export function pgBossSystem(url: string): QueueSystem {
       // insert() writes one statement per call; its docs name it for bulk loads.
       for (let i = 0; i < n; i += 10_000) await boss.insert(QUEUE, jobs(Math.min(10_000, n - i)));
     },
-    async drain(n, concurrency) {
+    async fill(n) {
       for (let i = 0; i < n; i += 10_000) await boss.insert(QUEUE, jobs(Math.min(10_000, n - i)));
       await admin.query('analyze pgboss.job');
+    },
+    async drain(n, concurrency) {
       let done = 0;
       let allRan!: () => void;
       const ran = new Promise<void>((r) => (allRan = r));

@@ -7,9 +7,11 @@ export interface QueueSystem {
   reset(): Promise<void>;
   /** Enqueues `n` no-op jobs in the system's bulk way; resolves when they are committed. */
   bulk(n: number): Promise<void>;
+  /** Enqueues `n` no-op jobs for a processing round (in its bulk way) and analyzes its table. */
+  fill(n: number): Promise<void>;
   /**
-   * With `n` jobs already queued, starts a worker at `concurrency`, resolves once every job's
-   * outcome is written, and stops the worker. Returns the milliseconds from start to drained.
+   * With `n` jobs already queued (fill), starts a worker at `concurrency`, resolves once every
+   * job's outcome is written, and stops the worker. Returns the milliseconds from start to drained.
    */
   drain(n: number, concurrency: number): Promise<number>;
   /** Enqueue→handler-start latencies (ms) of `samples` single jobs on an idle worker. */
