@@ -360,12 +360,14 @@ export class Worker {
    */
   #claimPlan(): { queues: string[]; limits: number[]; total: number } | undefined {
     const { concurrency, batchSize } = this.settings;
-    const capacity = concurrency + this.#prefetch(concurrency);
+    const prefetch = this.#prefetch(concurrency);
+    const capacity = concurrency + prefetch;
     const size = Math.min(batchSize, Math.ceil(capacity / 2));
     const coming = this.#running + this.#buffer.length + this.#requested;
     const room = Math.min(size, capacity - coming);
-    // Claim in batches: with work in hand or on its way, wait until half a claim of room has opened.
-    if (room <= 0 || (coming > 0 && room < Math.ceil(size / 2))) return undefined;
+    // Claim in batches: with work in hand or on its way, wait until half a claim (or half the
+    // prefetch, if smaller) of room has opened.
+    if (room <= 0 || (coming > 0 && room < Math.ceil(Math.min(size, prefetch) / 2))) return undefined;
     if (this.#completer.size > 4 * capacity) return undefined;
     const queues: string[] = [];
     const limits: number[] = [];
@@ -396,9 +398,11 @@ export class Worker {
       }
       const plan = this.#claimPlan();
       if (!plan) return;
-      // Behind a full claim there are likely more jobs: a second claim may go out before this one
-      // is back. Otherwise one at a time, until this one says whether more are waiting.
-      this.#wantFetch = this.#backlog;
+      // Behind a full claim there are likely more jobs: for handlers faster than a claim round trip
+      // a second claim may go out before this one is back. Otherwise one at a time, until this one
+      // says whether more are waiting (a worker on slow jobs gains nothing from claiming ahead, and
+      // its second claim could take back a job its first one lost to the reclaimer meanwhile).
+      this.#wantFetch = this.#backlog && this.#prefetchFactor() > 1;
       this.#reserve(plan, 1);
       const claim: Promise<void> = this.#claim(plan)
         .then(
