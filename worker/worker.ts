@@ -428,6 +428,11 @@ export class Worker {
         .finally(() => {
           this.#reserve(plan, -1);
           this.#fetching.delete(claim);
+          // A queue that a later plan left out while this claim held its room gets its turn now:
+          // this claim may have read the queue before jobs that a wake-up announced meanwhile
+          // (the wake-up's own claim could not take them, for lack of room), and nothing else
+          // would claim them before the poll.
+          if (plan.queues.some((q) => this.#leftOut.has(q))) this.#wantFetch = true;
           this.#startBuffered();
           this.#maybeFetch();
         });
