@@ -1,6 +1,7 @@
 import { uuidv7 } from './uuid.js';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { SYSTEM_TENANT } from '#shared/jobs/queue.js';
+import { JobQueue, SYSTEM_TENANT } from '#shared/jobs/queue.js';
+import { Notifier } from '#shared/jobs/notifier.js';
 import { CLAIM_JOBS } from '#shared/jobs/queue-sql.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
 import { WorkerPool, eventTypes, jobRow, queueFor } from '../../test/helpers/engine.js';
@@ -21,6 +22,24 @@ async function countJobs(where: { queue: string }): Promise<{ jobs: number; queu
 }
 
 describe('enqueue', () => {
+  test("with no other wake-up under way, an enqueue's NOTIFY rides in its own INSERT and arrives at commit", async () => {
+    const got: string[] = [];
+    const listener = db.connect({ max: 1 });
+    try {
+      await listener.listen('leasehold_jobs', (q) => void got.push(q));
+      // A Notifier whose statements go nowhere: only a NOTIFY inside the INSERT can arrive.
+      const dead = db.connect({ max: 1 });
+      await dead.end();
+      const producer = new JobQueue(db.sql, new Notifier(dead));
+      const { id } = await producer.enqueue({ kind: 'test.wake', queue: 'inline-wake' });
+      await waitFor(() => got.includes('inline-wake'), 'the wake-up from the INSERT itself');
+      expect((await jobRow(db.sql, id)).status).toBe('queued');
+      expect(await eventTypes(db.sql, id)).toEqual(['job.queued']);
+    } finally {
+      await listener.end();
+    }
+  });
+
   test('one job: defaults applied, one job.queued event', async () => {
     const { id, created } = await queueFor(db.sql).enqueue({ kind: 'system.sleep', payload: { ms: 5 } });
     expect(created).toBe(true);

@@ -35,6 +35,11 @@ export class Notifier {
 
   constructor(private readonly sql: Sql, private readonly onError: (err: unknown) => void = () => {}) {}
 
+  /** No job wake-up is waiting or on its way (held event wake-ups do not count). */
+  get jobsIdle(): boolean {
+    return !this.#inflight && !this.#scheduled && !this.#pending.get(CHANNELS.jobs)?.size;
+  }
+
   /** Queues a wake-up; returns at once. */
   notify(channel: string, payload = ''): void {
     let set = this.#pending.get(channel);

@@ -52,6 +52,21 @@ with ins as (${INSERT_FROM_ARRAYS}
 select count(*)::int as inserted from ins`;
 
 /**
+ * Producers, when this process has no wake-up on its way: INSERT_JOBS with the NOTIFY for $12's
+ * queues in the same transaction, delivered at its commit. That saves a second statement (and its
+ * round trip and signal) between the commit and the worker's claim. Under load the wake-ups go
+ * after commit, coalesced (Notifier): a NOTIFY inside a write transaction holds the cluster's
+ * notify lock through the commit's WAL flush, serialising every notifying commit (NOTES.md).
+ */
+export const INSERT_JOBS_AND_WAKE = `
+with ins as (${INSERT_FROM_ARRAYS}
+  returning id
+)
+select count(*)::int as inserted,
+       (select count(pg_notify('leasehold_jobs', q)) from unnest($12::text[]) as q)::int as woken
+from ins`;
+
+/**
  * The API's ingest, in one statement: reads the pattern's current version (tenant-scoped, not
  * deleted), and only when it is active inserts one manifest.extract job per image with that
  * version stamped into job and payload and $8 (the estimated cost of each; null: not estimated, so
@@ -348,6 +363,7 @@ select leasehold.record_cost($1::uuid, $2::uuid, $3::text, $4::int, $5::text, $6
 /** Every named statement, for the test that prepares each one against the real schema. */
 export const STATEMENTS = {
   INSERT_JOBS,
+  INSERT_JOBS_AND_WAKE,
   INSERT_JOBS_IDEMPOTENT,
   INGEST_JOBS,
   SELECT_IDEMPOTENT_IDS,

@@ -1,7 +1,7 @@
 import type { Sql, Tx } from '../db/connect.js';
 import { KINDS, isKind } from './kinds.js';
 import { CHANNELS, type Notifier } from './notifier.js';
-import { INSERT_JOBS, INSERT_JOBS_IDEMPOTENT, PREPARED, SELECT_IDEMPOTENT_IDS } from './queue-sql.js';
+import { INSERT_JOBS, INSERT_JOBS_AND_WAKE, INSERT_JOBS_IDEMPOTENT, PREPARED, SELECT_IDEMPOTENT_IDS } from './queue-sql.js';
 import { isUuid, uuidv7 } from './uuid.js';
 import { copyJobs, type CopyColumns, type CopyRow } from './copy-jobs.js';
 
@@ -196,6 +196,9 @@ async function insertKeyed(db: Sql | Tx, chunk: Row[], offset: number, ids: stri
 
 /** Producer API: enqueue now, in bulk, or inside the caller's own transaction. */
 export class JobQueue {
+  /** INSERT_JOBS_AND_WAKE statements in flight (0 or 1). */
+  #inlineWakes = 0;
+
   constructor(private readonly sql: Sql, private readonly notifier: Notifier) {}
 
   /** Enqueues one job; workers are woken after the commit. */
@@ -207,6 +210,20 @@ export class JobQueue {
   /** Enqueues many jobs in one statement per 10,000, atomically. */
   async enqueueMany(jobs: NewJob[]): Promise<EnqueueResult> {
     if (jobs.length === 0) return { ids: [], created: [] };
+    // Nothing else of this process is waking workers: the INSERT carries its own wake-up, at most
+    // one such statement in flight per producer, so NOTIFYs in write transactions cannot pile up.
+    if (this.#inlineWakes === 0 && this.notifier.jobsIdle && jobs.length <= 100 && jobs.every((j) => j.idempotencyKey === undefined)) {
+      this.#inlineWakes++;
+      try {
+        const rows = jobs.map(toRow);
+        const queues = [...new Set(rows.map((r) => r.queue))];
+        await this.sql.unsafe(INSERT_JOBS_AND_WAKE, [...columns(rows), queues], PREPARED);
+        this.notifier.notify(CHANNELS.events);
+        return { ids: rows.map((r) => r.id), created: rows.map(() => true) };
+      } finally {
+        this.#inlineWakes--;
+      }
+    }
     const copy = usesCopy(jobs);
     // A single INSERT is atomic on its own. Several INSERTs need a transaction; a COPY (one
     // statement too) gets one for its work_mem.
