@@ -349,7 +349,7 @@ export class Worker {
    */
   #prefetchFactor(): number {
     // Until a handler has been timed, one times the slots: a worker that starts on slow jobs must
-    // not take ten times what it can run.
+    // not take twenty times what it can run.
     if (this.#handlerMsAvg === undefined) return 1;
     return Math.min(MAX_PREFETCH_FACTOR, Math.max(0.5, (2 * this.#claimMsAvg) / Math.max(this.#handlerMsAvg, 1e-3)));
   }
