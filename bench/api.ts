@@ -1,6 +1,6 @@
 /**
- * `npm run bench:api`: HTTP throughput of ingest over loopback, beside a bare Hono route on the
- * same server for the ratio. The API runs as a real `leasehold api` child process (so the load
+ * `npm run bench:api`: HTTP throughput of ingest, and of POST /v1/jobs, over loopback, beside a
+ * bare Hono route on the same server for the ratio. The API runs as a real `leasehold api` child process (so the load
  * generator does not share its event loop) against an embedded PostgreSQL on this machine.
  * Printed, not asserted.
  */
@@ -84,13 +84,19 @@ async function main() {
       body: JSON.stringify({ image_url: 'https://images.example.com/shelf/aisle-7.jpg', metadata: { store: 'berlin-3' } }),
     });
     const [jobs] = await sql<{ n: number }[]>`select count(*)::int as n from leasehold.jobs where pattern_id = ${patternId}`;
+    // One job per request through POST /v1/jobs: JobQueue.enqueue, with its wake-ups under load.
+    const enqueue = await load(`${base}/v1/jobs`, {
+      method: 'POST' as const,
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'system.noop', payload: {} }),
+    });
     if (process.env.BENCH_STATEMENTS) {
       console.table(await sql`
         select calls, round(total_exec_time::numeric, 1) as ms, round((total_exec_time / calls * 1000)::numeric) as us_per_call,
                left(regexp_replace(query, '\s+', ' ', 'g'), 100) as q
         from pg_stat_statements order by calls desc limit 14`);
     }
-    const figures = { yardstick_ms: yardstickMs(), connections, seconds: duration, bare_route: bare, ingest, ingest_vs_bare: +(ingest.requests_per_s / bare.requests_per_s).toFixed(3), jobs_created: jobs!.n };
+    const figures = { yardstick_ms: yardstickMs(), connections, seconds: duration, bare_route: bare, ingest, enqueue, ingest_vs_bare: +(ingest.requests_per_s / bare.requests_per_s).toFixed(3), jobs_created: jobs!.n };
     if (opts.json) console.log(JSON.stringify(figures, null, 2));
     else {
       const row = (name: string, f: Figure) =>
@@ -98,6 +104,7 @@ async function main() {
       console.log(`${connections} connections, ${duration} s each, loopback, PostgreSQL on this machine, machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
       row('GET /health (bare Hono)', bare);
       row('POST …/ingest', ingest);
+      row('POST /v1/jobs (system.noop)', enqueue);
       console.log(`ingest / bare = ${figures.ingest_vs_bare}; ${jobs!.n.toLocaleString('en')} jobs created`);
     }
   } finally {
