@@ -12,6 +12,7 @@ import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
 import { CLAIM_JOBS, GOVERNOR_BRAKE, LIST_QUEUES, PREPARED, PRUNE_WORKERS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
 import { createMetrics, type Metrics } from '#shared/metrics/metrics.js';
 import { abortAttempt, runAttempt, type AttemptDeps, type KindOptions } from './attempt.js';
+import { ClaimSizing, type ClaimPlan } from './claim-sizing.js';
 import { Completer } from './completer.js';
 import type { Handler } from './handler.js';
 import type { ClaimedJob, HeldJob, Outcome } from './held-job.js';
@@ -72,21 +73,12 @@ export interface WorkerOptions {
 
 
 const MAX_CLAIMS_IN_FLIGHT = 2;
-/**
- * The deepest prefetch, as a multiple of the slots, for handlers that finish far faster than a
- * claim round trip (never more than two batches). Two claims of up to a batch each then stay in
- * flight while the jobs of a third run. Claims of 500 rows take 15–30 ms here; with the next one
- * sent only once the last had run, a third of the CPU sat idle. No-op jobs at concurrency 50:
- * 29–40k jobs/s at a 4× cap with ~250-row claims one at a time, 46–50k with two 500-row claims
- * in flight.
- */
-const MAX_PREFETCH_FACTOR = 20;
 // Failed claims back off from 100 ms up to this (or the poll interval, if shorter).
 const MAX_CLAIM_BACKOFF_MS = 2_000;
 
 
 /**
- * A long-lived worker: claims ready jobs in batches (keeping about one batch prefetched), runs
+ * A long-lived worker: claims ready jobs in batches (up to two claims ahead of what runs), runs
  * their handlers up to its concurrency, writes outcomes in batches, heartbeats its leases, and
  * reclaims other workers' expired leases. Woken by LISTEN/NOTIFY, with a poll as fallback.
  */
@@ -122,13 +114,10 @@ export class Worker {
    * says "drained"; releasing a job of one of these must claim again rather than wait for the poll.
    */
   readonly #leftOut = new Set<string>();
-  /** Moving averages (EWMA, 1/20 weight) of claim round trips and handler durations, in ms. */
-  #claimMsAvg = 2;
+  readonly #sizing: ClaimSizing;
   /** Consecutive failed claims, and when the next may be tried (backoff up to MAX_CLAIM_BACKOFF_MS). */
   #claimFailures = 0;
   #claimRetryAt = 0;
-  /** Undefined until a handler has finished. */
-  #handlerMsAvg: number | undefined;
   /** Claims in flight (at most MAX_CLAIMS_IN_FLIGHT), and the rows they asked for, in all and per queue. */
   readonly #fetching = new Set<Promise<void>>();
   #requested = 0;
@@ -150,6 +139,7 @@ export class Worker {
   constructor(opts: WorkerOptions) {
     this.id = opts.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.settings = { ...DEFAULT_SETTINGS, ...opts.settings };
+    this.#sizing = new ClaimSizing(this.settings.batchSize);
     this.#sql = opts.sql;
     this.#log = opts.log.child({ worker: this.id });
     const metrics = opts.metrics ?? createMetrics();
@@ -333,42 +323,13 @@ export class Worker {
   }
 
   /**
-   * How many jobs may wait locally beyond `slots` running ones: up to two batches, the two claims
-   * in flight. Claims of 10 rows cost 8× per job what claims of 500 do (NOTES.md), but a worker
-   * hoarding far more than it runs starves its peers.
-   */
-  #prefetch(slots: number): number {
-    return Math.max(1, Math.min(2 * this.settings.batchSize, Math.round(this.#prefetchFactor() * slots)));
-  }
-
-  /**
-   * Prefetch depth as a multiple of the slots: deep (up to MAX_PREFETCH_FACTOR) when handlers
-   * finish far faster than a claim round trip (no-op jobs: claims of 50 ran 21k jobs/s, of 125 ran
-   * 25–28k, two of 500 in flight 46–50k), shallow (0.5×) when they take longer, where a deep
-   * buffer would only keep jobs from idle peers.
-   */
-  #prefetchFactor(): number {
-    // Until a handler has been timed, one times the slots: a worker that starts on slow jobs must
-    // not take twenty times what it can run.
-    if (this.#handlerMsAvg === undefined) return 1;
-    return Math.min(MAX_PREFETCH_FACTOR, Math.max(0.5, (2 * this.#claimMsAvg) / Math.max(this.#handlerMsAvg, 1e-3)));
-  }
-
-  /**
    * How many to claim from each queue so that the slots and the prefetch are filled by two claims
    * (each at most a batch): one can be in flight while the other's jobs run.
    */
-  #claimPlan(): { queues: string[]; limits: number[]; total: number } | undefined {
-    const { concurrency, batchSize } = this.settings;
-    const prefetch = this.#prefetch(concurrency);
-    const capacity = concurrency + prefetch;
-    const size = Math.min(batchSize, Math.ceil(capacity / 2));
-    const coming = this.#running + this.#buffer.length + this.#requested;
-    const room = Math.min(size, capacity - coming);
-    // Claim in batches: with work in hand or on its way, wait until half a claim (or half the
-    // prefetch, if smaller) of room has opened.
-    if (room <= 0 || (coming > 0 && room < Math.ceil(Math.min(size, prefetch) / 2))) return undefined;
-    if (this.#completer.size > 4 * capacity) return undefined;
+  #claimPlan(): ClaimPlan | undefined {
+    const open = this.#sizing.room(this.settings.concurrency, this.#running + this.#buffer.length + this.#requested);
+    if (!open || this.#completer.size > 4 * open.capacity) return undefined;
+    const { room } = open;
     const queues: string[] = [];
     const limits: number[] = [];
     const n = this.#queues.length;
@@ -376,7 +337,7 @@ export class Worker {
     for (let i = 0; i < n; i++) {
       const q = this.#queues[(this.#queueOffset + i) % n]!;
       const cap = this.#queueCap(q);
-      const qRoom = cap + this.#prefetch(cap) - (this.#activePerQueue.get(q) ?? 0) - (this.#requestedPerQueue.get(q) ?? 0);
+      const qRoom = cap + this.#sizing.prefetch(cap) - (this.#activePerQueue.get(q) ?? 0) - (this.#requestedPerQueue.get(q) ?? 0);
       if (qRoom > 0) queues.push(q), limits.push(Math.min(qRoom, room));
       else this.#leftOut.add(q);
     }
@@ -398,11 +359,10 @@ export class Worker {
       }
       const plan = this.#claimPlan();
       if (!plan) return;
-      // Behind a full claim there are likely more jobs: for handlers faster than a claim round trip
-      // a second claim may go out before this one is back. Otherwise one at a time, until this one
-      // says whether more are waiting (a worker on slow jobs gains nothing from claiming ahead, and
-      // its second claim could take back a job its first one lost to the reclaimer meanwhile).
-      this.#wantFetch = this.#backlog && this.#prefetchFactor() > 1;
+      // Behind a full claim there are likely more jobs: a second claim may go out before this one
+      // is back (ClaimSizing.claimsAhead). Otherwise one at a time, until this one says whether
+      // more are waiting.
+      this.#wantFetch = this.#backlog && this.#sizing.claimsAhead;
       this.#reserve(plan, 1);
       const claim: Promise<void> = this.#claim(plan)
         .then(
@@ -451,12 +411,12 @@ export class Worker {
   }
 
   /** Counts (sign 1) or uncounts (-1) the rows a claim in flight asked for. */
-  #reserve(plan: { queues: string[]; limits: number[]; total: number }, sign: 1 | -1): void {
+  #reserve(plan: ClaimPlan, sign: 1 | -1): void {
     this.#requested += sign * plan.total;
     plan.queues.forEach((q, i) => this.#requestedPerQueue.set(q, (this.#requestedPerQueue.get(q) ?? 0) + sign * plan.limits[i]!));
   }
 
-  async #claim(plan: { queues: string[]; limits: number[]; total: number }): Promise<boolean> {
+  async #claim(plan: ClaimPlan): Promise<boolean> {
     const token = randomUUID();
     const sentAt = Date.now();
     const rows = await this.#sql.unsafe<ClaimedJob[]>(CLAIM_JOBS, [
@@ -473,7 +433,7 @@ export class Worker {
     this.counters.claimed += rows.length;
     const claimMs = Date.now() - sentAt;
     this.counters.claimMs += claimMs;
-    this.#claimMsAvg += (claimMs - this.#claimMsAvg) / 20;
+    this.#sizing.claimed(claimMs);
     this.#metrics.claimed(claimMs, rows);
     const deadline = sentAt + leaseBudgetMs(this.settings.leaseMs);
     const fresh: HeldJob[] = [];
@@ -530,7 +490,7 @@ export class Worker {
   /** Bookkeeping once an attempt has its outcome: free the slot, queue the write, start more. */
   #finish(h: HeldJob, outcome: Outcome, startedAt: number): void {
     const ms = performance.now() - startedAt;
-    this.#handlerMsAvg = this.#handlerMsAvg === undefined ? ms : this.#handlerMsAvg + (ms - this.#handlerMsAvg) / 20;
+    this.#sizing.ran(ms);
     this.#metrics.ran(h.job, ms);
     this.#running--;
     this.#runningPerQueue.set(h.job.queue, this.#runningPerQueue.get(h.job.queue)! - 1);
