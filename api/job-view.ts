@@ -89,12 +89,10 @@ export function listJobs(db: Sql | Tx, tenantId: string, f: JobFilters, limit: n
       ${f.kind ? db`and j.kind = ${f.kind}` : db``}
       ${f.created_after ? db`and j.created_at > ${f.created_after}::timestamptz` : db``}
       ${f.created_before ? db`and j.created_at < ${f.created_before}::timestamptz` : db``}`;
-  const source = f.pattern_id
-    ? db`leasehold.jobs j where j.tenant_id = ${tenantId}::uuid and j.pattern_id = ${f.pattern_id}::uuid
-         ${f.cursor ? db`and j.id < ${f.cursor}::uuid` : db``} ${filters} order by j.id desc`
-    : tenantId === SYSTEM_TENANT
-    ? // The system tenant's jobs have no tenant_jobs rows (migration 0007): jobs_pkey, newest first.
-      db`leasehold.jobs j where j.tenant_id = ${tenantId}::uuid
+  // A pattern's jobs walk jobs_pattern_idx; the system tenant's, which have no tenant_jobs rows
+  // (migration 0007), walk jobs_pkey newest first.
+  const source = f.pattern_id || tenantId === SYSTEM_TENANT
+    ? db`leasehold.jobs j where j.tenant_id = ${tenantId}::uuid ${f.pattern_id ? db`and j.pattern_id = ${f.pattern_id}::uuid` : db``}
          ${f.cursor ? db`and j.id < ${f.cursor}::uuid` : db``} ${filters} order by j.id desc`
     : // LATERAL … offset 0 keeps the join a nested loop by primary key: joined plainly, the planner
       // chose a merge join that walks jobs_pkey from the newest job, reading every other tenant's

@@ -49,7 +49,7 @@ export function graphileSystem(url: string): QueueSystem {
       await utils.addJobs(Array.from({ length: n }, () => ({ identifier: 'noop', payload: {} })));
     },
     async fill(n) {
-      await utils.addJobs(Array.from({ length: n }, () => ({ identifier: 'noop', payload: {} })));
+      await this.bulk(n);
       await admin.query('analyze graphile_worker._private_jobs');
     },
     async drain(n, concurrency) {

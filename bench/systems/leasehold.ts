@@ -54,7 +54,7 @@ export function leaseholdSystem(url: string, log: Logger): QueueSystem {
       await queue.enqueueMany(noops(n));
     },
     async fill(n) {
-      await queue.enqueueMany(noops(n));
+      await this.bulk(n);
       await sql`analyze leasehold.jobs`;
     },
     async drain(n, concurrency) {

@@ -44,7 +44,7 @@ export function pgBossSystem(url: string): QueueSystem {
       for (let i = 0; i < n; i += 10_000) await boss.insert(QUEUE, jobs(Math.min(10_000, n - i)));
     },
     async fill(n) {
-      for (let i = 0; i < n; i += 10_000) await boss.insert(QUEUE, jobs(Math.min(10_000, n - i)));
+      await this.bulk(n);
       await admin.query('analyze pgboss.job');
     },
     async drain(n, concurrency) {

@@ -37,6 +37,8 @@ export interface EnqueueResult {
 
 // One INSERT per chunk of rows: a few MB of parameters at most.
 const CHUNK = 10_000;
+// Enqueues up to this many jobs may carry their own wake-up (JobQueue.#insertAndWake).
+const INLINE_WAKE_MAX_ROWS = 100;
 // From this many rows on (without idempotency keys), one streamed COPY instead: below it, the
 // extra round trip of COPY's protocol costs more than it saves.
 const COPY_MIN_ROWS = 2_000;
@@ -196,8 +198,8 @@ async function insertKeyed(db: Sql | Tx, chunk: Row[], offset: number, ids: stri
 
 /** Producer API: enqueue now, in bulk, or inside the caller's own transaction. */
 export class JobQueue {
-  /** INSERT_JOBS_AND_WAKE statements in flight (0 or 1). */
-  #inlineWakes = 0;
+  /** An INSERT_JOBS_AND_WAKE statement is in flight. */
+  #wakingInline = false;
 
   constructor(private readonly sql: Sql, private readonly notifier: Notifier) {}
 
@@ -210,19 +212,8 @@ export class JobQueue {
   /** Enqueues many jobs in one statement per 10,000, atomically. */
   async enqueueMany(jobs: NewJob[]): Promise<EnqueueResult> {
     if (jobs.length === 0) return { ids: [], created: [] };
-    // Nothing else of this process is waking workers: the INSERT carries its own wake-up, at most
-    // one such statement in flight per producer, so NOTIFYs in write transactions cannot pile up.
-    if (this.#inlineWakes === 0 && this.notifier.jobsIdle && jobs.length <= 100 && jobs.every((j) => j.idempotencyKey === undefined)) {
-      this.#inlineWakes++;
-      try {
-        const rows = jobs.map(toRow);
-        const queues = [...new Set(rows.map((r) => r.queue))];
-        await this.sql.unsafe(INSERT_JOBS_AND_WAKE, [...columns(rows), queues], PREPARED);
-        this.notifier.notify(CHANNELS.events);
-        return { ids: rows.map((r) => r.id), created: rows.map(() => true) };
-      } finally {
-        this.#inlineWakes--;
-      }
+    if (!this.#wakingInline && this.notifier.jobsIdle && jobs.length <= INLINE_WAKE_MAX_ROWS && jobs.every((j) => j.idempotencyKey === undefined)) {
+      return this.#insertAndWake(jobs);
     }
     const copy = usesCopy(jobs);
     // A single INSERT is atomic on its own. Several INSERTs need a transaction; a COPY (one
@@ -238,6 +229,24 @@ export class JobQueue {
           });
     this.wake(jobs);
     return result;
+  }
+
+  /**
+   * With nothing else of this process waking workers, the INSERT carries its own wake-up
+   * (INSERT_JOBS_AND_WAKE): one such statement in flight per producer at most, so NOTIFYs inside
+   * write transactions cannot pile up. Event wake-ups still go through the Notifier.
+   */
+  async #insertAndWake(jobs: NewJob[]): Promise<EnqueueResult> {
+    this.#wakingInline = true;
+    try {
+      const rows = jobs.map(toRow);
+      const queues = [...new Set(rows.map((r) => r.queue))];
+      await this.sql.unsafe(INSERT_JOBS_AND_WAKE, [...columns(rows), queues], PREPARED);
+      this.notifier.notify(CHANNELS.events);
+      return { ids: rows.map((r) => r.id), created: rows.map(() => true) };
+    } finally {
+      this.#wakingInline = false;
+    }
   }
 
   /**
