@@ -71,11 +71,9 @@ export interface WorkerOptions {
   metrics?: Metrics;
 }
 
-
 const MAX_CLAIMS_IN_FLIGHT = 2;
 // Failed claims back off from 100 ms up to this (or the poll interval, if shorter).
 const MAX_CLAIM_BACKOFF_MS = 2_000;
-
 
 /**
  * A long-lived worker: claims ready jobs in batches (up to two claims ahead of what runs), runs
@@ -120,6 +118,8 @@ export class Worker {
   #claimRetryAt = 0;
   /** Claims in flight (at most MAX_CLAIMS_IN_FLIGHT), and the rows they asked for, in all and per queue. */
   readonly #fetching = new Set<Promise<void>>();
+  /** Settles once the latest claim sent has handed out its jobs (or failed). */
+  #handedOut: Promise<void> = Promise.resolve();
   #requested = 0;
   readonly #requestedPerQueue = new Map<string, number>();
   #started = false;
@@ -417,21 +417,36 @@ export class Worker {
   }
 
   async #claim(plan: ClaimPlan): Promise<boolean> {
+    // Two claims in flight can come back out of order; each hands out its jobs only after the one
+    // sent before it, which holds the lower priority values and earlier run_at.
+    const before = this.#handedOut;
     const token = randomUUID();
     const sentAt = Date.now();
-    const rows = await this.#sql.unsafe<ClaimedJob[]>(CLAIM_JOBS, [
-      plan.queues,
-      plan.limits,
-      this.#claimKinds,
-      plan.total,
-      this.id,
-      token,
-      this.settings.leaseMs,
-      this.settings.asyncClaims,
-    ], PREPARED);
+    let handedOut!: () => void;
+    this.#handedOut = new Promise((resolve) => (handedOut = resolve));
+    try {
+      const rows = await this.#sql.unsafe<ClaimedJob[]>(CLAIM_JOBS, [
+        plan.queues,
+        plan.limits,
+        this.#claimKinds,
+        plan.total,
+        this.id,
+        token,
+        this.settings.leaseMs,
+        this.settings.asyncClaims,
+      ], PREPARED);
+      const claimMs = Date.now() - sentAt;
+      await before;
+      return this.#take(plan, rows, token, sentAt, claimMs);
+    } finally {
+      handedOut();
+    }
+  }
+
+  /** Tracks a claim's rows as held jobs and queues them to run; true when the queues may hold more. */
+  #take(plan: ClaimPlan, rows: ClaimedJob[], token: string, sentAt: number, claimMs: number): boolean {
     this.counters.claims++;
     this.counters.claimed += rows.length;
-    const claimMs = Date.now() - sentAt;
     this.counters.claimMs += claimMs;
     this.#sizing.claimed(claimMs);
     this.#metrics.claimed(claimMs, rows);
