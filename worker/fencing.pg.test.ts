@@ -37,7 +37,10 @@ const zombieSettings = (queue: string) => ({
   abortGraceMs: 200,
 });
 
-/** Expires a job's lease in the database and reclaims it, as the reclaimer does after a crash. */
+/**
+ * Expires a job's lease in the database and reclaims it, as the reclaimer does after a crash: the
+ * job goes back to the queue, or fails for good when that was its last attempt.
+ */
 async function loseLease(sql: Sql, id: string): Promise<void> {
   await waitFor(async () => {
     // Retried: a heartbeat landing between these two statements legitimately wins the lease back.
@@ -45,7 +48,7 @@ async function loseLease(sql: Sql, id: string): Promise<void> {
               where id = ${id} and status = 'running'`;
     await reclaimExpired(sql);
     const row = await jobRow(sql, id);
-    return row.status === 'queued' && row.rescues === 1;
+    return row.status !== 'running' && row.rescues === 1;
   }, 'the lease to be reclaimed');
 }
 
@@ -167,12 +170,15 @@ describe('fencing: a worker whose lease was reclaimed cannot write', () => {
       settings: { ...zombieSettings(queue), heartbeatMs: 50 },
       handlers: { [KIND]: async (_p: unknown, ctx) => (started.resolve(ctx.signal), await rejectOnAbort(ctx.signal)) },
     });
-    const { id } = await queueFor(db.sql).enqueue({ kind: KIND, queue });
+    // One attempt: the reclaimer fails the job for good. A requeued job could be claimed again by
+    // this very worker the moment the abort frees its slot, and its new attempt would then race
+    // the checks below.
+    const { id } = await queueFor(db.sql).enqueue({ kind: KIND, queue, maxAttempts: 1 });
     const signal = await started.promise;
     expect(signal.aborted).toBe(false);
 
     await loseLease(db.sql, id);
-    await waitFor(() => signal.aborted, 'the handler to be aborted', 3_000);
+    await waitFor(() => signal.aborted, 'the handler to be aborted');
     expect(signal.reason).toBeInstanceOf(JobAborted);
     expect((signal.reason as JobAborted).reason).toBe('lease_lost');
     await waitFor(() => a.running === 0, 'the aborted handler to end');
@@ -180,9 +186,9 @@ describe('fencing: a worker whose lease was reclaimed cannot write', () => {
 
     // The reclaimer's record stands: the aborted attempt wrote no outcome of its own.
     const row = await jobRow(db.sql, id);
-    expect(row).toMatchObject({ status: 'queued', attempts: 1, rescues: 1, lease_token: null });
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, rescues: 1, lease_token: null, result: null });
     expect((row.errors as { code: string }[]).map((e) => e.code)).toEqual(['lease_expired']);
-    expect(await eventTypes(db.sql, id)).toEqual(['job.queued', 'job.running', 'job.retrying']);
+    expect(await eventTypes(db.sql, id)).toEqual(['job.queued', 'job.running', 'job.failed']);
   });
 
   test('a worker whose heartbeats cannot get through stops its handler before the lease expires in the database', async () => {
