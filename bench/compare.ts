@@ -16,6 +16,7 @@ import { pgCpuSeconds, postmasterPid } from './pg-cpu.js';
 import { graphileSystem } from './systems/graphile.js';
 import { leaseholdSystem } from './systems/leasehold.js';
 import { pgBossSystem } from './systems/pg-boss.js';
+import { benchServerSettings, describeWal, walInitZeroOption } from './server-settings.js';
 import type { QueueSystem } from './systems/system.js';
 import { median, pct } from './stats.js';
 import { yardstickMs } from './yardstick.js';
@@ -30,6 +31,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string', default: 'leasehold,graphile-worker,pg-boss' },
     json: { type: 'boolean', default: false },
     port: { type: 'string', default: '54341' },
+    ...walInitZeroOption,
   },
 });
 const N = Number(opts.jobs);
@@ -54,7 +56,7 @@ interface Results {
 async function main() {
   const rootDir = path.resolve('.data/bench-compare');
   rmSync(rootDir, { recursive: true, force: true });
-  const pg = await startEmbeddedPostgres({ rootDir, port: Number(opts.port), log });
+  const pg = await startEmbeddedPostgres({ rootDir, port: Number(opts.port), log, settings: benchServerSettings(opts['wal-init-zero']) });
   const pgPid = postmasterPid(path.join(rootDir, 'pg'));
   const admin = connect(pg.url, { max: 1 });
   const dbUrl = (name: string) => {
@@ -158,12 +160,12 @@ async function main() {
           },
         ]),
     );
-    const figures = { postgres: version, yardstick_ms: yardstickMs(), rounds: ROUNDS, jobs_per_round: N, bulk_jobs: BULK, systems: out, leasehold_ratio: ratios };
+    const figures = { postgres: version, wal: describeWal(opts['wal-init-zero']), yardstick_ms: yardstickMs(), rounds: ROUNDS, jobs_per_round: N, bulk_jobs: BULK, systems: out, leasehold_ratio: ratios };
     if (opts.json) {
       console.log(JSON.stringify(figures, null, 2));
       return;
     }
-    console.log(`PostgreSQL ${version} (embedded, one server, a database each), median of ${ROUNDS} rounds, ` +
+    console.log(`PostgreSQL ${version} (embedded, one server, a database each; ${figures.wal}), median of ${ROUNDS} rounds, ` +
       `${N.toLocaleString('en')} no-op jobs per processing round, machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
     const head = ['', ...Object.keys(out)];
     const rows: string[][] = [

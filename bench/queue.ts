@@ -20,6 +20,7 @@ import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { Worker } from '../worker/worker.js';
 import { drained, noops, workerLatency } from './systems/leasehold.js';
+import { benchServerSettings, describeWal, walInitZeroOption } from './server-settings.js';
 import { until } from './systems/system.js';
 
 const { values: opts } = parseArgs({
@@ -32,6 +33,7 @@ const { values: opts } = parseArgs({
     'bulk-only': { type: 'boolean', default: false },
     checkpoint: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    ...walInitZeroOption,
   },
 });
 const N = Number(opts.jobs);
@@ -131,6 +133,7 @@ async function main() {
       port: 54339,
       log,
       settings: {
+        ...benchServerSettings(opts['wal-init-zero']),
         ...(process.env.BENCH_STATEMENTS ? { shared_preload_libraries: 'pg_stat_statements' } : {}),
         ...(process.env.BENCH_PG ? Object.fromEntries(process.env.BENCH_PG.split(',').map((kv) => kv.split('='))) : {}),
       },
@@ -143,16 +146,14 @@ async function main() {
   const workerSql = connect(url, { max: 10, application: 'bench-worker', synchronousCommit: syncCommit });
   try {
     await migrate(sql);
-    if (process.env.BENCH_NO_TRIGGER) await sql`alter table leasehold.jobs disable trigger jobs_register_queues`;
     const [{ version }] = (await sql`select current_setting('server_version') as version`) as unknown as [{ version: string }];
-    if (process.env.BENCH_DROP_INDEX) await sql.unsafe(`drop index leasehold.${process.env.BENCH_DROP_INDEX}`);
     const notifier = new Notifier(sql);
     const queue = new JobQueue(sql, notifier);
     const bulk = await bulkEnqueue(sql, queue);
     if (opts['bulk-only']) {
       const y = yardstickMs();
-      if (opts.json) console.log(JSON.stringify({ postgres: version, yardstick_ms: y, bulk_enqueue: bulk, rounds: ROUNDS }, null, 2));
-      else console.log(`PostgreSQL ${version}, median of ${ROUNDS} rounds, machine yardstick ${y} ms (350 = quiet)\nbulk enqueue ${bulk.rate.toLocaleString('en').padStart(8)} jobs/s   cpu/job: node ${bulk.node_us} µs, postgres ${bulk.pg_us} µs`);
+      if (opts.json) console.log(JSON.stringify({ postgres: version, wal: describeWal(opts['wal-init-zero']), yardstick_ms: y, bulk_enqueue: bulk, rounds: ROUNDS }, null, 2));
+      else console.log(`PostgreSQL ${version}, ${describeWal(opts['wal-init-zero'])}, median of ${ROUNDS} rounds, machine yardstick ${y} ms (350 = quiet)\nbulk enqueue ${bulk.rate.toLocaleString('en').padStart(8)} jobs/s   cpu/job: node ${bulk.node_us} µs, postgres ${bulk.pg_us} µs`);
       return;
     }
     const c10 = await drain(sql, workerSql, queue, 10);
@@ -165,6 +166,7 @@ async function main() {
     const lat = await latency(sql, workerSql, queue);
     const figures = {
       postgres: version,
+      wal: describeWal(opts['wal-init-zero']),
       yardstick_ms: yardstickMs(),
       worker_synchronous_commit: syncCommit ? 'on' : 'off',
       bulk_enqueue: bulk,
@@ -176,7 +178,7 @@ async function main() {
     };
     if (opts.json) console.log(JSON.stringify(figures, null, 2));
     else {
-      console.log(`PostgreSQL ${version}, worker synchronous_commit=${figures.worker_synchronous_commit}, median of ${ROUNDS} rounds, machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
+      console.log(`PostgreSQL ${version}, ${figures.wal}, worker synchronous_commit=${figures.worker_synchronous_commit}, median of ${ROUNDS} rounds, machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
       const row = (name: string, p: Phase) =>
         console.log(`${name.padEnd(22)} ${p.rate.toLocaleString('en').padStart(8)} jobs/s   cpu/job: node ${p.node_us} µs, postgres ${p.pg_us} µs`);
       row('bulk enqueue', bulk);

@@ -17,6 +17,7 @@ import { JobQueue } from '#shared/jobs/queue.js';
 import { createLogger } from '#shared/log.js';
 import { pgCpuSeconds, postmasterPid, processCpuSeconds } from './pg-cpu.js';
 import { drained } from './systems/leasehold.js';
+import { benchServerSettings, describeWal, walInitZeroOption } from './server-settings.js';
 import { until } from './systems/system.js';
 import { yardstickMs } from './yardstick.js';
 
@@ -27,6 +28,7 @@ const { values: opts } = parseArgs({
     concurrency: { type: 'string', default: '50' },
     rounds: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
+    ...walInitZeroOption,
   },
 });
 const N = Number(opts.jobs);
@@ -37,7 +39,7 @@ const median = <T extends { rate: number }>(xs: T[]) => [...xs].sort((a, b) => a
 async function main() {
   const rootDir = path.resolve('.data/bench-scaling');
   rmSync(rootDir, { recursive: true, force: true });
-  const pg = await startEmbeddedPostgres({ rootDir, port: 54343, log });
+  const pg = await startEmbeddedPostgres({ rootDir, port: 54343, log, settings: benchServerSettings(opts['wal-init-zero']) });
   const pgPid = postmasterPid(path.join(rootDir, 'pg'));
   const sql = connect(pg.url, { max: 4, application: 'bench-scaling' });
   const children: ChildProcess[] = [];
@@ -82,9 +84,9 @@ async function main() {
       }
       rows.push(median(rounds));
     }
-    const figures = { yardstick_ms: yardstickMs(), jobs_per_round: N, concurrency_per_worker: Number(opts.concurrency), rounds: ROUNDS, configurations: rows };
+    const figures = { wal: describeWal(opts['wal-init-zero']), yardstick_ms: yardstickMs(), jobs_per_round: N, concurrency_per_worker: Number(opts.concurrency), rounds: ROUNDS, configurations: rows };
     if (opts.json) return void console.log(JSON.stringify(figures, null, 2));
-    console.log(`${N.toLocaleString('en')} no-op jobs, concurrency ${opts.concurrency} per worker process, median of ${ROUNDS}, machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
+    console.log(`${N.toLocaleString('en')} no-op jobs, concurrency ${opts.concurrency} per worker process, ${figures.wal}, median of ${ROUNDS}, machine yardstick ${figures.yardstick_ms} ms (350 = quiet)`);
     console.log('| workers | jobs/s | PostgreSQL CPU/job | PostgreSQL cores busy | worker CPU/job | worker cores busy |');
     console.log('|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
