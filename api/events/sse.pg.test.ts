@@ -198,7 +198,13 @@ describe('GET /v1/jobs/:id/events', () => {
       },
     });
     const { id } = await queueFor(db.sql).enqueue({ kind: 'test.gate', queue: 'sse', tenantId: a.tenantId });
-    await waitFor(async () => (await db.sql`select 1 from leasehold.job_events where job_id = ${id} and type = 'job.progress'`).length > 0, 'progress');
+    const progressId = await waitFor(
+      async () => (await db.sql<{ id: number }[]>`select id::float8 as id from leasehold.job_events where job_id = ${id} and type = 'job.progress'`)[0]?.id,
+      'progress',
+    );
+    // The stream opens at the hub's cursor: an event the hub has not read yet comes live after the
+    // opening state, even when the state already shows it. Wait for the hub to pass the progress.
+    await waitFor(() => hub.cursor >= progressId, 'the hub to read the progress event');
     const s = stream(`/v1/jobs/${id}/events`, { key: a.key });
     await s.until((e) => e.length >= 1, 'the opening state');
     expect(s.events[0]).toMatchObject({ type: 'job.state', data: { id, status: 'running', progress: 50, progress_message: 'half way' } });
