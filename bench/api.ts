@@ -1,7 +1,8 @@
 /**
  * `npm run bench:api`: HTTP throughput of ingest, and of POST /v1/jobs, over loopback, beside a
- * bare Hono route on the same server for the ratio. The API runs as a real `leasehold api` child process (so the load
- * generator does not share its event loop) against an embedded PostgreSQL on this machine.
+ * bare Hono route on the same server for the ratio. The API runs as a real `leasehold api` child
+ * process (so the load generator does not share its event loop) against an embedded PostgreSQL on
+ * this machine.
  * Printed, not asserted.
  */
 import { spawn } from 'node:child_process';

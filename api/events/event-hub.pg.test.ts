@@ -4,6 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js'
 import { queueFor, testLog } from '../../test/helpers/engine.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { EventHub } from './event-hub.js';
+import { READ_JOB_VIEWS } from './event-sql.js';
 
 let db: TestDatabase;
 let session: Sql;
@@ -38,8 +39,7 @@ describe('EventHub', () => {
         await waitFor(() => hub.cursor >= eventId, `the hub to read batch ${i + 1}`);
       }
       const cached = await session<{ n: number }[]>`
-        select count(*)::int as n from pg_prepared_statements
-        where statement like '%from leasehold.jobs j where j.id = any(%' and statement not like '%pg_prepared_statements%'`;
+        select count(*)::int as n from pg_prepared_statements where statement = ${READ_JOB_VIEWS}`;
       expect(cached[0]!.n).toBe(0);
     } finally {
       sub.close();

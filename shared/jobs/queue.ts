@@ -70,6 +70,11 @@ function checkJob(job: NewJob): void {
   if (job.patternVersion !== undefined && !(Number.isInteger(job.patternVersion) && job.patternVersion >= 1)) bad('patternVersion', 'must be a positive integer');
 }
 
+/** The queue a job goes to: its own, else its kind's, else 'default'. */
+function queueOf(job: NewJob): string {
+  return job.queue ?? (isKind(job.kind) ? KINDS[job.kind].queue : 'default');
+}
+
 /** A job with every default applied; run_at null means the database's now(). */
 function toRow(job: NewJob): Row {
   checkJob(job);
@@ -79,7 +84,7 @@ function toRow(job: NewJob): Row {
     id: job.id ?? uuidv7(),
     tenant_id: job.tenantId ?? SYSTEM_TENANT,
     kind: job.kind,
-    queue: job.queue ?? spec?.queue ?? 'default',
+    queue: queueOf(job),
     payload: JSON.stringify(payload),
     priority: job.priority ?? 100,
     run_at: job.runAt ? job.runAt.toISOString() : null,
@@ -255,7 +260,7 @@ export class JobQueue {
    */
   async enqueueInTransaction(tx: Tx, jobs: NewJob[]): Promise<EnqueueResult> {
     const result = await insertJobs(tx, jobs);
-    const queues = [...new Set(jobs.map((j) => j.queue ?? (isKind(j.kind) ? KINDS[j.kind].queue : 'default')))];
+    const queues = [...new Set(jobs.map(queueOf))];
     await tx`select pg_notify(${CHANNELS.jobs}, q) from unnest(${queues}::text[]) as q`;
     await tx`select pg_notify(${CHANNELS.events}, '')`;
     return result;
@@ -268,7 +273,7 @@ export class JobQueue {
   wake(jobs: NewJob[]): void {
     const seen = new Set<string>();
     for (const j of jobs) {
-      const q = j.queue ?? (isKind(j.kind) ? KINDS[j.kind].queue : 'default');
+      const q = queueOf(j);
       if (!seen.has(q)) seen.add(q), this.notifier.notify(CHANNELS.jobs, q);
     }
     this.notifier.notify(CHANNELS.events);
