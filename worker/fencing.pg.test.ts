@@ -9,6 +9,7 @@ import { insertJobs } from '../test/helpers/job-factory.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { Completer, type FlushReport } from './completer.js';
 import type { ClaimedJob, HeldJob } from './held-job.js';
+import { startHeartbeat } from './heartbeat.js';
 import { reclaimExpired } from './reclaimer.js';
 
 let db: TestDatabase;
@@ -305,5 +306,37 @@ describe('fencing: each outcome is checked against its own lease token', () => {
     await completer.drain();
     expect(await jobRow(db.sql, z!)).toMatchObject({ status: 'failed', last_error: 'fresh attempt' });
     expect(await jobRow(db.sql, x!)).toMatchObject({ status: 'running', lease_token: fresh, last_error: null });
+  });
+});
+
+describe('heartbeat: a missing lease means lost only for a job still running', () => {
+  test('a job completed while the heartbeat ran is not reported lost; a running one whose lease went is', async () => {
+    const queue = freshQueue();
+    // Both rows already lost their leases by the time the heartbeat reads them: one because its
+    // success was written meanwhile (the outcome was settling), one because it was reclaimed.
+    const [completed, reclaimed] = await insertJobs(db.sql, [
+      { kind: KIND, queue, status: 'succeeded' },
+      { kind: KIND, queue, status: 'queued' },
+    ]);
+    const asHeld = async (id: string, state: HeldJob['state']): Promise<HeldJob> => ({
+      job: (await jobRow(db.sql, id)) as unknown as ClaimedJob,
+      token: randomUUID(),
+      state,
+      leaseDeadline: Date.now() + 60_000,
+    });
+    const held = [await asHeld(completed!, 'settling'), await asHeld(reclaimed!, 'running')];
+    const lost: string[] = [];
+    const heartbeat = startHeartbeat({
+      sql: db.sql,
+      intervalMs: 60_000,
+      leaseMs: 30_000,
+      identity: { id: 'heartbeat-test', queues: [queue], kinds: [KIND], concurrency: 2 },
+      log: testLog,
+      held: () => held,
+      onCancelRequested: () => {},
+      onLeaseLost: (h) => lost.push(h.job.id),
+    });
+    await heartbeat.stop(); // waits for the first beat, sent at start
+    expect(lost).toEqual([reclaimed]);
   });
 });

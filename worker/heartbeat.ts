@@ -21,8 +21,8 @@ export interface WorkerIdentity {
 }
 
 /**
- * Extends every lease the worker holds with one statement each `intervalMs`. A job missing from
- * the answer lost its lease (reclaimed, or finished elsewhere) and is aborted; when heartbeats
+ * Extends every lease the worker holds with one statement each `intervalMs`. A running job missing
+ * from the answer lost its lease (reclaimed, or finished elsewhere) and is aborted; when heartbeats
  * cannot get through, each job is presumed lost once its last extended lease has run out locally.
  */
 export function startHeartbeat(opts: {
@@ -59,8 +59,11 @@ export function startHeartbeat(opts: {
       const alive = new Map(rows.map((r) => [r.id, r.cancel_requested]));
       for (const h of snapshot) {
         const cancel = alive.get(h.job.id);
-        if (cancel === undefined) opts.onLeaseLost(h, 'heartbeat found the lease gone');
-        else {
+        if (cancel === undefined) {
+          // A job whose outcome is being written may have been completed while this statement
+          // ran: that write clears the lease, and its own fence reports a lease that was lost.
+          if (h.state !== 'settling') opts.onLeaseLost(h, 'heartbeat found the lease gone');
+        } else {
           h.leaseDeadline = sentAt + leaseBudgetMs(opts.leaseMs);
           if (cancel) opts.onCancelRequested(h);
         }
