@@ -145,7 +145,7 @@ async function main() {
     pgPid = postmasterPid('.data/bench/pg');
   }
   const sql = connect(url, { max: 4, application: 'bench-producer' });
-  const workerSql = connect(url, { max: 10, application: 'bench-worker', synchronousCommit: syncCommit });
+  const workerSql = connect(url, { max: 10, application: 'bench-worker', synchronousCommit: syncCommit, worker: true });
   try {
     await migrate(sql);
     const [{ version }] = (await sql`select current_setting('server_version') as version`) as unknown as [{ version: string }];

@@ -38,7 +38,7 @@ export async function workerLatency(workerSql: Sql, log: Logger, queue: JobQueue
  */
 export function leaseholdSystem(url: string, log: Logger): QueueSystem {
   const sql: Sql = connect(url, { max: 4, application: 'bench-producer' });
-  const workerSql: Sql = connect(url, { max: 10, application: 'bench-worker' });
+  const workerSql: Sql = connect(url, { max: 10, application: 'bench-worker', worker: true });
   const queue = new JobQueue(sql, new Notifier(sql));
   return {
     name: 'leasehold',

@@ -31,6 +31,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         max: config.DATABASE_POOL_MAX,
         application: 'leasehold-worker',
         synchronousCommit: config.WORKER_SYNCHRONOUS_COMMIT,
+        worker: true,
       })
     : undefined;
   const storage = createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR });
