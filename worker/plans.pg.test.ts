@@ -39,7 +39,7 @@ describe("a worker's cached plans", () => {
       const stmt = ours(STATEMENTS[name]);
       expect(stmt, `${name} prepared on the worker's connection`).toBeDefined();
       const plan = await sql.unsafe<{ 'QUERY PLAN': string }[]>(
-        `explain execute ${stmt!.name}(${Array(stmt!.params).fill('null').join(', ')})`,
+        `explain execute "${stmt!.name}"(${Array(stmt!.params).fill('null').join(', ')})`,
       );
       const text = plan.map((r) => r['QUERY PLAN']).join('\n');
       expect(text, name).not.toMatch(/Seq Scan on jobs/);
