@@ -57,6 +57,12 @@ async function succeededEvents(sql: Sql, id: string): Promise<number> {
   return (await eventTypes(sql, id)).filter((t) => t === 'job.succeeded').length;
 }
 
+/** A HeldJob as the worker keeps it, for a row the factory inserted (by default, its outcome being written). */
+async function held(id: string, token: string, state: HeldJob['state'] = 'settling'): Promise<HeldJob> {
+  const job = (await jobRow(db.sql, id)) as unknown as ClaimedJob;
+  return { job, token, state, leaseDeadline: Date.now() + 60_000 };
+}
+
 describe('fencing: a worker whose lease was reclaimed cannot write', () => {
   test("a zombie's success is refused while the new owner still runs the job", async () => {
     const queue = freshQueue();
@@ -232,12 +238,6 @@ describe('fencing: a worker whose lease was reclaimed cannot write', () => {
 });
 
 describe('fencing: each outcome is checked against its own lease token', () => {
-  /** A HeldJob as the worker keeps it, for a row the factory inserted. */
-  async function held(id: string, token: string): Promise<HeldJob> {
-    const job = (await jobRow(db.sql, id)) as unknown as ClaimedJob;
-    return { job, token, state: 'settling', leaseDeadline: Date.now() + 60_000 };
-  }
-
   test("a stale attempt's success written in one batch with a later claim's cannot complete the job that claim now holds", async () => {
     // The worker lost job X's lease (claim T1) while its success waited in the completer (a failed
     // write, say), then claimed X again together with Z (claim T2). The retried batch now carries
@@ -318,13 +318,7 @@ describe('heartbeat: a missing lease means lost only for a job still running', (
       { kind: KIND, queue, status: 'succeeded' },
       { kind: KIND, queue, status: 'queued' },
     ]);
-    const asHeld = async (id: string, state: HeldJob['state']): Promise<HeldJob> => ({
-      job: (await jobRow(db.sql, id)) as unknown as ClaimedJob,
-      token: randomUUID(),
-      state,
-      leaseDeadline: Date.now() + 60_000,
-    });
-    const held = [await asHeld(completed!, 'settling'), await asHeld(reclaimed!, 'running')];
+    const jobs = [await held(completed!, randomUUID(), 'settling'), await held(reclaimed!, randomUUID(), 'running')];
     const lost: string[] = [];
     const heartbeat = startHeartbeat({
       sql: db.sql,
@@ -332,7 +326,7 @@ describe('heartbeat: a missing lease means lost only for a job still running', (
       leaseMs: 30_000,
       identity: { id: 'heartbeat-test', queues: [queue], kinds: [KIND], concurrency: 2 },
       log: testLog,
-      held: () => held,
+      held: () => jobs,
       onCancelRequested: () => {},
       onLeaseLost: (h) => lost.push(h.job.id),
     });

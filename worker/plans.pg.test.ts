@@ -33,10 +33,9 @@ describe("a worker's cached plans", () => {
 
     const cached = await sql<{ name: string; statement: string; params: number }[]>`
       select name, statement, cardinality(parameter_types) as params from pg_prepared_statements`;
-    const ours = (text: string) => cached.find((c) => c.statement === text);
     const checked = ['CLAIM_JOBS', 'COMPLETE_JOBS', 'HEARTBEAT', 'RECLAIM_EXPIRED'] as const;
     for (const name of checked) {
-      const stmt = ours(STATEMENTS[name]);
+      const stmt = cached.find((c) => c.statement === STATEMENTS[name]);
       expect(stmt, `${name} prepared on the worker's connection`).toBeDefined();
       const plan = await sql.unsafe<{ 'QUERY PLAN': string }[]>(
         `explain execute "${stmt!.name}"(${Array(stmt!.params).fill('null').join(', ')})`,

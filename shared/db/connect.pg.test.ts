@@ -39,11 +39,11 @@ describe('connect', () => {
   // types left that query's rejection unhandled, which ends a Node process by default: a worker or
   // API starting while PostgreSQL restarts could die of it.
   test('a connection lost while it reads the array types fails its query, with no unhandled rejection', async () => {
-    const target = new URL(db.url);
-    const dir = target.searchParams.get('host');
+    const url = new URL(db.url);
+    const dir = url.searchParams.get('host');
     const upstreamAt = dir?.startsWith('/')
-      ? { path: `${dir}/.s.PGSQL.${target.port || '5432'}` }
-      : { host: target.hostname, port: Number(target.port || 5432) };
+      ? { path: `${dir}/.s.PGSQL.${url.port || '5432'}` }
+      : { host: url.hostname, port: Number(url.port || 5432) };
     let resets = 0;
     const proxy = net.createServer((client) => {
       const upstream = net.connect(upstreamAt);
@@ -67,7 +67,7 @@ describe('connect', () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
     process.on('unhandledRejection', onUnhandled);
-    const url = new URL(db.url);
+    // The same database, through the proxy.
     url.hostname = '127.0.0.1';
     url.port = String((proxy.address() as net.AddressInfo).port);
     url.searchParams.delete('host');

@@ -70,21 +70,24 @@ function checkJob(job: NewJob): void {
   if (job.patternVersion !== undefined && !(Number.isInteger(job.patternVersion) && job.patternVersion >= 1)) bad('patternVersion', 'must be a positive integer');
 }
 
+/** The registered kind's spec, if the kind is one of ours. */
+const specOf = (kind: string) => (isKind(kind) ? KINDS[kind] : undefined);
+
 /** The queue a job goes to: its own, else its kind's, else 'default'. */
-function queueOf(job: NewJob): string {
-  return job.queue ?? (isKind(job.kind) ? KINDS[job.kind].queue : 'default');
+function queueOf(job: NewJob, spec = specOf(job.kind)): string {
+  return job.queue ?? spec?.queue ?? 'default';
 }
 
 /** A job with every default applied; run_at null means the database's now(). */
 function toRow(job: NewJob): Row {
   checkJob(job);
-  const spec = isKind(job.kind) ? KINDS[job.kind] : undefined;
+  const spec = specOf(job.kind);
   const payload = spec ? spec.payload.parse(job.payload ?? {}) : (job.payload ?? {});
   return {
     id: job.id ?? uuidv7(),
     tenant_id: job.tenantId ?? SYSTEM_TENANT,
     kind: job.kind,
-    queue: queueOf(job),
+    queue: queueOf(job, spec),
     payload: JSON.stringify(payload),
     priority: job.priority ?? 100,
     run_at: job.runAt ? job.runAt.toISOString() : null,
@@ -260,7 +263,7 @@ export class JobQueue {
    */
   async enqueueInTransaction(tx: Tx, jobs: NewJob[]): Promise<EnqueueResult> {
     const result = await insertJobs(tx, jobs);
-    const queues = [...new Set(jobs.map(queueOf))];
+    const queues = [...new Set(jobs.map((j) => queueOf(j)))];
     await tx`select pg_notify(${CHANNELS.jobs}, q) from unnest(${queues}::text[]) as q`;
     await tx`select pg_notify(${CHANNELS.events}, '')`;
     return result;
