@@ -53,6 +53,16 @@ async function loseLease(sql: Sql, id: string): Promise<void> {
   }, 'the lease to be reclaimed');
 }
 
+/**
+ * Waits for a zombie's follow-up claim to come back empty. Its first claim came back full, so it
+ * claims again at once while its one running job leaves room for a prefetched one; sent late on a
+ * loaded machine, that claim took the job the test had just had reclaimed, and the zombie, whose
+ * one slot stays taken, then held it for good. Once it is back, only a NOTIFY makes the zombie claim.
+ */
+async function followUpClaimBack(zombie: { counters: { claims: number } }): Promise<void> {
+  await waitFor(() => zombie.counters.claims >= 2, "the zombie's follow-up claim");
+}
+
 async function succeededEvents(sql: Sql, id: string): Promise<number> {
   return (await eventTypes(sql, id)).filter((t) => t === 'job.succeeded').length;
 }
@@ -78,6 +88,7 @@ describe('fencing: a worker whose lease was reclaimed cannot write', () => {
     });
     const { id } = await queueFor(db.sql).enqueue({ kind: KIND, queue });
     await startedA.promise;
+    await followUpClaimBack(a);
     const claimedByA = await jobRow(db.sql, id);
     expect(claimedByA).toMatchObject({ status: 'running', lease_owner: 'zombie-A', attempts: 1 });
 
@@ -137,6 +148,7 @@ describe('fencing: a worker whose lease was reclaimed cannot write', () => {
     });
     const { id } = await queueFor(db.sql).enqueue({ kind: KIND, queue, maxAttempts: 2 });
     await startedA.promise;
+    await followUpClaimBack(a);
     await loseLease(db.sql, id);
 
     await pool.start({
