@@ -43,3 +43,24 @@ export type Outcome =
   | { type: 'handback' }
   /** The lease is gone: nothing may be written. */
   | { type: 'drop' };
+
+/**
+ * Adds a claim's jobs (sorted by priority) to the jobs waiting for a slot, lowest priority value
+ * first, ties in arrival order. Two claims in flight run side by side in PostgreSQL: the one sent
+ * later may lock the better job first, and reach the buffer just after the earlier one handed out
+ * its worse ones. Appends when the claim sorts after everything waiting (the usual case).
+ */
+export function mergeByPriority(waiting: HeldJob[], fresh: HeldJob[]): HeldJob[] {
+  const last = waiting[waiting.length - 1];
+  if (!last || !fresh.length || fresh[0]!.job.priority >= last.job.priority) {
+    for (const h of fresh) waiting.push(h);
+    return waiting;
+  }
+  const merged: HeldJob[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < waiting.length && j < fresh.length) merged.push(fresh[j]!.job.priority < waiting[i]!.job.priority ? fresh[j++]! : waiting[i++]!);
+  while (i < waiting.length) merged.push(waiting[i++]!);
+  while (j < fresh.length) merged.push(fresh[j++]!);
+  return merged;
+}

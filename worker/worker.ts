@@ -15,7 +15,7 @@ import { abortAttempt, runAttempt, type AttemptDeps, type KindOptions } from './
 import { ClaimSizing, type ClaimPlan } from './claim-sizing.js';
 import { Completer } from './completer.js';
 import type { Handler } from './handler.js';
-import type { ClaimedJob, HeldJob, Outcome } from './held-job.js';
+import { mergeByPriority, type ClaimedJob, type HeldJob, type Outcome } from './held-job.js';
 import { ProgressReporter } from './progress-reporter.js';
 import { createHandlers } from './handlers/index.js';
 import { leaseBudgetMs, startHeartbeat } from './heartbeat.js';
@@ -464,7 +464,7 @@ export class Worker {
     }
     if (rows.length) this.#notifier.notify(CHANNELS.events);
     if (this.#stopping) this.#handBack(fresh);
-    else this.#buffer.push(...fresh);
+    else this.#buffer = mergeByPriority(this.#buffer, fresh);
     if (rows.length >= plan.total) return true;
     const perQueue = new Map<string, number>();
     for (const job of rows) perQueue.set(job.queue, (perQueue.get(job.queue) ?? 0) + 1);
