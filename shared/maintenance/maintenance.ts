@@ -5,6 +5,7 @@ import type { Logger } from '#shared/log.js';
 import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
 import { runRetention } from './retention.js';
 import { runDueSchedules } from './schedules.js';
+import { STATISTICS_CHECK_MS, analyzeGrownTables } from './statistics.js';
 
 /** The settings the maintenance runner reads. */
 export type MaintenanceConfig = Pick<
@@ -14,10 +15,17 @@ export type MaintenanceConfig = Pick<
 
 /**
  * Runs in every worker process: retention on the RETENTION_CRON schedule (node-cron; one runner at
- * a time across processes through an advisory lock) and the scheduler every SCHEDULER_POLL_MS
- * (every process may tick: a tick enqueues once however many race for it).
+ * a time across processes through an advisory lock), the scheduler every SCHEDULER_POLL_MS
+ * (every process may tick: a tick enqueues once however many race for it), and every
+ * STATISTICS_CHECK_MS an ANALYZE of tables that outgrew their statistics (one process at a time).
  */
-export function startMaintenance(opts: { sql: Sql; log: Logger; config: MaintenanceConfig }): { stop(): Promise<void> } {
+export function startMaintenance(opts: {
+  sql: Sql;
+  log: Logger;
+  config: MaintenanceConfig;
+  /** How often to look for tables that outgrew their statistics (tests shorten it). */
+  statisticsCheckMs?: number;
+}): { stop(): Promise<void> } {
   const { sql, config } = opts;
   const log = opts.log.child({ component: 'maintenance' });
   const notifier = new Notifier(sql, (err) => log.debug({ err }, 'notify failed'));
@@ -39,9 +47,20 @@ export function startMaintenance(opts: { sql: Sql; log: Logger; config: Maintena
     { name: 'leasehold-retention', noOverlap: true },
   );
 
-  let timer: NodeJS.Timeout | undefined;
-  const tick = async () => {
-    const run = runDueSchedules(sql)
+  const timers = new Map<string, NodeJS.Timeout>();
+  /** Runs `pass` after `firstMs`, then again `everyMs` after each run ends, until stop(). */
+  const repeat = (name: string, firstMs: number, everyMs: number, pass: () => Promise<void>) => {
+    const run = async () => {
+      const done = pass();
+      inflight = Promise.all([inflight, done]);
+      await done;
+      if (!stopped) timers.set(name, setTimeout(run, everyMs));
+    };
+    timers.set(name, setTimeout(run, firstMs));
+  };
+
+  repeat('schedules', 0, config.SCHEDULER_POLL_MS, () =>
+    runDueSchedules(sql)
       .then((ticks) => {
         for (const t of ticks) notifier.notify(CHANNELS.jobs, t.queue);
         if (ticks.length) {
@@ -49,17 +68,22 @@ export function startMaintenance(opts: { sql: Sql; log: Logger; config: Maintena
           log.info({ ticks: ticks.map((t) => ({ schedule: t.schedule, tick_at: t.tickAt, job_id: t.jobId })) }, 'schedules enqueued');
         }
       })
-      .catch((err: unknown) => log.warn({ err }, 'schedule pass failed; will retry'));
-    inflight = Promise.all([inflight, run]);
-    await run;
-    if (!stopped) timer = setTimeout(tick, config.SCHEDULER_POLL_MS);
-  };
-  timer = setTimeout(tick, 0);
+      .catch((err: unknown) => log.warn({ err }, 'schedule pass failed; will retry')),
+  );
+
+  const statisticsMs = opts.statisticsCheckMs ?? STATISTICS_CHECK_MS;
+  repeat('statistics', statisticsMs, statisticsMs, () =>
+    analyzeGrownTables(sql)
+      .then((tables) => {
+        for (const t of tables) log.info({ ...t }, 'table outgrew its statistics: analyzed, so cached plans are made anew');
+      })
+      .catch((err: unknown) => log.warn({ err }, 'statistics pass failed; will retry')),
+  );
 
   return {
     async stop() {
       stopped = true;
-      clearTimeout(timer);
+      for (const t of timers.values()) clearTimeout(t);
       await retention.destroy();
       await inflight;
       await notifier.flush();
