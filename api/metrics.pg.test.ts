@@ -218,7 +218,7 @@ describe('the governor, webhooks and event streams count into the same registry'
     const { id } = (await res.json()) as { id: string };
     const one = openStream(served.base, `/v1/jobs/${id}/events`, { key: reader });
     try {
-      await one.until((events) => events.some((e) => e.type === 'job.state'), 'the per-job stream to open');
+      await one.until((events) => events.some((e) => e.type === 'job.queued'), 'the per-job stream to open');
       expect(await subscribers()).toBe(2);
       // The job ends: its stream ends after the terminal event (the client's reconnect gets 204).
       await pool.start({ sql: db.sql, metrics, settings: { pollMs: 50, queues: [{ name: 'm-sse' }] } });

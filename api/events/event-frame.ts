@@ -56,8 +56,8 @@ export const JobEventData = JobView.pick({
 })
   .extend({
     result_url: z.string().nullable().openapi({ description: 'Where the output is, once the job has succeeded: GET it with the same credentials.' }),
-    at: z.iso.datetime({ offset: true }).openapi({ description: 'When the event happened (for job.state: when the state was read).' }),
-    attempt: z.number().int().nullable().optional().openapi({ description: 'The attempt the event belongs to (absent in job.state).' }),
+    at: z.iso.datetime({ offset: true }).openapi({ description: 'When the event happened.' }),
+    attempt: z.number().int().nullable().optional().openapi({ description: 'The attempt the event belongs to.' }),
     detail: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Per type, when there is one: {progress, message}, {error, run_at}, {reason}.' }),
   })
   .openapi('JobEvent');
@@ -75,7 +75,7 @@ export function frameBytes(frames: readonly Frame[]): Buffer {
   return frames.length === 1 ? frames[0]!.bytes : Buffer.concat(frames.map((f) => f.bytes));
 }
 
-/** The JSON of `data:` for a job and (except for `job.state`) one of its events. */
+/** The JSON of `data:` for a job and one of its events. */
 export function eventData(view: JobViewRow, event: EventFacts | null): z.output<typeof JobEventData> {
   return {
     id: view.id,
@@ -98,9 +98,4 @@ export function eventData(view: JobViewRow, event: EventFacts | null): z.output<
 export function frame(view: JobViewRow, event: EventFacts): Frame {
   const text = `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(eventData(view, event))}\n\n`;
   return { id: event.id, jobId: view.id, type: event.type, bytes: Buffer.from(text) };
-}
-
-/** A per-job stream's opening: the job's current state, with an id only when one is given. */
-export function stateFrame(view: JobViewRow, id: number | null): Buffer {
-  return Buffer.from(`${id === null ? '' : `id: ${id}\n`}event: job.state\ndata: ${JSON.stringify(eventData(view, null))}\n\n`);
 }

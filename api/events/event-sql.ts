@@ -80,13 +80,22 @@ where e.job_id = $1::uuid and e.id > $2::bigint and e.id <= $3::bigint
 order by e.id
 limit $4::int`;
 
-/** A per-job stream's opening: the job's view (tenant-scoped) and its newest event id up to $3. */
-export const READ_JOB_STATE = `
-select ${VIEW_COLUMNS},
-       (select max(e.id)::float8 from leasehold.job_events e where e.job_id = j.id and e.id <= $3::bigint) as last_event_id,
-       (select max(e.id)::float8 from leasehold.job_events e
-        where e.job_id = j.id and e.type in ('job.succeeded', 'job.failed', 'job.cancelled')) as terminal_event_id
-from leasehold.jobs j where j.id = $1::uuid and j.tenant_id = $2::uuid`;
+/**
+ * Where a per-job stream without Last-Event-ID starts (tenant-scoped): the job's status and its two
+ * newest terminal event ids. A job retried after it ended has more than one; the stream replays
+ * its current run, from just after the terminal event that ended the run before (or from its first
+ * event).
+ */
+export const READ_JOB_STREAM_START = `
+select j.status::text as status, t.ids[1] as terminal_event_id, t.ids[2] as previous_terminal_event_id
+from leasehold.jobs j
+cross join lateral (
+  select array(
+    select e.id::float8 from leasehold.job_events e
+    where e.job_id = j.id and e.type in ('job.succeeded', 'job.failed', 'job.cancelled')
+    order by e.id desc limit 2) as ids
+) t
+where j.id = $1::uuid and j.tenant_id = $2::uuid`;
 
 /** Every statement above, for the test that prepares each one. */
-export const EVENT_STATEMENTS = { READ_START, READ_EVENTS, READ_JOB_VIEWS, REPLAY_EVENTS, REPLAY_JOB_EVENTS, READ_JOB_STATE } as const;
+export const EVENT_STATEMENTS = { READ_START, READ_EVENTS, READ_JOB_VIEWS, REPLAY_EVENTS, REPLAY_JOB_EVENTS, READ_JOB_STREAM_START } as const;

@@ -187,7 +187,7 @@ describe('GET /v1/events', () => {
 });
 
 describe('GET /v1/jobs/:id/events', () => {
-  test("opens with the job's state, streams its events, ends after the terminal one, and a reconnect then gets 204", async () => {
+  test("replays the job's run so far, streams the rest, ends after the terminal event, and a reconnect then gets 204", async () => {
     const a = await api.tenant('job-a');
     const gate = deferred<void>();
     await startWorker({
@@ -198,34 +198,52 @@ describe('GET /v1/jobs/:id/events', () => {
       },
     });
     const { id } = await queueFor(db.sql).enqueue({ kind: 'test.gate', queue: 'sse', tenantId: a.tenantId });
-    const progressId = await waitFor(
+    await waitFor(
       async () => (await db.sql<{ id: number }[]>`select id::float8 as id from leasehold.job_events where job_id = ${id} and type = 'job.progress'`)[0]?.id,
       'progress',
     );
-    // The stream opens at the hub's cursor: an event the hub has not read yet comes live after the
-    // opening state, even when the state already shows it. Wait for the hub to pass the progress.
-    await waitFor(() => hub.cursor >= progressId, 'the hub to read the progress event');
     const s = stream(`/v1/jobs/${id}/events`, { key: a.key });
-    await s.until((e) => e.length >= 1, 'the opening state');
-    expect(s.events[0]).toMatchObject({ type: 'job.state', data: { id, status: 'running', progress: 50, progress_message: 'half way' } });
-    expect(s.events[0]!.data.attempt).toBeUndefined();
+    await s.until((e) => e.length >= 3, 'the run so far');
+    // Only the seven event types of DESIGN.md: no synthetic opening frame.
+    expect(s.events.map((e) => e.type)).toEqual(['job.queued', 'job.running', 'job.progress']);
+    expect(s.events[2]).toMatchObject({ data: { id, status: 'running', progress: 50, progress_message: 'half way', attempt: 1 } });
+    const tableIds = await db.sql<{ id: number }[]>`select id::float8 as id from leasehold.job_events where job_id = ${id} order by id`;
+    expect(s.events.map((e) => Number(e.id))).toEqual(tableIds.map((r) => r.id));
     gate.resolve();
     await s.until((e) => e.some((x) => x.type === 'job.succeeded'), 'the terminal event');
     // EventSource reconnects when a stream ends; the 204 it then gets makes it stop for good.
     await waitFor(() => s.es.readyState === s.es.CLOSED, 'the client to stop after the 204', 8_000);
-    expect(s.events.map((e) => e.type)).toEqual(['job.state', 'job.succeeded']);
-    expect(s.events[1]!.data).toMatchObject({ status: 'succeeded', result_url: `/v1/jobs/${id}/manifest` });
+    expect(s.events.map((e) => e.type)).toEqual(['job.queued', 'job.running', 'job.progress', 'job.succeeded']);
+    expect(s.events[3]!.data).toMatchObject({ status: 'succeeded', result_url: `/v1/jobs/${id}/manifest` });
 
-    // A job already over: its state (carrying the newest event id), then the end.
+    // A job already over: its whole run, then the end.
     const late = await rawStream(`/v1/jobs/${id}/events`, a.key, 2_000);
-    expect(late.text).toMatch(/^retry: 2000\n\nid: \d+\nevent: job.state\n/);
+    expect([...late.text.matchAll(/^event: (.+)$/gm)].map((m) => m[1])).toEqual(['job.queued', 'job.running', 'job.progress', 'job.succeeded']);
     expect(late.ended).toBe(true);
     // Resuming from before the end replays what was missed, ending with the terminal event.
-    const [firstRow] = await db.sql<{ first: number }[]>`select min(id)::float8 as first from leasehold.job_events where job_id = ${id}`;
-    const first = firstRow!.first;
+    const first = tableIds[0]!.id;
     const resumed = stream(`/v1/jobs/${id}/events?last_event_id=${first}`, { key: a.key });
     await resumed.until((e) => e.some((x) => x.type === 'job.succeeded'), 'the replayed terminal event');
-    expect(resumed.events.map((e) => e.type)).toEqual(['job.state', 'job.running', 'job.progress', 'job.succeeded']);
+    expect(resumed.events.map((e) => e.type)).toEqual(['job.running', 'job.progress', 'job.succeeded']);
+  });
+
+  test('a job retried after it ended streams its new run, not the old run and its end', async () => {
+    const a = await api.tenant('job-retried');
+    const { id } = await queueFor(db.sql).enqueue({ kind: 'test.noop', queue: 'sse-retried', tenantId: a.tenantId });
+    await db.sql`select leasehold.cancel_job(${id})`;
+    await db.sql`select leasehold.retry_job(${id})`;
+    const s = stream(`/v1/jobs/${id}/events`, { key: a.key });
+    await s.until((e) => e.length >= 1, 'the new run');
+    const [retried] = await db.sql<{ id: number }[]>`
+      select max(id)::float8 as id from leasehold.job_events where job_id = ${id} and type = 'job.queued'`;
+    expect(s.events.map((e) => [e.type, Number(e.id)])).toEqual([['job.queued', retried!.id]]);
+    expect(s.es.readyState).not.toBe(s.es.CLOSED);
+    // Cancelled again: that end ends the stream; reopened, the stream sends the second run alone.
+    await db.sql`select leasehold.cancel_job(${id})`;
+    await s.until((e) => e.some((x) => x.type === 'job.cancelled'), 'the second end');
+    const late = await rawStream(`/v1/jobs/${id}/events`, a.key, 2_000);
+    expect([...late.text.matchAll(/^event: (.+)$/gm)].map((m) => m[1])).toEqual(['job.queued', 'job.cancelled']);
+    expect(late.ended).toBe(true);
   });
 
   test('an unknown job, or not a uuid, is a 404 problem', async () => {
@@ -271,7 +289,7 @@ describe('gzip', () => {
     await waitFor(() => s.ended, 'the stream to end');
     // gunzipSync without a sync flush insists on a complete member with a true CRC-32 and length.
     const text = gunzipSync(Buffer.concat(s.chunks)).toString();
-    expect(text).toMatch(/^retry: 2000\n\nid: \d+\nevent: job.state\ndata: .*"status":"cancelled"/);
+    expect(text).toMatch(/^retry: 2000\n\nid: \d+\nevent: job.queued\ndata: .*"status":"cancelled".*\n\nid: \d+\nevent: job.cancelled\n/);
   });
 
   test('with gzip switched off (SSE_GZIP=false) every client gets plain text', () => {

@@ -4,9 +4,9 @@ import { PREPARED } from '#shared/jobs/queue-sql.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import type { Logger } from '#shared/log.js';
 import type { AppDeps, ApiEnv } from '../context.js';
-import { JobEventData, TERMINAL_STATUSES, TYPES_BY_STATUS, frame, stateFrame, type JobViewRow } from '../events/event-frame.js';
+import { JobEventData, TERMINAL_STATUSES, TYPES_BY_STATUS, frame, type JobViewRow } from '../events/event-frame.js';
 import type { EventHub } from '../events/event-hub.js';
-import { READ_JOB_STATE, REPLAY_EVENTS, REPLAY_JOB_EVENTS } from '../events/event-sql.js';
+import { READ_JOB_STREAM_START, REPLAY_EVENTS, REPLAY_JOB_EVENTS } from '../events/event-sql.js';
 import { acceptsGzip } from '../events/gzip-segments.js';
 import type { SseSubscriber, SubscriberFilter } from '../events/sse-subscriber.js';
 import { JOB_STATUSES } from '../job-view.js';
@@ -51,7 +51,7 @@ const stream = (description: string) => ({
       schema: z.string().openapi({
         description:
           'Server-sent events. Each has `id:` (the job_events id), `event:` (job.queued, job.running, job.progress, job.retrying, ' +
-          'job.succeeded, job.failed, job.cancelled; job.state for the opening of a per-job stream) and `data:` (a JobEvent as JSON). ' +
+          'job.succeeded, job.failed, job.cancelled) and `data:` (a JobEvent as JSON). ' +
           'Comment lines keep the connection alive. A client that sends `Accept-Encoding: gzip` (browsers and fetch do) gets ' +
           'the stream gzip-compressed (`Content-Encoding: gzip`), flushed after every read of events.',
       }),
@@ -118,9 +118,9 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     tags: ['events'],
     summary: "One job's events, live (SSE); ends after its terminal event",
     description:
-      'Opens with `job.state`, the job as it stands, then sends its events as they happen and ends after job.succeeded, job.failed ' +
-      'or job.cancelled. With Last-Event-ID the missed events are replayed first; a reconnect after the terminal event gets 204, ' +
-      'which tells EventSource to stop.',
+      "Replays the job's current run from its first event (job.queued), then sends its events as they happen, and ends after " +
+      'job.succeeded, job.failed or job.cancelled: a job already over sends its run and ends. With Last-Event-ID only the later ' +
+      'events are replayed; a reconnect after the terminal event gets 204, which tells EventSource to stop.',
     security: [{ bearer: [] }],
     middleware: [read] as const,
     request: { params: IdParam, query: JobEventsQuery, headers: Headers },
@@ -136,48 +136,44 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const after = lastEventId(c.req.valid('header')['last-event-id'] ?? c.req.valid('query').last_event_id);
     const { tenantId } = c.get('principal');
     if (!isUuid(id)) throw new AppError('not_found', `no job ${id}`);
-    // Subscribe before reading the state: an event committed in between is then delivered, not lost.
+    // Subscribe before reading where to start: an event committed in between is then delivered, not lost.
     const sub = subscribe(hub, tenantId, { jobId: id }, true, c.req.header('accept-encoding'));
-    let state: JobStateRow | undefined;
+    let start: JobStreamStart | undefined;
     try {
-      [state] = await sql.unsafe<JobStateRow[]>(
-        READ_JOB_STATE,
-        [id, tenantId, sub.startCursor],
-        PREPARED,
-      );
+      [start] = await sql.unsafe<JobStreamStart[]>(READ_JOB_STREAM_START, [id, tenantId], PREPARED);
     } catch (err) {
       sub.close();
       throw err;
     }
-    if (!state) {
+    if (!start) {
       sub.close();
       throw new AppError('not_found', `no job ${id}`);
     }
-    const ended = TERMINAL_STATUSES.has(state.status);
-    if (ended && after !== undefined && state.terminal_event_id !== null && state.terminal_event_id <= after) {
+    const ended = TERMINAL_STATUSES.has(start.status);
+    if (ended && after !== undefined && start.terminal_event_id !== null && start.terminal_event_id <= after) {
       sub.close();
       return c.body(null, 204) as never;
     }
+    // Without Last-Event-ID: the job's current run from its first event, so a job already over
+    // sends its whole run and ends, and one retried after it ended does not end at the old run's end.
+    const from = after ?? (ended ? start.previous_terminal_event_id : start.terminal_event_id) ?? 0;
     const response = open(sub);
-    if (after === undefined) {
-      sub.send(stateFrame(state, state.last_event_id));
-      if (ended) sub.end();
-      else sub.goLive();
-    } else {
-      sub.send(stateFrame(state, null));
-      sub.skipUpTo(after);
-      startReplay(hub, sub, after, c.get('log'), (from, to) =>
-        sql.unsafe<ReplayRow[]>(REPLAY_JOB_EVENTS, [id, from, to, REPLAY_PAGE, tenantId], PREPARED),
-      );
-    }
+    sub.skipUpTo(from);
+    startReplay(hub, sub, from, c.get('log'), (lo, hi) =>
+      sql.unsafe<ReplayRow[]>(REPLAY_JOB_EVENTS, [id, lo, hi, REPLAY_PAGE, tenantId], PREPARED),
+    );
     return response as never;
   });
 
   return app;
 }
 
-/** A per-job stream's opening (READ_JOB_STATE). */
-type JobStateRow = JobViewRow & { last_event_id: number | null; terminal_event_id: number | null };
+/** Where a per-job stream starts (READ_JOB_STREAM_START). */
+interface JobStreamStart {
+  status: string;
+  terminal_event_id: number | null;
+  previous_terminal_event_id: number | null;
+}
 
 /** A replayed event with its job's view. */
 type ReplayRow = JobViewRow & { event_id: number; type: string; attempt: number | null; data: Record<string, unknown> | null; event_at: Date };

@@ -2,7 +2,7 @@ import { EventSource } from 'eventsource';
 import { waitFor } from './wait.js';
 
 /** Every event type a stream sends. */
-export const EVENT_TYPES = ['job.state', 'job.queued', 'job.running', 'job.progress', 'job.retrying', 'job.succeeded', 'job.failed', 'job.cancelled'];
+export const EVENT_TYPES = ['job.queued', 'job.running', 'job.progress', 'job.retrying', 'job.succeeded', 'job.failed', 'job.cancelled'];
 
 /** One event as an EventSource client received it. */
 export interface Received {
@@ -45,7 +45,7 @@ export function openStream(base: string, path: string, opts: { key?: string; las
   return {
     es,
     events,
-    ids: () => events.filter((e) => e.type !== 'job.state').map((e) => Number(e.id)),
+    ids: () => events.map((e) => Number(e.id)),
     until: async (check, what, timeoutMs = 10_000) => {
       await waitFor(() => check(events), what, timeoutMs);
     },
