@@ -93,9 +93,18 @@ describe('API keys', () => {
   test('malformed Authorization headers are 401 problems', async () => {
     const api = probeApi();
     const { key } = await api.tenant('keys-malformed');
-    for (const header of [`Basic ${key}`, 'Bearer', 'Bearer ', `Bearer  ${key}`, `Bearer ${key} extra`, `bearer${key}`, `Bearer ${'x'.repeat(5000)}`]) {
+    for (const header of [`Basic ${key}`, 'Bearer', 'Bearer ', `Bearer ${key} extra`, `bearer${key}`, `Bearer ${'x'.repeat(5000)}`]) {
       const res = await api.app.request('/v1/probe', { headers: { authorization: header } });
       await expectProblem(res, 401, 'unauthorized');
+    }
+  });
+
+  test('the scheme is case-insensitive and may be followed by more than one space (RFC 9110)', async () => {
+    const api = probeApi();
+    const { key } = await api.tenant('keys-scheme');
+    for (const header of [`bearer ${key}`, `BEARER ${key}`, `Bearer  ${key}`]) {
+      const res = await api.app.request('/v1/probe', { headers: { authorization: header } });
+      expect(res.status, header).toBe(200);
     }
   });
 

@@ -137,3 +137,16 @@ describe('GET /docs', () => {
     }
   });
 });
+
+describe('GET /problems/:code', () => {
+  test("a problem type's page describes it; an unknown one is a 404 problem like every other error", async () => {
+    const api = createTestApi(idle);
+    const known = await api.app.request('/problems/not_found');
+    expect(known.status).toBe(200);
+    expect(await known.json()).toMatchObject({ type: '/problems/not_found', code: 'not_found', status: 404 });
+    const unknown = await api.app.request('/problems/no_such_thing');
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await unknown.json()).toMatchObject({ type: '/problems/not_found', status: 404, detail: 'no problem type no_such_thing' });
+  });
+});

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { configSchema } from '#shared/config.js';
+import { configSchema, loadConfig } from '#shared/config.js';
 import { configDocs, configTable, docComments, TABLE_END, TABLE_START } from './config-table.js';
 
 const read = (f: string) => readFileSync(new URL(`../${f}`, import.meta.url), 'utf8');
@@ -20,6 +20,16 @@ describe('configuration documentation', () => {
     for (const d of docs) expect(d.doc, `${d.key} has no doc comment in shared/config.ts`).toBeTruthy();
     const example = read('.env.example');
     for (const d of docs) expect(example, `${d.key} is missing from .env.example`).toMatch(new RegExp(`^${d.key}=`, 'm'));
+  });
+
+  test(".env.example's values are the defaults: setting every one of them changes nothing", () => {
+    const given = Object.fromEntries(
+      [...read('.env.example').matchAll(/^([A-Z0-9_]+)=(.*)$/gm)].filter(([, , v]) => v !== '').map(([, k, v]) => [k!, v!]),
+    );
+    expect(Object.keys(given).length).toBeGreaterThan(20);
+    const defaults = loadConfig({}) as Record<string, unknown>;
+    const example = loadConfig(given) as Record<string, unknown>;
+    for (const key of Object.keys(given)) expect(example[key], key).toEqual(defaults[key]);
   });
 
   test('each key takes the comment right above it, and a key without one takes none', () => {

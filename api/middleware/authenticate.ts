@@ -65,7 +65,7 @@ export function authenticate(deps: { sql: Sql; config: Config }): MiddlewareHand
     const header = c.req.header('authorization');
     let token: string | undefined;
     if (header !== undefined) {
-      const m = /^Bearer ([\x21-\x7e]{1,4096})$/.exec(header);
+      const m = /^bearer +([\x21-\x7e]{1,4096})$/i.exec(header);
       if (!m) throw unauthorized('Authorization must be "Bearer <API key or JWT>"');
       token = m[1];
     } else if (c.req.path.endsWith('/events')) {

@@ -1,5 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { ERROR_CODES, type ErrorCode } from '#shared/errors.js';
+import { AppError, ERROR_CODES, type ErrorCode } from '#shared/errors.js';
 import { readMigrations } from '#shared/db/migrator.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 
@@ -78,7 +78,7 @@ export function systemRoutes({ sql, storage }: AppDeps): OpenAPIHono<ApiEnv> {
   app.get('/problems/:code', (c) => {
     const code = c.req.param('code') as ErrorCode;
     const entry = Object.hasOwn(ERROR_CODES, code) ? ERROR_CODES[code] : undefined;
-    if (!entry) return c.json({ title: 'Unknown problem type', status: 404 }, 404);
+    if (!entry) throw new AppError('not_found', `no problem type ${code}`);
     return c.json({ type: `/problems/${code}`, code, ...entry });
   });
 

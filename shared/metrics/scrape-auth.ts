@@ -13,7 +13,7 @@ export function scrapeAuthorizer(sql: Sql, metricsToken: string | undefined): (a
   const expected = metricsToken === undefined ? undefined : digest(metricsToken);
   const isAdmin = cachedKeyCheck(sql, (owner) => owner.scopes.includes('admin'), 1_000);
   return async (authorization) => {
-    const m = /^Bearer ([\x21-\x7e]{1,4096})$/.exec(authorization ?? '');
+    const m = /^bearer +([\x21-\x7e]{1,4096})$/i.exec(authorization ?? '');
     if (!m) return false;
     const token = m[1]!;
     // Compared as digests so that the comparison takes the same time whatever the length.
