@@ -52,7 +52,7 @@ describe('POST /v1/galleries and GET /v1/galleries/{id}', () => {
     const placed = done.body.albums.flatMap((album: Json) => album.images.map((img: Json) => img.storage_key));
     expect([...placed].sort()).toEqual([...keys].sort());
     for (const album of done.body.albums) {
-      expect(album).toMatchObject({ title: expect.any(String), theme_description: expect.any(String) });
+      expect(album).toMatchObject({ title: expect.any(String), description: expect.any(String) });
       for (const img of album.images) {
         const download = await fetch(img.url);
         expect(download.status).toBe(200);
@@ -62,6 +62,18 @@ describe('POST /v1/galleries and GET /v1/galleries/{id}', () => {
 
     expect((await call('GET', `/v1/galleries/${id}`, b.key)).status).toBe(404);
     expect((await call('GET', '/v1/galleries/not-a-uuid', a.key)).status).toBe(404);
+  });
+
+  test('a result stored under the old album field name (theme_description) is served as description', async () => {
+    const key = await uploadPng(PNG);
+    const [row] = await db.sql<{ id: string }[]>`
+      insert into leasehold.jobs (id, kind, queue, tenant_id, status, payload, result, finished_at)
+      values (leasehold.uuid_v7(), 'gallery.group', 'ai', ${a.tenantId}, 'succeeded', '{}',
+              ${db.sql.json({ albums: [{ title: 'Old', theme_description: 'Stored before the rename.', images: [key] }], fallback: false })}, now())
+      returning id`;
+    const r = await call('GET', `/v1/galleries/${row!.id}`, a.key);
+    expect(r.status).toBe(200);
+    expect(r.body.albums).toEqual([{ title: 'Old', description: 'Stored before the rename.', images: [{ storage_key: key, url: expect.any(String) }] }]);
   });
 
   test("a missing upload, another tenant's key, too few images and a duplicate are 422", async () => {

@@ -53,13 +53,13 @@ async function groupAndSettle() {
   }, `job ${id} to finish`);
 }
 
-const FALLBACK_ALBUM = { title: 'All photos', theme_description: expect.any(String), images: undefined as unknown };
+const FALLBACK_ALBUM = { title: 'All photos', description: expect.any(String), images: undefined as unknown };
 
 describe('gallery.group with the OpenAI SDK against the model double', () => {
   test("the model's grouping is kept, sent in one strict call with every image after its key", async () => {
     const albums = [
-      { title: 'Beach', theme_description: 'Sand and sea.', images: [keys[2], keys[0]] },
-      { title: 'Night', theme_description: 'After dark.', images: [keys[1]] },
+      { title: 'Beach', description: 'Sand and sea.', images: [keys[2], keys[0]] },
+      { title: 'Night', description: 'After dark.', images: [keys[1]] },
     ];
     double.reply(successWith({ albums }));
     const row = await groupAndSettle();
@@ -76,7 +76,7 @@ describe('gallery.group with the OpenAI SDK against the model double', () => {
   });
 
   test('a grouping that drops an image succeeds with one fallback album in input order, saying why', async () => {
-    double.reply(successWith({ albums: [{ title: 'Beach', theme_description: 'Sand.', images: [keys[0], keys[2]] }] }));
+    double.reply(successWith({ albums: [{ title: 'Beach', description: 'Sand.', images: [keys[0], keys[2]] }] }));
     const row = await groupAndSettle();
     expect(row.status).toBe('succeeded');
     expect(row.attempts).toBe(1);
@@ -94,7 +94,7 @@ describe('gallery.group with the OpenAI SDK against the model double', () => {
   });
 
   test('a 429 is retried, and the next attempt keeps the grouping', async () => {
-    const albums = [{ title: 'All', theme_description: 'Everything.', images: keys }];
+    const albums = [{ title: 'All', description: 'Everything.', images: keys }];
     double.reply({ type: 'rate_limit', retryAfterMs: '100' }, successWith({ albums }));
     const row = await groupAndSettle();
     expect(row.status).toBe('succeeded');

@@ -1,5 +1,5 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import type { GalleryResult } from '#shared/ai/gallery-albums.js';
+import type { Album, GalleryResult } from '#shared/ai/gallery-albums.js';
 import type { FieldError } from '#shared/errors.js';
 import { GALLERY_MAX_IMAGES, GALLERY_MIN_IMAGES, KINDS } from '#shared/jobs/kinds.js';
 import type { AppDeps, ApiEnv } from '../context.js';
@@ -28,7 +28,7 @@ const GalleryRequest = z
 const Queued = z.object({ gallery_id: z.uuid(), status: z.literal('queued') }).openapi('GalleryQueued');
 const Album = z.object({
   title: z.string(),
-  theme_description: z.string(),
+  description: z.string(),
   images: z.array(z.object({ storage_key: z.string(), url: z.string() })),
 });
 const Gallery = z
@@ -93,7 +93,12 @@ export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (row.status !== 'succeeded' || !row.result) return c.json({ id, status: row.status }, 200);
     const signed = async (key: string) => ({ storage_key: key, url: await absoluteDownloadUrl(storage, key, GALLERY_URL_TTL_S, c.req.url) });
     const albums = await Promise.all(
-      row.result.albums.map(async (a) => ({ title: a.title, theme_description: a.theme_description, images: await Promise.all(a.images.map(signed)) })),
+      // Results stored before the field was named as DESIGN.md names it call it theme_description.
+      row.result.albums.map(async (a: Omit<Album, 'description'> & { description?: string; theme_description?: string }) => ({
+        title: a.title,
+        description: a.description ?? a.theme_description ?? '',
+        images: await Promise.all(a.images.map(signed)),
+      })),
     );
     return c.json({ id, status: row.status, albums, fallback: row.result.fallback }, 200);
   });

@@ -18,7 +18,7 @@ export function fakeGrouping(images: readonly { key: string; bytes: Uint8Array }
     buckets[digest.readUInt32BE(0) % count]!.push(image.key);
   }
   const albums = buckets
-    .map((keys, i) => ({ title: THEMES[i]!, theme_description: `Images the fake provider filed under "${THEMES[i]!}".`, images: keys }))
+    .map((keys, i) => ({ title: THEMES[i]!, description: `Images the fake provider filed under "${THEMES[i]!}".`, images: keys }))
     .filter((album) => album.images.length > 0);
   return { albums };
 }

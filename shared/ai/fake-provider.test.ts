@@ -55,7 +55,7 @@ const INVOICE: Schema = {
 };
 
 const GALLERY = obj({
-  albums: arr(obj({ title: str(), theme_description: str(), images: arr(str(), { minItems: 1 }), cover_index: int({ minimum: 0 }) }), { minItems: 1, maxItems: 5 }),
+  albums: arr(obj({ title: str(), description: str(), images: arr(str(), { minItems: 1 }), cover_index: int({ minimum: 0 }) }), { minItems: 1, maxItems: 5 }),
   confidence: num({ minimum: 0, maximum: 1 }),
 });
 

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { checkAlbums } from './gallery-albums.js';
 
 const keys = ['a.png', 'b.png', 'c.png'];
-const album = (title: string, images: string[]) => ({ title, theme_description: `${title} shots`, images });
+const album = (title: string, images: string[]) => ({ title, description: `${title} shots`, images });
 
 describe('checkAlbums: every image in exactly one album', () => {
   test('accepts a grouping that places each image once, and drops empty albums', () => {

@@ -11,10 +11,10 @@ export const GALLERY_SCHEMA = {
         type: 'object',
         properties: {
           title: { type: 'string' },
-          theme_description: { type: 'string' },
+          description: { type: 'string' },
           images: { type: 'array', items: { type: 'string' } },
         },
-        required: ['title', 'theme_description', 'images'],
+        required: ['title', 'description', 'images'],
         additionalProperties: false,
       },
     },
@@ -34,7 +34,7 @@ export const GALLERY_INSTRUCTIONS =
 
 const Albums = z
   .object({
-    albums: z.array(z.object({ title: z.string(), theme_description: z.string(), images: z.array(z.string()) }).strict()),
+    albums: z.array(z.object({ title: z.string(), description: z.string(), images: z.array(z.string()) }).strict()),
   })
   .strict();
 

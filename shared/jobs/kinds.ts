@@ -135,7 +135,7 @@ export const KINDS = {
       })
       .strict(),
     description:
-      `${GALLERY_MIN_IMAGES}–${GALLERY_MAX_IMAGES} uploaded images → albums {title, theme_description, images} in one model call; ` +
+      `${GALLERY_MIN_IMAGES}–${GALLERY_MAX_IMAGES} uploaded images → albums {title, description, images} in one model call; ` +
       'every image lands in exactly one album, or one fallback album holds them all when the model fails for good.',
     queue: 'ai',
     // Up to 50 images at low detail (gpt-4o-mini: 2,833 tokens each) plus the output bound.

@@ -24,7 +24,7 @@ const FALLBACK_TITLE = 'All photos';
 
 /** One album holding every image in input order, and why. */
 function fallback(keys: string[], provider: VisionProvider, model: string, code: string, message: string): GalleryResult {
-  const albums = [{ title: FALLBACK_TITLE, theme_description: 'Every image, in the order given (the model could not group them).', images: keys }];
+  const albums = [{ title: FALLBACK_TITLE, description: 'Every image, in the order given (the model could not group them).', images: keys }];
   return { albums, fallback: true, fallback_reason: { code, message }, provider: provider.name, model };
 }
 
