@@ -119,5 +119,10 @@ test.each(['upload', 'url'] as const)('pattern → %s → ingest → worker → 
   const text = await fetchAs('text');
   expect(text.type).toMatch(/^text\/plain/);
   expect(text.body).toContain(manifest.store);
+  // Without ?format=: the pattern's own format (csv here).
+  const plain = await api.request(key, 'GET', `/v1/jobs/${job_id}/manifest`);
+  expect(plain.status).toBe(200);
+  expect(plain.headers.get('content-type')).toMatch(/^text\/csv/);
+  expect(await plain.text()).toBe(csv.body);
   await workers.stopAll();
 });

@@ -6,7 +6,7 @@ import { Governor } from '#shared/governor/governor.js';
 import { insertPaidJobs } from '#shared/governor/insert-paid.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { orderLikeSchema } from '#shared/formats/order-like-schema.js';
-import { CsvShapeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMATS, renderManifest } from '#shared/formats/render-manifest.js';
+import { CsvShapeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMATS, renderManifest, type ManifestFormat } from '#shared/formats/render-manifest.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { currentPattern } from '../current-pattern.js';
 import { imageRefusal } from '../image-refusal.js';
@@ -172,7 +172,8 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     summary: "A succeeded job's output, in the format asked for",
     description:
       'For manifest.extract jobs, the manifest laid out by the schema of the pattern version the job ran with; for other kinds, the stored result. ' +
-      'json, yaml, xml, csv and text, each with its own content type; every format reads back to the same data (docs/formats.md).',
+      'json, yaml, xml, csv and text, each with its own content type; every format reads back to the same data (docs/formats.md). ' +
+      "Without `format`, the format of the job's pattern version; json for jobs without a pattern.",
     security: [{ bearer: [] }],
     middleware: [read] as const,
     request: { params: IdParam, query: ManifestQuery },
@@ -188,11 +189,10 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   });
   app.openapi(manifest, async (c) => {
     const { id } = c.req.valid('param');
-    const format = c.req.valid('query').format ?? 'json';
     const tenantId = c.get('principal').tenantId;
     const [job] = isUuid(id)
-      ? await sql<{ status: string; result: unknown; schema: unknown }[]>`
-          select j.status, j.result, v.json_schema as schema
+      ? await sql<{ status: string; result: unknown; schema: unknown; format: ManifestFormat | null }[]>`
+          select j.status, j.result, v.json_schema as schema, v.format
           from leasehold.jobs j
           left join leasehold.pattern_versions v
             on v.pattern_id = j.pattern_id and v.version = j.pattern_version and v.tenant_id = j.tenant_id
@@ -200,6 +200,8 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       : [];
     if (!job) throw notFound(id);
     if (job.status !== 'succeeded') throw new AppError('invalid_state', `job ${id} is ${job.status}; its output exists once it has succeeded`);
+    // Without ?format=, the format of the pattern version the job ran with; json for other kinds.
+    const format = c.req.valid('query').format ?? job.format ?? 'json';
     const result = job.result as { manifest?: unknown } | null;
     const output =
       job.schema !== null && result !== null && typeof result === 'object' && 'manifest' in result
