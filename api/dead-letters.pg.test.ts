@@ -90,11 +90,14 @@ describe('GET /v1/dead-letters', () => {
 });
 
 describe('POST /v1/dead-letters/{id}/requeue', () => {
-  test('admin only: requeues the job with a fresh attempt budget → 202 {job_id}; a second time → 409', async () => {
+  test('admin only: requeues the job with a fresh attempt budget → 202 with the dead letter, now requeued; a second time → 409', async () => {
     const d = await deadLetter(admin.key);
     expect((await call(writer, 'POST', `/v1/dead-letters/${d.id}/requeue`)).status).toBe(403);
     const r = await call(admin.key, 'POST', `/v1/dead-letters/${d.id}/requeue`);
-    expect(r).toEqual({ status: 202, body: { job_id: d.jobId } });
+    expect(r.status).toBe(202);
+    const listed = (await call(admin.key, 'GET', '/v1/dead-letters?all=true')).body.data.find((x: Json) => x.id === d.id);
+    expect(r.body).toEqual(listed);
+    expect(r.body).toMatchObject({ id: d.id, job_id: d.jobId, requeued_at: expect.any(String) });
     const [job] = await db.sql`select status, attempts from leasehold.jobs where id = ${d.jobId}`;
     expect(job).toEqual({ status: 'queued', attempts: 0 });
     const again = await call(admin.key, 'POST', `/v1/dead-letters/${d.id}/requeue`);

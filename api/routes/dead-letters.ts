@@ -32,6 +32,16 @@ type Row = Omit<z.output<typeof DeadLetterView>, 'job_created_at' | 'failed_at' 
   requeued_at: Date | null;
 };
 
+/** The columns of DeadLetterView, in its order. */
+const COLUMNS = ['id', 'job_id', 'kind', 'queue', 'payload', 'priority', 'attempts', 'max_attempts', 'last_error', 'errors', 'job_created_at', 'failed_at', 'requeued_at'];
+
+const view = (r: Row): z.output<typeof DeadLetterView> => ({
+  ...r,
+  job_created_at: r.job_created_at.toISOString(),
+  failed_at: r.failed_at.toISOString(),
+  requeued_at: r.requeued_at && r.requeued_at.toISOString(),
+});
+
 const ListQuery = z
   .object({
     all: z.enum(['true', 'false']).default('false').openapi({ description: '`true` includes dead letters already requeued.' }),
@@ -60,20 +70,13 @@ export function deadLettersRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
   app.openapi(list, async (c) => {
     const q = c.req.valid('query');
     const rows = await sql<Row[]>`
-      select id, job_id, kind, queue, payload, priority, attempts, max_attempts, last_error, errors,
-             job_created_at, failed_at, requeued_at
+      select ${sql(COLUMNS)}
       from leasehold.dead_letters
       where tenant_id = ${c.get('principal').tenantId}::uuid
         ${q.all === 'true' ? sql`` : sql`and requeued_at is null`}
         ${q.cursor ? sql`and id < ${q.cursor}::uuid` : sql``}
       order by id desc limit ${q.limit + 1}`;
-    const page = pageFrom(rows, q.limit, (r) => ({
-      ...r,
-      job_created_at: r.job_created_at.toISOString(),
-      failed_at: r.failed_at.toISOString(),
-      requeued_at: r.requeued_at && r.requeued_at.toISOString(),
-    }));
-    return c.json(page, 200);
+    return c.json(pageFrom(rows, q.limit, view), 200);
   });
 
   const requeue = createRoute({
@@ -85,14 +88,16 @@ export function deadLettersRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
     middleware: [requireScope('admin')] as const,
     request: { params: z.object({ id: z.string().openapi({ format: 'uuid', description: 'A dead letter id; anything else is a 404.' }) }) },
     responses: {
-      202: { description: 'Requeued.', content: { 'application/json': { schema: z.object({ job_id: z.uuid() }) } } },
+      202: { description: 'The dead letter, now requeued (`requeued_at` set); `job_id` is the job back in its queue.', content: { 'application/json': { schema: DeadLetterView } } },
       ...problemResponses({ 404: 'No such dead letter for this tenant', 409: 'invalid_state: already requeued' }),
     },
   });
   app.openapi(requeue, async (c) => {
     const { id } = c.req.valid('param');
-    const { jobId } = await requeueDeadLetter(sql, id, c.get('principal').tenantId, c.get('principal').subject);
-    return c.json({ job_id: jobId }, 202);
+    const tenantId = c.get('principal').tenantId;
+    await requeueDeadLetter(sql, id, tenantId, c.get('principal').subject);
+    const [row] = await sql<Row[]>`select ${sql(COLUMNS)} from leasehold.dead_letters where id = ${id}::uuid and tenant_id = ${tenantId}::uuid`;
+    return c.json(view(row!), 202);
   });
 
   return app;
