@@ -73,6 +73,7 @@ export function jobView(row: JobRow): z.output<typeof JobView> {
 export interface JobFilters {
   status?: string;
   kind?: string;
+  queue?: string;
   pattern_id?: string;
   created_after?: string;
   created_before?: string;
@@ -87,6 +88,7 @@ export interface JobFilters {
 export function listJobs(db: Sql | Tx, tenantId: string, f: JobFilters, limit: number): Promise<JobRow[]> {
   const filters = db`${f.status ? db`and j.status = ${f.status}` : db``}
       ${f.kind ? db`and j.kind = ${f.kind}` : db``}
+      ${f.queue ? db`and j.queue = ${f.queue}` : db``}
       ${f.created_after ? db`and j.created_at > ${f.created_after}::timestamptz` : db``}
       ${f.created_before ? db`and j.created_at < ${f.created_before}::timestamptz` : db``}`;
   // A pattern's jobs walk jobs_pattern_idx; the system tenant's, which have no tenant_jobs rows

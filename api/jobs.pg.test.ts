@@ -164,10 +164,10 @@ describe('GET /v1/jobs/{id}', () => {
 });
 
 describe('GET /v1/jobs', () => {
-  test('filters by status, kind, pattern and creation time, and never shows another tenant', async () => {
+  test('filters by status, kind, queue, pattern and creation time, and never shows another tenant', async () => {
     const t = await api.tenant('jobs-list');
     const pattern = await insertPattern(t.tenantId);
-    const noop = await enqueue({ kind: 'system.noop' }, t.key);
+    const noop = await enqueue({ kind: 'system.noop', queue: 'list:side' }, t.key);
     const sleep = await enqueue({ kind: 'system.sleep', payload: { ms: 1 } }, t.key);
     const manifest = await enqueue({ kind: 'manifest.extract', payload: { pattern_id: pattern, pattern_version: 1, image: { url: 'https://x.example/a.png' } } }, t.key);
     await db.sql`update leasehold.jobs set status = 'cancelled', finished_at = now(), created_at = now() - interval '1 day' where id = ${noop.id}`;
@@ -176,6 +176,7 @@ describe('GET /v1/jobs', () => {
     expect(await ids('')).toEqual([manifest.id, sleep.id, noop.id]);
     expect(await ids('?status=cancelled')).toEqual([noop.id]);
     expect(await ids('?kind=system.sleep')).toEqual([sleep.id]);
+    expect(await ids('?queue=list:side')).toEqual([noop.id]);
     expect(await ids(`?pattern_id=${pattern}`)).toEqual([manifest.id]);
     const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
     expect(await ids(`?created_after=${hourAgo}`)).toEqual([manifest.id, sleep.id]);
@@ -184,7 +185,7 @@ describe('GET /v1/jobs', () => {
   });
 
   test('bad filters are a 422 naming the query parameter', async () => {
-    for (const [q, path] of [['?limit=101', 'query.limit'], ['?status=done', 'query.status'], ['?cursor=abc', 'query.cursor'], ['?created_after=yesterday', 'query.created_after'], ['?kind=%00', 'query.kind'], ['?sort=id', 'query.sort']]) {
+    for (const [q, path] of [['?limit=101', 'query.limit'], ['?status=done', 'query.status'], ['?cursor=abc', 'query.cursor'], ['?created_after=yesterday', 'query.created_after'], ['?kind=%00', 'query.kind'], ['?queue=a%20b', 'query.queue'], ['?sort=id', 'query.sort']]) {
       const r = await call(a.key, 'GET', `/v1/jobs${q}`);
       expect(r.status, q).toBe(422);
       expect(r.body.errors.map((e: Json) => e.path), q).toContain(path);

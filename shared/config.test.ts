@@ -100,14 +100,22 @@ describe('WORKER_QUEUES', () => {
     ]);
   });
 
+  test("names may hold ':', as POST /v1/jobs allows; a last segment that is a number is the concurrency", () => {
+    expect(loadConfig({ WORKER_QUEUES: 'tenant:images,tenant:images2:3,a:1:2' }).WORKER_QUEUES).toEqual([
+      { name: 'tenant:images' },
+      { name: 'tenant:images2', concurrency: 3 },
+      { name: 'a:1', concurrency: 2 },
+    ]);
+  });
+
   test.each([
     ['a:0', /bad queue spec "a:0"/],
     ['a:-1', /bad queue spec "a:-1"/],
     ['a:1.5', /bad queue spec "a:1.5"/],
-    ['a:x', /bad queue spec "a:x"/],
     ['a:', /bad queue spec "a:"/],
     [':3', /bad queue spec ":3"/],
-    ['a:1:2', /bad queue spec "a:1:2"/],
+    ['a::b', /bad queue spec "a::b"/],
+    ['a:b:0', /bad queue spec "a:b:0"/],
     ['bad name', /bad queue spec "bad name"/],
     ['a,b,a:2', /queue "a" is listed twice/],
     [',', /names no queue/],

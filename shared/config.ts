@@ -41,9 +41,14 @@ const queueList = z
     const specs: QueueSpec[] = [];
     const bad = (message: string) => (ctx.addIssue({ code: 'custom', message }), z.NEVER);
     for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
-      const [name, limit, ...extra] = part.split(':');
-      const n = limit === undefined ? undefined : Number(limit);
-      if (!name || !/^[a-zA-Z0-9_.-]{1,64}$/.test(name) || extra.length || (n !== undefined && !(Number.isInteger(n) && n > 0))) {
+      // Queue names may hold ':' (POST /v1/jobs allows it): a last segment that is a number is the
+      // concurrency, and must be a positive integer.
+      const segments = part.split(':');
+      const last = segments[segments.length - 1]!;
+      const numeric = segments.length > 1 && /^[-+]?[\d.]+$/.test(last);
+      const name = (numeric ? segments.slice(0, -1) : segments).join(':');
+      const n = numeric ? Number(last) : undefined;
+      if (!/^[a-zA-Z0-9_.-]+(:[a-zA-Z0-9_.-]+)*$/.test(name) || name.length > 64 || (n !== undefined && !(Number.isInteger(n) && n > 0))) {
         return bad(`bad queue spec "${part}" (want name or name:concurrency)`);
       }
       if (specs.some((s) => s.name === name)) return bad(`queue "${name}" is listed twice`);
@@ -71,7 +76,7 @@ const schema = z.object({
   WORKER_LEASE_MS: ms(30_000),
   /** How often a worker extends the leases of the jobs it holds (one statement for all of them). */
   WORKER_HEARTBEAT_MS: ms(10_000),
-  /** Queues this worker serves: `all` or `name[:concurrency],…`. */
+  /** Queues this worker serves: `all` or `name[:concurrency],…` (a name may hold `:`; a last `:<number>` is the concurrency). */
   WORKER_QUEUES: queueList,
   /** Fallback poll when no NOTIFY arrives; bounds the delay of a lost wake-up. */
   WORKER_POLL_MS: ms(1_000),

@@ -22,11 +22,13 @@ const json = <S extends z.ZodType>(schema: S, description: string) => ({ descrip
 const notFound = (id: string) => new AppError('not_found', `no job ${id}`);
 const KNOWN_KINDS = Object.keys(KINDS);
 
+const QueueName = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 _ . : -');
+
 const CreateJob = z
   .object({
     kind: z.string().min(1).max(200).openapi({ description: `A registered kind: ${KNOWN_KINDS.join(', ')}.` }),
     payload: z.unknown().optional().openapi({ type: 'object', description: "Validated by the kind's own schema; default {}." }),
-    queue: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 _ . : -').optional().openapi({ description: "Default: the kind's queue." }),
+    queue: QueueName.optional().openapi({ description: "Default: the kind's queue." }),
     priority: z.number().int().min(-2_147_483_648).max(2_147_483_647).optional().openapi({ description: 'Lower runs first; default 100.' }),
     run_at: z.iso
       .datetime({ offset: true })
@@ -43,6 +45,7 @@ const ListQuery = z
   .object({
     status: z.enum(JOB_STATUSES).optional(),
     kind: z.string().regex(/^[^\s\u0000]{1,200}$/, 'must be 1–200 characters without spaces').optional(),
+    queue: QueueName.optional(),
     pattern_id: z.uuid().optional(),
     created_after: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Exclusive lower bound of created_at.' }),
     created_before: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Exclusive upper bound of created_at.' }),
