@@ -73,6 +73,18 @@ describe('leasehold jobs', () => {
     expect((await leasehold(['jobs', 'show', 'nope'])).code).toBe(64);
   });
 
+  test('with --json a malformed command line says so on stdout as JSON too (exit 64), and stderr keeps the usage line', async () => {
+    const [malformed, flag, unknown] = await Promise.all([
+      leasehold(['jobs', 'show', 'nope', '--json']),
+      leasehold(['jobs', 'ls', '--limit', 'many', '--json']),
+      leasehold(['frobnicate', '--json']),
+    ]);
+    expect([malformed.code, malformed.json(), malformed.stderr]).toEqual([64, { error: 'usage: leasehold jobs show <job-id>', usage: true }, 'usage: leasehold jobs show <job-id>\n']);
+    expect(flag.code).toBe(64);
+    expect(flag.json()).toEqual({ error: expect.stringContaining('--limit'), usage: true });
+    expect([unknown.code, unknown.json()]).toEqual([64, { error: 'unknown command "frobnicate"', usage: true }]);
+  });
+
   test('cancel ends a queued job, asks a running one to stop, and refuses a finished one', async () => {
     const f = await seedOperatorFixture(db.sql);
     const queued = await leasehold(['jobs', 'cancel', f.queued, '--json']);
@@ -111,10 +123,10 @@ describe('leasehold errors', () => {
   });
 
   test('a bad environment value exits non-zero naming every bad key, before touching the database', async () => {
-    const run = await leasehold(['stats', '--json'], { PORT: 'abc', WORKER_QUEUES: 'a:1:2', DATABASE_URL: 'postgres://nowhere.invalid/x' });
+    const run = await leasehold(['stats', '--json'], { PORT: 'abc', WORKER_QUEUES: 'a::2', DATABASE_URL: 'postgres://nowhere.invalid/x' });
     expect(run.code).toBe(78);
     expect(run.stderr).toMatch(/PORT: /);
-    expect(run.stderr).toMatch(/WORKER_QUEUES: bad queue spec "a:1:2"/);
+    expect(run.stderr).toMatch(/WORKER_QUEUES: bad queue spec "a::2"/);
     expect(run.stdout).toBe('');
   });
 });

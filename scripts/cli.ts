@@ -106,12 +106,14 @@ export async function main(argv: string[]): Promise<number> {
       case 'schedules':
         return await schedulesCommand(ctx, rest, values);
       default:
+        if (ctx.json) process.stdout.write(`${JSON.stringify({ error: `unknown command "${command}"`, usage: true })}\n`);
         process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
         return 64;
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`leasehold ${command}: ${err.message}\n`);
+      if (ctx.json) process.stdout.write(`${JSON.stringify({ error: err.message, usage: true })}\n`);
+      process.stderr.write(err.isUsageLine ? `${err.message}\n` : `leasehold ${command}: ${err.message}\n`);
       return 64; // EX_USAGE
     }
     const message = err instanceof Error ? err.message : String(err);

@@ -65,6 +65,10 @@ export async function assertMigrated(sql: Sql): Promise<void> {
 /** A command line the command cannot act on; the CLI prints it and exits 64 (EX_USAGE). */
 export class UsageError extends Error {
   override name = 'UsageError';
+  /** Set when the error is the command's usage line (`usage: leasehold …`), printed as it is. */
+  constructor(message: string, readonly isUsageLine = false) {
+    super(message);
+  }
 }
 
 /** The job states a `--status` filter may name (DESIGN.md, job lifecycle). */

@@ -1,3 +1,5 @@
+import { UsageError } from './context.js';
+
 /** Prints rows as an aligned table, or as JSON with --json. */
 export function printTable(rows: Record<string, unknown>[], json: boolean, columns?: string[]): void {
   if (json) {
@@ -28,10 +30,9 @@ export function printObject(obj: Record<string, unknown>, json: boolean): void {
   }
 }
 
-/** Prints the usage line of a subcommand to stderr; returns EX_USAGE (64). */
-export function usage(text: string): number {
-  process.stderr.write(`usage: leasehold ${text}\n`);
-  return 64; // EX_USAGE
+/** A malformed command line: main() prints the usage line (and, with --json, `{"error": …}`) and exits 64. */
+export function usage(text: string): never {
+  throw new UsageError(`usage: leasehold ${text}`, true);
 }
 
 /**
