@@ -81,7 +81,10 @@ const PROMISES: [string, (rows: Rows, tx: Sql) => void | Promise<void>][] = [
   ['cancel_job(', (rows) => expect(Object.values(rows[0]!)).toEqual(['cancelled'])],
   ['extend_lease(', async (rows, tx) => {
     expect(Object.values(rows[0]!)[0]).toBeInstanceOf(Date);
-    expect(await tx`select type from leasehold.job_events where job_id = ${f.running} order by id desc limit 1`).toEqual([{ type: 'job.lease_extended' }]);
+    // Not a transition: no job event, one admin_actions row naming the worker that holds the lease.
+    expect(await tx`select type from leasehold.job_events where job_id = ${f.running}`).toEqual([{ type: 'job.running' }]);
+    expect(await tx`select action, target, result ->> 'worker' as worker from leasehold.admin_actions`)
+      .toEqual([{ action: 'extend_lease', target: f.running, worker: 'worker-a' }]);
   }],
   ['pause_queue(', async (_rows, tx) =>
     expect(await tx`select paused_at is not null as paused from leasehold.queues where name = 'default'`).toEqual([{ paused: true }])],

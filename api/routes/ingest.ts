@@ -32,7 +32,7 @@ const IngestBody = z
       .max(MAX_BATCH_IMAGES)
       .optional()
       .openapi({ description: `A batch of 1–${MAX_BATCH_IMAGES} images, each {image_url} or {storage_key}: one job each, all enqueued or none.` }),
-    webhook_url: payload.webhook_url.describe('Called when each job finishes; the same URL rules as image_url.'),
+    webhook_url: payload.webhook_url.describe('Called when each job succeeds or fails for good (not when cancelled); the same URL rules as image_url.'),
     metadata: payload.metadata.describe('Any JSON object up to 16 KB and 32 levels deep, kept with each job.'),
     priority: z.number().int().min(-2_147_483_648).max(2_147_483_647).optional().openapi({ description: 'Lower runs first; default 100.' }),
   })
