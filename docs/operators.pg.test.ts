@@ -14,6 +14,9 @@ beforeAll(async () => {
   f = await seedOperatorFixture(db.sql);
   await db.sql`insert into leasehold.workers (id, host, pid, queues, kinds, concurrency)
                values ('worker-a', 'host-1', 4242, '{default}', '{system.noop,system.sleep}', 10)`;
+  await db.sql`insert into leasehold.uploads (tenant_id, storage_key, content_type, size_bytes, created_by, expires_at)
+               values ('00000000-0000-0000-0000-000000000000', 'uploads/00000000-0000-0000-0000-000000000000/0190b000-0000-7000-8000-000000000001/a.png',
+                       'image/png', 68, 'key:docs', now() + interval '15 minutes')`;
 });
 afterAll(() => db.drop());
 
@@ -98,6 +101,7 @@ const PROMISES: [string, (rows: Rows, tx: Sql) => void | Promise<void>][] = [
   ['insert into leasehold.schedules', async (_rows, tx) =>
     expect(await tx`select name, kind, queue, enabled from leasehold.schedules`).toEqual([{ name: 'nightly-report', kind: 'system.noop', queue: 'default', enabled: true }])],
   ['from leasehold.schedules s', (rows) => expect(rows).toEqual([])],
+  ['from leasehold.uploads u', (rows) => expect(rows).toEqual([expect.objectContaining({ tenant: 'system', content_type: 'image/png', size_bytes: '68', created_by: 'key:docs' })])],
 ];
 
 describe('docs/operators.md', () => {

@@ -99,7 +99,7 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     // An upload of the caller's own is checked in the store: it exists, with an image type and an
     // accepted size. URL-only requests (the hot path) skip the store and its promises entirely.
     const refusals = images.some((img) => 'storage_key' in img)
-      ? await Promise.all(images.map(async (img, i) => edge[i] ?? ('storage_key' in img ? await storedImageRefusal(deps.storage, img.storage_key) : undefined)))
+      ? await Promise.all(images.map(async (img, i) => edge[i] ?? ('storage_key' in img ? await storedImageRefusal(deps, tenantId, img.storage_key) : undefined)))
       : edge;
     refusals.forEach((why, i) => {
       const field = 'image_url' in images[i]! ? 'image_url' : 'storage_key';
