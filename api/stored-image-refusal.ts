@@ -1,18 +1,30 @@
 import { AppError } from '#shared/errors.js';
+import type { Sql } from '#shared/db/connect.js';
 import { InvalidStorageKey } from '#shared/storage/keys.js';
 import { MAX_UPLOAD_BYTES, isUploadType, type ObjectStore } from '#shared/storage/object-store.js';
+import { uploadOf } from '#shared/storage/uploads.js';
 
 /** Why an uploaded object cannot be ingested (missing, wrong type, bad size), or undefined. */
-export async function storedImageRefusal(storage: ObjectStore, key: string): Promise<string | undefined> {
+export async function storedImageRefusal(deps: { sql: Sql; storage: ObjectStore }, tenantId: string, key: string): Promise<string | undefined> {
   let info;
   try {
-    info = await storage.head(key);
+    info = await deps.storage.head(key);
   } catch (err) {
     if (err instanceof InvalidStorageKey) return err.message;
     throw new AppError('unavailable', `object storage did not answer: ${(err as Error).message}`);
   }
-  if (!info) return 'no object at this key: upload it first through the URL POST /v1/uploads returned';
+  if (!info) return missingObject(deps.sql, tenantId, key);
   if (!isUploadType(info.contentType)) return `the object's content type ${info.contentType} is not an accepted image type`;
   if (info.size < 1 || info.size > MAX_UPLOAD_BYTES) return `the object's size ${info.size} is outside 1..${MAX_UPLOAD_BYTES} bytes`;
   return undefined;
+}
+
+/** Says why a key has no object, from its `uploads` row: read on this error path only, never for an accepted image. */
+async function missingObject(sql: Sql, tenantId: string, key: string): Promise<string> {
+  const upload = await uploadOf(sql, tenantId, key);
+  if (!upload) return 'no object at this key: upload it first through the URL POST /v1/uploads returned';
+  if (upload.expiresAt.getTime() <= Date.now()) {
+    return `no object at this key: its upload URL expired at ${upload.expiresAt.toISOString()} before the bytes were sent; presign a new upload with POST /v1/uploads`;
+  }
+  return `no object at this key yet: send the bytes to the URL POST /v1/uploads returned (valid until ${upload.expiresAt.toISOString()}), then try again`;
 }

@@ -50,6 +50,7 @@ describe('POST /v1/uploads and the local store', () => {
     const p = await presign({ content_type: 'image/png', size: PNG.byteLength, filename: '../../etc/Receipt 1.png' });
     expect(p.status).toBe(201);
     expect(p.body).toEqual({
+      id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
       url: expect.stringMatching(new RegExp(`^${base}/storage/upload\\?`)),
       method: 'PUT',
       headers: { 'content-type': 'image/png' },
@@ -107,7 +108,9 @@ describe('POST /v1/uploads and the local store', () => {
     const missing = (await presign({ content_type: 'image/png', size: PNG.byteLength })).body;
     const r2 = await ingest({ images: [{ storage_key: missing.storage_key }] });
     expect(r2.status).toBe(422);
-    expect(r2.body.errors).toEqual([{ path: 'body.images[0].storage_key', message: expect.stringContaining('no object') }]);
+    // Its uploads row says the URL is still waiting for the bytes, and until when.
+    expect(r2.body.errors).toEqual([{ path: 'body.images[0].storage_key', message: expect.stringContaining('no object at this key yet') }]);
+    expect(r2.body.errors[0].message).toContain(missing.expires_at);
 
     const text = missing.storage_key.replace(/[^/]+$/, 'notes.txt');
     await api.storage.put(text, Buffer.from('hello'), 'text/plain');
@@ -129,5 +132,76 @@ describe('POST /v1/uploads and the local store', () => {
     expect(job.last_error).toBeNull();
     expect(job.status).toBe('succeeded');
     expect(job.result).toMatchObject({ provider: 'fake', manifest: { merchant: expect.any(String) }, pattern_id: pattern });
+  });
+});
+
+describe('the uploads table', () => {
+  const rowsOf = (tenantId: string) => db.sql<Json[]>`
+    select id, tenant_id, storage_key, content_type, size_bytes, created_by, created_at, expires_at
+    from leasehold.uploads where tenant_id = ${tenantId} order by id`;
+
+  test("every presign is recorded, before the answer, for the caller's tenant only", async () => {
+    const t = await api.tenant('uploads-rows');
+    const keyId = (await db.sql<{ id: string }[]>`select id from leasehold.api_keys where tenant_id = ${t.tenantId}`)[0]!.id;
+    const before = Date.now();
+    const one = (await presign({ content_type: 'image/png', size: PNG.byteLength, filename: 'r.png' }, t.key)).body;
+    const two = (await presign({ content_type: 'image/webp', size: 5_000 }, t.key)).body;
+    const rows = await rowsOf(t.tenantId);
+    expect(rows).toEqual([
+      { id: one.id, tenant_id: t.tenantId, storage_key: one.storage_key, content_type: 'image/png', size_bytes: String(PNG.byteLength),
+        created_by: `key:${keyId}`, created_at: expect.any(Date), expires_at: new Date(one.expires_at) },
+      { id: two.id, tenant_id: t.tenantId, storage_key: two.storage_key, content_type: 'image/webp', size_bytes: '5000',
+        created_by: `key:${keyId}`, created_at: expect.any(Date), expires_at: new Date(two.expires_at) },
+    ]);
+    // The URL works for 15 minutes from the presign.
+    expect(rows[0]!.expires_at.getTime() - before).toBeGreaterThanOrEqual(15 * 60_000 - 1_000);
+    expect(rows[0]!.expires_at.getTime() - before).toBeLessThan(15 * 60_000 + 60_000);
+    // A refused request leaves no row; no other tenant's row names the key.
+    expect((await presign({ content_type: 'text/html', size: 10 }, t.key)).status).toBe(422);
+    expect(await rowsOf(t.tenantId)).toHaveLength(2);
+    expect(await db.sql`select 1 from leasehold.uploads where storage_key = ${one.storage_key} and tenant_id <> ${t.tenantId}`).toEqual([]);
+  });
+
+  test('a key outside its tenant\'s prefix, or a second row for one key, is refused by the table', async () => {
+    const p = (await presign({ content_type: 'image/png', size: PNG.byteLength })).body;
+    const insert = (tenant: string, key: string) => db.sql`
+      insert into leasehold.uploads (tenant_id, storage_key, content_type, size_bytes, created_by, expires_at)
+      values (${tenant}, ${key}, 'image/png', 1, 'test', now())`;
+    await expect(insert(a.tenantId, p.storage_key)).rejects.toMatchObject({ code: '23505' });
+    await expect(insert(b.tenantId, p.storage_key.replace('.png', '-2.png'))).rejects.toMatchObject({ code: '23514' });
+  });
+
+  test('a failed insert is a problem response with no URL in it', async () => {
+    await db.sql.unsafe(`
+      create function leasehold.test_refuse_upload() returns trigger language plpgsql as $$
+      begin raise exception 'uploads refused for the test'; end $$;
+      create trigger test_refuse_upload before insert on leasehold.uploads for each row execute function leasehold.test_refuse_upload();`);
+    try {
+      const res = await fetch(`${base}/v1/uploads`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ content_type: 'image/png', size: PNG.byteLength }),
+      });
+      expect(res.status).toBe(500);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      const body = (await res.json()) as Json;
+      expect(body).toMatchObject({ code: 'internal', status: 500 });
+      expect(body).not.toHaveProperty('url');
+      expect(body).not.toHaveProperty('storage_key');
+    } finally {
+      await db.sql.unsafe('drop trigger test_refuse_upload on leasehold.uploads; drop function leasehold.test_refuse_upload();');
+    }
+  });
+
+  test('ingest of a key whose URL expired unused says so; a key never presigned says to upload first', async () => {
+    const p = (await presign({ content_type: 'image/png', size: PNG.byteLength })).body;
+    await db.sql`update leasehold.uploads set expires_at = now() - interval '1 minute' where id = ${p.id}`;
+    const expired = await ingest({ storage_key: p.storage_key });
+    expect(expired.status).toBe(422);
+    expect(expired.body.errors).toEqual([{ path: 'body.storage_key', message: expect.stringMatching(/^no object at this key: its upload URL expired at .* presign a new upload/) }]);
+
+    const never = p.storage_key.replace(/[0-9a-f-]{36}(?=\/[^/]+$)/, '0190b000-0000-7000-8000-000000000000');
+    const unknown = await ingest({ storage_key: never });
+    expect(unknown.body.errors).toEqual([{ path: 'body.storage_key', message: expect.stringContaining('upload it first') }]);
   });
 });

@@ -14,6 +14,9 @@ beforeAll(async () => {
   f = await seedOperatorFixture(db.sql);
   await db.sql`insert into leasehold.workers (id, host, pid, queues, kinds, concurrency)
                values ('worker-a', 'host-1', 4242, '{default}', '{system.noop,system.sleep}', 10)`;
+  await db.sql`insert into leasehold.uploads (tenant_id, storage_key, content_type, size_bytes, created_by, expires_at)
+               values ('00000000-0000-0000-0000-000000000000', 'uploads/00000000-0000-0000-0000-000000000000/0190b000-0000-7000-8000-000000000001/a.png',
+                       'image/png', 68, 'key:docs', now() + interval '15 minutes')`;
 });
 afterAll(() => db.drop());
 
@@ -81,7 +84,10 @@ const PROMISES: [string, (rows: Rows, tx: Sql) => void | Promise<void>][] = [
   ['cancel_job(', (rows) => expect(Object.values(rows[0]!)).toEqual(['cancelled'])],
   ['extend_lease(', async (rows, tx) => {
     expect(Object.values(rows[0]!)[0]).toBeInstanceOf(Date);
-    expect(await tx`select type from leasehold.job_events where job_id = ${f.running} order by id desc limit 1`).toEqual([{ type: 'job.lease_extended' }]);
+    // Not a transition: no job event, one admin_actions row naming the worker that holds the lease.
+    expect(await tx`select type from leasehold.job_events where job_id = ${f.running}`).toEqual([{ type: 'job.running' }]);
+    expect(await tx`select action, target, result ->> 'worker' as worker from leasehold.admin_actions`)
+      .toEqual([{ action: 'extend_lease', target: f.running, worker: 'worker-a' }]);
   }],
   ['pause_queue(', async (_rows, tx) =>
     expect(await tx`select paused_at is not null as paused from leasehold.queues where name = 'default'`).toEqual([{ paused: true }])],
@@ -95,6 +101,7 @@ const PROMISES: [string, (rows: Rows, tx: Sql) => void | Promise<void>][] = [
   ['insert into leasehold.schedules', async (_rows, tx) =>
     expect(await tx`select name, kind, queue, enabled from leasehold.schedules`).toEqual([{ name: 'nightly-report', kind: 'system.noop', queue: 'default', enabled: true }])],
   ['from leasehold.schedules s', (rows) => expect(rows).toEqual([])],
+  ['from leasehold.uploads u', (rows) => expect(rows).toEqual([expect.objectContaining({ tenant: 'system', content_type: 'image/png', size_bytes: '68', created_by: 'key:docs' })])],
 ];
 
 describe('docs/operators.md', () => {

@@ -181,7 +181,7 @@ const schema = z.object({
   WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().positive().default(72),
   /** Largest manifest inlined in a webhook payload, in bytes of JSON; larger ones are linked. */
   WEBHOOK_INLINE_MAX_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
-  /** Succeeded, failed and cancelled jobs and their events are deleted this many days after they finished. */
+  /** Succeeded, failed and cancelled jobs with their events, and finished webhook deliveries, are deleted this many days after they finished; upload records this many days after the presign. */
   RETENTION_JOBS_DAYS: z.coerce.number().positive().default(14),
   /** Dead letters (and the admin audit log) are deleted this many days after the failure. */
   RETENTION_DEAD_LETTERS_DAYS: z.coerce.number().positive().default(90),

@@ -119,16 +119,35 @@ describe('requeue_dead_letters', () => {
   });
 });
 
+describe('job_events types', () => {
+  test('exactly the seven of DESIGN.md: job.lease_extended and other names are refused (23514)', async () => {
+    const id = await insertJob(db.sql, { kind: 'test.x' });
+    for (const type of ['job.lease_extended', 'job.whatever']) {
+      await expect(db.sql`insert into leasehold.job_events (job_id, tenant_id, type) values (${id}, '00000000-0000-0000-0000-000000000000', ${type})`)
+        .rejects.toMatchObject({ code: '23514', constraint_name: 'job_events_type_check' });
+    }
+    for (const type of ['job.queued', 'job.running', 'job.progress', 'job.retrying', 'job.succeeded', 'job.failed', 'job.cancelled']) {
+      await db.sql.begin(async (tx) => {
+        await tx`insert into leasehold.job_events (job_id, tenant_id, type) values (${id}, '00000000-0000-0000-0000-000000000000', ${type})`;
+        throw new Error('roll back');
+      }).catch((err: Error) => expect(err.message).toBe('roll back'));
+    }
+  });
+});
+
 describe('extend_lease', () => {
-  test('extends only running jobs, within bounds, audited as job.lease_extended; the reclaimer then leaves the job alone', async () => {
+  test('extends only running jobs, within bounds, audited in admin_actions only; the reclaimer then leaves the job alone', async () => {
     const expired = await insertJob(db.sql, { kind: 'test.x', status: 'running', leaseOwner: 'slow-worker', leaseExpiresAt: new Date(Date.now() - 5_000) });
     const queued = await insertJob(db.sql, { kind: 'test.x' });
+    const events = () => db.sql`select id, type, data from leasehold.job_events where job_id = ${expired} order by id`;
+    const before = await events();
     const [{ until }] = await db.sql`select leasehold.extend_lease(${expired}, '10 minutes', null, 'cli:erin') as until`;
     expect(until.getTime() - Date.now()).toBeGreaterThan(9 * 60_000);
-    expect(await lastEvent(db.sql, expired)).toMatchObject({
-      type: 'job.lease_extended', data: { reason: 'extend_lease', by: 'cli:erin', extended_by_s: 600, worker: 'slow-worker' },
-    });
-    expect((await audit(db.sql, 'extend_lease')).at(-1)).toMatchObject({ actor: 'cli:erin', target: expired, args: { by: '00:10:00' } });
+    // Not a transition (DESIGN.md lists seven event types): the job's events are as they were.
+    expect(await events()).toEqual(before);
+    const [record] = (await audit(db.sql, 'extend_lease')).slice(-1);
+    expect(record).toEqual({ actor: 'cli:erin', target: expired, args: { by: '00:10:00' }, result: { lease_expires_at: expect.any(String), worker: 'slow-worker' } });
+    expect(new Date((record!.result as { lease_expires_at: string }).lease_expires_at).getTime()).toBe(until.getTime());
     const report = await reclaimExpired(db.sql);
     expect((await db.sql`select status::text from leasehold.jobs where id = ${expired}`)[0]!.status).toBe('running');
     // The pass did take back the fixtures' expired leases from the tests above: it ran, and skipped this one.

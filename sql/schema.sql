@@ -93,14 +93,9 @@ begin
   if not found then
     return null;
   end if;
-  insert into leasehold.job_events (job_id, tenant_id, type, attempt, data)
-  values (j.id, j.tenant_id, 'job.lease_extended', j.attempts,
-          jsonb_build_object('reason', 'extend_lease', 'by', p_actor, 'extended_by_s', extract(epoch from p_by),
-                             'lease_expires_at', j.lease_expires_at, 'worker', j.lease_owner));
   insert into leasehold.admin_actions (actor, action, target, args, result)
   values (p_actor, 'extend_lease', j.id::text, jsonb_build_object('by', p_by::text),
-          jsonb_build_object('lease_expires_at', j.lease_expires_at));
-  perform pg_notify('leasehold_events', '');
+          jsonb_build_object('lease_expires_at', j.lease_expires_at, 'worker', j.lease_owner));
   return j.lease_expires_at;
 end $function$;
 
@@ -619,7 +614,7 @@ AS $function$
     union all
     select leasehold.uuid_v7(), j.tenant_id, null, j.url, j.job_id, p_event, j.error
     from unnest(p_job_ids, p_tenant_ids, p_urls, p_errors) as j(job_id, tenant_id, url, error)
-    where j.url is not null
+    where j.url is not null and p_event in ('job.succeeded', 'job.failed')
     returning 1
   )
   select count(*)::int from ins
@@ -775,13 +770,13 @@ create table leasehold.job_events (
   xid xid8 default pg_current_xact_id() not null,
   created_at timestamp with time zone default now() not null,
   constraint job_events_pkey PRIMARY KEY (id),
-  constraint job_events_type_check CHECK ((type = ANY (ARRAY['job.queued'::text, 'job.running'::text, 'job.progress'::text, 'job.retrying'::text, 'job.succeeded'::text, 'job.failed'::text, 'job.cancelled'::text, 'job.lease_extended'::text])))
+  constraint job_events_type_check CHECK ((type = ANY (ARRAY['job.queued'::text, 'job.running'::text, 'job.progress'::text, 'job.retrying'::text, 'job.succeeded'::text, 'job.failed'::text, 'job.cancelled'::text])))
 );
 CREATE INDEX job_events_job_idx ON leasehold.job_events USING btree (job_id, id);
 CREATE TRIGGER job_ended_webhooks AFTER INSERT ON leasehold.job_events FOR EACH ROW WHEN ((new.type = ANY (ARRAY['job.failed'::text, 'job.cancelled'::text]))) EXECUTE FUNCTION leasehold.job_ended_webhooks();
 
 create table leasehold.jobs (
-  id uuid not null,
+  id uuid default leasehold.uuid_v7() not null,
   tenant_id uuid default '00000000-0000-0000-0000-000000000000'::uuid not null,
   kind text not null,
   queue text default 'default'::text not null,
@@ -942,6 +937,22 @@ create table leasehold.tenants (
   constraint tenants_slug_check CHECK ((slug ~ '^[a-z0-9][a-z0-9_-]{0,62}$'::text)),
   constraint tenants_slug_key UNIQUE (slug)
 );
+
+create table leasehold.uploads (
+  id uuid default leasehold.uuid_v7() not null,
+  tenant_id uuid not null,
+  storage_key text not null,
+  content_type text not null,
+  size_bytes bigint not null,
+  created_by text not null,
+  created_at timestamp with time zone default now() not null,
+  expires_at timestamp with time zone not null,
+  constraint uploads_key_under_tenant CHECK (starts_with(storage_key, (('uploads/'::text || (tenant_id)::text) || '/'::text))),
+  constraint uploads_pkey PRIMARY KEY (id),
+  constraint uploads_size_bytes_check CHECK ((size_bytes > 0)),
+  constraint uploads_storage_key_key UNIQUE (storage_key)
+);
+CREATE INDEX uploads_tenant_idx ON leasehold.uploads USING btree (tenant_id, id);
 
 create table leasehold.webhook_deliveries (
   id uuid not null,
@@ -1284,6 +1295,7 @@ alter table leasehold.pattern_versions add constraint pattern_versions_pattern_i
 alter table leasehold.patterns add constraint patterns_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
 alter table leasehold.schedule_ticks add constraint schedule_ticks_schedule_id_fkey FOREIGN KEY (schedule_id) REFERENCES leasehold.schedules(id) ON DELETE CASCADE;
 alter table leasehold.schedules add constraint schedules_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
+alter table leasehold.uploads add constraint uploads_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
 alter table leasehold.webhook_deliveries add constraint webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES leasehold.webhooks(id) ON DELETE CASCADE;
 alter table leasehold.webhook_delivery_attempts add constraint webhook_delivery_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES leasehold.webhook_deliveries(id) ON DELETE CASCADE;
 alter table leasehold.webhook_signing_secrets add constraint webhook_signing_secrets_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;

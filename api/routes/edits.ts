@@ -64,7 +64,7 @@ export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const { tenantId } = c.get('principal');
     const named = Object.entries({ image: body.image, mask: body.mask }).filter((e): e is [string, string] => e[1] !== undefined);
     const refusals = await Promise.all(
-      named.map(async ([, key]) => imageRefusal({ storage_key: key }, tenantId, config) ?? (await storedImageRefusal(storage, key))),
+      named.map(async ([, key]) => imageRefusal({ storage_key: key }, tenantId, config) ?? (await storedImageRefusal(deps, tenantId, key))),
     );
     const errors: FieldError[] = refusals.flatMap((why, i) => (why ? [{ path: `body.${named[i]![0]}`, message: why }] : []));
     if (errors.length) throw invalidFields(errors, 'body');

@@ -64,7 +64,7 @@ export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const body = c.req.valid('json');
     const { tenantId } = c.get('principal');
     const refusals = await Promise.all(
-      body.images.map(async (key) => imageRefusal({ storage_key: key }, tenantId, config) ?? (await storedImageRefusal(storage, key))),
+      body.images.map(async (key) => imageRefusal({ storage_key: key }, tenantId, config) ?? (await storedImageRefusal(deps, tenantId, key))),
     );
     const errors: FieldError[] = refusals.flatMap((why, i) => (why ? [{ path: `body.images[${i}]`, message: why }] : []));
     if (errors.length) throw invalidFields(errors, 'body');

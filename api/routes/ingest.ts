@@ -32,7 +32,7 @@ const IngestBody = z
       .max(MAX_BATCH_IMAGES)
       .optional()
       .openapi({ description: `A batch of 1–${MAX_BATCH_IMAGES} images, each {image_url} or {storage_key}: one job each, all enqueued or none.` }),
-    webhook_url: payload.webhook_url.describe('Called when each job finishes; the same URL rules as image_url.'),
+    webhook_url: payload.webhook_url.describe('Called when each job succeeds or fails for good (not when cancelled); the same URL rules as image_url.'),
     metadata: payload.metadata.describe('Any JSON object up to 16 KB and 32 levels deep, kept with each job.'),
     priority: z.number().int().min(-2_147_483_648).max(2_147_483_647).optional().openapi({ description: 'Lower runs first; default 100.' }),
   })
@@ -99,7 +99,7 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     // An upload of the caller's own is checked in the store: it exists, with an image type and an
     // accepted size. URL-only requests (the hot path) skip the store and its promises entirely.
     const refusals = images.some((img) => 'storage_key' in img)
-      ? await Promise.all(images.map(async (img, i) => edge[i] ?? ('storage_key' in img ? await storedImageRefusal(deps.storage, img.storage_key) : undefined)))
+      ? await Promise.all(images.map(async (img, i) => edge[i] ?? ('storage_key' in img ? await storedImageRefusal(deps, tenantId, img.storage_key) : undefined)))
       : edge;
     refusals.forEach((why, i) => {
       const field = 'image_url' in images[i]! ? 'image_url' : 'storage_key';

@@ -1,6 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { MAX_UPLOAD_BYTES, UPLOAD_TYPES } from '#shared/storage/object-store.js';
 import { newUploadKey } from '#shared/storage/keys.js';
+import { recordUpload } from '#shared/storage/uploads.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { problemResponses } from '../openapi-problems.js';
@@ -19,6 +20,7 @@ const UploadRequest = z
 
 const PresignedUpload = z
   .object({
+    id: z.uuid().openapi({ description: 'The upload\'s record (`uploads` table), for support and operators.' }),
     url: z.url(),
     method: z.literal('PUT'),
     headers: z.record(z.string(), z.string()),
@@ -27,8 +29,8 @@ const PresignedUpload = z
   })
   .openapi('PresignedUpload');
 
-/** /v1/uploads: a presigned upload under the caller's own `uploads/<tenant>/` prefix. */
-export function uploadsRoutes({ storage }: AppDeps): OpenAPIHono<ApiEnv> {
+/** /v1/uploads: a presigned upload under the caller's own `uploads/<tenant>/` prefix, recorded in `uploads`. */
+export function uploadsRoutes({ sql, storage }: AppDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
 
   const presign = createRoute({
@@ -50,10 +52,15 @@ export function uploadsRoutes({ storage }: AppDeps): OpenAPIHono<ApiEnv> {
 
   app.openapi(presign, async (c) => {
     const body = c.req.valid('json');
-    const key = newUploadKey(c.get('principal').tenantId, body.content_type, body.filename);
+    const { tenantId, subject } = c.get('principal');
+    const key = newUploadKey(tenantId, body.content_type, body.filename);
     const upload = await storage.presignUpload({ key, contentType: body.content_type, size: body.size, expiresInS: UPLOAD_URL_TTL_S });
+    // Recorded before the URL leaves: a failed insert is a problem response, never a URL without its row.
+    const id = await recordUpload(sql, {
+      tenantId, storageKey: key, contentType: body.content_type, sizeBytes: body.size, createdBy: subject, expiresAt: new Date(upload.expires_at),
+    });
     // The local store answers with /storage/… paths: made absolute against the URL this request came to.
-    return c.json({ ...upload, url: new URL(upload.url, c.req.url).toString(), storage_key: key }, 201);
+    return c.json({ id, ...upload, url: new URL(upload.url, c.req.url).toString(), storage_key: key }, 201);
   });
 
   return app;

@@ -61,7 +61,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   const report = await runRetention(db.sql, POLICY);
   // The ancient dead letter goes first, so its failed job (no open dead letter left) goes in the same pass.
-  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0 });
+  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0, uploads: 0 });
 
   const left = await present(db.sql, [...oldDone, finishedRecently, oldQueued, oldRunning, recentDone, failedOpen, failedAncient]);
   for (const id of [...oldDone, failedAncient]) expect(left.has(id), `job ${id} should be gone`).toBe(false);
@@ -76,7 +76,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   // The kept failed job can still be requeued from its dead letter; a second pass finds nothing.
   expect((await db.sql`select leasehold.requeue_dead_letter(${failedOpenLetter}) as job`)[0]!.job).toBe(failedOpen);
-  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0 });
+  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0 });
 });
 
 test('while another process holds the retention lock, a runner does nothing and says so', async () => {
@@ -142,4 +142,24 @@ test('deletes webhook deliveries that finished before the cutoff, with their att
   const orphans = await db.sql`select count(*)::int as n from leasehold.webhook_delivery_attempts where delivery_id = any(${old}::uuid[])`;
   expect(orphans[0]!.n).toBe(0);
   expect(await runRetention(db.sql, POLICY)).toMatchObject({ webhookDeliveries: 0 });
+});
+
+test('deletes upload records made before the cutoff, in batches, and keeps recent ones; the objects are not its business', async () => {
+  /** An uploads row presigned `madeDaysAgo` days ago, its URL valid for 15 minutes. */
+  const upload = async (madeDaysAgo: number) => {
+    const made = daysAgo(madeDaysAgo);
+    const id = uuidv7At(made);
+    await db.sql`
+      insert into leasehold.uploads (id, tenant_id, storage_key, content_type, size_bytes, created_by, created_at, expires_at)
+      values (${id}, ${TENANT}, ${`uploads/${TENANT}/${id}/a.png`}, 'image/png', 68, 'key:test', ${made},
+              ${new Date(made.getTime() + 15 * 60_000)})`;
+    return id;
+  };
+  const old = await Promise.all(Array.from({ length: 9 }, (_, i) => upload(15 + i)));
+  const keep = await Promise.all([upload(13), upload(1), upload(0)]);
+
+  expect(await runRetention(db.sql, POLICY)).toMatchObject({ uploads: 9 });
+  const left = await db.sql<{ id: string }[]>`select id from leasehold.uploads where id = any(${[...old, ...keep]}::uuid[]) order by id`;
+  expect(left.map((r) => r.id)).toEqual([...keep].sort());
+  expect(await runRetention(db.sql, POLICY)).toMatchObject({ uploads: 0 });
 });

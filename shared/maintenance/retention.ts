@@ -2,7 +2,7 @@ import type { Sql } from '#shared/db/connect.js';
 
 /** How long finished rows are kept. */
 export interface RetentionPolicy {
-  /** Succeeded, failed and cancelled jobs (and their events), and finished webhook deliveries, older than this go. */
+  /** Succeeded, failed and cancelled jobs (and their events), finished webhook deliveries and upload records older than this go. */
   jobsDays: number;
   /** Dead letters (and the admin audit log) older than this go. */
   deadLettersDays: number;
@@ -19,6 +19,8 @@ export interface RetentionReport {
   adminActions: number;
   /** Finished webhook deliveries (their attempts go with them, by cascade). */
   webhookDeliveries: number;
+  /** Records of presigned uploads (the objects in storage stay). */
+  uploads: number;
 }
 
 /** The advisory lock one retention runner holds across every process ("leasehrt"). */
@@ -84,6 +86,22 @@ with cand as (
 select (select id from cand order by id desc limit 1)::text as last_id, (select count(*) from cand)::int as scanned,
        (select count(*) from del)::int as deleted`;
 
+/**
+ * One batch of upload records made before $2 whose URL has expired, walked by primary key (UUIDv7 of
+ * when the upload was presigned). Only the rows go: the objects in storage are not touched.
+ */
+export const PRUNE_UPLOADS = `
+with cand as (
+  select id from leasehold.uploads
+  where id > $1::uuid and id < leasehold.uuid_v7_floor($2::timestamptz)
+  order by id limit $3::int
+), del as (
+  delete from leasehold.uploads where id = any(array(select id from cand)) and expires_at < $2::timestamptz
+  returning 1
+)
+select (select id from cand order by id desc limit 1)::text as last_id, (select count(*) from cand)::int as scanned,
+       (select count(*) from del)::int as deleted`;
+
 /** One batch of schedule ticks older than $1 (each schedule's range of the primary key). */
 export const PRUNE_SCHEDULE_TICKS = `
 delete from leasehold.schedule_ticks where ctid = any(array(
@@ -115,7 +133,7 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
     const [lock] = await conn<{ got: boolean }[]>`select pg_try_advisory_lock(${RETENTION_LOCK_KEY.toString()}::bigint) as got`;
     if (!lock!.got) return null;
     try {
-      const report: RetentionReport = { jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0 };
+      const report: RetentionReport = { jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0 };
       // Dead letters first: a failed job is kept while its dead letter is open, so one pass frees both.
       await walk<{ deleted: number }>(conn, PRUNE_DEAD_LETTERS, deadCutoff, batch, (r) => (report.deadLetters += r.deleted));
       await walk<{ jobs: number; events: number }>(conn, PRUNE_JOBS, jobsCutoff, batch, (r) => {
@@ -123,6 +141,7 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
         report.events += r.events;
       });
       await walk<{ deleted: number }>(conn, PRUNE_WEBHOOK_DELIVERIES, jobsCutoff, batch, (r) => (report.webhookDeliveries += r.deleted));
+      await walk<{ deleted: number }>(conn, PRUNE_UPLOADS, jobsCutoff, batch, (r) => (report.uploads += r.deleted));
       report.scheduleTicks = await drain(conn, PRUNE_SCHEDULE_TICKS, [jobsCutoff.toISOString(), batch], batch);
       report.adminActions = await drain(conn, PRUNE_ADMIN_ACTIONS, [deadCutoff.toISOString(), batch], batch);
       return report;

@@ -91,10 +91,33 @@ describe('the webhook outbox', () => {
     expect(report.failed).toBe(1);
     expect(await deliveriesOf(stale!)).toMatchObject([{ event: 'job.failed', error: expect.stringContaining('lease expired') }]);
     await db.sql`select leasehold.cancel_job(${queued!})`;
-    expect(await deliveriesOf(queued!)).toMatchObject([
-      { event: 'job.cancelled', webhook_id: hook },
-      { event: 'job.cancelled', url: 'https://example.org/cb' },
-    ]);
+    // The subscription asked for job.cancelled; the job's own webhook_url gets succeeded and failed only.
+    expect(await deliveriesOf(queued!)).toMatchObject([{ event: 'job.cancelled', webhook_id: hook, url: null }]);
+  });
+
+  test("a job's own webhook_url: a delivery when it succeeds or fails for good, none when it is cancelled", async () => {
+    await db.sql`delete from leasehold.webhooks`;
+    const url = 'https://example.org/own';
+    const tokens = [randomUUID(), randomUUID(), randomUUID()];
+    const [ok, bad, stopped] = await insertJobs(db.sql, tokens.map((leaseToken) => ({ status: 'running', leaseToken, payload: { webhook_url: url } })));
+    const [queued] = await insertJobs(db.sql, [{ status: 'queued', payload: { webhook_url: url } }]);
+    const deliverJobs = () => db.sql`select count(*)::int as n from leasehold.jobs where kind = 'webhook.deliver'`;
+    const before = await deliverJobs();
+
+    // A worker's cancellation and cancel_job() on a queued job: nothing to send.
+    const cancelled = [{ id: stopped, lease_token: tokens[2], outcome: 'cancelled', message: 'cancelled', error: null, retry_at: null }];
+    expect(await db.sql.unsafe(FAIL_JOBS, [JSON.stringify(cancelled)], PREPARED)).toMatchObject([{ id: stopped, status: 'cancelled' }]);
+    expect((await db.sql`select leasehold.cancel_job(${queued!})::text as s`)[0]!.s).toBe('cancelled');
+    expect(await deliveriesOf(stopped!)).toEqual([]);
+    expect(await deliveriesOf(queued!)).toEqual([]);
+    expect(await deliverJobs()).toEqual(before);
+
+    const [row] = await db.sql.unsafe(COMPLETE_JOBS, [[ok!], [tokens[0]!], '{}'], PREPARED);
+    expect(row).toMatchObject({ written: 1, webhooks: 1 });
+    const failed = [{ id: bad, lease_token: tokens[1], outcome: 'permanent', message: 'boom', error: { message: 'boom' }, retry_at: null }];
+    await db.sql.unsafe(FAIL_JOBS, [JSON.stringify(failed)], PREPARED);
+    expect(await deliveriesOf(ok!)).toMatchObject([{ event: 'job.succeeded', webhook_id: null, url, deliver_kind: 'webhook.deliver' }]);
+    expect(await deliveriesOf(bad!)).toMatchObject([{ event: 'job.failed', webhook_id: null, url, error: 'boom', deliver_kind: 'webhook.deliver' }]);
   });
 
   test('disabled subscriptions, subscriptions to other events and webhook.deliver jobs themselves get none', async () => {
