@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
-import { revokeApiKey, type Scope } from '#shared/auth/api-keys.js';
+import { createApiKey, revokeApiKey, type Scope } from '#shared/auth/api-keys.js';
+import { ensureTenant } from '#shared/auth/tenants.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { requireScope } from './middleware/authenticate.js';
@@ -118,6 +120,45 @@ describe('API keys', () => {
     await expectProblem(await api.request(`lh_zzzzzzzzzz_${rest}`, 'GET', '/v1/probe'), 401, 'unauthorized', /unknown or revoked/);
     await expectProblem(await api.request(`lh_${prefix}_${flipped}`, 'GET', '/v1/probe'), 401, 'unauthorized', /unknown or revoked/);
     await expectProblem(await api.request('eyJhbGciOiJIUzI1NiJ9.e30.sig', 'GET', '/v1/probe'), 401, 'unauthorized', /accepts no JWTs/);
+  });
+
+  test('a key an operator chose (any visible ASCII text) authenticates everywhere; only its hash and an op- prefix are stored', async () => {
+    const api = probeApi();
+    const tenant = await ensureTenant(db.sql, 'keys-chosen');
+    const chosen = ['test-key', `p@ss:w0rd/$"'!`, 'eyJhbGciOiJIUzI1NiJ9.e30.sig', 'lh_short_key'];
+    for (const key of chosen) {
+      await createApiKey(db.sql, { tenantId: tenant.id, name: 'chosen', scopes: ['admin'], key });
+      const res = await api.request(key, 'GET', '/v1/probe');
+      expect(res.status, key).toBe(200);
+      expect(await json(res)).toMatchObject({ tenant_id: tenant.id, subject: expect.stringMatching(/^key:/) });
+      expect((await api.request(undefined, 'GET', `/v1/probe/events?access_token=${encodeURIComponent(key)}`)).status).toBe(200);
+    }
+    const rows = await db.sql<{ prefix: string; secret_sha256: Buffer }[]>`
+      select prefix, secret_sha256 from leasehold.api_keys where tenant_id = ${tenant.id} order by created_at`;
+    expect(rows.map((r) => r.secret_sha256.toString('hex'))).toEqual(chosen.map((k) => createHash('sha256').update(k).digest('hex')));
+    for (const row of rows) expect(row.prefix).toMatch(/^op-[0-9a-f]{16}$/);
+    for (const key of chosen) expect(JSON.stringify(await db.sql`select * from leasehold.api_keys where tenant_id = ${tenant.id}`)).not.toContain(key);
+    // The admin-only doors outside /v1 take it too.
+    expect((await api.app.request('/metrics', { headers: { authorization: 'Bearer test-key' } })).status).toBe(200);
+    const login = await api.app.request('/dashboard/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ key: 'test-key' }).toString(),
+    });
+    expect(login.status).toBe(303);
+    // A near miss is refused, and revoking by the listed prefix works as for any key.
+    await expectProblem(await api.request('test-kez', 'GET', '/v1/probe'), 401, 'unauthorized', /unknown or revoked/);
+    expect(await revokeApiKey(db.sql, rows[0]!.prefix)).toBe(true);
+    await expectProblem(await probeApi().request('test-key', 'GET', '/v1/probe'), 401, 'unauthorized', /unknown or revoked/);
+  });
+
+  test('with JWTs accepted, a chosen key and a JWT both authenticate, and any other token is an invalid JWT', async () => {
+    const api = probeApi({ JWT_SECRET: HS_SECRET });
+    const tenant = await ensureTenant(db.sql, 'keys-chosen-jwt');
+    await createApiKey(db.sql, { tenantId: tenant.id, name: 'chosen', scopes: ['jobs:read'], key: 'jwt-era-key' });
+    expect(await json(await api.request('jwt-era-key', 'GET', '/v1/probe'))).toMatchObject({ tenant_id: tenant.id, subject: expect.stringMatching(/^key:/) });
+    expect(await json(await api.request(await hs({ sub: 'chosen-jwt-org' }), 'GET', '/v1/probe'))).toMatchObject({ subject: 'jwt:chosen-jwt-org' });
+    await expectProblem(await api.request('jwt-era-kez', 'GET', '/v1/probe'), 401, 'unauthorized', /invalid token/);
   });
 
   test('a revoked key is refused by a fresh app at once and by a running one after its 5 s cache', async () => {

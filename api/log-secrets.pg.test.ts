@@ -2,7 +2,8 @@ import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createLogger } from '#shared/log.js';
-import { parseApiKey } from '#shared/auth/api-keys.js';
+import { createApiKey, parseApiKey } from '#shared/auth/api-keys.js';
+import { ensureTenant } from '#shared/auth/tenants.js';
 import { PermanentError } from '#shared/jobs/job-errors.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
@@ -44,10 +45,18 @@ describe('logs', () => {
       .setProtectedHeader({ alg: 'HS256' })
       .sign(new TextEncoder().encode(JWT_SECRET));
     const wrongKey = `lh_zzzzzzzzzz_${'Q'.repeat(43)}`;
+    // A key an operator chose (LEASEHOLD_API_KEY), and a near miss of it.
+    const chosenKey = 'chosen-key-for-the-log-test';
+    await createApiKey(db.sql, { tenantId: (await ensureTenant(db.sql, 'log-secrets')).id, name: 'chosen', scopes: ['admin'], key: chosenKey });
+    const wrongChosenKey = 'chosen-key-for-the-log-tesT';
 
     await api.request(key, 'GET', '/v1/jobs');
     await api.request(jwt, 'GET', '/v1/jobs');
     await api.request(wrongKey, 'GET', '/v1/jobs');
+    await api.request(chosenKey, 'GET', '/v1/jobs');
+    await api.request(wrongChosenKey, 'GET', '/v1/jobs');
+    await api.request(undefined, 'GET', `/v1/jobs/some/events?access_token=${chosenKey}`);
+    await api.app.request('/metrics', { headers: { authorization: `Bearer ${chosenKey}` } });
     await api.request(undefined, 'GET', `/v1/jobs/some/events?access_token=${key}`);
     await api.request(undefined, 'GET', `/v1/jobs/some/events?access_token=${jwt}`);
     await api.request(key, 'POST', '/v1/jobs', { kind: 'system.noop', payload: { token: key } });
@@ -67,10 +76,16 @@ describe('logs', () => {
       body: new URLSearchParams({ key: wrongKey }).toString(),
     });
 
-    expect(requestLines().length).toBeGreaterThanOrEqual(11);
+    await api.app.request('/dashboard/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ key: chosenKey }).toString(),
+    });
+
+    expect(requestLines().length).toBeGreaterThanOrEqual(16);
     // The secret is base64url and may itself hold `_`: take everything after the prefix.
     const secretPart = parseApiKey(key)!.secret;
-    for (const secret of [key, secretPart, jwt, jwt.split('.')[2]!, wrongKey, METRICS_TOKEN, JWT_SECRET, SESSION_SECRET, cookie.split('=')[1]!]) {
+    for (const secret of [key, secretPart, chosenKey, wrongChosenKey, jwt, jwt.split('.')[2]!, wrongKey, METRICS_TOKEN, JWT_SECRET, SESSION_SECRET, cookie.split('=')[1]!]) {
       expect(raw.includes(secret), `a log line holds ${secret.slice(0, 12)}…`).toBe(false);
     }
   });

@@ -3,8 +3,6 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
-import { createApiKey } from '#shared/auth/api-keys.js';
-import { ensureTenant } from '#shared/auth/tenants.js';
 import { connect } from '#shared/db/connect.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { freePort } from '#shared/db/free-port.js';
@@ -58,6 +56,9 @@ async function start(): Promise<{ child: ChildProcess; url: string; output: () =
   return { child, url, output: () => out };
 }
 
+/** The development API key a start printed. */
+const keyOf = (output: string) => /^ {2}API key: +(\S+)/m.exec(output)?.[1];
+
 const exited = (child: ChildProcess) =>
   new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
 
@@ -86,11 +87,10 @@ describe('leasehold start (child process)', () => {
   }, 60_000);
 
   test("GET /metrics of the all-in-one start shows its worker's series next to the API's", async () => {
-    const { child, url } = await start();
-    // The development key is printed only by the start that made it: make an admin key of our own.
-    const db = connect(embeddedUrl(), { max: 1 });
-    const { key } = await createApiKey(db, { tenantId: (await ensureTenant(db, 'start-metrics')).id, name: 'scraper', scopes: ['admin'] });
-    await db.end();
+    const { child, url, output } = await start();
+    // Every start prints the development key (admin scope).
+    const key = keyOf(output());
+    expect(key, output()).toBeTruthy();
     const auth = { authorization: `Bearer ${key}` };
     expect((await fetch(`${url}/metrics`)).status).toBe(401);
     const job = await fetch(`${url}/v1/jobs`, {
@@ -134,6 +134,9 @@ describe('leasehold start (child process)', () => {
     expect(postmasterPid()).not.toBe(pgPid);
     expect(second.output()).toMatch(/stopping an orphaned embedded PostgreSQL/);
     expect((await fetch(`${second.url}/ready`)).status).toBe(200);
+    // The data directory keeps the development key with the database: the same one is printed.
+    expect(keyOf(second.output())).toBe(keyOf(first.output()));
+    expect((await fetch(`${second.url}/v1/jobs`, { headers: { authorization: `Bearer ${keyOf(first.output())}` } })).status).toBe(200);
     const after = connect(embeddedUrl(), { max: 1 });
     expect(await after`select slug from leasehold.tenants where slug = 'survivor'`).toHaveLength(1);
     await after.end();

@@ -86,6 +86,21 @@ describe('loadConfig errors', () => {
   });
 });
 
+describe('LEASEHOLD_API_KEY', () => {
+  test.each([['test-key'], ['demo-key-123'], ['x'], [`lh_abcdefghij_${'A'.repeat(43)}`], ['p@ss:w0rd/$"\'!'], ['k'.repeat(512)]])('takes any visible ASCII text: %j', (key) => {
+    expect(loadConfig({ LEASEHOLD_API_KEY: key }).LEASEHOLD_API_KEY).toBe(key);
+  });
+
+  test.each([['demo key'], [' leading-space'], ['trailing-space '], ['tab\there'], ['new\nline'], ['   '], ['clé-secrète'], ['k'.repeat(513)]])(
+    'refuses %j, naming the variable but never echoing the value',
+    (key) => {
+      const err = configError({ LEASEHOLD_API_KEY: key });
+      expect(err.problems).toEqual([{ key: 'LEASEHOLD_API_KEY', message: 'must be 1 to 512 visible ASCII characters, with no spaces' }]);
+      for (const word of key.split(/\s+/).filter(Boolean)) expect(err.message).not.toContain(word);
+    },
+  );
+});
+
 describe('WORKER_QUEUES', () => {
   test.each([['all'], ['*'], ['  all  ']])('%j means every queue', (raw) => {
     expect(loadConfig({ WORKER_QUEUES: raw }).WORKER_QUEUES).toBe('all');

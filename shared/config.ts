@@ -1,5 +1,6 @@
 import cron from 'node-cron';
 import { z } from 'zod';
+import { OPERATOR_KEY } from './auth/api-keys.js';
 import { PriceOverrides } from './governor/pricing.js';
 import { DEFAULT_WEBHOOK_SCHEDULE, parseSchedule } from './webhooks/schedule.js';
 
@@ -90,8 +91,8 @@ const schema = z.object({
   WORKER_SYNCHRONOUS_COMMIT: bool.default(true),
   /** Claims commit without waiting for the WAL flush: a PostgreSQL crash may undo the last few ms of claims (those jobs run again; their `job.running` events vanish, and their ids may be reissued). */
   WORKER_ASYNC_CLAIMS: bool.default(false),
-  /** Ensure this exact API key exists on `start` (admin scope, development tenant). */
-  LEASEHOLD_API_KEY: optionalText,
+  /** The key `start` makes sure exists (admin scope, development tenant) and prints: any 1 to 512 visible ASCII characters, e.g. `demo-key-123`; unset: a generated key kept in LEASEHOLD_DATA_DIR/dev-api-key. */
+  LEASEHOLD_API_KEY: optionalText.pipe(z.string().regex(OPERATOR_KEY, 'must be 1 to 512 visible ASCII characters, with no spaces').optional()),
   /** Bearer token Prometheus sends to GET /metrics (an admin API key works too); unset: admin keys only. */
   METRICS_TOKEN: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   /** `leasehold worker` serves GET /metrics on this port when set (the API serves it for `start` and `api`). */

@@ -25,15 +25,15 @@ export function authenticate(deps: { sql: Sql; config: Config }): MiddlewareHand
   else if (config.JWT_JWKS_URL) jwtKey = createRemoteJWKSet(new URL(config.JWT_JWKS_URL));
   const algorithms = config.JWT_SECRET ? ['HS256'] : ['RS256', 'ES256'];
 
-  async function fromApiKey(token: string): Promise<Principal> {
+  /** The key's principal; undefined for an unknown or revoked key, or a token that is none. */
+  async function fromApiKey(token: string): Promise<Principal | undefined> {
     const { value: principal, owner, firstSeen } = await checkKey(token);
-    if (!principal) throw unauthorized('unknown or revoked API key');
-    if (firstSeen) void sql`update leasehold.api_keys set last_used_at = now() where id = ${owner!.keyId}`.catch(() => {});
+    if (principal && firstSeen) void sql`update leasehold.api_keys set last_used_at = now() where id = ${owner!.keyId}`.catch(() => {});
     return principal;
   }
 
   async function fromJwt(token: string): Promise<Principal> {
-    if (!jwtKey) throw unauthorized('not an API key, and this server accepts no JWTs');
+    if (!jwtKey) throw unauthorized('unknown or revoked API key, and this server accepts no JWTs');
     let payload: JWTPayload;
     try {
       // jose refuses `alg: none` and any algorithm not listed, expired and not-yet-valid tokens.
@@ -72,7 +72,12 @@ export function authenticate(deps: { sql: Sql; config: Config }): MiddlewareHand
       token = c.req.query('access_token');
     }
     if (!token) throw unauthorized('missing Authorization: Bearer <API key or JWT>');
-    const principal = parseApiKey(token) ? await fromApiKey(token) : await fromJwt(token);
+    // An `lh_` token can only be a key. Any other may be a key an operator chose
+    // (LEASEHOLD_API_KEY=demo-key) or a JWT, which only the database tells apart: the key lookup
+    // (one index probe, remembered KEY_CACHE_MS per token; none for tokens past 512 characters)
+    // answers first, so a chosen key works whatever its shape.
+    const principal = (await fromApiKey(token)) ?? (parseApiKey(token) ? undefined : await fromJwt(token));
+    if (!principal) throw unauthorized('unknown or revoked API key');
     c.set('principal', principal);
     c.set('log', c.get('log').child({ tenant_id: principal.tenantId, subject: principal.subject }));
     await next();

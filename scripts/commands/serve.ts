@@ -3,7 +3,7 @@ import { connect } from '#shared/db/connect.js';
 import { openDatabase } from '#shared/db/open-database.js';
 import { migrate } from '#shared/db/migrator.js';
 import { applyGovernorSettings } from '#shared/governor/settings.js';
-import { ensureDevKey } from '#shared/auth/tenants.js';
+import { ensureDevKey, type DevKey } from '#shared/auth/dev-key.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { startMaintenance } from '#shared/maintenance/maintenance.js';
@@ -54,6 +54,11 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       if (applied.length) log.info({ applied }, 'migrations applied');
     } else await assertMigrated(sql);
     await applyGovernorSettings(sql, config);
+    // `start`: a development key to print, settled before anything runs so that a clash with
+    // LEASEHOLD_API_KEY ends the start at once.
+    const dev = what.api && what.worker
+      ? await ensureDevKey(sql, { configured: config.LEASEHOLD_API_KEY, dataDir: config.LEASEHOLD_DATA_DIR, log })
+      : undefined;
 
     if (what.worker) {
       worker = new Worker({
@@ -87,13 +92,6 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         });
       }
     }
-    let devKey: string | undefined;
-    if (what.api && what.worker) {
-      // `start`: make sure a development key exists, and show it when it was just made or given.
-      const dev = await ensureDevKey(sql, config.LEASEHOLD_API_KEY);
-      devKey = dev.key;
-      if (dev.created) log.info({ tenant: dev.tenant.slug }, 'development API key created');
-    }
     if (what.api) {
       const queue = new JobQueue(sql, new Notifier(sql, (err) => log.debug({ err }, 'notify failed')));
       // One job_events reader (one LISTEN) for every SSE client of this process.
@@ -118,14 +116,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       const port = typeof address === 'object' && address ? address.port : config.PORT;
       const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;
       log.info({ url }, 'API listening');
-      if (!ctx.json) {
-        const key = devKey
-          ? `  API key: ${devKey}\n  try:     curl -H "Authorization: Bearer ${devKey}" ${url}/v1/jobs\n`
-          : what.worker
-            ? '  API key: the development key was printed when it was made; new ones: leasehold keys create\n'
-            : '';
-        process.stdout.write(`\nLeasehold is running at ${url}\n  docs:    ${url}/docs\n  dashboard: ${url}/dashboard (log in with an admin key)\n${key}\n`);
-      }
+      process.stdout.write(banner(url, dev, ctx.json));
     }
   } catch (err) {
     await maintenance?.stop().catch(() => {});
@@ -164,3 +155,20 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
     process.on('SIGTERM', onSignal);
   });
 }
+
+/**
+ * What `start` and `api` print for the developer once listening: where to go and, for `start`, a
+ * working API key. On stdout, never through the logger, whose lines must carry no secret.
+ */
+function banner(url: string, dev: DevKey | undefined, json: boolean): string {
+  if (json) return `${JSON.stringify({ url, docs: `${url}/docs`, dashboard: `${url}/dashboard`, ...(dev && { api_key: dev.key, api_key_source: dev.source }) })}\n`;
+  const where = dev?.file ? `kept in ${dev.file}` : 'not saved: see the log';
+  const source = { LEASEHOLD_API_KEY: 'from LEASEHOLD_API_KEY', saved: where, created: `new, ${where}` };
+  const key = dev
+    ? `  API key:   ${dev.key}  (${source[dev.source]})\n  try:       curl -H ${shellQuote(`Authorization: Bearer ${dev.key}`)} ${url}/v1/jobs\n`
+    : '';
+  return `\nLeasehold is running at ${url}\n  docs:      ${url}/docs\n  dashboard: ${url}/dashboard (log in with an admin key)\n${key}\n`;
+}
+
+/** One shell word: a key an operator chose may hold `$`, `"` or `'`. */
+const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;

@@ -27,26 +27,50 @@ export interface KeyOwner {
 
 const KEY = /^lh_([a-z0-9]{10})_([A-Za-z0-9_-]{43})$/;
 
+/**
+ * What else may be a key: a text an operator chose (LEASEHOLD_API_KEY=demo-key-123), 1 to 512
+ * visible ASCII characters, the alphabet of a Bearer token, so that every such key can be sent.
+ */
+export const OPERATOR_KEY = /^[\x21-\x7e]{1,512}$/;
+
 const sha256 = (text: string) => createHash('sha256').update(text).digest();
 
-/** Splits `lh_<prefix>_<secret>`; undefined when the text is not shaped like a key. */
+/** Splits `lh_<prefix>_<secret>`; undefined when the text is not shaped like a generated key. */
 export function parseApiKey(key: string): { prefix: string; secret: string } | undefined {
   const m = KEY.exec(key);
   return m ? { prefix: m[1]!, secret: m[2]! } : undefined;
 }
 
-/** Makes a new key for a tenant; the plaintext is returned once and stored only as a hash. */
+/**
+ * Where a key's row is found (the unique, indexed `prefix`) and the hash that row holds; undefined
+ * for a text that can be no key. A generated key's prefix is its public `lh_<prefix>_` part and
+ * the hash covers its secret. Any other key holds no public part, so its prefix is `op-` and 16
+ * hex digits of a hash of the whole key (64 bits: two chosen keys share one with odds near 2^-64),
+ * which a generated key's `[a-z0-9]{10}` can never be, and the hash covers the whole key.
+ */
+export function keyLookup(key: string): { prefix: string; hash: Buffer } | undefined {
+  const parsed = parseApiKey(key);
+  if (parsed) return { prefix: parsed.prefix, hash: sha256(parsed.secret) };
+  if (!OPERATOR_KEY.test(key)) return undefined;
+  // Another hash than the stored one, so the prefix shown by `keys ls` is not a piece of it.
+  return { prefix: `op-${sha256(`leasehold key prefix\n${key}`).toString('hex').slice(0, 16)}`, hash: sha256(key) };
+}
+
+/**
+ * Makes a new key for a tenant; the plaintext is returned once and stored only as a hash. `key`
+ * stores a given text (see keyLookup) instead of a new `lh_` key.
+ */
 export async function createApiKey(
   sql: Sql,
   opts: { tenantId: string; name: string; scopes: Scope[]; key?: string },
 ): Promise<{ key: string; info: ApiKeyInfo }> {
   const key =
     opts.key ?? `lh_${randomBytes(8).toString('hex').slice(0, 10)}_${randomBytes(32).toString('base64url')}`;
-  const parsed = parseApiKey(key);
-  if (!parsed) throw new RangeError('an API key must look like lh_<10 lowercase letters or digits>_<43 base64url characters>');
+  const lookup = keyLookup(key);
+  if (!lookup) throw new RangeError('an API key must be 1 to 512 visible ASCII characters (no spaces)');
   const [info] = await sql<ApiKeyInfo[]>`
     insert into leasehold.api_keys (id, tenant_id, name, prefix, secret_sha256, scopes)
-    values (${uuidv7()}, ${opts.tenantId}, ${opts.name}, ${parsed.prefix}, ${sha256(parsed.secret)}, ${opts.scopes}::text[])
+    values (${uuidv7()}, ${opts.tenantId}, ${opts.name}, ${lookup.prefix}, ${lookup.hash}, ${opts.scopes}::text[])
     returning id, tenant_id, name, prefix, scopes, created_at, last_used_at, revoked_at`;
   return { key, info: info! };
 }
@@ -71,16 +95,16 @@ export async function revokeApiKey(sql: Sql, idOrPrefix: string): Promise<boolea
 }
 
 /**
- * Checks a presented key: the prefix finds the row, the secret's hash is compared in constant
- * time. Revoked keys and unknown prefixes are undefined alike.
+ * Checks a presented key: the prefix finds the row, the hash is compared in constant time.
+ * Revoked keys, unknown keys and texts that can be no key are undefined alike.
  */
 export async function verifyApiKey(sql: Sql, key: string): Promise<KeyOwner | undefined> {
-  const parsed = parseApiKey(key);
-  if (!parsed) return undefined;
+  const lookup = keyLookup(key);
+  if (!lookup) return undefined;
   const [row] = await sql<{ id: string; tenant_id: string; scopes: Scope[]; secret_sha256: Buffer }[]>`
     select id, tenant_id, scopes, secret_sha256 from leasehold.api_keys
-    where prefix = ${parsed.prefix} and revoked_at is null`;
-  if (!row || !timingSafeEqual(row.secret_sha256, sha256(parsed.secret))) return undefined;
+    where prefix = ${lookup.prefix} and revoked_at is null`;
+  if (!row || !timingSafeEqual(row.secret_sha256, lookup.hash)) return undefined;
   return { keyId: row.id, tenantId: row.tenant_id, scopes: row.scopes };
 }
 

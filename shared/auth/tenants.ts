@@ -1,6 +1,5 @@
 import type { Sql } from '../db/connect.js';
 import { uuidv7 } from '../jobs/uuid.js';
-import { createApiKey, listApiKeys, type Scope } from './api-keys.js';
 
 /** A tenant as the CLI and API show it. */
 export interface Tenant {
@@ -57,23 +56,4 @@ export async function tenantForExternalId(sql: Sql, externalId: string): Promise
     limit 1`;
   // Empty when a concurrent first request for the same claim won the insert (see ensureTenant).
   return (row ?? (await sql<{ id: string }[]>`select id from leasehold.tenants where external_id = ${externalId}`)[0]!).id;
-}
-
-/**
- * What `start` does for a zero-configuration run: with LEASEHOLD_API_KEY, makes sure that exact
- * key exists (admin, development tenant); otherwise creates a random admin key when the
- * development tenant has none. Returns a key to print only when one was just made or given.
- */
-export async function ensureDevKey(sql: Sql, configured?: string): Promise<{ key?: string; tenant: Tenant; created: boolean }> {
-  const tenant = await ensureTenant(sql, DEV_TENANT_SLUG, 'Development');
-  const scopes: Scope[] = ['jobs:write', 'jobs:read', 'admin'];
-  if (configured) {
-    const prefix = configured.split('_')[1];
-    const exists = (await listApiKeys(sql, tenant.id)).some((k) => k.prefix === prefix && !k.revoked_at);
-    if (!exists) await createApiKey(sql, { tenantId: tenant.id, name: 'LEASEHOLD_API_KEY', scopes, key: configured });
-    return { key: configured, tenant, created: !exists };
-  }
-  if ((await listApiKeys(sql, tenant.id)).some((k) => !k.revoked_at)) return { tenant, created: false };
-  const { key } = await createApiKey(sql, { tenantId: tenant.id, name: 'development', scopes });
-  return { key, tenant, created: true };
 }
