@@ -47,7 +47,9 @@ describe('chaos and load scripts (fast variants)', () => {
       ['--jobs', '1000', '--max-sleep-ms', '300', '--kill-every-ms', '700', '--max-kills', '3', '--concurrency', '5', '--lease-ms', '2000', '--heartbeat-ms', '500', '--reclaim-ms', '250', '--slack-ms', '5000'],
       { DATABASE_URL: db.url },
     );
-    expect(summary(out, 'chaos:kill')).toMatch(/^chaos:kill ok: 1000 jobs, 4 workers, 3 SIGKILLs, [1-9]\d* held jobs rescued .* 1000 job\.succeeded events for 1000 succeeded jobs/);
+    // Kills wait until at most one replacement is still starting; on a loaded machine replacements
+    // take seconds, and the work may end before the third kill (seen once in a full parallel run).
+    expect(summary(out, 'chaos:kill')).toMatch(/^chaos:kill ok: 1000 jobs, 4 workers, [1-3] SIGKILLs, [1-9]\d* held jobs rescued .* 1000 job\.succeeded events for 1000 succeeded jobs/);
     expect(code).toBe(0);
   }, 240_000);
 
