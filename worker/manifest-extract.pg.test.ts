@@ -211,6 +211,24 @@ describe('manifest.extract end to end', () => {
     expect(row.last_error).toMatch(/^cannot fetch the image: 127\.0\.0\.1 is not a public address \(loopback\)/);
   });
 
+  test('a presigned image URL that cannot be fetched leaves its host and path, never its signature, in last_error and dead_letters', async () => {
+    await startWorker();
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const url = `http://127.0.0.1:${port}/bucket/receipt.png?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=0123456789abcdef`;
+    const { id } = await queueFor(db.sql).enqueue({
+      kind: 'manifest.extract', tenantId, maxAttempts: 1, payload: { pattern_id: patternId, pattern_version: 1, image: { url } },
+    });
+    const row = await settled(id);
+    expect(row.status).toBe('failed');
+    expect(row.last_error).toBe(`cannot fetch the image: cannot fetch http://127.0.0.1:${port}/bucket/receipt.png: ECONNREFUSED`);
+    const [letter] = await db.sql`select last_error, errors from leasehold.dead_letters where job_id = ${id}`;
+    expect(JSON.stringify([row.errors, letter])).not.toMatch(/X-Amz|AKIA|0123456789abcdef/);
+    expect(letter!.last_error).toBe(row.last_error);
+  });
+
   test('a version the tenant does not have, a missing upload and another tenant\'s upload fail for good with their own codes', async () => {
     await startWorker();
     const other = await ensureTenant(db.sql, 'intruder');

@@ -1,3 +1,5 @@
+import { redactUrl } from './redact-url.js';
+
 /** Why a safe fetch gave up; the worker maps `retryable` to a retry and everything else to a permanent failure. */
 export type FetchRefusalCode =
   | 'scheme'
@@ -28,6 +30,7 @@ export interface FetchRefusedDetails {
   retryable?: boolean;
   status?: number;
   retryAfterMs?: number;
+  /** Kept without its query string, fragment or userinfo (redactUrl). */
   url?: string;
   cause?: unknown;
 }
@@ -41,7 +44,7 @@ export class FetchRefused extends Error {
   readonly status: number | undefined;
   /** How long the server asked us to wait (Retry-After), when it did. */
   readonly retryAfterMs: number | undefined;
-  /** The URL being fetched when it failed (after redirects). */
+  /** The URL being fetched when it failed (after redirects), without its query string, fragment or userinfo. */
   readonly url: string | undefined;
 
   constructor(readonly code: FetchRefusalCode, message: string, details: FetchRefusedDetails = {}) {
@@ -49,7 +52,7 @@ export class FetchRefused extends Error {
     this.retryable = details.retryable ?? RETRYABLE_BY_DEFAULT[code];
     this.status = details.status;
     this.retryAfterMs = details.retryAfterMs;
-    this.url = details.url;
+    this.url = details.url === undefined ? undefined : redactUrl(details.url);
   }
 }
 

@@ -113,6 +113,22 @@ describe('with allowPrivate (local development)', () => {
     expect(await refusal(`http://127.0.0.1:${sparePort}/`, dev)).toMatchObject({ code: 'network', retryable: true });
   });
 
+  test('errors name the host and path of a presigned URL, never its signature or credentials', async () => {
+    const spare = http.createServer();
+    const sparePort = await listen(spare, '127.0.0.1');
+    await close(spare);
+    const secret = 'X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=0123456789abcdef#frag';
+    const down = await refusal(`http://alice:pw@127.0.0.1:${sparePort}/bucket/receipt.png?${secret}`, dev);
+    expect(down).toMatchObject({ code: 'network', url: `http://127.0.0.1:${sparePort}/bucket/receipt.png` });
+    expect(down.message).toBe(`cannot fetch http://127.0.0.1:${sparePort}/bucket/receipt.png: ECONNREFUSED`);
+    for (const path of ['/404', '/html', '/redirect/4', '/declared-huge']) {
+      const err = await refusal(`http://127.0.0.1:${port}${path}?${secret}`, dev);
+      expect(JSON.stringify({ message: err.message, url: err.url })).not.toMatch(/Signature|AKIA|frag|alice/);
+    }
+    const bad = await refusal(`http://alice:pw@exa mple.com/receipt.png?${secret}`, dev);
+    expect(bad.message).toBe('"http://exa mple.com/receipt.png" is not a valid URL');
+  });
+
   test('a caller abort is rethrown as the caller’s own reason', async () => {
     const reason = new Error('lease lost');
     const controller = new AbortController();

@@ -5,6 +5,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import { FetchRefused, isRetryableStatus, parseRetryAfter } from './fetch-refused.js';
 import { IMAGE_TYPES, declaredImageType, sniffImageType, type ImageType } from './image-type.js';
 import { classifyAddress, isPublicAddress } from './ip-ranges.js';
+import { redactUrl } from './redact-url.js';
 
 /** One resolved address of a host name, as `dns.lookup(host, {all: true})` returns it. */
 export interface ResolvedAddress {
@@ -51,7 +52,7 @@ export function target(url: string | URL, base?: URL): URL {
   try {
     parsed = new URL(url, base);
   } catch {
-    throw new FetchRefused('scheme', `${JSON.stringify(String(url))} is not a valid URL`);
+    throw new FetchRefused('scheme', `${JSON.stringify(redactUrl(String(url)))} is not a valid URL`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new FetchRefused('scheme', `${parsed.protocol} URLs are not fetched: only http and https`, { url: parsed.href });
@@ -215,6 +216,6 @@ export async function safeFetchImage(url: string | URL, opts: SafeFetchOptions =
     if (err instanceof FetchRefused) throw err;
     if (deadline.aborted) throw new FetchRefused('timeout', `the fetch took longer than ${timeoutMs} ms`, { url: current.href, cause: err });
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).name;
-    throw new FetchRefused('network', `cannot fetch ${current.href}: ${code}`, { url: current.href, cause: err });
+    throw new FetchRefused('network', `cannot fetch ${redactUrl(current)}: ${code}`, { url: current.href, cause: err });
   }
 }
