@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { GALLERY_SCHEMA } from '#shared/ai/gallery-albums.js';
 import { ensureTenant } from '#shared/auth/tenants.js';
 import { loadConfig } from '#shared/config.js';
-import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
+import { MAX_UPLOAD_BYTES, createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
 import { startModelDouble, successWith, type ModelDouble } from '../test/fixtures/model-double.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { WorkerPool, jobRow, queueFor } from '../test/helpers/engine.js';
@@ -44,9 +44,9 @@ afterAll(async () => {
 });
 
 /** Enqueues a gallery.group job over the three stored images and waits for it to finish. */
-async function groupAndSettle() {
+async function groupAndSettle(images = keys) {
   await pool.start({ sql: db.sql, config, storage, settings: { pollMs: 50 } });
-  const { id } = await queueFor(db.sql).enqueue({ kind: 'gallery.group', tenantId, payload: { images: keys, hint: 'by trip' } });
+  const { id } = await queueFor(db.sql).enqueue({ kind: 'gallery.group', tenantId, payload: { images, hint: 'by trip' } });
   return waitFor(async () => {
     const row = await jobRow(db.sql, id);
     return (row.status === 'succeeded' || row.status === 'failed') && row;
@@ -102,5 +102,16 @@ describe('gallery.group with the OpenAI SDK against the model double', () => {
     expect(row.errors[0]).toMatchObject({ code: 'rate_limited' });
     expect(row.result).toMatchObject({ albums, fallback: false });
     expect(double.requests).toHaveLength(2);
+  });
+
+  test('an image over the upload limit fails the job for good (no fallback album), and no model call is made', async () => {
+    const huge = `uploads/${tenantId}/${randomUUID()}/huge.png`;
+    await storage.put(huge, Buffer.concat([PNG, Buffer.alloc(MAX_UPLOAD_BYTES + 1 - PNG.byteLength)]), 'image/png');
+    const row = await groupAndSettle([keys[0]!, huge]);
+    expect(row.status).toBe('failed');
+    expect(row.attempts).toBe(1);
+    expect(row.errors[0]).toMatchObject({ code: 'storage_too_large' });
+    expect(row.last_error).toBe(`the object at ${huge} is ${MAX_UPLOAD_BYTES + 1} bytes, more than the ${MAX_UPLOAD_BYTES} bytes an image may have`);
+    expect(double.requests).toHaveLength(0);
   });
 });

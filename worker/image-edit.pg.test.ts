@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { solidPng } from '#shared/ai/fake-image.js';
 import { ensureTenant } from '#shared/auth/tenants.js';
 import { loadConfig } from '#shared/config.js';
-import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
+import { MAX_UPLOAD_BYTES, createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
 import { startModelDouble, type ModelDouble } from '../test/fixtures/model-double.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { WorkerPool, jobRow, queueFor } from '../test/helpers/engine.js';
@@ -41,9 +41,9 @@ afterAll(async () => {
 });
 
 /** Enqueues an image.edit job over the stored image and waits for it to finish. */
-async function editAndSettle() {
+async function editAndSettle(image = key) {
   await pool.start({ sql: db.sql, config, storage, settings: { pollMs: 50 } });
-  const { id } = await queueFor(db.sql).enqueue({ kind: 'image.edit', tenantId, payload: { image: key, prompt: 'make it red', size: '1024x1024' } });
+  const { id } = await queueFor(db.sql).enqueue({ kind: 'image.edit', tenantId, payload: { image, prompt: 'make it red', size: '1024x1024' } });
   return waitFor(async () => {
     const row = await jobRow(db.sql, id);
     return (row.status === 'succeeded' || row.status === 'failed') && row;
@@ -64,7 +64,7 @@ describe('image.edit with the OpenAI SDK against the model double', () => {
       usage: { input_tokens: 50, output_tokens: 200, total_tokens: 250 },
       latency_ms: expect.any(Number),
     });
-    expect(await storage.get(row.result.storage_key)).toEqual(EDITED);
+    expect(await storage.get(row.result.storage_key, { maxBytes: EDITED.byteLength })).toEqual(EDITED);
     // The result also carries a signed link to the edit, valid for a week.
     expect(row.result.url).toContain(encodeURIComponent(row.result.storage_key));
     expect(Date.parse(row.result.url_expires_at) - Date.now()).toBeGreaterThan(6 * 24 * 3600 * 1000);
@@ -91,5 +91,18 @@ describe('image.edit with the OpenAI SDK against the model double', () => {
     expect(row.attempts).toBe(1);
     expect(row.errors[0]).toMatchObject({ code: 'content_policy' });
     expect(double.requests).toHaveLength(1);
+  });
+
+  test('an image over the upload limit fails the job for good, unread past the limit and never sent', async () => {
+    // A PNG as far as its first bytes tell, one byte longer than POST /v1/uploads allows.
+    const huge = `uploads/${tenantId}/${randomUUID()}/huge.png`;
+    await storage.put(huge, Buffer.concat([INPUT, Buffer.alloc(MAX_UPLOAD_BYTES + 1 - INPUT.byteLength)]), 'image/png');
+    double.reply({ type: 'image', b64: EDITED.toString('base64') });
+    const row = await editAndSettle(huge);
+    expect(row.status).toBe('failed');
+    expect(row.attempts).toBe(1);
+    expect(row.errors[0]).toMatchObject({ code: 'storage_too_large' });
+    expect(row.last_error).toBe(`the object at ${huge} is ${MAX_UPLOAD_BYTES + 1} bytes, more than the ${MAX_UPLOAD_BYTES} bytes an image may have`);
+    expect(double.requests).toHaveLength(0);
   });
 });

@@ -1,6 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { AppError } from '#shared/errors.js';
 import type { LocalObjectStore } from '#shared/storage/local-store.js';
+import { MAX_UPLOAD_BYTES } from '#shared/storage/object-store.js';
 import type { ApiEnv } from '../context.js';
 
 /** Reads a request body up to `limit` bytes; undefined as soon as it holds more. */
@@ -51,7 +52,8 @@ export function storageRoutes(store: LocalObjectStore): OpenAPIHono<ApiEnv> {
     if ('refused' in verdict) throw new AppError('forbidden', verdict.refused);
     const info = await store.head(verdict.key);
     if (!info) throw new AppError('not_found', 'no such object');
-    const bytes = await store.get(verdict.key);
+    // Uploads are at most MAX_UPLOAD_BYTES and edited images far less: nothing bigger is buffered.
+    const bytes = await store.get(verdict.key, { maxBytes: MAX_UPLOAD_BYTES });
     return c.body(new Uint8Array(bytes), 200, { 'content-type': info.contentType, 'cache-control': 'private, max-age=60' });
   });
 

@@ -46,3 +46,19 @@ export class ObjectMissing extends Error {
     super(`no object at ${key}`);
   }
 }
+
+/**
+ * Raised by ObjectStore.get when an object holds more than the reader's limit: `sizeBytes` is its
+ * declared size, or, when it declared none (or lied), how many bytes had arrived when reading stopped.
+ */
+export class ObjectTooLarge extends Error {
+  override name = 'ObjectTooLarge';
+  constructor(
+    readonly key: string,
+    readonly limitBytes: number,
+    readonly sizeBytes: number,
+    readonly declared: boolean,
+  ) {
+    super(`the object at ${key} is ${declared ? '' : 'at least '}${sizeBytes} bytes, more than the ${limitBytes} bytes an image may have`);
+  }
+}

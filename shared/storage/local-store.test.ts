@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { InvalidStorageKey, ObjectMissing, newUploadKey } from './keys.js';
+import { InvalidStorageKey, ObjectMissing, ObjectTooLarge, newUploadKey } from './keys.js';
 import { LocalObjectStore } from './local-store.js';
 
 const TENANT = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
@@ -29,8 +29,9 @@ describe('LocalObjectStore', () => {
     const key = `uploads/${TENANT}/${UUID}/a.png`;
     await s.put(key, Buffer.from('abc'), 'image/png');
     expect(await s.head(key)).toEqual({ size: 3, contentType: 'image/png' });
-    expect(await s.get(key)).toEqual(Buffer.from('abc'));
-    await expect(s.get(`uploads/${TENANT}/${UUID}/b.png`)).rejects.toBeInstanceOf(ObjectMissing);
+    expect(await s.get(key, { maxBytes: 3 })).toEqual(Buffer.from('abc'));
+    await expect(s.get(`uploads/${TENANT}/${UUID}/b.png`, { maxBytes: 3 })).rejects.toBeInstanceOf(ObjectMissing);
+    await expect(s.get(key, { maxBytes: 2 })).rejects.toMatchObject(new ObjectTooLarge(key, 2, 3, true));
 
     const q = Object.fromEntries(new URL((await s.presignUpload({ key, contentType: 'image/png', size: 3, expiresInS: 60 })).url, 'http://x').searchParams);
     expect(s.verifyUpload(q)).toEqual({ key, contentType: 'image/png', size: 3 });

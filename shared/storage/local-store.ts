@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ObjectInfo, ObjectStore, PresignedUpload } from './object-store.js';
-import { ObjectMissing, assertStorageKey } from './keys.js';
+import { ObjectMissing, ObjectTooLarge, assertStorageKey } from './keys.js';
+import { readCapped } from './read-capped.js';
 import { sign, verify } from './signing.js';
 
 /** Where the local store keeps its files and how it signs its URLs. */
@@ -103,13 +104,25 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<Buffer> {
+  async get(key: string, opts: { maxBytes: number; signal?: AbortSignal }): Promise<Buffer> {
+    let handle;
     try {
-      return await readFile(this.#file(key), opts.signal ? { signal: opts.signal } : {});
+      handle = await open(this.#file(key), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectMissing(key);
       throw err;
     }
+    // The open handle pins the file, so its size and its bytes are of the same object.
+    const { size } = await handle.stat().catch(async (err: unknown) => {
+      await handle.close();
+      throw err;
+    });
+    if (size > opts.maxBytes) {
+      await handle.close();
+      throw new ObjectTooLarge(key, opts.maxBytes, size, true);
+    }
+    // The stream closes the handle when it ends or is destroyed.
+    return readCapped(handle.createReadStream(), opts.maxBytes, (seen) => new ObjectTooLarge(key, opts.maxBytes, seen, false), opts.signal);
   }
 
   async put(key: string, bytes: Uint8Array, contentType: string): Promise<void> {

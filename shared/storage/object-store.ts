@@ -35,8 +35,11 @@ export interface ObjectStore {
   presignUpload(req: { key: string; contentType: string; size: number; expiresInS: number }): Promise<PresignedUpload>;
   /** The object's size and type, or undefined when there is none. */
   head(key: string): Promise<ObjectInfo | undefined>;
-  /** The object's bytes; rejects when there is none. */
-  get(key: string, opts?: { signal?: AbortSignal }): Promise<Buffer>;
+  /**
+   * The object's bytes; rejects with ObjectMissing when there is none, and with ObjectTooLarge,
+   * having read no more than `maxBytes` + one chunk, when it is bigger than `maxBytes`.
+   */
+  get(key: string, opts: { maxBytes: number; signal?: AbortSignal }): Promise<Buffer>;
   /** Stores bytes under a key. */
   put(key: string, bytes: Uint8Array, contentType: string): Promise<void>;
   /** A URL that downloads the object until it expires. */

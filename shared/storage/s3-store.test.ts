@@ -1,10 +1,12 @@
 import { mkdtempSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import S3rver from '@20minutes/s3rver';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../config.js';
-import { newUploadKey } from './keys.js';
+import { ObjectTooLarge, newUploadKey } from './keys.js';
 import { createObjectStore } from './object-store.js';
 import { S3ObjectStore } from './s3-store.js';
 
@@ -57,7 +59,7 @@ describe('S3ObjectStore against an S3 server that checks SigV4', () => {
     const res = await fetch(p.url, { method: p.method, headers: p.headers, body: PNG });
     expect(res.status, await res.text()).toBe(200);
     expect(await store.head(key)).toEqual({ size: PNG.byteLength, contentType: 'image/png' });
-    expect(await store.get(key)).toEqual(PNG);
+    expect(await store.get(key, { maxBytes: PNG.byteLength })).toEqual(PNG);
     const download = await fetch(await store.signedDownloadUrl(key, 60));
     expect(Buffer.from(await download.arrayBuffer())).toEqual(PNG);
     expect(await store.head(newUploadKey(TENANT, 'image/png'))).toBeUndefined();
@@ -77,5 +79,63 @@ describe('S3ObjectStore against an S3 server that checks SigV4', () => {
     await new Promise((r) => setTimeout(r, 2_100));
     expect((await fetch(short.url, { method: 'PUT', headers: short.headers, body: PNG })).status).toBe(403);
     expect(await store.head(key)).toBeUndefined();
+  });
+
+  test('the presigned PUT signs the exact size: a body of any other size is refused, however often the URL is used', async () => {
+    const key = newUploadKey(TENANT, 'image/png');
+    const p = await store.presignUpload({ key, contentType: 'image/png', size: PNG.byteLength, expiresInS: 60 });
+    expect(new URL(p.url).searchParams.get('X-Amz-SignedHeaders')!.split(';')).toEqual(expect.arrayContaining(['content-length', 'content-type']));
+    const bigger = Buffer.concat([PNG, Buffer.alloc(1024 * 1024)]);
+    expect((await fetch(p.url, { method: 'PUT', headers: p.headers, body: bigger })).status).toBe(403);
+    expect((await fetch(p.url, { method: 'PUT', headers: p.headers, body: PNG.subarray(1) })).status).toBe(403);
+    expect(await store.head(key)).toBeUndefined();
+    expect((await fetch(p.url, { method: 'PUT', headers: p.headers, body: PNG })).status).toBe(200);
+    // Reused, it can only put the same number of bytes again.
+    expect((await fetch(p.url, { method: 'PUT', headers: p.headers, body: bigger })).status).toBe(403);
+    expect(await store.head(key)).toEqual({ size: PNG.byteLength, contentType: 'image/png' });
+  });
+
+  test('get refuses an object whose size is over maxBytes without reading it', async () => {
+    const key = newUploadKey(TENANT, 'image/png');
+    await store.put(key, Buffer.alloc(4096, 1), 'image/png');
+    const err = await store.get(key, { maxBytes: 4095 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ObjectTooLarge);
+    expect(err).toMatchObject({ key, limitBytes: 4095, sizeBytes: 4096, declared: true });
+    expect((err as Error).message).toBe(`the object at ${key} is 4096 bytes, more than the 4095 bytes an image may have`);
+    expect(await store.get(key, { maxBytes: 4096 })).toHaveLength(4096);
+  });
+});
+
+describe('S3ObjectStore.get against a server that declares no size', () => {
+  test('counts while the body streams and hangs up past maxBytes', async () => {
+    let sent = 0;
+    let hungUp!: () => void;
+    const closed = new Promise<void>((resolve) => (hungUp = resolve));
+    // Answers every GetObject with an endless chunked body: no Content-Length to check first.
+    const endless = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'image/png' });
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const pump = () => {
+        while (!res.destroyed && sent < 512 * 1024 * 1024 && res.write(chunk)) sent += chunk.length;
+      };
+      res.on('drain', pump);
+      res.on('close', hungUp);
+      pump();
+    });
+    await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve));
+    try {
+      const s = storeFor({ S3_ENDPOINT: `http://127.0.0.1:${(endless.address() as AddressInfo).port}` });
+      const key = newUploadKey(TENANT, 'image/png');
+      const err = await s.get(key, { maxBytes: 1024 * 1024 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ObjectTooLarge);
+      expect(err).toMatchObject({ declared: false, limitBytes: 1024 * 1024 });
+      expect((err as ObjectTooLarge).sizeBytes).toBeGreaterThan(1024 * 1024);
+      expect((err as Error).message).toMatch(/ is at least \d+ bytes, more than the 1048576 bytes an image may have$/);
+      await closed;
+      expect(sent).toBeLessThan(64 * 1024 * 1024);
+    } finally {
+      endless.closeAllConnections();
+      await new Promise((resolve) => endless.close(resolve));
+    }
   });
 });

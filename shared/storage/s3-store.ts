@@ -1,8 +1,10 @@
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { Readable } from 'node:stream';
 import type { Config } from '../config.js';
 import type { ObjectInfo, ObjectStore, PresignedUpload } from './object-store.js';
-import { ObjectMissing, assertStorageKey } from './keys.js';
+import { ObjectMissing, ObjectTooLarge, assertStorageKey } from './keys.js';
+import { readCapped } from './read-capped.js';
 
 type S3Settings = Pick<Config, 'S3_BUCKET' | 'S3_ENDPOINT' | 'S3_REGION' | 'S3_FORCE_PATH_STYLE' | 'AWS_ACCESS_KEY_ID' | 'AWS_SECRET_ACCESS_KEY'>;
 
@@ -40,9 +42,14 @@ export class S3ObjectStore implements ObjectStore {
 
   async presignUpload(req: { key: string; contentType: string; size: number; expiresInS: number }): Promise<PresignedUpload> {
     assertStorageKey(req.key);
-    // A presigned PUT signs the content type; the size is checked with HeadObject at ingest.
-    const command = new PutObjectCommand({ Bucket: this.bucket, Key: req.key, ContentType: req.contentType });
-    const url = await getSignedUrl(this.client, command, { expiresIn: req.expiresInS, signableHeaders: new Set(['content-type']) });
+    // The signature covers Content-Type and Content-Length: a PUT of any other type or size is
+    // refused (403), so the URL, reusable until it expires, stores at most the `size` bytes that
+    // POST /v1/uploads allowed, like the local store's. A PUT of the SDK's own signs neither.
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key: req.key, ContentType: req.contentType, ContentLength: req.size });
+    const url = await getSignedUrl(this.client, command, {
+      expiresIn: req.expiresInS,
+      signableHeaders: new Set(['content-type', 'content-length']),
+    });
     return {
       url,
       method: 'PUT',
@@ -62,15 +69,23 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<Buffer> {
+  async get(key: string, opts: { maxBytes: number; signal?: AbortSignal }): Promise<Buffer> {
     assertStorageKey(key);
+    let out;
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), opts.signal ? { abortSignal: opts.signal } : {});
-      return Buffer.from(await out.Body!.transformToByteArray());
+      out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), opts.signal ? { abortSignal: opts.signal } : {});
     } catch (err) {
       if (isMissing(err)) throw new ObjectMissing(key);
       throw err;
     }
+    // On Node the body is the response stream (an IncomingMessage); nothing of it is buffered yet.
+    const body = out.Body as (Readable & AsyncIterable<Uint8Array>) | undefined;
+    if (!body) return Buffer.alloc(0);
+    if (out.ContentLength !== undefined && out.ContentLength > opts.maxBytes) {
+      body.destroy();
+      throw new ObjectTooLarge(key, opts.maxBytes, out.ContentLength, true);
+    }
+    return readCapped(body, opts.maxBytes, (seen) => new ObjectTooLarge(key, opts.maxBytes, seen, false), opts.signal);
   }
 
   async put(key: string, bytes: Uint8Array, contentType: string): Promise<void> {

@@ -7,8 +7,8 @@ import type { PayloadOf } from '#shared/jobs/kinds.js';
 import { FetchRefused } from '#shared/net/fetch-refused.js';
 import { sniffImageType } from '#shared/net/image-type.js';
 import { safeFetchImage, type FetchedImage, type SafeFetchOptions } from '#shared/net/safe-fetch.js';
-import { InvalidStorageKey, ObjectMissing, ownedBy } from '#shared/storage/keys.js';
-import type { ObjectStore } from '#shared/storage/object-store.js';
+import { InvalidStorageKey, ObjectMissing, ObjectTooLarge, ownedBy } from '#shared/storage/keys.js';
+import { MAX_UPLOAD_BYTES, type ObjectStore } from '#shared/storage/object-store.js';
 import type { Handler, JobContext } from '../handler.js';
 import { chatTokens } from '#shared/governor/cost.js';
 import type { CostRecorder } from '#shared/governor/cost-recorder.js';
@@ -71,15 +71,20 @@ async function loadVersion(sql: Sql, tenantId: string, patternId: string, versio
   return row;
 }
 
-/** An uploaded image's bytes, from the job tenant's own prefix only, with its sniffed type. */
+/**
+ * An uploaded image's bytes, from the job tenant's own prefix only, with its sniffed type. An
+ * object over the size POST /v1/uploads allows is never read whole: the attempt fails for good
+ * (a retry would meet the same object, and a worker run out of memory would hand the job on to the next).
+ */
 export async function loadStored(key: string, tenantId: string, storage: ObjectStore | undefined, signal: AbortSignal): Promise<FetchedImage> {
   if (!storage) throw new PermanentError('this worker has no object storage', 'storage_unavailable');
   if (!ownedBy(key, tenantId)) throw new PermanentError(`storage key ${key} is not under this tenant's uploads/`, 'storage_forbidden');
   let bytes: Buffer;
   try {
-    bytes = await storage.get(key, { signal });
+    bytes = await storage.get(key, { maxBytes: MAX_UPLOAD_BYTES, signal });
   } catch (err) {
     if (err instanceof ObjectMissing || err instanceof InvalidStorageKey) throw new PermanentError(err.message, 'storage_not_found');
+    if (err instanceof ObjectTooLarge) throw new PermanentError(err.message, 'storage_too_large');
     if (signal.aborted) throw err;
     throw new RetryError(`cannot read ${key} from storage: ${(err as Error).message}`, {}, 'storage_error');
   }
