@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { uuidv7 } from '#shared/jobs/uuid.js';
+import { newUploadKey } from '#shared/storage/keys.js';
+import { MAX_UPLOAD_BYTES } from '#shared/storage/object-store.js';
+import { PNG } from '../test/helpers/governor.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 
@@ -128,6 +131,42 @@ describe('POST /v1/jobs', () => {
     expect(noVersion.body.errors[0].path).toBe('body.payload.pattern_version');
     const huge = await call(a.key, 'POST', '/v1/jobs', { kind: 'manifest.extract', payload: { ...payload, pattern_version: 2 ** 31 } });
     expect(huge.body.errors[0].path).toBe('body.payload.pattern_version');
+  });
+
+  test('uploads a gallery.group, image.edit or manifest.extract payload names are checked as /v1/galleries, /v1/edits and ingest check them', async () => {
+    const t = await api.tenant('jobs-uploads');
+    const pattern = await insertPattern(t.tenantId);
+    const [ok, ok2, huge, text, missing] = ['ok', 'ok2', 'huge', 'text', 'missing'].map((n) => newUploadKey(t.tenantId, 'image/png', `${n}.png`));
+    await api.storage.put(ok!, PNG, 'image/png');
+    await api.storage.put(ok2!, PNG, 'image/png');
+    // One byte more than POST /v1/uploads presigns.
+    await api.storage.put(huge!, Buffer.concat([PNG, Buffer.alloc(MAX_UPLOAD_BYTES + 1 - PNG.byteLength)]), 'image/png');
+    await api.storage.put(text!, Buffer.from('hello'), 'text/plain');
+    const theirs = newUploadKey(b.tenantId, 'image/png', 'theirs.png');
+    const tooBig = expect.stringContaining(`size ${MAX_UPLOAD_BYTES + 1} is outside 1..${MAX_UPLOAD_BYTES} bytes`);
+    const refused: [Json, Json[]][] = [
+      [{ kind: 'gallery.group', payload: { images: [ok, huge, missing, theirs] } }, [
+        { path: 'body.payload.images[1]', message: tooBig },
+        { path: 'body.payload.images[2]', message: expect.stringContaining('no object at this key') },
+        { path: 'body.payload.images[3]', message: expect.stringContaining(`must start with uploads/${t.tenantId}/`) },
+      ]],
+      [{ kind: 'image.edit', payload: { image: text, mask: huge, prompt: 'stage it' } }, [
+        { path: 'body.payload.image', message: expect.stringContaining('content type text/plain is not an accepted image type') },
+        { path: 'body.payload.mask', message: tooBig },
+      ]],
+      [{ kind: 'manifest.extract', payload: { pattern_id: pattern, pattern_version: 1, image: { storage_key: huge } } }, [
+        { path: 'body.payload.image.storage_key', message: tooBig },
+      ]],
+    ];
+    for (const [body, errors] of refused) {
+      const r = await call(t.key, 'POST', '/v1/jobs', body);
+      expect(r.status, body.kind).toBe(422);
+      expect(r.body.errors, body.kind).toEqual(errors);
+    }
+    expect(await countJobs(t.tenantId)).toBe(0);
+    await enqueue({ kind: 'gallery.group', payload: { images: [ok, ok2] } }, t.key);
+    await enqueue({ kind: 'image.edit', payload: { image: ok, prompt: 'stage it' } }, t.key);
+    await enqueue({ kind: 'manifest.extract', payload: { pattern_id: pattern, pattern_version: 1, image: { storage_key: ok } } }, t.key);
   });
 
   test('scopes: a read-only key cannot enqueue; no credentials is a 401', async () => {

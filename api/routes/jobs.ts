@@ -10,6 +10,7 @@ import { CsvShapeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMATS, renderManifest
 import type { AppDeps, ApiEnv } from '../context.js';
 import { currentPattern } from '../current-pattern.js';
 import { imageRefusal } from '../image-refusal.js';
+import { storedImageRefusal } from '../stored-image-refusal.js';
 import { JOB_STATUSES, JobView, jobView, listJobs, selectJobs } from '../job-view.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
@@ -21,6 +22,24 @@ const IdParam = z.object({ id: z.string().openapi({ format: 'uuid', description:
 const json = <S extends z.ZodType>(schema: S, description: string) => ({ description, content: { 'application/json': { schema } } });
 const notFound = (id: string) => new AppError('not_found', `no job ${id}`);
 const KNOWN_KINDS = Object.keys(KINDS);
+
+/** The uploads a payload of `kind` reads, each with its path under body.payload. */
+function storedImages(kind: string, payload: unknown): [path: string, key: string][] {
+  switch (kind) {
+    case 'manifest.extract': {
+      const { image } = payload as PayloadOf<'manifest.extract'>;
+      return 'storage_key' in image ? [['image.storage_key', image.storage_key]] : [];
+    }
+    case 'gallery.group':
+      return (payload as PayloadOf<'gallery.group'>).images.map((key, i) => [`images[${i}]`, key]);
+    case 'image.edit': {
+      const { image, mask } = payload as PayloadOf<'image.edit'>;
+      return mask === undefined ? [['image', image]] : [['image', image], ['mask', mask]];
+    }
+    default:
+      return [];
+  }
+}
 
 const QueueName = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 _ . : -');
 
@@ -87,7 +106,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
         409: 'manifest.extract: the pattern is inactive; or the Idempotency-Key is still in progress',
         413: 'Body too large',
         415: 'Not application/json',
-        422: 'validation_failed (paths under body or body.payload), unknown_kind (lists known_kinds) or idempotency_key_reused',
+        422: "validation_failed (paths under body or body.payload; an upload that is not the caller's, missing, or of the wrong type or size), unknown_kind (lists known_kinds) or idempotency_key_reused",
       }),
     },
   });
@@ -101,14 +120,21 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const { tenantId } = c.get('principal');
     // manifest.extract gets ingest's edge checks: fetch targets here, its pattern in the transaction.
     const manifest = body.kind === 'manifest.extract' ? (parsed.data as PayloadOf<'manifest.extract'>) : undefined;
-    if (manifest) {
-      const errors: FieldError[] = [];
+    const errors: FieldError[] = [];
+    if (manifest && 'url' in manifest.image) {
       const image = imageRefusal(manifest.image, tenantId, config);
-      if (image) errors.push({ path: `body.payload.image.${'url' in manifest.image ? 'url' : 'storage_key'}`, message: image });
-      const hook = manifest.webhook_url === undefined ? undefined : imageRefusal({ url: manifest.webhook_url }, tenantId, config);
-      if (hook) errors.push({ path: 'body.payload.webhook_url', message: hook });
-      if (errors.length) throw invalidFields(errors, 'body.payload');
+      if (image) errors.push({ path: 'body.payload.image.url', message: image });
     }
+    const hook = manifest?.webhook_url === undefined ? undefined : imageRefusal({ url: manifest.webhook_url }, tenantId, config);
+    if (hook) errors.push({ path: 'body.payload.webhook_url', message: hook });
+    // Uploads get the checks of ingest, /v1/galleries and /v1/edits: the caller's own prefix, and an
+    // object there of an accepted type and size.
+    const stored = storedImages(body.kind, parsed.data);
+    const refusals = await Promise.all(
+      stored.map(async ([, key]) => imageRefusal({ storage_key: key }, tenantId, config) ?? (await storedImageRefusal(deps, tenantId, key))),
+    );
+    refusals.forEach((why, i) => why && errors.push({ path: `body.payload.${stored[i]![0]}`, message: why }));
+    if (errors.length) throw invalidFields(errors, 'body.payload');
     let enqueued: NewJob[] = [];
     const r = await withIdempotency(c, deps, async (db) => {
       if (manifest) await currentPattern(db, tenantId, manifest.pattern_id, manifest.pattern_version);

@@ -39,7 +39,8 @@ export function uploadsRoutes({ sql, storage }: AppDeps): OpenAPIHono<ApiEnv> {
     tags: ['uploads'],
     summary: 'Presign an image upload',
     description:
-      'Send the bytes with `method` to `url`, with `headers`, before `expires_at`; then ingest by `storage_key`, ' +
+      'Send exactly `size` bytes with `method` to `url`, with `headers`, before `expires_at` (the signature covers the ' +
+      'length: a body of any other size is refused); then ingest by `storage_key`, ' +
       'which checks that the object exists with the declared type and an accepted size.',
     security: [{ bearer: [] }],
     middleware: [requireScope('jobs:write')] as const,
