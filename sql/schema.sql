@@ -537,6 +537,7 @@ CREATE OR REPLACE FUNCTION leasehold.retry_job_unaudited(p_job_id uuid, p_tenant
 AS $function$
 declare
   j leasehold.jobs;
+  v_held bigint;
   v_hold bigint;
 begin
   update leasehold.jobs
@@ -549,14 +550,20 @@ begin
     return false;
   end if;
   if j.estimate_micros is not null then
-    select least(balance_micros, j.estimate_micros) into v_hold from leasehold.credit_accounts
-    where tenant_id = j.tenant_id and enforce_credits
-    for update;
-    if v_hold > 0 then
-      update leasehold.credit_accounts set balance_micros = balance_micros - v_hold, updated_at = now()
-      where tenant_id = j.tenant_id;
-      insert into leasehold.credit_ledger (tenant_id, entry, job_id, kind, amount_micros, note)
-      values (j.tenant_id, 'reservation', j.id, j.kind, -v_hold, 'retry');
+    -- Every earlier reservation of the job was refunded when it settled: what is left open was
+    -- reserved just now, in this transaction, by the caller.
+    select coalesce(-sum(amount_micros), 0) into v_held from leasehold.credit_ledger
+    where job_id = j.id and entry in ('reservation', 'refund');
+    if v_held = 0 then
+      select least(balance_micros, j.estimate_micros) into v_hold from leasehold.credit_accounts
+      where tenant_id = j.tenant_id and enforce_credits
+      for update;
+      if v_hold > 0 then
+        update leasehold.credit_accounts set balance_micros = balance_micros - v_hold, updated_at = now()
+        where tenant_id = j.tenant_id;
+        insert into leasehold.credit_ledger (tenant_id, entry, job_id, kind, amount_micros, note)
+        values (j.tenant_id, 'reservation', j.id, j.kind, -v_hold, 'retry');
+      end if;
     end if;
   end if;
   update leasehold.dead_letters set requeued_at = now() where job_id = j.id and requeued_at is null;

@@ -1,4 +1,5 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { Governor } from '#shared/governor/governor.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { requeueDeadLetter } from '../requeue-dead-letter.js';
@@ -50,8 +51,9 @@ const ListQuery = z
   .strict();
 
 /** /v1/dead-letters: the caller's failed jobs, and requeueing them (admin). */
-export function deadLettersRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
+export function deadLettersRoutes({ sql, config }: AppDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
+  const governor = new Governor(config);
 
   const list = createRoute({
     method: 'get',
@@ -89,13 +91,17 @@ export function deadLettersRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
     request: { params: z.object({ id: z.string().openapi({ format: 'uuid', description: 'A dead letter id; anything else is a 404.' }) }) },
     responses: {
       202: { description: 'The dead letter, now requeued (`requeued_at` set); `job_id` is the job back in its queue.', content: { 'application/json': { schema: DeadLetterView } } },
-      ...problemResponses({ 404: 'No such dead letter for this tenant', 409: 'invalid_state: already requeued' }),
+      ...problemResponses({
+        402: 'budget_exceeded or margin_floor: a paid kind the governor would refuse as a new job; the dead letter stays open',
+        404: 'No such dead letter for this tenant',
+        409: 'invalid_state: already requeued',
+      }),
     },
   });
   app.openapi(requeue, async (c) => {
     const { id } = c.req.valid('param');
     const tenantId = c.get('principal').tenantId;
-    await requeueDeadLetter(sql, id, tenantId, c.get('principal').subject);
+    await requeueDeadLetter(sql, governor, id, tenantId, c.get('principal').subject);
     const [row] = await sql<Row[]>`select ${sql(COLUMNS)} from leasehold.dead_letters where id = ${id}::uuid and tenant_id = ${tenantId}::uuid`;
     return c.json(view(row!), 202);
   });

@@ -4,6 +4,7 @@ import { KINDS, isKind, type PayloadOf } from '#shared/jobs/kinds.js';
 import type { NewJob } from '#shared/jobs/queue.js';
 import { Governor } from '#shared/governor/governor.js';
 import { insertPaidJobs } from '#shared/governor/insert-paid.js';
+import { reserveRequeue } from '#shared/governor/reserve-requeue.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { orderLikeSchema } from '#shared/formats/order-like-schema.js';
 import { CsvShapeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMATS, renderManifest, type ManifestFormat } from '#shared/formats/render-manifest.js';
@@ -40,6 +41,10 @@ function storedImages(kind: string, payload: unknown): [path: string, key: strin
       return [];
   }
 }
+
+const RETRY_REFUSED: Record<number, string> = {
+  402: 'budget_exceeded or margin_floor: a paid kind the governor would refuse as a new job; the job is left as it was',
+};
 
 const QueueName = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 _ . : -');
 
@@ -266,7 +271,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       request: { params: IdParam },
       responses: {
         202: json(JobView, 'The job after the request.'),
-        ...problemResponses({ 404: 'No such job for this tenant', 409: `invalid_state: the job is not ${allowed.join(' or ')}` }),
+        ...problemResponses({ ...(action === 'retry' ? RETRY_REFUSED : {}), 404: 'No such job for this tenant', 409: `invalid_state: the job is not ${allowed.join(' or ')}` }),
       },
     });
     app.openapi(route, async (c) => {
@@ -274,13 +279,17 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       const tenantId = c.get('principal').tenantId;
       if (!isUuid(id)) throw notFound(id);
       const view = await sql.begin(async (tx) => {
-        const [job] = await tx<{ status: string }[]>`
-          select status from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid for update`;
+        const [job] = await tx<{ status: string; tenant_id: string; kind: string; payload: unknown }[]>`
+          select status, tenant_id, kind, payload from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid for update`;
         if (!job) throw notFound(id);
         if (!allowed.includes(job.status)) throw new AppError('invalid_state', `job ${id} is ${job.status}; only ${allowed.join(' or ')} jobs can be ${action === 'cancel' ? 'cancelled' : 'retried'}`);
         // The principal (`key:<id>` or `jwt:<subject>`) is recorded as who did it.
         if (action === 'cancel') await tx`select leasehold.cancel_job(${id}::uuid, ${tenantId}::uuid, ${c.get('principal').subject})`;
-        else await tx`select leasehold.retry_job(${id}::uuid, ${tenantId}::uuid, ${c.get('principal').subject})`;
+        else {
+          // Another run of a paid job is another model call: the governor checks it as a new job.
+          await reserveRequeue(tx, governor, { id, ...job });
+          await tx`select leasehold.retry_job(${id}::uuid, ${tenantId}::uuid, ${c.get('principal').subject})`;
+        }
         const [row] = await selectJobs(tx, tenantId, tx`and id = ${id}::uuid`);
         return jobView(row!);
       });
