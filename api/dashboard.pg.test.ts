@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { revokeApiKey } from '#shared/auth/api-keys.js';
+import { ensureTenant } from '#shared/auth/tenants.js';
+import { setBudget } from '#shared/governor/budget.js';
 import { loadConfig } from '#shared/config.js';
 import { createMetrics, type Metrics } from '#shared/metrics/metrics.js';
 import { uuidv7 } from '#shared/jobs/uuid.js';
@@ -224,6 +226,30 @@ describe('requeueing a dead letter', () => {
       headers: { host: HOST, cookie, 'x-csrf-token': csrf },
     });
     expect(missing.status).toBe(404);
+  });
+
+  test("a paid job's dead letter passes the governor as the API's requeue does: at zero balance a 402, and it stays open", async () => {
+    const { id: tenantId } = await ensureTenant(db.sql, 'dash-broke');
+    await setBudget(db.sql, tenantId, { enforceCredits: true });
+    const pattern = await insertPattern(db.sql, tenantId);
+    const jobId = uuidv7();
+    await queueFor(db.sql).enqueue({
+      id: jobId, kind: 'manifest.extract', tenantId, payload: { pattern_id: pattern, pattern_version: 1, image: { url: 'https://images.example/a.png' } },
+    });
+    const [dl] = await db.sql<{ id: string }[]>`
+      with failed as (update leasehold.jobs set status = 'failed', finished_at = now() where id = ${jobId} returning *)
+      insert into leasehold.dead_letters (job_id, tenant_id, kind, queue, payload, priority, attempts, max_attempts, last_error, errors, job_created_at)
+      select id, tenant_id, kind, queue, payload, priority, attempts, max_attempts, last_error, errors, created_at from failed
+      returning id`;
+    const cookie = await sessionCookie(admin.key);
+    const res = await api.app.request(`http://${HOST}/dashboard/dead-letters/${dl!.id}/requeue`, {
+      method: 'POST',
+      headers: { host: HOST, cookie, 'x-csrf-token': await csrfOf(cookie) },
+    });
+    expect(res.status).toBe(402);
+    expect(await res.json()).toMatchObject({ code: 'budget_exceeded', ceiling: 'credit_balance', limit_micros: 0 });
+    expect((await db.sql`select requeued_at from leasehold.dead_letters where id = ${dl!.id}`)[0]!.requeued_at).toBeNull();
+    expect((await jobRow(db.sql, jobId)).status).toBe('failed');
   });
 
   test('a CSRF token belongs to its session: another session\'s token is refused', async () => {
