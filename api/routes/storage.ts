@@ -52,7 +52,13 @@ export function storageRoutes(store: LocalObjectStore): OpenAPIHono<ApiEnv> {
     const info = await store.head(verdict.key);
     if (!info) throw new AppError('not_found', 'no such object');
     const bytes = await store.get(verdict.key);
-    return c.body(new Uint8Array(bytes), 200, { 'content-type': info.contentType, 'cache-control': 'private, max-age=60' });
+    // nosniff: the body is served from the API's own origin (the dashboard's too), so a browser must
+    // take it as the declared image type and never sniff it into HTML or script.
+    return c.body(new Uint8Array(bytes), 200, {
+      'content-type': info.contentType,
+      'cache-control': 'private, max-age=60',
+      'x-content-type-options': 'nosniff',
+    });
   });
 
   return app;
