@@ -9,6 +9,7 @@ import type { AppDeps, ApiEnv } from './context.js';
 import { authenticate } from './middleware/authenticate.js';
 import { countRefusal, httpMetrics } from './middleware/http-metrics.js';
 import { rateLimit } from './middleware/rate-limit.js';
+import { refuseUnstorableText } from './middleware/refuse-unstorable-text.js';
 import { notFound, onError, problem, validationError } from './middleware/problems.js';
 import { dashboardRoutes } from './dashboard/routes.js';
 import { deadLettersRoutes } from './routes/dead-letters.js';
@@ -74,6 +75,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   );
   app.use('/v1/*', authenticate(deps));
   app.use('/v1/*', rateLimit(deps));
+  app.use('/v1/*', refuseUnstorableText());
 
   app.route('/v1', patternsRoutes(deps));
   app.route('/v1', uploadsRoutes(deps));
