@@ -9,6 +9,7 @@ import type { AppDeps, ApiEnv } from './context.js';
 import { authenticate } from './middleware/authenticate.js';
 import { countRefusal, httpMetrics } from './middleware/http-metrics.js';
 import { rateLimit } from './middleware/rate-limit.js';
+import { refuseUnstorableText } from './middleware/refuse-unstorable-text.js';
 import { notFound, onError, problem, validationError } from './middleware/problems.js';
 import { dashboardRoutes } from './dashboard/routes.js';
 import { deadLettersRoutes } from './routes/dead-letters.js';
@@ -27,6 +28,13 @@ import { usageRoutes } from './routes/usage.js';
 import { webhooksRoutes } from './routes/webhooks.js';
 
 export type { AppDeps } from './context.js';
+
+/** What each scope allows, in the OpenAPI document. */
+const SCOPES_DOC =
+  '`Authorization: Bearer <API key or JWT>`. Scopes: `jobs:read` reads the caller\'s own jobs, patterns, dead letters, ' +
+  'webhooks and usage; `jobs:write` also creates, cancels, retries and requeues them. `admin` is the operators\' scope: it ' +
+  'acts across every tenant (/v1/admin/*, the dashboard, /metrics), only API keys made with `leasehold keys create --scopes admin` ' +
+  'hold it, and a JWT never does (a scope claim naming it is ignored). Give tenants `jobs:read` / `jobs:write` keys.';
 
 /** Largest request body the API reads; images go through presigned uploads, not the JSON API. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -74,6 +82,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   );
   app.use('/v1/*', authenticate(deps));
   app.use('/v1/*', rateLimit(deps));
+  app.use('/v1/*', refuseUnstorableText());
 
   app.route('/v1', patternsRoutes(deps));
   app.route('/v1', uploadsRoutes(deps));
@@ -88,9 +97,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
-    info: { title: 'Leasehold', version: '0.1.0', description: 'A Postgres-native job system for AI image pipelines.' },
+    info: { title: 'Leasehold', version: '0.1.0', description: `A Postgres-native job system for AI image pipelines.\n\n${SCOPES_DOC}` },
   });
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: SCOPES_DOC });
 
   return app;
 }

@@ -11,13 +11,17 @@ let db: TestDatabase;
 let api: TestApi;
 let admin: { tenantId: string; key: string }; // tenant A, admin scope
 let writer: string; // tenant A, jobs:read + jobs:write
+let reader: string; // tenant A, jobs:read
 let other: { tenantId: string; key: string }; // tenant B, admin scope
+let otherWriter: string; // tenant B, jobs:read + jobs:write
 beforeAll(async () => {
   db = await createTestDatabase();
   api = createTestApi(db.sql, { RATE_LIMIT_PER_S: '100000', RATE_LIMIT_BURST: '100000' });
   admin = await api.tenant('dlq-a', ['admin']);
   writer = (await api.tenant('dlq-a')).key;
+  reader = (await api.tenant('dlq-a', ['jobs:read'])).key;
   other = await api.tenant('dlq-b', ['admin']);
+  otherWriter = (await api.tenant('dlq-b')).key;
 });
 afterAll(() => db.drop());
 
@@ -90,16 +94,19 @@ describe('GET /v1/dead-letters', () => {
 });
 
 describe('POST /v1/dead-letters/{id}/requeue', () => {
-  test('admin only: requeues the job with a fresh attempt budget → 202 with the dead letter, now requeued; a second time → 409', async () => {
-    const d = await deadLetter(admin.key);
-    expect((await call(writer, 'POST', `/v1/dead-letters/${d.id}/requeue`)).status).toBe(403);
-    const r = await call(admin.key, 'POST', `/v1/dead-letters/${d.id}/requeue`);
+  test('jobs:write, as for retrying a job: requeues it with a fresh attempt budget → 202 with the dead letter, now requeued; a second time → 409', async () => {
+    const d = await deadLetter(writer);
+    const refused = await call(reader, 'POST', `/v1/dead-letters/${d.id}/requeue`);
+    expect(refused.status).toBe(403);
+    expect(refused.body.detail).toContain('"jobs:write" scope');
+    const r = await call(writer, 'POST', `/v1/dead-letters/${d.id}/requeue`);
     expect(r.status).toBe(202);
-    const listed = (await call(admin.key, 'GET', '/v1/dead-letters?all=true')).body.data.find((x: Json) => x.id === d.id);
+    const listed = (await call(reader, 'GET', '/v1/dead-letters?all=true')).body.data.find((x: Json) => x.id === d.id);
     expect(r.body).toEqual(listed);
     expect(r.body).toMatchObject({ id: d.id, job_id: d.jobId, requeued_at: expect.any(String) });
     const [job] = await db.sql`select status, attempts from leasehold.jobs where id = ${d.jobId}`;
     expect(job).toEqual({ status: 'queued', attempts: 0 });
+    // An admin key of the tenant may too (admin holds every scope), still within its own tenant.
     const again = await call(admin.key, 'POST', `/v1/dead-letters/${d.id}/requeue`);
     expect(again.status).toBe(409);
     expect(again.body).toMatchObject({ code: 'invalid_state', detail: expect.stringContaining('already requeued') });
@@ -107,10 +114,12 @@ describe('POST /v1/dead-letters/{id}/requeue', () => {
 
   test("another tenant's, an unknown or a malformed id → 404, and nothing changes", async () => {
     const d = await deadLetter(admin.key);
-    for (const id of [d.id, uuidv7(), 'nope']) {
-      const r = await call(other.key, 'POST', `/v1/dead-letters/${id}/requeue`);
-      expect(r.status, id).toBe(404);
-      expect(r.body.code).toBe('not_found');
+    for (const key of [otherWriter, other.key]) {
+      for (const id of [d.id, uuidv7(), 'nope']) {
+        const r = await call(key, 'POST', `/v1/dead-letters/${id}/requeue`);
+        expect(r.status, id).toBe(404);
+        expect(r.body.code).toBe('not_found');
+      }
     }
     const [row] = await db.sql`select requeued_at from leasehold.dead_letters where id = ${d.id}`;
     expect(row!.requeued_at).toBeNull();

@@ -46,7 +46,12 @@ describe('GET /openapi.json', () => {
     const spec = await fetchSpec(createTestApi(idle));
     expect(spec.openapi).toBe('3.1.0');
     expect(spec.info).toMatchObject({ title: 'Leasehold', version: expect.any(String) });
-    expect(spec.components?.securitySchemes?.bearer).toEqual({ type: 'http', scheme: 'bearer' });
+    expect(spec.components?.securitySchemes?.bearer).toEqual({ type: 'http', scheme: 'bearer', description: expect.stringContaining("`admin` is the operators' scope") });
+    // Whoever reads the document learns that admin acts on every tenant, and which routes need it.
+    for (const [path, methods] of Object.entries(spec.paths ?? {})) {
+      if (!path.startsWith('/v1/admin/')) continue;
+      for (const op of Object.values(methods as Record<string, { description?: string }>)) expect(op.description, path).toMatch(/^Operators only/);
+    }
     const { valid, errors } = await validate(spec);
     expect(errors ?? []).toEqual([]);
     expect(valid).toBe(true);

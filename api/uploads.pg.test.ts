@@ -64,6 +64,7 @@ describe('POST /v1/uploads and the local store', () => {
 
     const download = await fetch(new URL(await api.storage.signedDownloadUrl(p.body.storage_key, 60), base));
     expect(download.headers.get('content-type')).toBe('image/png');
+    expect(download.headers.get('x-content-type-options')).toBe('nosniff');
     expect(Buffer.from(await download.arrayBuffer())).toEqual(PNG);
   });
 

@@ -99,6 +99,12 @@ describe('leasehold dlq requeue by filter', () => {
     expect(none.code).toBe(64);
     expect(none.stderr).toContain('--all for every open one');
     expect((await leasehold(['dlq', 'requeue', '--since', 'yesterday-ish'])).code).toBe(64);
+    // Dates JavaScript parses but PostgreSQL refuses (year 0000; past 9999 in UTC) are usage errors too.
+    for (const since of ['0000-06-01T00:00:00Z', '9999-12-31T23:59:59-15:00']) {
+      const run = await leasehold(['dlq', 'requeue', '--since', since]);
+      expect(run.code, `${since}: ${run.stderr}`).toBe(64);
+      expect(run.stderr).toContain('years 0001 to 9999');
+    }
     const tenant = await leasehold(['dlq', 'requeue', '--tenant', 'nobody', '--json']);
     expect([tenant.code, tenant.json()]).toEqual([1, { error: 'no tenant with slug nobody' }]);
     const bad = await leasehold(['dlq', 'requeue', '--error', '(', '--json']);

@@ -25,7 +25,9 @@ usage: leasehold <command> [options]
   queues ls | queues pause|resume <queue>
   schedules ls | schedules rm|pause|resume <name>
   schedules add <name> --cron expr --kind k [--payload json] [--queue q] [--priority n] [--max-attempts n] [--tz zone] [--tenant slug]
-  keys create [--tenant slug] [--name n] [--scopes jobs:read,jobs:write,admin] | keys ls | keys revoke <id|prefix>
+  keys create [--tenant slug] [--name n] [--scopes jobs:read,jobs:write] | keys ls | keys revoke <id|prefix>
+                            tenants get jobs:read / jobs:write (the default); admin is for operators:
+                            it acts on every tenant (/v1/admin/*, the dashboard, /metrics)
   tenants create <slug> [--name n] | tenants ls
   tenants budget <tenant> [--grant credits|--grant-usd usd] [--per-job-usd|--daily-usd|--monthly-usd usd|none]
                  [--kind-daily-usd kind=usd,…|none] [--enforce-credits true|false]

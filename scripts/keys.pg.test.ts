@@ -97,6 +97,16 @@ describe('leasehold keys', () => {
     expect(listed.map((k: { revoked_at: string | null }) => k.revoked_at !== null)).toEqual([true, true]);
   });
 
+  test('a key is a tenant key (jobs:read, jobs:write) unless --scopes asks for admin, which comes with a warning', async () => {
+    const plain = await createKey('--tenant', 'defaults');
+    expect(plain).toMatchObject({ scopes: 'jobs:read,jobs:write', note: 'shown once: store it now' });
+    const operator = await createKey('--tenant', 'defaults', '--scopes', 'admin');
+    expect(operator).toMatchObject({ scopes: 'admin', note: expect.stringContaining('admin acts on every tenant') });
+    const help = await leasehold('--help');
+    expect(help.stdout).toMatch(/keys create .*--scopes jobs:read,jobs:write\]/);
+    expect(help.stdout).toMatch(/admin is for operators/);
+  });
+
   test('bad --scopes and a missing revoke target exit 64 and create nothing', async () => {
     const before = await db.sql`select count(*)::int as n from leasehold.api_keys`;
     for (const scopes of ['jobs:delete', 'admin,root', '']) {

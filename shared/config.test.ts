@@ -101,6 +101,39 @@ describe('LEASEHOLD_API_KEY', () => {
   );
 });
 
+describe('JWT settings', () => {
+  const JWKS = 'https://idp.example/.well-known/jwks.json';
+
+  test('JWT_SECRET needs 32 characters; the error names the variable but never echoes the value', () => {
+    const short = 'hunter2-is-not-a-secret-31-char';
+    expect(short).toHaveLength(31);
+    const err = configError({ JWT_SECRET: short });
+    expect(err.problems).toEqual([{ key: 'JWT_SECRET', message: 'must be at least 32 characters' }]);
+    expect(err.message).not.toContain(short);
+    expect(loadConfig({ JWT_SECRET: `${short}!` }).JWT_SECRET).toBe(`${short}!`);
+  });
+
+  test('JWT_JWKS_URL requires JWT_ISSUER and JWT_AUDIENCE, reported together with any other bad key', () => {
+    const err = configError({ JWT_JWKS_URL: JWKS, PORT: 'x' });
+    expect(err.problems.map((p) => p.key).sort()).toEqual(['JWT_AUDIENCE', 'JWT_ISSUER', 'PORT']);
+    expect(err.message).toContain('JWT_AUDIENCE: is required with JWT_JWKS_URL');
+    expect(configError({ JWT_JWKS_URL: JWKS, JWT_ISSUER: 'https://idp.example/' }).problems).toEqual([{ key: 'JWT_AUDIENCE', message: 'is required with JWT_JWKS_URL' }]);
+    expect(loadConfig({ JWT_JWKS_URL: JWKS, JWT_ISSUER: 'https://idp.example/', JWT_AUDIENCE: 'leasehold' })).toMatchObject({ JWT_JWKS_URL: JWKS, JWT_AUDIENCE: 'leasehold' });
+  });
+
+  test('with JWT_SECRET, issuer and audience stay optional', () => {
+    const config = loadConfig({ JWT_SECRET: 's'.repeat(32) });
+    expect([config.JWT_SECRET, config.JWT_ISSUER, config.JWT_AUDIENCE]).toEqual(['s'.repeat(32), undefined, undefined]);
+  });
+
+  test('refuses a JWKS URL that is not http(s), and both ways at once', () => {
+    expect(configError({ JWT_JWKS_URL: 'not a url', JWT_ISSUER: 'i', JWT_AUDIENCE: 'a' }).problems.map((p) => p.key)).toEqual(['JWT_JWKS_URL']);
+    expect(configError({ JWT_JWKS_URL: JWKS, JWT_ISSUER: 'i', JWT_AUDIENCE: 'a', JWT_SECRET: 's'.repeat(32) }).problems).toEqual([
+      { key: 'JWT_JWKS_URL', message: 'set JWT_SECRET or JWT_JWKS_URL, not both' },
+    ]);
+  });
+});
+
 describe('WORKER_QUEUES', () => {
   test.each([['all'], ['*'], ['  all  ']])('%j means every queue', (raw) => {
     expect(loadConfig({ WORKER_QUEUES: raw }).WORKER_QUEUES).toBe('all');

@@ -99,13 +99,13 @@ const schema = z.object({
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** HMAC secret of dashboard session cookies; unset: a random one per process (sessions end on restart). */
   DASHBOARD_SESSION_SECRET: optionalText.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
-  /** HS256 secret for JWTs. */
-  JWT_SECRET: optionalText,
-  /** JWKS endpoint for RS256/ES256 JWTs. */
-  JWT_JWKS_URL: optionalText,
-  /** Expected JWT issuer, when set. */
+  /** HS256 secret for JWTs, 32+ characters (RFC 7518 §3.2: a key at least as long as the hash). */
+  JWT_SECRET: optionalText.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  /** JWKS endpoint for RS256/ES256 JWTs (instead of JWT_SECRET); needs JWT_ISSUER and JWT_AUDIENCE. */
+  JWT_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  /** Expected JWT issuer: required with JWT_JWKS_URL, checked when set with JWT_SECRET. */
   JWT_ISSUER: optionalText,
-  /** Expected JWT audience, when set. */
+  /** Expected JWT audience: required with JWT_JWKS_URL, checked when set with JWT_SECRET. */
   JWT_AUDIENCE: optionalText,
   /** The JWT claim that names the caller's tenant. */
   JWT_TENANT_CLAIM: z.string().default('sub'),
@@ -225,6 +225,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       key: 'WORKER_HEARTBEAT_MS',
       message: `must be shorter than WORKER_LEASE_MS (${timing.data.WORKER_LEASE_MS})`,
     });
+  }
+  // A JWKS is an identity provider's key set, which signs tokens for every application it serves
+  // (and, at multi-tenant providers, for every issuer under it): without both checks, a token the
+  // provider minted for another application would authenticate here, and create its tenant.
+  if (set.JWT_JWKS_URL !== undefined) {
+    for (const key of ['JWT_ISSUER', 'JWT_AUDIENCE'] as const) {
+      if (set[key] === undefined) problems.push({ key, message: 'is required with JWT_JWKS_URL' });
+    }
+    // Either one verifies every token: with both, one of them would be ignored without a word.
+    if (set.JWT_SECRET !== undefined) problems.push({ key: 'JWT_JWKS_URL', message: 'set JWT_SECRET or JWT_JWKS_URL, not both' });
   }
   if (!result.success || problems.length) throw new ConfigError(problems);
   const config = result.data;

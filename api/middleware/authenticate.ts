@@ -3,11 +3,16 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } 
 import type { Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
 import { AppError } from '#shared/errors.js';
-import { SCOPES, cachedKeyCheck, parseApiKey, type Scope } from '#shared/auth/api-keys.js';
+import { cachedKeyCheck, parseApiKey, type Scope } from '#shared/auth/api-keys.js';
 import { tenantForExternalId } from '#shared/auth/tenants.js';
 import type { ApiEnv, Principal } from '../context.js';
 
-const DEFAULT_JWT_SCOPES: Scope[] = ['jobs:read', 'jobs:write'];
+// JWTs come from an identity provider whose users are tenants' people, so a JWT acts within its
+// own tenant only: these are all the scopes one can hold. `admin` acts across every tenant
+// (/v1/admin/*, the dashboard, /metrics) and comes only from an API key an operator made with
+// `leasehold keys create`; a scope claim naming it is ignored like any scope Leasehold does not know,
+// rather than refusing the token, because providers share one scope namespace between applications.
+const JWT_SCOPES: readonly Scope[] = ['jobs:read', 'jobs:write'];
 
 const unauthorized = (detail: string) =>
   new AppError('unauthorized', detail, {}, { 'www-authenticate': 'Bearer realm="leasehold"' });
@@ -36,9 +41,11 @@ export function authenticate(deps: { sql: Sql; config: Config }): MiddlewareHand
     if (!jwtKey) throw unauthorized('unknown or revoked API key, and this server accepts no JWTs');
     let payload: JWTPayload;
     try {
-      // jose refuses `alg: none` and any algorithm not listed, expired and not-yet-valid tokens.
+      // jose refuses `alg: none` and any algorithm not listed, expired and not-yet-valid tokens;
+      // `exp` is required, or a token without one would be valid forever.
       ({ payload } = await jwtVerify(token, jwtKey as Uint8Array, {
         algorithms,
+        requiredClaims: ['exp'],
         ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
         ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
         clockTolerance: 5,
@@ -57,7 +64,7 @@ export function authenticate(deps: { sql: Sql; config: Config }): MiddlewareHand
       tenants.set(claim, tenantId);
     }
     const raw = typeof payload.scope === 'string' ? payload.scope.split(' ') : Array.isArray(payload.scopes) ? payload.scopes : undefined;
-    const scopes = raw ? raw.filter((s): s is Scope => (SCOPES as readonly unknown[]).includes(s)) : DEFAULT_JWT_SCOPES;
+    const scopes = raw ? raw.filter((s): s is Scope => (JWT_SCOPES as readonly unknown[]).includes(s)) : JWT_SCOPES;
     return { tenantId, scopes: new Set(scopes), subject: `jwt:${claim}` };
   }
 
@@ -84,11 +91,19 @@ export function authenticate(deps: { sql: Sql; config: Config }): MiddlewareHand
   };
 }
 
-/** Refuses the request unless the caller holds `scope` (admin holds every scope). */
+/**
+ * Refuses the request unless the caller holds `scope`. An admin key holds every scope (within its
+ * own tenant on tenant routes); `admin` itself is the operators' scope, which no JWT carries.
+ */
 export function requireScope(scope: Scope): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
-    const { scopes } = c.get('principal');
-    if (!scopes.has(scope) && !scopes.has('admin')) throw new AppError('forbidden', `this credential lacks the "${scope}" scope`);
+    const { scopes, subject } = c.get('principal');
+    if (!scopes.has(scope) && !scopes.has('admin')) {
+      const why = scope === 'admin' && subject.startsWith('jwt:')
+        ? ': admin acts on every tenant and comes only from an operator\'s API key (leasehold keys create), never from a JWT'
+        : '';
+      throw new AppError('forbidden', `this credential lacks the "${scope}" scope${why}`);
+    }
     await next();
   };
 }

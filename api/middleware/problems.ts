@@ -1,5 +1,6 @@
 import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
+import postgres from 'postgres';
 import { ZodError } from 'zod';
 import { isDatabaseUnavailable } from '#shared/db/unavailable.js';
 import { AppError, jsonPath, problemBody, type ErrorCode, type FieldError } from '#shared/errors.js';
@@ -45,6 +46,13 @@ const HTTP_CODES: Record<number, ErrorCode> = {
   415: 'unsupported_media_type',
 };
 
+// SQLSTATEs PostgreSQL raises for a value it cannot take: 22P05 untranslatable_character (U+0000 in
+// jsonb), 22021 character_not_in_repertoire (U+0000 in text), 22P02 invalid_text_representation (an
+// unpaired surrogate in jsonb), 22008 datetime_field_overflow (year 0000), 22009
+// invalid_time_zone_displacement_value. The edge refuses each first (refuseUnstorableText, the
+// timestamp checks); one that slips past a new route is still the request's fault, so a 422, not a 500.
+const UNTAKEABLE_VALUE = new Set(['22P05', '22021', '22P02', '22008', '22009']);
+
 /** Anything thrown becomes a problem; unknown errors are logged in full and answered as `internal`. */
 export const onError: ErrorHandler<ApiEnv> = (err, c) => {
   if (err instanceof AppError) return problem(c, err);
@@ -57,6 +65,11 @@ export const onError: ErrorHandler<ApiEnv> = (err, c) => {
     // PostgreSQL is restarting or unreachable: a retryable 503, not a 500 (pools reconnect by themselves).
     (c.get('log') ?? console).warn({ err }, 'database unavailable');
     return problem(c, new AppError('unavailable', 'the database is unavailable; retry shortly', {}, { 'retry-after': '1' }));
+  }
+  if (err instanceof postgres.PostgresError && UNTAKEABLE_VALUE.has(err.code)) {
+    // Logged as an error all the same: an edge check is missing.
+    (c.get('log') ?? console).error({ err }, 'a request value reached PostgreSQL unchecked');
+    return problem(c, invalidFields([{ path: 'request', message: `holds a value PostgreSQL cannot take (SQLSTATE ${err.code})` }], 'request'));
   }
   (c.get('log') ?? console).error({ err }, 'unhandled error');
   return problem(c, new AppError('internal', 'an unexpected error occurred; quote the request_id when reporting it'));

@@ -50,7 +50,7 @@ const ListQuery = z
   })
   .strict();
 
-/** /v1/dead-letters: the caller's failed jobs, and requeueing them (admin). */
+/** /v1/dead-letters: the caller's failed jobs, and requeueing them (jobs:write, like retrying a job). */
 export function deadLettersRoutes({ sql, config }: AppDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
   const governor = new Governor(config);
@@ -86,8 +86,11 @@ export function deadLettersRoutes({ sql, config }: AppDeps): OpenAPIHono<ApiEnv>
     path: '/dead-letters/{id}/requeue',
     tags: ['dead letters'],
     summary: 'Put the job behind a dead letter back in its queue with a fresh attempt budget',
+    description:
+      "The caller's own dead letters only, with the `jobs:write` scope, as for POST /v1/jobs/{id}/retry. " +
+      'Operators requeue across tenants with `leasehold dlq requeue` or the dashboard.',
     security: [{ bearer: [] }],
-    middleware: [requireScope('admin')] as const,
+    middleware: [requireScope('jobs:write')] as const,
     request: { params: z.object({ id: z.string().openapi({ format: 'uuid', description: 'A dead letter id; anything else is a 404.' }) }) },
     responses: {
       202: { description: 'The dead letter, now requeued (`requeued_at` set); `job_id` is the job back in its queue.', content: { 'application/json': { schema: DeadLetterView } } },

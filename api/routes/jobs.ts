@@ -6,6 +6,7 @@ import { Governor } from '#shared/governor/governor.js';
 import { insertPaidJobs } from '#shared/governor/insert-paid.js';
 import { reserveRequeue } from '#shared/governor/reserve-requeue.js';
 import { isUuid } from '#shared/jobs/uuid.js';
+import { timestamptzRefusal } from '#shared/db/timestamptz-refusal.js';
 import { orderLikeSchema } from '#shared/formats/order-like-schema.js';
 import { CsvShapeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMATS, renderManifest, type ManifestFormat } from '#shared/formats/render-manifest.js';
 import type { AppDeps, ApiEnv } from '../context.js';
@@ -47,6 +48,11 @@ const RETRY_REFUSED: Record<number, string> = {
 };
 
 const QueueName = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 _ . : -');
+/** An RFC 3339 time that PostgreSQL takes: zod allows offsets to ±23:59 and year 0000, which it refuses. */
+const Timestamp = z.iso.datetime({ offset: true }).check((ctx) => {
+  const why = ctx.issues.length ? undefined : timestamptzRefusal(ctx.value);
+  if (why) ctx.issues.push({ code: 'custom', message: why, input: ctx.value });
+});
 
 const CreateJob = z
   .object({
@@ -54,8 +60,7 @@ const CreateJob = z
     payload: z.unknown().optional().openapi({ type: 'object', description: "Validated by the kind's own schema; default {}." }),
     queue: QueueName.optional().openapi({ description: "Default: the kind's queue." }),
     priority: z.number().int().min(-2_147_483_648).max(2_147_483_647).optional().openapi({ description: 'Lower runs first; default 100.' }),
-    run_at: z.iso
-      .datetime({ offset: true })
+    run_at: Timestamp
       // postgres.js reads timestamptz text back through Date, which turns year 0001 into 2001.
       .refine((t) => Date.parse(t) >= Date.UTC(2000, 0, 1), 'must be on or after 2000-01-01')
       .optional()
@@ -71,8 +76,8 @@ const ListQuery = z
     kind: z.string().regex(/^[^\s\u0000]{1,200}$/, 'must be 1–200 characters without spaces').optional(),
     queue: QueueName.optional(),
     pattern_id: z.uuid().optional(),
-    created_after: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Exclusive lower bound of created_at.' }),
-    created_before: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Exclusive upper bound of created_at.' }),
+    created_after: Timestamp.optional().openapi({ description: 'Exclusive lower bound of created_at.' }),
+    created_before: Timestamp.optional().openapi({ description: 'Exclusive upper bound of created_at.' }),
     ...pageQuery,
   })
   .strict();

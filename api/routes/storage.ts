@@ -54,7 +54,13 @@ export function storageRoutes(store: LocalObjectStore): OpenAPIHono<ApiEnv> {
     if (!info) throw new AppError('not_found', 'no such object');
     // Uploads are at most MAX_UPLOAD_BYTES and edited images far less: nothing bigger is buffered.
     const bytes = await store.get(verdict.key, { maxBytes: MAX_UPLOAD_BYTES });
-    return c.body(new Uint8Array(bytes), 200, { 'content-type': info.contentType, 'cache-control': 'private, max-age=60' });
+    // nosniff: the body is served from the API's own origin (the dashboard's too), so a browser must
+    // take it as the declared image type and never sniff it into HTML or script.
+    return c.body(new Uint8Array(bytes), 200, {
+      'content-type': info.contentType,
+      'cache-control': 'private, max-age=60',
+      'x-content-type-options': 'nosniff',
+    });
   });
 
   return app;

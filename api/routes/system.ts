@@ -1,6 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { AppError, ERROR_CODES, type ErrorCode } from '#shared/errors.js';
 import { readMigrations } from '#shared/db/migrator.js';
+import type { Logger } from '#shared/log.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 
 const KNOWN_MIGRATIONS = readMigrations().map((m) => m.version);
@@ -9,17 +10,33 @@ const KNOWN_MIGRATIONS = readMigrations().map((m) => m.version);
 // (down behind a silent network, or every pooled connection busy) is "not ready", not a hang.
 const READY_TIMEOUT_MS = 2_000;
 
-/** 'ok' when the store answers within the probe's time, else the reason. */
-async function storageCheck(storage: AppDeps['storage']): Promise<string> {
+/** Thrown when a check does not answer within READY_TIMEOUT_MS. */
+class NoAnswer extends Error {
+  constructor() {
+    super(`no answer within ${READY_TIMEOUT_MS} ms`);
+  }
+}
+
+/**
+ * What /ready shows of a failed check. It answers without authentication, so a driver's or the
+ * store's own message (hosts, ports, paths, bucket names) goes to the log, never into the body.
+ */
+function failed(err: unknown, check: string, log: Logger): 'timeout' | 'error' {
+  log.warn({ err, check }, `ready: ${check} check failed`);
+  return err instanceof NoAnswer ? 'timeout' : 'error';
+}
+
+/** 'ok' when the store answers within the probe's time, else 'timeout' or 'error' (the reason is logged). */
+async function storageCheck(storage: AppDeps['storage'], log: Logger): Promise<'ok' | 'timeout' | 'error'> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    timer = setTimeout(() => reject(new NoAnswer()), READY_TIMEOUT_MS);
   });
   try {
     await Promise.race([storage.check(), late]);
     return 'ok';
   } catch (err) {
-    return (err as Error).message || String(err);
+    return failed(err, 'storage', log);
   } finally {
     clearTimeout(timer);
   }
@@ -33,7 +50,8 @@ export function systemRoutes({ sql, storage }: AppDeps): OpenAPIHono<ApiEnv> {
 
   // Ready when the database answers, its schema matches this release, and object storage answers.
   app.get('/ready', async (c) => {
-    const storageStatus = storageCheck(storage);
+    const log = c.get('log');
+    const storageStatus = storageCheck(storage, log);
     let timer: NodeJS.Timeout | undefined;
     try {
       const query = sql<{ applied: string[]; workers: number; ready_jobs: number; running_jobs: number; governor: Record<string, unknown> | null }[]>`
@@ -51,7 +69,7 @@ export function systemRoutes({ sql, storage }: AppDeps): OpenAPIHono<ApiEnv> {
       const late = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           query.cancel();
-          reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`));
+          reject(new NoAnswer());
         }, READY_TIMEOUT_MS);
       });
       const [row] = await Promise.race([query, late]);
@@ -68,7 +86,7 @@ export function systemRoutes({ sql, storage }: AppDeps): OpenAPIHono<ApiEnv> {
       const ready = !pending.length && checks.storage === 'ok';
       return c.json({ status: ready ? 'ready' : 'unavailable', checks }, ready ? 200 : 503);
     } catch (err) {
-      return c.json({ status: 'unavailable', checks: { database: (err as Error).message, storage: await storageStatus } }, 503);
+      return c.json({ status: 'unavailable', checks: { database: failed(err, 'database', log), storage: await storageStatus } }, 503);
     } finally {
       clearTimeout(timer);
     }

@@ -65,7 +65,12 @@ const TenantParam = z.object({ tenant: z.string().min(1).max(200).openapi({ desc
 const json = <S extends z.ZodType>(schema: S, description: string) => ({ description, content: { 'application/json': { schema } } });
 const toMicros = (v: number | null | undefined) => (v === undefined ? undefined : v === null ? null : usdToMicros(v));
 
-/** GET /v1/usage (the caller's own), and the admin's grants and ceilings for any tenant. */
+// Shown on every /v1/admin route: they act on any tenant named in the request.
+const OPERATOR_ONLY =
+  'Operators only: needs an API key with the `admin` scope, which acts on every tenant (made with `leasehold keys create --scopes admin`; ' +
+  'a JWT never carries it). Give tenants `jobs:read` / `jobs:write` keys, which see only their own usage (GET /v1/usage).';
+
+/** GET /v1/usage (the caller's own), and the operators' grants and ceilings for any tenant. */
 export function usageRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const { sql, config } = deps;
   const app = new OpenAPIHono<ApiEnv>();
@@ -99,6 +104,7 @@ export function usageRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       path: '/admin/credits',
       tags: ['admin'],
       summary: "Grant credit to a tenant (admin): appends a grant to its ledger and meters it from then on",
+      description: OPERATOR_ONLY,
       security: [{ bearer: [] }],
       middleware: [requireScope('admin')] as const,
       request: { body: { required: true, content: { 'application/json': { schema: Grant } } } },
@@ -120,6 +126,7 @@ export function usageRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       path: '/admin/tenants/{tenant}/budget',
       tags: ['admin'],
       summary: "A tenant's credit, ceilings and spend (admin)",
+      description: OPERATOR_ONLY,
       security: [{ bearer: [] }],
       middleware: [requireScope('admin')] as const,
       request: { params: TenantParam },
@@ -134,6 +141,7 @@ export function usageRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       path: '/admin/tenants/{tenant}/budget',
       tags: ['admin'],
       summary: "Set a tenant's ceilings (admin); the tenant is metered from then on",
+      description: OPERATOR_ONLY,
       security: [{ bearer: [] }],
       middleware: [requireScope('admin')] as const,
       request: { params: TenantParam, body: { required: true, content: { 'application/json': { schema: Budget } } } },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { instantRefusal } from '#shared/db/timestamptz-refusal.js';
 import { cliActor, intFlag, limitFlag, textFlag, UsageError, withDatabase, type CommandContext } from '../context.js';
 import { fail, printObject, printTable, usage } from '../output.js';
 
@@ -13,6 +14,9 @@ async function requeueMatching(ctx: CommandContext, flags: Flags): Promise<numbe
   }
   const since = textFlag(flags, 'since');
   if (since !== undefined && Number.isNaN(Date.parse(since))) throw new UsageError('--since must be a date or time, e.g. 2026-11-20T08:00:00Z');
+  // Date.parse takes years PostgreSQL refuses (0000, or past 9999): a usage error, not a failed query.
+  const outOfRange = since === undefined ? undefined : instantRefusal(Date.parse(since));
+  if (outOfRange) throw new UsageError(`--since ${outOfRange}, e.g. 2026-11-20T08:00:00Z`);
   const limit = intFlag(flags, 'limit', 1, 1_000_000) ?? 10_000;
   const slug = textFlag(flags, 'tenant');
   const result = await withDatabase(ctx, async (sql) => {

@@ -6,7 +6,10 @@ import { budgetCommand } from './budget.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 
-/** `leasehold keys create|ls|revoke`: API keys are shown once, at creation. */
+/**
+ * `leasehold keys create|ls|revoke`: API keys are shown once, at creation. A key gets jobs:read and
+ * jobs:write unless --scopes says otherwise: admin, which acts on every tenant, is never a default.
+ */
 export async function keysCommand(ctx: CommandContext, args: string[], flags: Flags): Promise<number> {
   const [sub, target] = args;
   if (sub === 'create') {
@@ -19,7 +22,9 @@ export async function keysCommand(ctx: CommandContext, args: string[], flags: Fl
       const tenant = await ensureTenant(sql, slug);
       return createApiKey(sql, { tenantId: tenant.id, name, scopes: scopes as Scope[] });
     });
-    printObject({ key: made.key, id: made.info.id, prefix: made.info.prefix, tenant: slug, scopes: made.info.scopes.join(','), note: 'shown once: store it now' }, ctx.json);
+    // admin is the operators' scope: whatever tenant holds the key, it acts on every tenant.
+    const note = made.info.scopes.includes('admin') ? 'shown once: store it now; admin acts on every tenant: give it to operators only' : 'shown once: store it now';
+    printObject({ key: made.key, id: made.info.id, prefix: made.info.prefix, tenant: slug, scopes: made.info.scopes.join(','), note }, ctx.json);
     return 0;
   }
   if (sub === 'ls' || sub === undefined) {

@@ -10,8 +10,33 @@ export function prng(seed: number): () => number {
   };
 }
 
+/**
+ * Text PostgreSQL refuses wherever it is stored: U+0000 (text: SQLSTATE 22021, jsonb: 22P05) and
+ * unpaired UTF-16 surrogates (jsonb: 22P02), alone and inside other text, as JSON.parse makes them
+ * from `\u` escapes.
+ */
+export const UNSTORABLE_STRINGS = ['\u0000', 'nul\u0000inside', '\ud800', '\udc00', 'high\udbffthen text', 'emoji half \ud83d'];
+
+/**
+ * RFC 3339 times zod accepts that PostgreSQL cannot take (offsets past ±15:59, year 0000, years past
+ * 9999 once in UTC), and the edges it can.
+ */
+export const EXTREME_TIMES = [
+  '2024-01-01T00:00:00+20:00',
+  '2024-01-01T00:00:00-23:59',
+  '2024-01-01T00:00:00+16:00',
+  '0000-01-01T00:00:00Z',
+  '0001-01-01T00:30:00+01:00',
+  '9999-12-31T23:59:59-15:00',
+  '9999-12-31T23:59:59.999Z',
+  '2024-01-01T00:00:00+15:59',
+  '2024-02-29T23:59:59.123456789-15:59',
+];
+
 /** Strings that have broken parsers, queries and file handling elsewhere. */
 export const NASTY_STRINGS = [
+  ...UNSTORABLE_STRINGS,
+  ...EXTREME_TIMES,
   '',
   ' ',
   "' or 1=1 --",
@@ -20,9 +45,6 @@ export const NASTY_STRINGS = [
   '../../../../etc/passwd',
   '..%2f..%2fetc%2fpasswd',
   '%00',
-  '\u0000',
-  'nul\u0000inside',
-  '\ud800',
   '𝕃𝕖𝕒𝕤𝕖𝕙𝕠𝕝𝕕 🧾',
   '<script>alert(1)</script>',
   '${jndi:ldap://x}',
@@ -82,4 +104,66 @@ export function mutateBody(rand: () => number, fields: string[]): { text?: strin
   if (rand() < 0.3) body[pick(rand, NASTY_STRINGS).slice(0, 50) || 'extra'] = pick(rand, ODD_VALUES);
   if (rand() < 0.2) body['__proto__'] = { polluted: true };
   return { text: JSON.stringify(body) };
+}
+
+/**
+ * A valid body with one place made hostile, so the request passes the shape checks and reaches the
+ * database: a string gets a NUL or a lone surrogate spliced in, any value becomes text PostgreSQL
+ * refuses, an extreme time or an odd value, or an object gets a hostile key.
+ */
+export function mutateValid(rand: () => number, valid: unknown): string {
+  const body = structuredClone(valid) as unknown;
+  const places: { holder: Record<string | number, unknown>; key: string | number }[] = [];
+  const objects: Record<string, unknown>[] = [];
+  const visit = (v: unknown) => {
+    if (v === null || typeof v !== 'object') return;
+    if (!Array.isArray(v)) objects.push(v as Record<string, unknown>);
+    for (const [k, child] of Object.entries(v)) {
+      places.push({ holder: v as Record<string | number, unknown>, key: Array.isArray(v) ? Number(k) : k });
+      visit(child);
+    }
+  };
+  visit(body);
+  const hostile = () => pick(rand, rand() < 0.7 ? [...UNSTORABLE_STRINGS, ...EXTREME_TIMES] : ODD_VALUES);
+  // Strings are what reach text and jsonb columns: most mutations go to one of them.
+  const strings = places.filter((p) => typeof p.holder[p.key] === 'string');
+  if ((rand() < 0.15 || places.length === 0) && objects.length) {
+    pick(rand, objects)[pick(rand, [...UNSTORABLE_STRINGS, 'extra'])] = hostile();
+  } else if (places.length) {
+    const { holder, key } = pick(rand, strings.length && rand() < 0.7 ? strings : places);
+    const old = holder[key];
+    if (typeof old === 'string' && rand() < 0.5) {
+      const at = Math.floor(rand() * (old.length + 1));
+      holder[key] = old.slice(0, at) + pick(rand, ['\u0000', '\ud800', '\udfff']) + old.slice(at);
+    } else holder[key] = hostile();
+  }
+  return JSON.stringify(body);
+}
+
+/**
+ * Every variant of a valid body with one string replaced by text PostgreSQL refuses or an extreme
+ * time, or one object given a key PostgreSQL refuses: a sweep that misses no field by chance.
+ */
+export function hostileVariants(valid: unknown): string[] {
+  const variants: string[] = [];
+  const walk = (v: unknown, path: (string | number)[]) => {
+    if (typeof v === 'string') {
+      for (const text of [...UNSTORABLE_STRINGS, ...EXTREME_TIMES]) variants.push(JSON.stringify(replaceAt(valid, path, text)));
+    } else if (v !== null && typeof v === 'object') {
+      if (!Array.isArray(v)) for (const key of ['\u0000', '\udc00']) variants.push(JSON.stringify(replaceAt(valid, [...path, key], 'x')));
+      for (const [k, child] of Object.entries(v)) walk(child, [...path, Array.isArray(v) ? Number(k) : k]);
+    }
+  };
+  walk(valid, []);
+  return variants;
+}
+
+/** A copy of `value` with `next` at `path` (set, or added when the last key is new). */
+function replaceAt(value: unknown, path: (string | number)[], next: unknown): unknown {
+  if (path.length === 0) return next;
+  const copy = structuredClone(value) as Record<string | number, unknown>;
+  let holder = copy;
+  for (const key of path.slice(0, -1)) holder = holder[key] as Record<string | number, unknown>;
+  holder[path.at(-1)!] = next;
+  return copy;
 }
