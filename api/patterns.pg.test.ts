@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
 import { checkStrictSchema } from '#shared/patterns/strict-schema.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
@@ -291,6 +292,16 @@ describe('hostile input never reaches PostgreSQL half-checked', () => {
     const schema = strictObject({ x: { type: 'string', description: 'nul\u0000here' } });
     const bad = await call(a, 'POST', '/v1/patterns', { ...NEW, json_schema: schema });
     expect([bad.status, bad.body.code, bad.body.errors[0].path]).toEqual([422, 'invalid_schema', 'body.json_schema.properties.x.description']);
+  });
+
+  test('a 24-deep anyOf chain (2^25 nodes once its $refs are expanded) is a 422 naming the rule, at once', async () => {
+    const start = Date.now();
+    const res = await call(a, 'POST', '/v1/patterns', { ...NEW, json_schema: anyOfChain(24) });
+    expect([res.status, res.type, res.body.code]).toEqual([422, 'application/problem+json', 'invalid_schema']);
+    expect(res.body.errors).toEqual([{ path: 'body.json_schema', message: expect.stringMatching(/^at most 50000 schema nodes once \$refs are expanded/) }]);
+    const deep = await call(a, 'POST', '/v1/patterns', { ...NEW, json_schema: anyOfChain(40) });
+    expect([deep.status, deep.body.errors[0].message]).toEqual([422, 'schemas nest more than 64 levels counting through $refs']);
+    expect(Date.now() - start).toBeLessThan(3_000);
   });
 
   test('a schema with thousands of problems under a huge name answers with a bounded list', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { SchemaCompileError, compileSchema, validateManifest } from './validate-output.js';
+import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
 
 const item = {
   type: 'object',
@@ -102,5 +103,13 @@ describe('compileSchema', () => {
     const again = compileSchema(schemaN(0));
     expect(again).not.toBe(oldest);
     expect(again({ n: 0 })).toBe(true);
+  });
+});
+
+describe('validate-output-bounds: a hostile schema cannot block the worker', () => {
+  test('a schema expanding to 2^26 nodes is refused before ajv sees it', () => {
+    const start = performance.now();
+    expect(() => compileSchema(anyOfChain(25))).toThrow(/expands to more than 50000 nodes/);
+    expect(performance.now() - start).toBeLessThan(1000);
   });
 });

@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
+import { expansionProblem } from '../patterns/schema-expansion.js';
 
 /** One way a manifest breaks its schema: where (`$.items[2].price`) and why. */
 export interface OutputProblem {
@@ -51,6 +52,9 @@ export function compileSchema(schema: unknown): ValidateFunction {
   let parsed: object;
   try {
     parsed = typeof schema === 'string' ? JSON.parse(schema) : structuredClone(schema);
+    // ajv compiles each $ref once, but a value that fails tries every anyOf branch of the expansion.
+    const tooLarge = expansionProblem(parsed);
+    if (tooLarge) throw new Error(tooLarge);
     validate = ajv.compile(parsed);
   } catch (err) {
     throw new SchemaCompileError(`the schema does not compile: ${(err as Error).message}`, { cause: err });

@@ -6,6 +6,8 @@ import { fromCsv } from './from-csv.js';
 import type { JsonValue } from './json-value.js';
 import { objectSchema as obj, SHELF_AUDIT, SHELF_AUDIT_SCHEMA } from './manifest-fixtures.js';
 import { renderCsv } from './render-csv.js';
+import { SchemaTooLargeError } from '../patterns/schema-expansion.js';
+import { anyOfChain, objectChain } from '../patterns/schema-fixtures.js';
 
 /** The CSV for `value`, checked to read back to it. */
 function csv(value: JsonValue, schema: unknown): string {
@@ -111,6 +113,27 @@ describe('renderCsv', () => {
 
   test('renders the shelf audit deterministically', () => {
     expect(csv(SHELF_AUDIT, SHELF_AUDIT_SCHEMA)).toBe(renderCsv(JSON.parse(JSON.stringify(SHELF_AUDIT)) as JsonValue, SHELF_AUDIT_SCHEMA));
+  });
+});
+
+// Schemas stored before the pattern check bounded their expansion, or reached another way.
+describe('csv-schema-expansion: hostile schemas fail fast instead of hanging the API', () => {
+  test('a 24-deep chain of two-branch anyOfs (about 45 s before the bound) is refused in well under a second', () => {
+    const start = performance.now();
+    expect(() => csvLayout(anyOfChain(24))).toThrow(SchemaTooLargeError);
+    expect(() => renderCsv({ x: 'a' }, anyOfChain(40))).toThrow(/nests more than 64 levels counting through \$refs/);
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+
+  test('objects holding two copies of the next, 20 deep (a million columns), likewise', () => {
+    const start = performance.now();
+    expect(() => csvLayout(objectChain(20))).toThrow(/expands to more than 50000 nodes/);
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+
+  test('the same shapes within the limits still lay out every column', () => {
+    expect(csvLayout(anyOfChain(12)).single.map((c) => c.name)).toEqual(['x']);
+    expect(csvLayout(objectChain(3)).single).toHaveLength(8);
   });
 });
 

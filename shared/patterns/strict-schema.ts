@@ -3,6 +3,7 @@
 // API refuses it when the pattern is saved instead, naming every offending JSON path.
 
 import { isLocalPointer, resolveLocalRef } from '../json-pointer.js';
+import { EXPANSION_LIMITS, measureExpansion } from './schema-expansion.js';
 
 /** One problem in a JSON Schema: where it is (`$.properties.items.items.properties.sku`) and why. */
 export interface SchemaProblem {
@@ -247,7 +248,25 @@ export function checkStrictSchema(schema: unknown): SchemaProblem[] {
   if (c.chars > L.stringChars) {
     c.add('$', `property names, definition names, enum and const values may total at most ${L.stringChars} characters (this schema: ${c.chars})`);
   }
+  // Measured only on an otherwise valid schema: its walk trusts every $ref to resolve, and a
+  // schema already refused for its nesting would be reported twice.
+  if (c.problems.length === 0) expansion(schema, c);
   return c.problems;
+}
+
+/**
+ * The limits that apply to the schema with its $refs expanded (the depth count above restarts
+ * inside $defs): object depth, and the size and nesting every reader of the expansion pays for.
+ */
+function expansion(schema: Schema, c: Checker): void {
+  const e = measureExpansion(schema);
+  if (e.exceeded?.limit === 'nodes') {
+    c.add('$', `at most ${EXPANSION_LIMITS.nodes} schema nodes once $refs are expanded, each $ref counting as a copy of what it names (this schema has more); reuse fewer definitions per level or flatten chains of anyOf`);
+  } else if (e.exceeded) {
+    c.add(e.exceeded.at, `schemas nest more than ${EXPANSION_LIMITS.nesting} levels counting through $refs`);
+  } else if (e.objectDepth > STRICT_LIMITS.objectDepth) {
+    c.add(e.objectDepthAt, `objects nest more than ${STRICT_LIMITS.objectDepth} levels deep counting through $refs (${e.objectDepth} here)`);
+  }
 }
 
 /** True when `s` already admits null (a null type, a null branch of anyOf, or a null const). */
