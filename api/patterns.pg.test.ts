@@ -304,6 +304,22 @@ describe('hostile input never reaches PostgreSQL half-checked', () => {
     expect(Date.now() - start).toBeLessThan(3_000);
   });
 
+  test('patterns: lookarounds, backreferences and repeats past 1,000 are 422s at their paths', async () => {
+    const json_schema = strictObject({
+      a: { type: 'string', pattern: '^(x{100000}){100000}$' },
+      b: { type: 'string', pattern: '(?:a{40})?(a|a)*(?!)' },
+      c: { type: 'string', pattern: '^(\\w)\\1$' },
+      d: { type: 'string', pattern: '^[A-Z]{3}-\\d{4}$' },
+    });
+    const res = await call(a, 'POST', '/v1/patterns', { ...NEW, json_schema });
+    expect([res.status, res.body.code]).toEqual([422, 'invalid_schema']);
+    expect(res.body.errors).toEqual([
+      { path: 'body.json_schema.properties.a.pattern', message: '{100000} repeats more than 1000 times' },
+      { path: 'body.json_schema.properties.b.pattern', message: 'lookarounds ((?=, (?!, (?<=, (?<!) are not supported' },
+      { path: 'body.json_schema.properties.c.pattern', message: 'backreferences (\\1, \\k<name>) are not supported' },
+    ]);
+  });
+
   test('a schema with thousands of problems under a huge name answers with a bounded list', async () => {
     const props = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`p${i}`, { type: 'string' }]));
     const json_schema = strictObject({ ['k'.repeat(200_000)]: { type: 'object', properties: props } });

@@ -203,6 +203,25 @@ describe('checkStrictSchema bounds what its $refs expand to', () => {
   });
 });
 
+describe('checkStrictSchema takes only patterns a linear-time engine can match', () => {
+  test.each([
+    ['^(x{100000}){100000}$', /repeats more than 1000 times/],
+    ['(?:a{40})?(a|a)*(?!)', /lookarounds/],
+    ['^(?=.*\\d)\\w+$', /lookarounds/],
+    ['^(\\w)\\1$', /backreferences/],
+    ['^(a{100}){101}$', /more than 10000 states/],
+    ['(', /^must be a valid regular expression$/],
+  ])('%s is refused', (pattern, message) => {
+    expect(checkStrictSchema(obj({ code: { type: 'string', pattern } }))).toEqual([{ path: '$.properties.code.pattern', message: expect.stringMatching(message) }]);
+  });
+
+  test('common patterns, nested repeats included, are taken', () => {
+    for (const pattern of ['^[A-Z]{3}-\\d{4}$', '^[a-z]+(-[a-z]+)*$', '^(a|b)*$', '^\\p{Lu}.{0,1000}$', '^[^@\\s]+@[^@\\s]+\\.[a-z]{2,}$']) {
+      expect(checkStrictSchema(obj({ code: { type: 'string', pattern } })), pattern).toEqual([]);
+    }
+  });
+});
+
 describe('normalizeSchema', () => {
   const loose = {
     type: 'object',

@@ -3,6 +3,7 @@
 // API refuses it when the pattern is saved instead, naming every offending JSON path.
 
 import { isLocalPointer, resolveLocalRef } from '../json-pointer.js';
+import { PatternError, compileLinearRegExp } from './linear-regexp.js';
 import { EXPANSION_LIMITS, measureExpansion } from './schema-expansion.js';
 
 /** One problem in a JSON Schema: where it is (`$.properties.items.items.properties.sku`) and why. */
@@ -191,13 +192,16 @@ class Checker {
       if (key in s && typeof s[key] !== 'string') this.add(childPath(path, key), 'must be a string');
     }
     if ('pattern' in s) {
-      let ok = typeof s.pattern === 'string';
-      try {
-        if (ok) new RegExp(s.pattern as string);
-      } catch {
-        ok = false;
+      if (typeof s.pattern !== 'string') this.add(childPath(path, 'pattern'), 'must be a valid regular expression');
+      else {
+        // The engine that checks model output (linear-regexp.ts) must take it, within its limits.
+        try {
+          compileLinearRegExp(s.pattern);
+        } catch (err) {
+          if (!(err instanceof PatternError)) throw err;
+          this.add(childPath(path, 'pattern'), err.message.startsWith('not a valid') ? 'must be a valid regular expression' : err.message);
+        }
       }
-      if (!ok) this.add(childPath(path, 'pattern'), 'must be a valid regular expression');
     }
     if ('format' in s && !FORMATS.has(s.format as string)) {
       this.add(childPath(path, 'format'), `must be one of ${[...FORMATS].join(', ')}`);
