@@ -128,7 +128,7 @@ test.each(['upload', 'url'] as const)('pattern → %s → ingest → worker → 
   await workers.stopAll();
 });
 
-test('manifest-csv-hostile-schema: a schema stored before the check bounded its expansion gets a 422 for csv at once, not a hung API', async () => {
+test('manifest-csv-hostile-schema: a schema stored before the check bounded its expansion, or a csv that would repeat too much, gets a 422 at once, not a hung API', async () => {
   const { key } = await api.tenant('e2e-hostile');
   const created = await api.request(key, 'POST', '/v1/patterns', { name: 'chain', instructions: 'Read it.', json_schema: anyOfChain(3) });
   expect(created.status).toBe(201);
@@ -154,4 +154,19 @@ test('manifest-csv-hostile-schema: a schema stored before the check bounded its 
   const json = await api.request(key, 'GET', `/v1/jobs/${job_id}/manifest?format=json`);
   expect(json.status).toBe(200);
   expect(Object.keys((await json.json()) as object)).toEqual(['x']);
+
+  // A manifest whose csv would repeat a 20,000-character parent field on 2,000 rows (40 MB).
+  const rowsSchema = {
+    type: 'object',
+    properties: { note: { type: 'string' }, rows: { type: 'array', items: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'], additionalProperties: false } } },
+    required: ['note', 'rows'],
+    additionalProperties: false,
+  };
+  const manifest = { note: 'x'.repeat(20_000), rows: Array.from({ length: 2_000 }, (_, n) => ({ n })) };
+  await db.sql`update leasehold.pattern_versions set json_schema = ${JSON.stringify(rowsSchema)}::text::json where pattern_id = ${pattern.id}`;
+  await db.sql`update leasehold.jobs set result = jsonb_set(result, '{manifest}', ${JSON.stringify(manifest)}::text::jsonb) where id = ${job_id}`;
+  const big = await api.request(key, 'GET', `/v1/jobs/${job_id}/manifest?format=csv`);
+  const bigBody = (await big.json()) as { code: string; detail: string };
+  expect([big.status, bigBody.code], bigBody.detail).toEqual([422, 'validation_failed']);
+  expect((await api.request(key, 'GET', `/v1/jobs/${job_id}/manifest?format=yaml`)).status).toBe(200);
 });

@@ -5,7 +5,7 @@ import { csvLayout } from './csv-columns.js';
 import { fromCsv } from './from-csv.js';
 import type { JsonValue } from './json-value.js';
 import { objectSchema as obj, SHELF_AUDIT, SHELF_AUDIT_SCHEMA } from './manifest-fixtures.js';
-import { renderCsv } from './render-csv.js';
+import { CSV_LIMITS, CsvTooLargeError, renderCsv } from './render-csv.js';
 import { SchemaTooLargeError } from '../patterns/schema-expansion.js';
 import { anyOfChain, objectChain } from '../patterns/schema-fixtures.js';
 
@@ -134,6 +134,15 @@ describe('csv-schema-expansion: hostile schemas fail fast instead of hanging the
   test('the same shapes within the limits still lay out every column', () => {
     expect(csvLayout(anyOfChain(12)).single.map((c) => c.name)).toEqual(['x']);
     expect(csvLayout(objectChain(3)).single).toHaveLength(8);
+  });
+
+  test('refuses a file that would repeat its parent fields past the limits', () => {
+    const schema = obj({ note: { type: 'string' }, rows: { type: 'array', items: obj({ n: { type: 'integer' } }) } });
+    const rows = Array.from({ length: 2_000 }, (_, n) => ({ n }));
+    expect(renderCsv({ note: 'x'.repeat(100), rows }, schema).length).toBeGreaterThan(200_000);
+    const long = 'x'.repeat(Math.ceil(CSV_LIMITS.repeatedChars / rows.length) + 1);
+    expect(() => renderCsv({ note: long, rows }, schema)).toThrow(CsvTooLargeError);
+    expect(() => renderCsv({ note: long, rows }, schema)).toThrow(/2000 rows of 2 columns, repeating 16779 characters of parent fields on each/);
   });
 });
 
