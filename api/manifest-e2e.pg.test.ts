@@ -4,6 +4,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '#shared/config.js';
 import { fromCsv, fromXml } from '#shared/formats/render-manifest.js';
+import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { WorkerPool } from '../test/helpers/engine.js';
@@ -125,4 +126,47 @@ test.each(['upload', 'url'] as const)('pattern → %s → ingest → worker → 
   expect(plain.headers.get('content-type')).toMatch(/^text\/csv/);
   expect(await plain.text()).toBe(csv.body);
   await workers.stopAll();
+});
+
+test('manifest-csv-hostile-schema: a schema stored before the check bounded its expansion, or a csv that would repeat too much, gets a 422 at once, not a hung API', async () => {
+  const { key } = await api.tenant('e2e-hostile');
+  const created = await api.request(key, 'POST', '/v1/patterns', { name: 'chain', instructions: 'Read it.', json_schema: anyOfChain(3) });
+  expect(created.status).toBe(201);
+  const pattern = (await created.json()) as { id: string };
+  const job_id = await extract(key, pattern.id, { image_url: imageUrl });
+  await workers.start({ sql: db.sql, config: loadConfig({ ...ENV, LOG_LEVEL: 'silent', LEASEHOLD_DATA_DIR: api.config.LEASEHOLD_DATA_DIR }), storage: api.storage, settings: { queues: [{ name: 'ai' }], pollMs: 50 } });
+  await waitFor(async () => {
+    const j = (await (await api.request(key, 'GET', `/v1/jobs/${job_id}`)).json()) as { status: string };
+    if (j.status === 'failed') throw new Error(`job failed: ${JSON.stringify(j)}`);
+    return j.status === 'succeeded';
+  }, 'the manifest to be extracted', 15_000);
+  await workers.stopAll();
+  // The same shape, 24 deep: about 45 s of CSV layout for every such request before the bound.
+  await db.sql`update leasehold.pattern_versions set json_schema = ${JSON.stringify(anyOfChain(24))}::text::json where pattern_id = ${pattern.id}`;
+  const start = Date.now();
+  const csv = await api.request(key, 'GET', `/v1/jobs/${job_id}/manifest?format=csv`);
+  expect(Date.now() - start).toBeLessThan(2_000);
+  expect([csv.status, csv.headers.get('content-type')]).toEqual([422, 'application/problem+json']);
+  const problem = (await csv.json()) as { code: string; detail: string; errors: { path: string }[] };
+  expect(problem.code).toBe('invalid_schema');
+  expect(problem.detail).toMatch(/^the pattern schema is too large to lay out csv columns from: the schema expands to more than 50000 nodes/);
+  expect(problem.errors).toEqual([{ path: 'query.format', message: expect.any(String) }]);
+  const json = await api.request(key, 'GET', `/v1/jobs/${job_id}/manifest?format=json`);
+  expect(json.status).toBe(200);
+  expect(Object.keys((await json.json()) as object)).toEqual(['x']);
+
+  // A manifest whose csv would repeat a 20,000-character parent field on 2,000 rows (40 MB).
+  const rowsSchema = {
+    type: 'object',
+    properties: { note: { type: 'string' }, rows: { type: 'array', items: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'], additionalProperties: false } } },
+    required: ['note', 'rows'],
+    additionalProperties: false,
+  };
+  const manifest = { note: 'x'.repeat(20_000), rows: Array.from({ length: 2_000 }, (_, n) => ({ n })) };
+  await db.sql`update leasehold.pattern_versions set json_schema = ${JSON.stringify(rowsSchema)}::text::json where pattern_id = ${pattern.id}`;
+  await db.sql`update leasehold.jobs set result = jsonb_set(result, '{manifest}', ${JSON.stringify(manifest)}::text::jsonb) where id = ${job_id}`;
+  const big = await api.request(key, 'GET', `/v1/jobs/${job_id}/manifest?format=csv`);
+  const bigBody = (await big.json()) as { code: string; detail: string };
+  expect([big.status, bigBody.code], bigBody.detail).toEqual([422, 'validation_failed']);
+  expect((await api.request(key, 'GET', `/v1/jobs/${job_id}/manifest?format=yaml`)).status).toBe(200);
 });

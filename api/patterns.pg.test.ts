@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
 import { checkStrictSchema } from '#shared/patterns/strict-schema.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
@@ -292,6 +293,32 @@ describe('hostile input never reaches PostgreSQL half-checked', () => {
     const bad = await call(a, 'POST', '/v1/patterns', { ...NEW, json_schema: schema });
     // Refused at the edge with every other body (refuseUnstorableText), before the schema checks.
     expect([bad.status, bad.body.code, bad.body.errors[0].path]).toEqual([422, 'validation_failed', 'body.json_schema.properties.x.description']);
+  });
+
+  test('a 24-deep anyOf chain (2^25 nodes once its $refs are expanded) is a 422 naming the rule, at once', async () => {
+    const start = Date.now();
+    const res = await call(a, 'POST', '/v1/patterns', { ...NEW, json_schema: anyOfChain(24) });
+    expect([res.status, res.type, res.body.code]).toEqual([422, 'application/problem+json', 'invalid_schema']);
+    expect(res.body.errors).toEqual([{ path: 'body.json_schema', message: expect.stringMatching(/^at most 50000 schema nodes once \$refs are expanded/) }]);
+    const deep = await call(a, 'POST', '/v1/patterns', { ...NEW, json_schema: anyOfChain(40) });
+    expect([deep.status, deep.body.errors[0].message]).toEqual([422, 'schemas nest more than 64 levels counting through $refs']);
+    expect(Date.now() - start).toBeLessThan(3_000);
+  });
+
+  test('patterns: lookarounds, backreferences and repeats past 1,000 are 422s at their paths', async () => {
+    const json_schema = strictObject({
+      a: { type: 'string', pattern: '^(x{100000}){100000}$' },
+      b: { type: 'string', pattern: '(?:a{40})?(a|a)*(?!)' },
+      c: { type: 'string', pattern: '^(\\w)\\1$' },
+      d: { type: 'string', pattern: '^[A-Z]{3}-\\d{4}$' },
+    });
+    const res = await call(a, 'POST', '/v1/patterns', { ...NEW, json_schema });
+    expect([res.status, res.body.code]).toEqual([422, 'invalid_schema']);
+    expect(res.body.errors).toEqual([
+      { path: 'body.json_schema.properties.a.pattern', message: '{100000} repeats more than 1000 times' },
+      { path: 'body.json_schema.properties.b.pattern', message: 'lookarounds ((?=, (?!, (?<=, (?<!) are not supported' },
+      { path: 'body.json_schema.properties.c.pattern', message: 'backreferences (\\1, \\k<name>) are not supported' },
+    ]);
   });
 
   test('a schema with thousands of problems under a huge name answers with a bounded list', async () => {

@@ -10,6 +10,7 @@ import { ensureTenant } from '#shared/auth/tenants.js';
 import { loadConfig } from '#shared/config.js';
 import { createPattern } from '#shared/patterns/patterns.js';
 import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
+import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
 import { startModelDouble, successWith, type ModelDouble } from '../test/fixtures/model-double.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { WorkerPool, eventTypes, jobRow, queueFor } from '../test/helpers/engine.js';
@@ -250,5 +251,45 @@ describe('manifest.extract end to end', () => {
       ['failed', 1, 'storage_forbidden'],
     ]);
     expect(rows[2]!.last_error).toMatch(/^no object at uploads\//);
+  });
+});
+
+// Schemas stored before the pattern check refused them (createPattern does not check; the API does).
+describe('manifest-extract-hostile-schemas: fail for good, quickly, and the worker stays up', () => {
+  const stored = async (json_schema: Record<string, unknown>) =>
+    (await createPattern(db.sql, tenantId, { name: 'Hostile', instructions: 'x', json_schema, format: 'json', model: null, is_active: true })).id;
+  const coded = (code: Record<string, unknown>) => ({ type: 'object', properties: { code }, required: ['code'], additionalProperties: false });
+
+  test('repeats that filled the heap, a billion minItems and a 2^26-node expansion fail with their own codes', async () => {
+    await startWorker();
+    const start = Date.now();
+    const ids = [
+      await ingest(`${imageBase}/receipt.png`, await stored(coded({ type: 'string', pattern: '^(x{100000}){100000}$' }))),
+      await ingest(`${imageBase}/receipt.png`, await stored(coded({ type: 'array', items: { type: 'string' }, minItems: 1_000_000_000 }))),
+      await ingest(`${imageBase}/receipt.png`, await stored(anyOfChain(25))),
+      await ingest(`${imageBase}/receipt.png`),
+    ];
+    const rows = await Promise.all(ids.map(settled));
+    expect(rows.map((r) => [r.status, r.attempts, r.errors[0]?.code])).toEqual([
+      ['failed', 1, 'invalid_schema'],
+      ['failed', 1, 'schema_too_large'],
+      ['failed', 1, 'invalid_schema'],
+      ['succeeded', 1, undefined],
+    ]);
+    expect(rows[0]!.last_error).toMatch(/repeats more than 1000 times/);
+    expect(rows[1]!.last_error).toMatch(/^the fake provider cannot fill this schema: minItems 1000000000/);
+    expect(rows[2]!.last_error).toMatch(/expands to more than 50000 nodes/);
+    expect(Date.now() - start).toBeLessThan(8_000);
+  });
+
+  test('a model answer tested against a catastrophic-backtracking pattern fails at once', async () => {
+    await startOpenAIWorker();
+    // V8 takes about 8 s for ^(a|a)*$ on these 28 characters, blocking every job of the worker.
+    double.reply(successWith({ code: `${'a'.repeat(27)}b` }));
+    const start = Date.now();
+    const row = await settled(await ingest(`${imageBase}/receipt.png`, await stored(coded({ type: 'string', pattern: '^(a|a)*$' }))));
+    expect(Date.now() - start).toBeLessThan(4_000);
+    expect([row.status, row.errors[0].code]).toEqual(['failed', 'output_invalid']);
+    expect(row.last_error).toContain('$.code must match pattern');
   });
 });

@@ -8,7 +8,7 @@ import { reserveRequeue } from '#shared/governor/reserve-requeue.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { timestamptzRefusal } from '#shared/db/timestamptz-refusal.js';
 import { orderLikeSchema } from '#shared/formats/order-like-schema.js';
-import { CsvShapeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMATS, renderManifest, type ManifestFormat } from '#shared/formats/render-manifest.js';
+import { CsvShapeError, CsvTooLargeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMATS, SchemaTooLargeError, renderManifest, type ManifestFormat } from '#shared/formats/render-manifest.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { currentPattern } from '../current-pattern.js';
 import { imageRefusal } from '../image-refusal.js';
@@ -223,7 +223,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
           MANIFEST_FORMATS.map((f) => [MANIFEST_CONTENT_TYPES[f].split(';')[0]!, { schema: z.string().openapi({ description: `format=${f}` }) }]),
         ),
       },
-      ...problemResponses({ 404: 'No such job for this tenant', 409: 'The job has not succeeded', 422: 'An unknown format, or csv for a job without a pattern' }),
+      ...problemResponses({ 404: 'No such job for this tenant', 409: 'The job has not succeeded', 422: 'An unknown format, csv for a job without a pattern or too large to write, or invalid_schema: csv for a schema too large to lay out' }),
     },
   });
   app.openapi(manifest, async (c) => {
@@ -256,6 +256,17 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       rendered = renderManifest(output ?? null, format, job.schema ?? {});
     } catch (err) {
       if (err instanceof CsvShapeError) throw new AppError('invalid_state', `the stored manifest does not fit its pattern schema, so it has no csv form: ${err.message}`);
+      if (err instanceof CsvTooLargeError) {
+        throw new AppError('validation_failed', `this manifest has no csv form: ${err.message}`, {
+          errors: [{ path: 'query.format', message: 'the csv would repeat too much on every row; use json, yaml, xml or text' }],
+        });
+      }
+      // A schema stored before the pattern check bounded its expansion.
+      if (err instanceof SchemaTooLargeError) {
+        throw new AppError('invalid_schema', `the pattern schema is too large to lay out csv columns from: ${err.message}`, {
+          errors: [{ path: 'query.format', message: 'csv is laid out from the expanded schema; use json, yaml, xml or text' }],
+        });
+      }
       throw err;
     }
     return c.body(rendered.body, 200, { 'content-type': rendered.contentType });

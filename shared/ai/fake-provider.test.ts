@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { checkStrictSchema } from '#shared/patterns/strict-schema.js';
 import { FAKE_PROVIDER, fakeManifest, fakeUsage } from './fake-provider.js';
 import { validateManifest } from './validate-output.js';
+import { objectChain } from '#shared/patterns/schema-fixtures.js';
 
 type Schema = Record<string, unknown>;
 /** A strict object schema: every property required, nothing else allowed. */
@@ -146,4 +147,58 @@ describe('fakeUsage', () => {
 test('a schema that recurses with no way out fails for good', () => {
   const endless: Schema = { ...obj({ root: { $ref: '#/$defs/node' } }), $defs: { node: obj({ child: { $ref: '#/$defs/node' } }) } };
   expect(() => fakeManifest(endless, image(0))).toThrow(expect.objectContaining({ name: 'PermanentError', code: 'schema_unsatisfiable' }));
+});
+
+describe('fake-provider-bounds: schemas that ask for too much fail for good, fast, instead of filling the heap', () => {
+  const fails = (schema: Schema, message: RegExp) => {
+    const start = performance.now();
+    expect(() => fakeManifest(schema, image(0))).toThrow(expect.objectContaining({ name: 'PermanentError', code: 'schema_too_large', message: expect.stringMatching(message) }));
+    expect(performance.now() - start).toBeLessThan(2000);
+  };
+
+  test('a pattern whose repeats multiply to 10^10 characters', () => {
+    // Not sampled past the pattern check's bounds: validation refuses the schema (SchemaCompileError) first...
+    const start = performance.now();
+    expect(fakeManifest(obj({ code: str({ pattern: '^(x{100000}){100000}$' }) }), image(0))).toEqual({ code: expect.any(String) });
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+
+  test('a pattern the check takes whose samples may still run long (nested +, each drawing 1 to 3 copies)', () => {
+    // ...while `^((((x{600})+)+)+)+$` fits the check (under 10,000 states) but can draw 48,600 characters.
+    const schema = obj({ code: str({ pattern: '^((((x{600})+)+)+)+$' }) });
+    const start = performance.now();
+    const outcomes = Array.from({ length: 12 }, (_, n) => {
+      try {
+        return (fakeManifest(schema, image(n)) as { code: string }).code.length <= 10_000;
+      } catch (err) {
+        expect(err).toMatchObject({ name: 'PermanentError', code: 'schema_too_large', message: expect.stringMatching(/longer than 10000 characters/) });
+        return 'refused';
+      }
+    });
+    expect(outcomes).toContain(true);
+    expect(outcomes).toContain('refused');
+    expect(performance.now() - start).toBeLessThan(2000);
+  });
+
+  test('a minItems of a billion', () => {
+    fails(obj({ rows: arr(str(), { minItems: 1_000_000_000 }) }), /minItems 1000000000/);
+  });
+
+  test('objects holding two copies of the next, 30 deep (a billion values)', () => {
+    fails(objectChain(30), /more than 50000 values/);
+  });
+
+  test('candidates are checked against a catastrophic-backtracking pattern in linear time', () => {
+    // The first candidate is a sentence ending in "." (the property name's hint); V8 would try
+    // about 2^(its length) ways to match it before saying no.
+    const schema = obj({ description: str({ pattern: '^(?:[A-Za-z ]|[a-z ])*$' }) });
+    const start = performance.now();
+    expect(fakeManifest(schema, image(0))).toEqual({ description: expect.stringMatching(/^[A-Za-z ]*$/) });
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+
+  test('arrays of 10,000 still fit', () => {
+    const out = fakeManifest(obj({ rows: arr(int(), { minItems: 10_000 }) }), image(0)) as { rows: number[] };
+    expect(out.rows).toHaveLength(10_000);
+  });
 });

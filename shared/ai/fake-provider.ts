@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { PermanentError } from '#shared/jobs/job-errors.js';
 import { fakeNumber } from './fake-number.js';
 import { SeededRandom, fakeFormat, fakeString } from './fake-values.js';
-import { samplePattern } from './sample-pattern.js';
+import { PatternSampleError, samplePattern } from './sample-pattern.js';
 import { resolveLocalRef } from '../json-pointer.js';
+import { PatternBudgetError, PatternError, StepBudget, compileLinearRegExp, type LinearRegExp } from '../patterns/linear-regexp.js';
 
 /** The provider name stored with every result the fake provider made (`result.provider`). */
 export const FAKE_PROVIDER = 'fake' as const;
@@ -33,6 +34,10 @@ const MAX_REF_HOPS = 6;
 const MAX_NESTING = 64;
 // How often a nullable value is null: some, to show the shape, but mostly filled in.
 const NULL_CHANCE = 0.15;
+// Values in one manifest. A model's answer holds far fewer: 16,384 output tokens, a few per
+// value. Without a bound, objects that each hold two copies of the next (through $ref), or a
+// minItems of 10^9, would fill the heap and take the worker down with every job it holds.
+const MAX_VALUES = 50_000;
 
 /** JSON with object keys sorted, so two spellings of one schema seed the same output. */
 function canonicalJson(v: unknown): string {
@@ -47,11 +52,20 @@ function singular(name: string): string {
   return /[^s]s$/.test(name) ? name.slice(0, -1) : name;
 }
 
+/** The failure of a schema the fake provider cannot fill within its bounds. */
+const tooLarge = (what: string) => new PermanentError(`the fake provider cannot fill this schema: ${what}`, 'schema_too_large');
+
 class Faker {
+  private values = 0;
+  private readonly patterns = new Map<string, LinearRegExp | null>();
+  // Candidates are checked with the linear-time engine: a stored pattern may be hostile.
+  private readonly budget = new StepBudget();
+
   constructor(private readonly root: Schema, private readonly r: SeededRandom, private readonly maxItems: number) {}
 
   value(s: unknown, hint: string, hops: number, nesting: number): unknown {
     if (nesting > MAX_NESTING) throw new PermanentError(`the schema recurses more than ${MAX_NESTING} levels with no way out`, 'schema_unsatisfiable');
+    if (++this.values > MAX_VALUES) throw tooLarge(`it asks for more than ${MAX_VALUES} values`);
     if (!isSchema(s)) return null;
     const short = hops >= MAX_REF_HOPS;
     if (typeof s.$ref === 'string') return this.value(this.resolve(s.$ref), hint, hops + 1, nesting + 1);
@@ -86,6 +100,7 @@ class Faker {
         const max = typeof s.maxItems === 'number' ? s.maxItems : Infinity;
         const lo = Math.max(min, Math.min(1, max));
         const n = hops >= MAX_REF_HOPS ? min : this.r.int(lo, Math.max(lo, Math.min(max, this.maxItems)));
+        if (n > MAX_VALUES - this.values) throw tooLarge(`minItems ${min} makes it ask for more than ${MAX_VALUES} values`);
         return Array.from({ length: n }, () => this.value(s.items, singular(hint), hops, nesting + 1));
       }
       case 'string':
@@ -104,16 +119,30 @@ class Faker {
   string(s: Schema, hint: string): string {
     const formatted = typeof s.format === 'string' ? fakeFormat(s.format, this.r) : undefined;
     if (typeof s.pattern !== 'string') return formatted ?? fakeString(hint, this.r);
-    let re: RegExp;
-    try {
-      re = new RegExp(s.pattern, 'u');
-    } catch {
-      return formatted ?? fakeString(hint, this.r);
-    }
+    const re = this.pattern(s.pattern);
+    if (!re) return formatted ?? fakeString(hint, this.r);
     // The plausible value first (a date, "Cedar Atlas"), then samples of the pattern itself.
     let candidate = formatted ?? fakeString(hint, this.r);
-    for (let attempt = 0; attempt < 8 && !re.test(candidate); attempt++) candidate = samplePattern(s.pattern, this.r);
+    try {
+      for (let attempt = 0; attempt < 8 && !re.test(candidate, this.budget); attempt++) candidate = samplePattern(s.pattern, this.r);
+    } catch (err) {
+      if (err instanceof PatternSampleError || err instanceof PatternBudgetError) throw tooLarge(`pattern ${JSON.stringify(s.pattern.slice(0, 100))}: ${err.message}`);
+      throw err;
+    }
     return candidate;
+  }
+
+  /** The compiled pattern; undefined for one that does not compile (validation will say why). */
+  pattern(source: string): LinearRegExp | undefined {
+    if (!this.patterns.has(source)) {
+      try {
+        this.patterns.set(source, compileLinearRegExp(source));
+      } catch (err) {
+        if (!(err instanceof PatternError)) throw err;
+        this.patterns.set(source, null);
+      }
+    }
+    return this.patterns.get(source) ?? undefined;
   }
 
   resolve(ref: string): unknown {

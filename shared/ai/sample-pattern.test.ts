@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { SeededRandom } from './fake-values.js';
-import { samplePattern } from './sample-pattern.js';
+import { PatternSampleError, SAMPLE_LIMITS, samplePattern } from './sample-pattern.js';
 
 const PATTERNS = [
   '^[A-Z]{3}-\\d{4}$',
@@ -30,5 +30,26 @@ describe('samplePattern', () => {
   test('the same seed draws the same string', () => {
     const draw = () => samplePattern('^[A-Z]{3}-\\d{4}$', new SeededRandom(Buffer.alloc(16, 7)));
     expect(draw()).toBe(draw());
+  });
+
+  test.each([
+    // Filled the heap and crashed Node in about 6 s before the bounds.
+    ['^(x{100000}){100000}$', /longer than 10000 characters/],
+    ['^x{2147483647}$', /longer than 10000 characters/],
+    // Emits nothing, so only the step bound stops it.
+    ['^(?:){100000000}$', /more than 250000 steps/],
+    ['^(?:[\\x00-\\uffff]){1000000}$', /more than 250000 steps/],
+    [`${'('.repeat(500)}a${')'.repeat(500)}`, /nest more than 100 deep/],
+  ])('fails fast with PatternSampleError on %s', (pattern, message) => {
+    const start = performance.now();
+    const draw = new SeededRandom(Buffer.alloc(16, 1));
+    expect(() => samplePattern(pattern, draw)).toThrow(PatternSampleError);
+    expect(() => samplePattern(pattern, draw)).toThrow(message);
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+
+  test('still draws samples up to the limit', () => {
+    const sample = samplePattern(`^x{${SAMPLE_LIMITS.chars}}$`, new SeededRandom(Buffer.alloc(16, 1)));
+    expect(sample).toHaveLength(SAMPLE_LIMITS.chars);
   });
 });

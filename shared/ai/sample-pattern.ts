@@ -14,13 +14,58 @@ const CONTROL_ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', f: 
 // Open-ended quantifiers repeat a little beyond their minimum: enough to look real, short to read.
 const EXTRA_REPEATS = 2;
 
+/**
+ * Bounds on one sample. A pattern check at creation keeps repeats to 1,000 (linear-regexp.ts),
+ * but a stored pattern may be anything: `^(x{100000}){100000}$` once filled the heap in 6 s.
+ */
+export const SAMPLE_LIMITS = {
+  /** Characters in one sample; the longest match of a pattern the check accepts is shorter. */
+  chars: 10_000,
+  /**
+   * Atoms parsed and emitted, and class members listed, so `(){1000000}`, which emits nothing,
+   * is bounded too. 250,000 steps take 20–200 ms here; a pattern from the tests needs under 100.
+   */
+  steps: 250_000,
+  /** Groups inside groups. */
+  groupDepth: 100,
+} as const;
+
+/** Thrown when a pattern asks for more than SAMPLE_LIMITS allow. */
+export class PatternSampleError extends Error {
+  override name = 'PatternSampleError';
+}
+
+/** The work left for one sample, shared by the samplers of its nested groups. */
+interface Work {
+  steps: number;
+}
+
 // A small recursive-descent walk over the regular expressions JSON Schema `pattern` uses in
 // practice (literals, classes, escapes, groups, alternation, quantifiers), emitting one random
 // match as it goes. Lookarounds and backreferences emit nothing; the caller checks the result.
 class Sampler {
   private i = 0;
+  // Groups this sampler is inside of while it skips over their source.
+  private open = 0;
 
-  constructor(private readonly src: string, private readonly draw: Draw) {}
+  constructor(
+    private readonly src: string,
+    private readonly draw: Draw,
+    private readonly work: Work,
+    private readonly depth: number,
+  ) {}
+
+  private step(): void {
+    if (--this.work.steps < 0) throw new PatternSampleError(`sampling the pattern takes more than ${SAMPLE_LIMITS.steps} steps`);
+  }
+
+  // Appends to a sample, refusing to grow it past SAMPLE_LIMITS.chars.
+  private append(out: string, more: string): string {
+    if (out.length + more.length > SAMPLE_LIMITS.chars) {
+      throw new PatternSampleError(`the pattern asks for strings longer than ${SAMPLE_LIMITS.chars} characters`);
+    }
+    return out + more;
+  }
 
   run(): string {
     return this.alternation();
@@ -39,10 +84,13 @@ class Sampler {
     let out = '';
     while (this.i < this.src.length && this.src[this.i] !== '|' && this.src[this.i] !== ')') {
       const start = this.i;
+      this.step();
       const atom = this.atom();
       const [min, max] = this.quantifier();
-      if (min === 1 && max === 1) out += atom();
-      else for (let n = this.draw.int(min, max); n > 0; n--) out += atom();
+      for (let n = min === 1 && max === 1 ? 1 : this.draw.int(min, max); n > 0; n--) {
+        this.step();
+        out = this.append(out, atom());
+      }
       if (this.i === start) this.i++;
     }
     return out;
@@ -61,12 +109,16 @@ class Sampler {
       return () => this.escaped(e);
     }
     if (c === '(') {
+      if (this.depth + this.open >= SAMPLE_LIMITS.groupDepth) throw new PatternSampleError(`the pattern's groups nest more than ${SAMPLE_LIMITS.groupDepth} deep`);
       const silent = this.groupPrefix();
       const start = this.i;
+      this.open++;
       this.alternation();
+      this.open--;
       const end = this.i;
       this.i++;
-      return () => (silent ? '' : new Sampler(this.src.slice(start, end), this.draw).run());
+      const depth = this.depth + this.open + 1;
+      return () => (silent ? '' : new Sampler(this.src.slice(start, end), this.draw, this.work, depth).run());
     }
     return () => c;
   }
@@ -111,7 +163,11 @@ class Sampler {
       } else members += from;
     }
     this.i++;
-    const pool = negated ? [...PRINTABLE].filter((ch) => !members.includes(ch)).join('') : members;
+    // A member costs a step: a group re-parses its classes each time it is emitted.
+    this.work.steps -= members.length;
+    this.step();
+    const excluded = new Set(members);
+    const pool = negated ? [...PRINTABLE].filter((ch) => !excluded.has(ch)).join('') : members;
     return () => this.pick(pool || 'x');
   }
 
@@ -138,7 +194,10 @@ class Sampler {
   }
 }
 
-/** A random string meant to match the regular expression `pattern` (the caller checks that it does). */
+/**
+ * A random string meant to match the regular expression `pattern` (the caller checks that it
+ * does). Throws PatternSampleError when the pattern asks for more than SAMPLE_LIMITS allow.
+ */
 export function samplePattern(pattern: string, draw: Draw): string {
-  return new Sampler(pattern, draw).run();
+  return new Sampler(pattern, draw, { steps: SAMPLE_LIMITS.steps }, 0).run();
 }

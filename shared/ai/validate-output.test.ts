@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { SchemaCompileError, compileSchema, validateManifest } from './validate-output.js';
+import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
 
 const item = {
   type: 'object',
@@ -102,5 +103,45 @@ describe('compileSchema', () => {
     const again = compileSchema(schemaN(0));
     expect(again).not.toBe(oldest);
     expect(again({ n: 0 })).toBe(true);
+  });
+});
+
+describe('validate-output-bounds: a hostile pattern or schema cannot block the worker', () => {
+  const coded = (pattern: string) => ({ type: 'object', additionalProperties: false, required: ['code'], properties: { code: { type: 'string', pattern } } });
+
+  test('patterns are matched in linear time: ^(a|a)*$ against 28 characters that do not match (V8: about 8 s)', () => {
+    const start = performance.now();
+    expect(validateManifest(coded('^(a|a)*$'), { code: `${'a'.repeat(27)}b` })).toEqual({
+      ok: false,
+      errors: [{ path: '$.code', message: 'must match pattern "^(a|a)*$"' }],
+    });
+    expect(performance.now() - start).toBeLessThan(1000);
+    expect(validateManifest(coded('^(a|a)*$'), { code: `${'a'.repeat(5000)}b` }).ok).toBe(false);
+    expect(validateManifest(coded('^(a|a)*$'), { code: 'a'.repeat(5000) })).toEqual({ ok: true });
+    expect(performance.now() - start).toBeLessThan(2000);
+  });
+
+  test('two patterns in one schema each keep their own meaning', () => {
+    const schema = { ...coded('^a+$'), required: ['code', 'b'], properties: { code: { type: 'string', pattern: '^a+$' }, b: { type: 'string', pattern: '^b+$' } } };
+    expect(validateManifest(schema, { code: 'aa', b: 'bb' })).toEqual({ ok: true });
+    expect(validateManifest(schema, { code: 'bb', b: 'aa' }).ok).toBe(false);
+  });
+
+  test('lookarounds, backreferences and huge repeats make the schema fail to compile', () => {
+    for (const pattern of ['(?:a{40})?(a|a)*(?!)', '^(a)\\1$', '^(x{100000}){100000}$']) {
+      expect(() => compileSchema(coded(pattern)), pattern).toThrow(SchemaCompileError);
+    }
+  });
+
+  test('the strings of one manifest share a step budget', () => {
+    const schema = { type: 'object', additionalProperties: false, required: ['xs'], properties: { xs: { type: 'array', items: { type: 'string', pattern: '^(a|b|c|d|e|f|g|h)*$' } } } };
+    const verdict = validateManifest(schema, { xs: Array.from({ length: 200 }, () => 'abcdefgh'.repeat(1000)) });
+    expect(verdict).toEqual({ ok: false, errors: [{ path: '$', message: expect.stringContaining('steps to match') }] });
+  });
+
+  test('a schema expanding to 2^26 nodes is refused before ajv sees it', () => {
+    const start = performance.now();
+    expect(() => compileSchema(anyOfChain(25))).toThrow(/expands to more than 50000 nodes/);
+    expect(performance.now() - start).toBeLessThan(1000);
   });
 });

@@ -1,5 +1,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
+import { PatternBudgetError, StepBudget, compileLinearRegExp } from '../patterns/linear-regexp.js';
+import { expansionProblem } from '../patterns/schema-expansion.js';
 
 /** One way a manifest breaks its schema: where (`$.items[2].price`) and why. */
 export interface OutputProblem {
@@ -15,10 +17,25 @@ export class SchemaCompileError extends Error {
   override name = 'SchemaCompileError';
 }
 
+// Steps every `pattern` test in one manifest may take together (linear-regexp.ts): about 0.1 s.
+const PATTERN_STEPS_PER_MANIFEST = 10_000_000;
+// The budget of the validateManifest call running now (validation is synchronous, so there is
+// at most one); a validator called some other way gets a budget per test.
+let manifestBudget: StepBudget | undefined;
+
+// `pattern` is matched by the linear-time engine, never by V8's backtracking one: a tenant picks
+// the pattern, and `^(a|a)*$` on 31 characters blocked V8 for 62 s here. A pattern the engine
+// refuses (lookaround, backreference, too large) makes the schema fail to compile.
+const linearRegExp = Object.assign((pattern: string) => {
+  const re = compileLinearRegExp(pattern);
+  return { test: (s: string) => re.test(s, manifestBudget ?? new StepBudget(PATTERN_STEPS_PER_MANIFEST)), toString: () => re.toString() };
+}, { code: 'linearRegExp' });
+
 // Strict where it catches mistakes (unknown keywords and formats throw), relaxed where strict
 // Structured Outputs are legitimately loose: `type: ["string", "null"]` unions, and `properties`
 // inside anyOf branches. multipleOfPrecision: 0.3 is a multiple of 0.1 (plain JS says 2.9999…).
 const ajv = new Ajv({
+  code: { regExp: linearRegExp },
   strict: true,
   strictTypes: false,
   strictTuples: false,
@@ -51,6 +68,9 @@ export function compileSchema(schema: unknown): ValidateFunction {
   let parsed: object;
   try {
     parsed = typeof schema === 'string' ? JSON.parse(schema) : structuredClone(schema);
+    // ajv compiles each $ref once, but a value that fails tries every anyOf branch of the expansion.
+    const tooLarge = expansionProblem(parsed);
+    if (tooLarge) throw new Error(tooLarge);
     validate = ajv.compile(parsed);
   } catch (err) {
     throw new SchemaCompileError(`the schema does not compile: ${(err as Error).message}`, { cause: err });
@@ -116,7 +136,15 @@ function problem(e: ErrorObject, value: unknown): OutputProblem {
  */
 export function validateManifest(schema: unknown, value: unknown): ManifestVerdict {
   const validate = compileSchema(schema);
-  if (validate(value)) return { ok: true };
+  manifestBudget = new StepBudget(PATTERN_STEPS_PER_MANIFEST);
+  try {
+    if (validate(value)) return { ok: true };
+  } catch (err) {
+    if (!(err instanceof PatternBudgetError)) throw err;
+    return { ok: false, errors: [{ path: '$', message: `its strings took more than ${PATTERN_STEPS_PER_MANIFEST} steps to match against the schema's patterns` }] };
+  } finally {
+    manifestBudget = undefined;
+  }
   const seen = new Set<string>();
   const errors: OutputProblem[] = [];
   for (const e of validate.errors ?? []) {

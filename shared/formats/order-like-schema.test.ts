@@ -20,6 +20,18 @@ describe('orderLikeSchema', () => {
     expect(out).toEqual(sorted);
   });
 
+  test('finds an object form once per schema node: 2,000 items under a 2,001-branch anyOf in well under a second', () => {
+    // Before, each item resolved every branch again: about 5 s here, 100 s for 20,000 × 4,000.
+    const branches: unknown[] = Array.from({ length: 2000 }, (_, i) => ({ $ref: `#/$defs/c${i}` }));
+    branches.push({ type: 'object', properties: { b: { type: 'string' }, a: { type: 'string' } } });
+    const $defs = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`c${i}`, { const: i }]));
+    const schema = { type: 'object', properties: { xs: { type: 'array', items: { anyOf: branches } } }, $defs };
+    const start = performance.now();
+    const out = orderLikeSchema({ xs: Array.from({ length: 2000 }, () => ({ a: 'x', b: 'y' })) }, schema) as { xs: object[] };
+    expect(performance.now() - start).toBeLessThan(1000);
+    expect(Object.keys(out.xs[1999]!)).toEqual(['b', 'a']);
+  });
+
   test('leaves values it has no schema for untouched', () => {
     expect(orderLikeSchema({ b: 1, a: 2 }, {})).toEqual({ b: 1, a: 2 });
     expect(orderLikeSchema(null, { type: 'object' })).toBe(null);

@@ -5,7 +5,9 @@ import { csvLayout } from './csv-columns.js';
 import { fromCsv } from './from-csv.js';
 import type { JsonValue } from './json-value.js';
 import { objectSchema as obj, SHELF_AUDIT, SHELF_AUDIT_SCHEMA } from './manifest-fixtures.js';
-import { renderCsv } from './render-csv.js';
+import { CSV_LIMITS, CsvTooLargeError, renderCsv } from './render-csv.js';
+import { SchemaTooLargeError } from '../patterns/schema-expansion.js';
+import { anyOfChain, objectChain } from '../patterns/schema-fixtures.js';
 
 /** The CSV for `value`, checked to read back to it. */
 function csv(value: JsonValue, schema: unknown): string {
@@ -111,6 +113,36 @@ describe('renderCsv', () => {
 
   test('renders the shelf audit deterministically', () => {
     expect(csv(SHELF_AUDIT, SHELF_AUDIT_SCHEMA)).toBe(renderCsv(JSON.parse(JSON.stringify(SHELF_AUDIT)) as JsonValue, SHELF_AUDIT_SCHEMA));
+  });
+});
+
+// Schemas stored before the pattern check bounded their expansion, or reached another way.
+describe('csv-schema-expansion: hostile schemas fail fast instead of hanging the API', () => {
+  test('a 24-deep chain of two-branch anyOfs (about 45 s before the bound) is refused in well under a second', () => {
+    const start = performance.now();
+    expect(() => csvLayout(anyOfChain(24))).toThrow(SchemaTooLargeError);
+    expect(() => renderCsv({ x: 'a' }, anyOfChain(40))).toThrow(/nests more than 64 levels counting through \$refs/);
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+
+  test('objects holding two copies of the next, 20 deep (a million columns), likewise', () => {
+    const start = performance.now();
+    expect(() => csvLayout(objectChain(20))).toThrow(/expands to more than 50000 nodes/);
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+
+  test('the same shapes within the limits still lay out every column', () => {
+    expect(csvLayout(anyOfChain(12)).single.map((c) => c.name)).toEqual(['x']);
+    expect(csvLayout(objectChain(3)).single).toHaveLength(8);
+  });
+
+  test('refuses a file that would repeat its parent fields past the limits', () => {
+    const schema = obj({ note: { type: 'string' }, rows: { type: 'array', items: obj({ n: { type: 'integer' } }) } });
+    const rows = Array.from({ length: 2_000 }, (_, n) => ({ n }));
+    expect(renderCsv({ note: 'x'.repeat(100), rows }, schema).length).toBeGreaterThan(200_000);
+    const long = 'x'.repeat(Math.ceil(CSV_LIMITS.repeatedChars / rows.length) + 1);
+    expect(() => renderCsv({ note: long, rows }, schema)).toThrow(CsvTooLargeError);
+    expect(() => renderCsv({ note: long, rows }, schema)).toThrow(/2000 rows of 2 columns, repeating 16779 characters of parent fields on each/);
   });
 });
 

@@ -18,6 +18,23 @@ export const CSV_OPTIONS: Options = {
   cast: { string: (value) => (value === '' ? { value: '', quoted_empty: true } : value) },
 };
 
+/**
+ * Bounds on what the row-per-item layout may repeat. It copies every parent field onto every
+ * row, so 10,000 items under 4 parent strings of 10,000 characters (a manifest of 0.3 MB) would
+ * make a 400 MB CSV; no manifest a model returns comes near these.
+ */
+export const CSV_LIMITS = {
+  /** Cells in the file: rows × columns. */
+  cells: 5_000_000,
+  /** Characters of parent fields, summed over the rows they are repeated on. */
+  repeatedChars: 32 * 1024 * 1024,
+} as const;
+
+/** Thrown when a manifest's CSV would pass CSV_LIMITS; the other formats still serve it. */
+export class CsvTooLargeError extends Error {
+  override readonly name = 'CsvTooLargeError';
+}
+
 /** A tree of the keys the columns read, to find keys in the manifest that no column holds. */
 type KeyTree = Map<string, KeyTree>;
 
@@ -69,8 +86,14 @@ export function renderCsv(manifest: JsonValue, schema: unknown): string {
     const row = layout.single.map((c) => encodeCell(valueAt(manifest, c.path), c));
     return stringify([headerRow(layout.single), row], CSV_OPTIONS);
   }
-  const parentPaths = main.columns.filter((c) => !c.item).map((c) => c.path);
-  checkKeys(manifest, keyTree([...parentPaths, [main.key]]), '$');
+  const parents = main.columns.filter((c) => !c.item);
+  checkKeys(manifest, keyTree([...parents.map((c) => c.path), [main.key]]), '$');
+  const parentChars = parents.reduce((n, c) => n + (encodeCell(valueAt(manifest, c.path), c)?.length ?? 0), 0);
+  if (items.length * main.columns.length > CSV_LIMITS.cells || items.length * parentChars > CSV_LIMITS.repeatedChars) {
+    throw new CsvTooLargeError(
+      `${items.length} rows of ${main.columns.length} columns, repeating ${parentChars} characters of parent fields on each, pass the csv limits (${CSV_LIMITS.cells} cells, ${CSV_LIMITS.repeatedChars} repeated characters)`,
+    );
+  }
   const itemTree = keyTree(main.columns.filter((c) => c.item).map((c) => c.path.slice(1)));
   const rows = items.map((item, i) => {
     checkKeys(item, itemTree, `$[${JSON.stringify(main.key)}][${i}]`);

@@ -9,6 +9,10 @@ import { renderYaml } from './render-yaml.js';
 
 /** Thrown by the csv format when a manifest does not fit its schema's columns. */
 export { CsvShapeError } from './csv-cell.js';
+/** Thrown by the csv format when repeating the parent fields on every row would make it too large. */
+export { CsvTooLargeError } from './render-csv.js';
+/** Thrown by the csv format when the schema's expansion is too large to lay out columns from. */
+export { SchemaTooLargeError } from '../patterns/schema-expansion.js';
 /** Reads a CSV manifest back, given the schema it was written with. */
 export { fromCsv } from './from-csv.js';
 /** Reads an XML manifest back; the document carries its own types. */

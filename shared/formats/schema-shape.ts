@@ -1,8 +1,10 @@
 // Just enough of a JSON Schema to lay out CSV columns: which JSON types a value may have, an
 // object's properties in the author's order, and an array's items. Local `$ref`s are followed;
-// `anyOf`/`oneOf` branches are merged; anything unknown may be any JSON value.
+// `anyOf`/`oneOf` branches are merged; anything unknown may be any JSON value. Its walk is one
+// that measureExpansion (patterns/schema-expansion.ts) contains, so measuring first bounds it.
 import { isJsonObject } from './json-value.js';
 import { resolveLocalRef } from '../json-pointer.js';
+import { SchemaTooLargeError, expansionProblem } from '../patterns/schema-expansion.js';
 
 /** A JSON type name, with "integer" folded into "number". */
 export type JsonType = 'null' | 'boolean' | 'number' | 'string' | 'array' | 'object';
@@ -83,7 +85,14 @@ function read(node: unknown, root: Schema, refs: string[]): SchemaShape {
   return { types: declaredTypes(node), properties, required: new Set(required), items };
 }
 
-/** The shape of a whole schema (the root that `$ref`s point into). */
+/**
+ * The shape of a whole schema (the root that `$ref`s point into). Throws SchemaTooLargeError for
+ * a schema whose expansion passes EXPANSION_LIMITS: read() expands every `$ref` and branch it
+ * meets, and a 40-deep chain of two-branch anyOfs (2 KB of JSON) would keep it busy for days.
+ * The pattern check refuses such schemas; this guards those stored before it did.
+ */
 export function readSchema(schema: Record<string, unknown>): SchemaShape {
+  const problem = expansionProblem(schema);
+  if (problem) throw new SchemaTooLargeError(problem);
   return read(schema, schema, []);
 }

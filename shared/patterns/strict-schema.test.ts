@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { anyOfChain } from './schema-fixtures.js';
 import { STRICT_LIMITS, checkStrictSchema, normalizeSchema } from './strict-schema.js';
 
 const obj = (properties: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -168,6 +169,56 @@ describe('checkStrictSchema rejects', () => {
     expect(problems).toHaveLength(1);
     expect(problems[0]!.message).toMatch(/nested more than/);
     expect(normalizeSchema(obj({ deep }))).toBeDefined();
+  });
+});
+
+describe('checkStrictSchema bounds what its $refs expand to', () => {
+  test('chains of two-branch anyOfs: 24 deep (2^25 nodes expanded) by the node rule, 40 deep by nesting, at once', () => {
+    const start = performance.now();
+    expect(checkStrictSchema(anyOfChain(24))).toEqual([{ path: '$', message: expect.stringMatching(/^at most 50000 schema nodes once \$refs are expanded/) }]);
+    expect(checkStrictSchema(anyOfChain(40))).toEqual([{ path: expect.stringMatching(/^\$\.\$defs\.d\d+/), message: 'schemas nest more than 64 levels counting through $refs' }]);
+    expect(performance.now() - start).toBeLessThan(1000);
+    expect(checkStrictSchema(anyOfChain(14))).toHaveLength(1);
+    expect(checkStrictSchema(anyOfChain(12))).toEqual([]);
+  });
+
+  test('objects nested more than 10 deep through $refs, though each definition is shallow', () => {
+    const $defs: Record<string, unknown> = {};
+    for (let i = 0; i < 11; i++) $defs[`o${i}`] = obj({ next: { $ref: `#/$defs/o${i + 1}` } });
+    $defs.o11 = { type: 'string' };
+    expect(checkStrictSchema(obj({ top: { $ref: '#/$defs/o0' } }, { $defs }))).toEqual([
+      { path: '$.$defs.o10', message: 'objects nest more than 10 levels deep counting through $refs (12 here)' },
+    ]);
+    $defs.o9 = { type: 'string' };
+    expect(checkStrictSchema(obj({ top: { $ref: '#/$defs/o0' } }, { $defs }))).toEqual([]);
+  });
+
+  test('a chain of 70 definitions nests more than 64 levels through $refs', () => {
+    const $defs: Record<string, unknown> = {};
+    for (let i = 0; i < 70; i++) $defs[`d${i}`] = { $ref: `#/$defs/d${i + 1}` };
+    $defs.d70 = { type: 'string' };
+    expect(checkStrictSchema(obj({ x: { $ref: '#/$defs/d0' } }, { $defs }))).toEqual([
+      { path: expect.stringMatching(/^\$\.\$defs\.d\d+$/), message: 'schemas nest more than 64 levels counting through $refs' },
+    ]);
+  });
+});
+
+describe('checkStrictSchema takes only patterns a linear-time engine can match', () => {
+  test.each([
+    ['^(x{100000}){100000}$', /repeats more than 1000 times/],
+    ['(?:a{40})?(a|a)*(?!)', /lookarounds/],
+    ['^(?=.*\\d)\\w+$', /lookarounds/],
+    ['^(\\w)\\1$', /backreferences/],
+    ['^(a{100}){101}$', /more than 10000 states/],
+    ['(', /^must be a valid regular expression$/],
+  ])('%s is refused', (pattern, message) => {
+    expect(checkStrictSchema(obj({ code: { type: 'string', pattern } }))).toEqual([{ path: '$.properties.code.pattern', message: expect.stringMatching(message) }]);
+  });
+
+  test('common patterns, nested repeats included, are taken', () => {
+    for (const pattern of ['^[A-Z]{3}-\\d{4}$', '^[a-z]+(-[a-z]+)*$', '^(a|b)*$', '^\\p{Lu}.{0,1000}$', '^[^@\\s]+@[^@\\s]+\\.[a-z]{2,}$']) {
+      expect(checkStrictSchema(obj({ code: { type: 'string', pattern } })), pattern).toEqual([]);
+    }
   });
 });
 

@@ -3,6 +3,8 @@
 // API refuses it when the pattern is saved instead, naming every offending JSON path.
 
 import { isLocalPointer, resolveLocalRef } from '../json-pointer.js';
+import { PatternError, compileLinearRegExp } from './linear-regexp.js';
+import { EXPANSION_LIMITS, measureExpansion } from './schema-expansion.js';
 
 /** One problem in a JSON Schema: where it is (`$.properties.items.items.properties.sku`) and why. */
 export interface SchemaProblem {
@@ -190,13 +192,16 @@ class Checker {
       if (key in s && typeof s[key] !== 'string') this.add(childPath(path, key), 'must be a string');
     }
     if ('pattern' in s) {
-      let ok = typeof s.pattern === 'string';
-      try {
-        if (ok) new RegExp(s.pattern as string);
-      } catch {
-        ok = false;
+      if (typeof s.pattern !== 'string') this.add(childPath(path, 'pattern'), 'must be a valid regular expression');
+      else {
+        // The engine that checks model output (linear-regexp.ts) must take it, within its limits.
+        try {
+          compileLinearRegExp(s.pattern);
+        } catch (err) {
+          if (!(err instanceof PatternError)) throw err;
+          this.add(childPath(path, 'pattern'), err.message.startsWith('not a valid') ? 'must be a valid regular expression' : err.message);
+        }
       }
-      if (!ok) this.add(childPath(path, 'pattern'), 'must be a valid regular expression');
     }
     if ('format' in s && !FORMATS.has(s.format as string)) {
       this.add(childPath(path, 'format'), `must be one of ${[...FORMATS].join(', ')}`);
@@ -247,7 +252,25 @@ export function checkStrictSchema(schema: unknown): SchemaProblem[] {
   if (c.chars > L.stringChars) {
     c.add('$', `property names, definition names, enum and const values may total at most ${L.stringChars} characters (this schema: ${c.chars})`);
   }
+  // Measured only on an otherwise valid schema: its walk trusts every $ref to resolve, and a
+  // schema already refused for its nesting would be reported twice.
+  if (c.problems.length === 0) expansion(schema, c);
   return c.problems;
+}
+
+/**
+ * The limits that apply to the schema with its $refs expanded (the depth count above restarts
+ * inside $defs): object depth, and the size and nesting every reader of the expansion pays for.
+ */
+function expansion(schema: Schema, c: Checker): void {
+  const e = measureExpansion(schema);
+  if (e.exceeded?.limit === 'nodes') {
+    c.add('$', `at most ${EXPANSION_LIMITS.nodes} schema nodes once $refs are expanded, each $ref counting as a copy of what it names (this schema has more); reuse fewer definitions per level or flatten chains of anyOf`);
+  } else if (e.exceeded) {
+    c.add(e.exceeded.at, `schemas nest more than ${EXPANSION_LIMITS.nesting} levels counting through $refs`);
+  } else if (e.objectDepth > STRICT_LIMITS.objectDepth) {
+    c.add(e.objectDepthAt, `objects nest more than ${STRICT_LIMITS.objectDepth} levels deep counting through $refs (${e.objectDepth} here)`);
+  }
 }
 
 /** True when `s` already admits null (a null type, a null branch of anyOf, or a null const). */
