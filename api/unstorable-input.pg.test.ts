@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
@@ -9,10 +10,15 @@ type Json = Record<string, any>;
 let db: TestDatabase;
 let api: TestApi;
 let tenant: { tenantId: string; key: string };
+let uploaded: string;
+// A real 1×1 PNG.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 beforeAll(async () => {
   db = await createTestDatabase();
   api = createTestApi(db.sql, { RATE_LIMIT_PER_S: '100000', RATE_LIMIT_BURST: '100000', FETCH_ALLOW_PRIVATE: 'true' });
   tenant = await api.tenant('unstorable');
+  uploaded = `uploads/${tenant.tenantId}/${randomUUID()}/b.png`;
+  await api.storage.put(uploaded, PNG, 'image/png');
   // Routes of the test's own that send a query parameter or a header to PostgreSQL unchecked.
   api.app.get('/v1/test-unchecked', async (c) => {
     const [row] = await db.sql<{ t: string }[]>`select ${c.req.query('t') ?? ''}::text as t`;
@@ -40,7 +46,8 @@ function expect422(r: Awaited<ReturnType<typeof call>>, paths: string[]): void {
 const jobCount = async () => (await db.sql<{ n: number }[]>`select count(*)::int as n from leasehold.jobs`)[0]!.n;
 
 describe('NUL and unpaired surrogates in a JSON body', () => {
-  const image = () => `uploads/${tenant.tenantId}/a/b.png`;
+  // A real upload: POST /v1/jobs checks that the object an image.edit names exists.
+  const image = () => uploaded;
 
   test.each([
     ['a NUL in image.edit prompt', () => ({ kind: 'image.edit', payload: { image: image(), prompt: '\u0000' } }), 'body.payload.prompt', /U\+0000/],
