@@ -1,4 +1,5 @@
 import type { Sql } from '#shared/db/connect.js';
+import { storableJson } from '#shared/db/storable-json.js';
 import type { Logger } from '#shared/log.js';
 import { COMPLETE_JOBS, FAIL_JOBS, PREPARED } from '#shared/jobs/queue-sql.js';
 import { WEBHOOKS_QUEUE } from '#shared/webhooks/delivery.js';
@@ -111,6 +112,11 @@ export class Completer {
       });
   }
 
+  #warnReplaced(entries: [string, unknown][], what: 'result' | 'error'): void {
+    const ids = entries.filter(([, v]) => storableJson(v).replaced).map(([id]) => id);
+    this.log.warn({ job_ids: ids }, `a job ${what} held U+0000 or an unpaired surrogate, which PostgreSQL cannot store; written with U+FFFD in its place`);
+  }
+
   async #write(batch: Pending[]): Promise<FlushReport> {
     // The last success pushed for each job. An earlier one for the same job is from a lease this
     // worker lost before claiming the job again (claims hand out tokens in push order): its token can
@@ -158,12 +164,18 @@ export class Completer {
       const { result } = outcome as Extract<Outcome, { type: 'success' }>;
       if (result !== undefined && result !== null) results[id] = result;
     }
+    // One result or error text PostgreSQL cannot store would fail the whole batch, again at every
+    // retry: such characters become U+FFFD instead, and the log says whose.
+    const resultsJson = storableJson(results);
+    if (resultsJson.replaced) this.#warnReplaced(Object.entries(results), 'result');
+    const othersJson = storableJson(others);
+    if (othersJson.replaced) this.#warnReplaced(others.map((o) => [(o as { id: string }).id, o]), 'error');
     const [done, changed] = await Promise.all([
       ids.length
-        ? this.sql.unsafe<CompleteRow[]>(COMPLETE_JOBS, [uuidArray(ids), uuidArray(tokens), JSON.stringify(results)], PREPARED).then(([row]) => row!)
+        ? this.sql.unsafe<CompleteRow[]>(COMPLETE_JOBS, [uuidArray(ids), uuidArray(tokens), resultsJson.text], PREPARED).then(([row]) => row!)
         : undefined,
       others.length
-        ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [JSON.stringify(others)], PREPARED)
+        ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [othersJson.text], PREPARED)
         : [],
     ]);
     const requeued = new Set<string>();

@@ -1,5 +1,6 @@
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
+import { storableJson } from '#shared/db/storable-json.js';
 import { PREPARED, REPORT_PROGRESS } from '#shared/jobs/queue-sql.js';
 import type { HeldJob } from './held-job.js';
 
@@ -41,7 +42,9 @@ export class ProgressReporter {
     }));
     this.#pending.clear();
     this.sql
-      .unsafe(REPORT_PROGRESS, [JSON.stringify(rows)], PREPARED)
+      // A message PostgreSQL cannot store (U+0000, an unpaired surrogate) would lose every job's
+      // progress of the batch: such characters become U+FFFD.
+      .unsafe(REPORT_PROGRESS, [storableJson(rows).text], PREPARED)
       .then(this.onWritten)
       .catch((err: unknown) => this.log.debug({ err }, 'progress not recorded'));
   }
