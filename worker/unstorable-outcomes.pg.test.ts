@@ -86,4 +86,30 @@ describe('text PostgreSQL cannot store, from handlers', () => {
     expect(Object.fromEntries(rows.map((r) => [r.id, r.progress_message]))).toEqual({ [ids[0]!]: 'step\uFFFDone', [ids[1]!]: 'step two' });
     release();
   });
+
+  test('a result JSON cannot hold (a BigInt, a cycle) fails that job for good, and the jobs beside it succeed', async () => {
+    const queue = 'unserialisable-results';
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    await pool.start({
+      sql: db.sql,
+      settings: { queues: [{ name: queue }], concurrency: 10, pollMs: 50 },
+      handlers: {
+        'test.bigint': () => ({ n: 1n }),
+        'test.cycle': async () => cycle,
+        'test.ok': () => ({ ok: true }),
+      },
+    });
+    const { ids } = await queueFor(db.sql).enqueueMany([
+      { kind: 'test.bigint', queue },
+      { kind: 'test.cycle', queue },
+      ...Array.from({ length: 3 }, () => ({ kind: 'test.ok', queue })),
+    ]);
+    await waitFor(async () => (await statuses(ids)).every((r) => r.status === 'succeeded' || r.status === 'failed'), 'every job to end', 5_000);
+    const byId = new Map((await statuses(ids)).map((r) => [r.id, r]));
+    for (const id of ids.slice(0, 2)) {
+      expect(byId.get(id)).toMatchObject({ status: 'failed', last_error: expect.stringContaining('cannot be stored as JSON') });
+    }
+    for (const id of ids.slice(2)) expect(byId.get(id)).toMatchObject({ status: 'succeeded', result: { ok: true } });
+  });
 });
