@@ -165,6 +165,8 @@ const schema = z.object({
   SSE_RETRY_MS: ms(2_000),
   /** SSE: bytes a client may have waiting before it counts as too slow and is disconnected (it resumes with Last-Event-ID). */
   SSE_CLIENT_BUFFER_BYTES: z.coerce.number().int().min(65_536).default(4 * 1024 * 1024),
+  /** SSE: streams one tenant may hold open on one API process; past it a new one is a 429 (2,000 clients of one tenant took ~210 MB). */
+  SSE_MAX_STREAMS_PER_TENANT: z.coerce.number().int().min(1).max(1_000_000).default(2_500),
   /** SSE: gzip streams for clients that accept it (browsers and fetch do); each chunk of events is compressed once for all its clients. */
   SSE_GZIP: bool.default(true),
   /** Base URL clients reach the API at, for links in webhook payloads; unset means http://HOST:PORT. */

@@ -116,6 +116,11 @@ export class EventHub {
     return sub;
   }
 
+  /** Open streams of one tenant on this process. */
+  tenantSize(tenantId: string): number {
+    return this.#byTenant.get(tenantId)?.size ?? 0;
+  }
+
   /** Forgets a subscriber; false when it was already gone. */
   #remove(sub: SseSubscriber): boolean {
     const subs = this.#byTenant.get(sub.tenantId);

@@ -303,6 +303,39 @@ describe('gzip', () => {
   });
 });
 
+describe('streams per tenant', () => {
+  test('past SSE_MAX_STREAMS_PER_TENANT a new stream is a 429 problem; other tenants are not held back; a closed one frees its place', async () => {
+    const capped = createTestApi(db.sql, { RATE_LIMIT_BURST: '100000', RATE_LIMIT_PER_S: '100000', SSE_MAX_STREAMS_PER_TENANT: '2' }, { events: hub });
+    const cappedServed = await serveTestApi(capped);
+    try {
+      const a = await capped.tenant('capped-a');
+      const b = await capped.tenant('capped-b');
+      const open = (key: string) => {
+        const s = openStream(cappedServed.base, '/v1/events', { key });
+        streams.push(s);
+        return s;
+      };
+      const [one, two] = [open(a.key), open(a.key)];
+      await waitFor(() => one.es.readyState === one.es.OPEN && two.es.readyState === two.es.OPEN, 'two streams to open');
+      const third = await capped.request(a.key, 'GET', '/v1/events');
+      expect(third.status).toBe(429);
+      expect(third.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(third.headers.get('retry-after')).toBe('5');
+      expect(await third.json()).toMatchObject({ code: 'rate_limited', detail: expect.stringContaining('2 event streams') });
+      const other = open(b.key);
+      await waitFor(() => other.es.readyState === other.es.OPEN, "another tenant's stream to open");
+      one.close();
+      await waitFor(() => hub.tenantSize(a.tenantId) === 1, 'the closed stream to be forgotten');
+      const again = open(a.key);
+      await waitFor(() => again.es.readyState === again.es.OPEN, 'a stream to open in the freed place');
+    } finally {
+      // The server closes once its streams have: end them first.
+      for (const s of streams.splice(0)) s.close();
+      await cappedServed.close();
+    }
+  });
+});
+
 describe('disconnects', () => {
   test('a client that goes away is unsubscribed at once', async () => {
     const a = await api.tenant('gone-a');

@@ -72,6 +72,12 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   // Every open stream is counted on /metrics until it goes, however it goes.
   const subscribers = deps.metrics?.eventStreamSubscribers.labels('events');
   const subscribe = (hub: EventHub, tenantId: string, filter: SubscriberFilter, endOnTerminal: boolean, acceptEncoding: string | undefined): SseSubscriber => {
+    // Each stream holds memory here (up to SSE_CLIENT_BUFFER_BYTES when its client is slow): one
+    // tenant may not take the process's all.
+    const max = deps.config.SSE_MAX_STREAMS_PER_TENANT;
+    if (hub.tenantSize(tenantId) >= max) {
+      throw new AppError('rate_limited', `this tenant already has ${max} event streams open on this server; close one first`, {}, { 'retry-after': '5' });
+    }
     const sub = hub.subscribe(tenantId, filter, { endOnTerminal, acceptsGzip: acceptsGzip(acceptEncoding), ...(subscribers && { onGone: () => subscribers.dec() }) });
     subscribers?.inc();
     return sub;
@@ -91,7 +97,7 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     request: { query: EventsQuery, headers: Headers },
     responses: {
       200: stream('The event stream; `data:` is a JobEvent.'),
-      ...problemResponses({ 422: 'A bad filter or event id', 503: 'This process does not serve event streams' }),
+      ...problemResponses({ 422: 'A bad filter or event id', 429: 'SSE_MAX_STREAMS_PER_TENANT streams of this tenant are open on this server', 503: 'This process does not serve event streams' }),
     },
   });
   app.openapi(all, async (c) => {
@@ -127,7 +133,7 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     responses: {
       200: stream('The event stream; `data:` is a JobEvent.'),
       204: { description: 'The job has ended and the client has seen its terminal event: nothing more will come.' },
-      ...problemResponses({ 404: 'No such job for this tenant', 422: 'A bad event id', 503: 'This process does not serve event streams' }),
+      ...problemResponses({ 404: 'No such job for this tenant', 422: 'A bad event id', 429: 'SSE_MAX_STREAMS_PER_TENANT streams of this tenant are open on this server', 503: 'This process does not serve event streams' }),
     },
   });
   app.openapi(one, async (c) => {
