@@ -1,8 +1,26 @@
-import { AppError } from '#shared/errors.js';
+import type { Config } from '#shared/config.js';
+import { AppError, type FieldError } from '#shared/errors.js';
 import type { Sql } from '#shared/db/connect.js';
 import { InvalidStorageKey } from '#shared/storage/keys.js';
 import { MAX_UPLOAD_BYTES, isUploadType, type ObjectStore } from '#shared/storage/object-store.js';
 import { uploadOf } from '#shared/storage/uploads.js';
+import { imageRefusal } from './image-refusal.js';
+
+/**
+ * The uploads a request names, as `[path, storage key]`, checked as every route that reads uploads
+ * checks them: the caller's own prefix first, then an object there of an accepted type and size.
+ * One error per refused key, at its path.
+ */
+export async function uploadRefusals(
+  deps: { sql: Sql; storage: ObjectStore; config: Pick<Config, 'FETCH_ALLOW_PRIVATE'> },
+  tenantId: string,
+  named: readonly [path: string, key: string][],
+): Promise<FieldError[]> {
+  const refusals = await Promise.all(
+    named.map(async ([, key]) => imageRefusal({ storage_key: key }, tenantId, deps.config) ?? (await storedImageRefusal(deps, tenantId, key))),
+  );
+  return refusals.flatMap((why, i) => (why ? [{ path: named[i]![0], message: why }] : []));
+}
 
 /** Why an uploaded object cannot be ingested (missing, wrong type, bad size), or undefined. */
 export async function storedImageRefusal(deps: { sql: Sql; storage: ObjectStore }, tenantId: string, key: string): Promise<string | undefined> {

@@ -1,16 +1,14 @@
 import type { MiddlewareHandler } from 'hono';
+import { UNSTORABLE, UNSTORABLE_ESCAPE } from '#shared/db/storable-json.js';
 import { jsonPath, type FieldError } from '#shared/errors.js';
 import type { ApiEnv } from '../context.js';
 import { invalidFields } from './problems.js';
 
-// Text PostgreSQL cannot store: U+0000 (in text, SQLSTATE 22021; in jsonb, 22P05) and an unpaired
-// UTF-16 surrogate (in jsonb, 22P02; in text it is turned into U+FFFD on the way). JSON.parse makes
-// both from `\u` escapes, and percent-decoding makes U+0000 from `%00`.
-const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+// Text PostgreSQL cannot store (UNSTORABLE): U+0000 (in text, SQLSTATE 22021; in jsonb, 22P05) and
+// an unpaired UTF-16 surrogate (in jsonb, 22P02; in text it is turned into U+FFFD on the way).
+// JSON.parse makes both from `\u` escapes, and percent-decoding makes U+0000 from `%00`. A body
+// without such an escape (UNSTORABLE_ESCAPE; nearly all) is not parsed again.
 const UNSTORABLE_ALL = new RegExp(UNSTORABLE.source, 'g');
-// How they can appear in JSON text: raw control characters are not JSON, and bytes that are not
-// UTF-8 decode to U+FFFD. A body without such an escape (nearly all) is not parsed again.
-const SUSPECT_ESCAPE = /\\u(?:0000|d[89a-f])/i;
 // The media types Hono's json validator reads.
 const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
 // A body can hold thousands of offending strings, or one nested 500,000 deep in 1 MiB: the first
@@ -82,7 +80,7 @@ export function refuseUnstorableText(): MiddlewareHandler<ApiEnv> {
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && JSON_TYPE.test(type)) {
       // Read through Hono's body cache, so the route's validator reads the same text again.
       const text = await c.req.text().catch(() => undefined);
-      if (text !== undefined && SUSPECT_ESCAPE.test(text)) {
+      if (text !== undefined && UNSTORABLE_ESCAPE.test(text)) {
         let body: unknown;
         try {
           body = JSON.parse(text);

@@ -12,7 +12,7 @@ import { CsvShapeError, CsvTooLargeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMA
 import type { AppDeps, ApiEnv } from '../context.js';
 import { currentPattern } from '../current-pattern.js';
 import { imageRefusal } from '../image-refusal.js';
-import { storedImageRefusal } from '../stored-image-refusal.js';
+import { uploadRefusals } from '../stored-image-refusal.js';
 import { JOB_STATUSES, JobView, jobView, listJobs, selectJobs } from '../job-view.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
@@ -139,11 +139,8 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (hook) errors.push({ path: 'body.payload.webhook_url', message: hook });
     // Uploads get the checks of ingest, /v1/galleries and /v1/edits: the caller's own prefix, and an
     // object there of an accepted type and size.
-    const stored = storedImages(body.kind, parsed.data);
-    const refusals = await Promise.all(
-      stored.map(async ([, key]) => imageRefusal({ storage_key: key }, tenantId, config) ?? (await storedImageRefusal(deps, tenantId, key))),
-    );
-    refusals.forEach((why, i) => why && errors.push({ path: `body.payload.${stored[i]![0]}`, message: why }));
+    const stored = storedImages(body.kind, parsed.data).map(([path, key]): [string, string] => [`body.payload.${path}`, key]);
+    errors.push(...(await uploadRefusals(deps, tenantId, stored)));
     if (errors.length) throw invalidFields(errors, 'body.payload');
     let enqueued: NewJob[] = [];
     const r = await withIdempotency(c, deps, async (db) => {

@@ -3,14 +3,19 @@
 // as progress reaches the database without that check, in statements that write a whole batch of
 // jobs at once, where one such string would fail every job of the batch.
 
-const NUL = /\u0000/g;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-// How JSON.stringify writes them: `\u0000`, and `\udXXX` for a lone surrogate (a pair stays as it is).
-const ESCAPED = /\\u0000|\\ud[89a-f]/i;
+/** One character PostgreSQL cannot store: U+0000, or a UTF-16 surrogate without its pair. */
+export const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSTORABLE_ALL = new RegExp(UNSTORABLE.source, 'g');
+/**
+ * How such a character appears in JSON text: JSON.stringify and JSON.parse write and read it as
+ * `\u0000` or `\udXXX` (raw control characters are not JSON; a surrogate pair may stand raw).
+ * Text without such an escape holds none.
+ */
+export const UNSTORABLE_ESCAPE = /\\u(?:0000|d[89a-f])/i;
 
 /** `text` with U+0000 and unpaired surrogates replaced by U+FFFD, the replacement character. */
 export function storableText(text: string): string {
-  return text.replace(NUL, '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
+  return text.replace(UNSTORABLE_ALL, '\uFFFD');
 }
 
 /**
@@ -19,7 +24,7 @@ export function storableText(text: string): string {
  */
 export function storableJson(value: unknown): { text: string; replaced: boolean } {
   const text = JSON.stringify(value) ?? 'null';
-  if (!ESCAPED.test(text)) return { text, replaced: false };
+  if (!UNSTORABLE_ESCAPE.test(text)) return { text, replaced: false };
   const fixed = JSON.stringify(value, (_key, v: unknown) => {
     if (typeof v === 'string') return storableText(v);
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
