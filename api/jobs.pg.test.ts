@@ -96,6 +96,19 @@ describe('POST /v1/jobs', () => {
     expect(await countJobs(a.tenantId)).toBe(before);
   });
 
+  test("one 422 lists every offending path: the payload's along with the body's other fields", async () => {
+    const before = await countJobs(a.tenantId);
+    const r = await call(a.key, 'POST', '/v1/jobs', { kind: 'system.sleep', payload: { ms: -1, extra: 1 }, priority: 'x', queue: 'bad queue!', colour: 'red' });
+    expect(r.status).toBe(422);
+    expect(r.body.code).toBe('validation_failed');
+    expect(r.body.errors.map((e: Json) => e.path).sort()).toEqual(['body.colour', 'body.payload.extra', 'body.payload.ms', 'body.priority', 'body.queue']);
+    // An unknown kind has no payload schema to check: its other fields are still listed.
+    const unknownKind = await call(a.key, 'POST', '/v1/jobs', { kind: 'image.nope', payload: { ms: -1 }, priority: 'x' });
+    expect(unknownKind.status).toBe(422);
+    expect(unknownKind.body.errors.map((e: Json) => e.path)).toEqual(['body.priority']);
+    expect(await countJobs(a.tenantId)).toBe(before);
+  });
+
   test('an unknown kind is a 422 unknown_kind listing the known ones', async () => {
     const r = await call(a.key, 'POST', '/v1/jobs', { kind: 'image.nope' });
     expect(r.status).toBe(422);

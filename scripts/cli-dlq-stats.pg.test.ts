@@ -35,6 +35,7 @@ describe('leasehold dlq', () => {
     ]);
     expect(again.code).toBe(1);
     expect(again.json()).toMatchObject({ requeued: false, reason: expect.stringContaining('already requeued') });
+    expect(again.stderr).toBe('leasehold dlq requeue: no open dead letter with this id (unknown, or already requeued)\n');
     expect(open.json().map((d: { id: string }) => d.id)).not.toContain(f.deadLetter);
     expect(all.json().map((d: { id: string }) => d.id)).toContain(f.deadLetter);
     expect((await leasehold(['dlq', 'requeue', 'not-a-uuid'])).code).toBe(64);

@@ -120,7 +120,8 @@ describe('leasehold jobs extend', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.json()).toMatchObject({ id: f.running, extended: true });
     expect(new Date(run.json().lease_expires_at).getTime() - Date.now()).toBeGreaterThan(600_000);
-    expect((await leasehold(['jobs', 'extend', f.queued, '--by', '60'])).code).toBe(1);
+    const queued = await leasehold(['jobs', 'extend', f.queued, '--by', '60']);
+    expect([queued.code, queued.stderr]).toEqual([1, 'leasehold jobs extend: only a running job has a lease to extend\n']);
     expect((await leasehold(['jobs', 'extend', f.running, '--by', '0'])).code).toBe(64);
     expect((await leasehold(['jobs', 'extend', f.running])).code).toBe(64);
   });

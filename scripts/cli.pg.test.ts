@@ -95,6 +95,7 @@ describe('leasehold jobs', () => {
     const done = await leasehold(['jobs', 'cancel', f.succeeded, '--json']);
     expect(done.code).toBe(1);
     expect(done.json()).toMatchObject({ status: 'succeeded', reason: expect.stringContaining('already ended') });
+    expect(done.stderr).toBe(`leasehold jobs cancel: the job already ended succeeded; only queued or running jobs can be cancelled\n`);
     const rows = await db.sql`select id, status::text, cancel_requested_at is not null as asked from leasehold.jobs
                               where id in ${db.sql([f.queued, f.running, f.succeeded])} order by status`;
     expect(rows.map((r) => [r.id, r.status, r.asked])).toEqual([
@@ -111,6 +112,7 @@ describe('leasehold jobs', () => {
     const twice = await leasehold(['jobs', 'retry', f.failed, '--json']);
     expect(twice.code).toBe(1);
     expect(twice.json()).toMatchObject({ retried: false });
+    expect(twice.stderr).toBe('leasehold jobs retry: only failed or cancelled jobs can be retried\n');
   });
 });
 
@@ -120,6 +122,21 @@ describe('leasehold errors', () => {
     expect(run.code).toBe(64);
     expect(run.stderr).toContain('unknown command "frobnicate"');
     expect(run.stderr).toContain('usage: leasehold <command>');
+  });
+
+  test('an unknown option exits 64 naming it (as JSON too with --json); a value that starts with a dash is still a value', async () => {
+    const [plain, json, short] = await Promise.all([
+      leasehold(['stats', '--bogus']),
+      leasehold(['jobs', 'ls', '--json', '--statuss=queued']),
+      leasehold(['stats', '-x']),
+    ]);
+    expect([plain.code, plain.stdout, plain.stderr]).toEqual([64, '', 'leasehold: unknown option --bogus; see leasehold --help\n']);
+    expect([json.code, json.json()]).toEqual([64, { error: 'unknown option --statuss', usage: true }]);
+    expect([short.code, short.stderr]).toEqual([64, 'leasehold: unknown option -x; see leasehold --help\n']);
+    // --limit -5 is read as the value -5 (and refused as a limit), not as an unknown option -5.
+    const negative = await leasehold(['jobs', 'ls', '--limit', '-5']);
+    expect(negative.code).toBe(64);
+    expect(negative.stderr).toContain('--limit');
   });
 
   test('a bad environment value exits non-zero naming every bad key, before touching the database', async () => {

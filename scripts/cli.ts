@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { commandContext, UsageError } from './context.js';
 import { dlqCommand } from './commands/dlq.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -38,45 +38,57 @@ every command takes --json; configuration comes from the environment (see .env.e
 
 const SERVERS = new Set(['start', 'api', 'worker']);
 
+/** Every option any command takes; one a command does not read is ignored by it. */
+const OPTIONS = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  all: { type: 'boolean' },
+  status: { type: 'string' },
+  queue: { type: 'string' },
+  kind: { type: 'string' },
+  limit: { type: 'string' },
+  tenant: { type: 'string' },
+  name: { type: 'string' },
+  scopes: { type: 'string' },
+  grant: { type: 'string' },
+  'grant-usd': { type: 'string' },
+  note: { type: 'string' },
+  'per-job-usd': { type: 'string' },
+  'daily-usd': { type: 'string' },
+  'monthly-usd': { type: 'string' },
+  'kind-daily-usd': { type: 'string' },
+  'enforce-credits': { type: 'string' },
+  since: { type: 'string' },
+  error: { type: 'string' },
+  by: { type: 'string' },
+  cron: { type: 'string' },
+  tz: { type: 'string' },
+  payload: { type: 'string' },
+  priority: { type: 'string' },
+  'max-attempts': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
 /** Runs one CLI invocation; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  // Not strict, so that `--priority -5` reads as a value; unknown options are refused below instead.
+  const { values, positionals, tokens } = parseArgs({
     args: argv,
     allowPositionals: true,
     strict: false,
-    options: {
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-      all: { type: 'boolean' },
-      status: { type: 'string' },
-      queue: { type: 'string' },
-      kind: { type: 'string' },
-      limit: { type: 'string' },
-      tenant: { type: 'string' },
-      name: { type: 'string' },
-      scopes: { type: 'string' },
-      grant: { type: 'string' },
-      'grant-usd': { type: 'string' },
-      note: { type: 'string' },
-      'per-job-usd': { type: 'string' },
-      'daily-usd': { type: 'string' },
-      'monthly-usd': { type: 'string' },
-      'kind-daily-usd': { type: 'string' },
-      'enforce-credits': { type: 'string' },
-      since: { type: 'string' },
-      error: { type: 'string' },
-      by: { type: 'string' },
-      cron: { type: 'string' },
-      tz: { type: 'string' },
-      payload: { type: 'string' },
-      priority: { type: 'string' },
-      'max-attempts': { type: 'string' },
-    },
+    tokens: true,
+    options: OPTIONS,
   });
   const [command = 'help', ...rest] = positionals;
   if (values.help || command === 'help') {
     process.stdout.write(HELP);
     return 0;
+  }
+  const unknown = tokens.find((t) => t.kind === 'option' && !Object.hasOwn(OPTIONS, t.name));
+  if (unknown?.kind === 'option') {
+    const message = `unknown option ${unknown.rawName}`;
+    if (values.json === true) process.stdout.write(`${JSON.stringify({ error: message, usage: true })}\n`);
+    process.stderr.write(`leasehold: ${message}; see leasehold --help\n`);
+    return 64;
   }
   // Servers log to stdout like any service; every other command prints its result there.
   const ctx = commandContext(values.json === true, process.env, SERVERS.has(command) ? 1 : 2);

@@ -93,6 +93,7 @@ describe('leasehold keys', () => {
     const again = await leasehold('keys', 'revoke', byId.id, '--json');
     expect(again.code).toBe(1);
     expect(again.json()).toMatchObject({ revoked: false });
+    expect(again.stderr).toBe('leasehold keys revoke: no active key with that id or prefix\n');
     const listed = (await leasehold('keys', 'ls', '--json')).json().filter((k: { tenant: string }) => k.tenant === 'revoker');
     expect(listed.map((k: { revoked_at: string | null }) => k.revoked_at !== null)).toEqual([true, true]);
   });

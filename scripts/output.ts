@@ -44,3 +44,13 @@ export function fail(json: boolean, where: string, message: string): number {
   process.stderr.write(`leasehold ${where}: ${message}\n`);
   return 1;
 }
+
+/**
+ * An action that found nothing to do (`reason` says why): prints its outcome as printObject does,
+ * says the reason on stderr as every exit 1 does, and returns 1.
+ */
+export function unchanged(obj: Record<string, unknown> & { reason: string }, json: boolean, where: string): number {
+  printObject(obj, json);
+  process.stderr.write(`leasehold ${where}: ${obj.reason}\n`);
+  return 1;
+}

@@ -68,6 +68,17 @@ const CreateJob = z
     max_attempts: z.number().int().min(1).max(1000).optional().openapi({ description: "Default: the kind's own." }),
   })
   .strict()
+  // The handler checks the payload against its kind once the rest is valid. When the rest is not,
+  // the payload is checked here too, so that one answer lists every offending path.
+  .superRefine(
+    (body, ctx) => {
+      if (typeof body?.kind !== 'string' || !isKind(body.kind)) return;
+      const payload = KINDS[body.kind].payload.safeParse(body.payload ?? {});
+      if (payload.success) return;
+      for (const issue of payload.error.issues) ctx.addIssue({ ...issue, path: ['payload', ...issue.path] } as Parameters<typeof ctx.addIssue>[0]);
+    },
+    { when: (parse) => parse.issues.length > 0 },
+  )
   .openapi('CreateJob');
 
 const ListQuery = z

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { instantRefusal } from '#shared/db/timestamptz-refusal.js';
 import { cliActor, intFlag, limitFlag, textFlag, UsageError, withDatabase, type CommandContext } from '../context.js';
-import { fail, printObject, printTable, usage } from '../output.js';
+import { fail, printObject, printTable, unchanged, usage } from '../output.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 const FILTERS = ['kind', 'queue', 'tenant', 'since', 'error'] as const;
@@ -60,9 +60,11 @@ export async function dlqCommand(ctx: CommandContext, args: string[], flags: Fla
     }
     const jobId = await withDatabase(ctx, async (sql) =>
       (await sql`select leasehold.requeue_dead_letter(${id}, null, ${cliActor()}) as job_id`)[0]!.job_id as string | null);
-    const reason = jobId ? {} : { reason: 'no open dead letter with this id (unknown, or already requeued)' };
-    printObject({ dead_letter_id: id, requeued: jobId !== null, job_id: jobId, ...reason }, ctx.json);
-    return jobId ? 0 : 1;
+    if (!jobId) {
+      return unchanged({ dead_letter_id: id, requeued: false, job_id: null, reason: 'no open dead letter with this id (unknown, or already requeued)' }, ctx.json, 'dlq requeue');
+    }
+    printObject({ dead_letter_id: id, requeued: true, job_id: jobId }, ctx.json);
+    return 0;
   }
   return usage('dlq ls|requeue');
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { cliActor, intFlag, limitFlag, statusFlag, withDatabase, type CommandContext } from '../context.js';
-import { printObject, printTable, usage } from '../output.js';
+import { printObject, printTable, unchanged, usage } from '../output.js';
 
 const uuid = z.uuid();
 
@@ -40,19 +40,19 @@ export async function jobsCommand(ctx: CommandContext, args: string[], flags: Re
     case 'retry': {
       if (!uuid.safeParse(id).success) return usage(`jobs retry <job-id>`);
       const ok = await withDatabase(ctx, async (sql) => (await sql`select leasehold.retry_job(${id!}, null, ${cliActor()}) as ok`)[0]!.ok as boolean);
-      printObject({ id, retried: ok, ...(ok ? {} : { reason: 'only failed or cancelled jobs can be retried' }) }, ctx.json);
-      return ok ? 0 : 1;
+      if (!ok) return unchanged({ id, retried: false, reason: 'only failed or cancelled jobs can be retried' }, ctx.json, 'jobs retry');
+      printObject({ id, retried: true }, ctx.json);
+      return 0;
     }
     case 'cancel': {
       if (!uuid.safeParse(id).success) return usage(`jobs cancel <job-id>`);
       const status = await withDatabase(ctx, async (sql) => (await sql`select leasehold.cancel_job(${id!}, null, ${cliActor()})::text as status`)[0]!.status as string | null);
       if (status === null) return notFound(ctx, id!);
-      const note =
-        status === 'running' ? { note: 'cancellation requested; the worker aborts the handler' }
-        : status === 'cancelled' ? {}
-        : { reason: `the job already ended ${status}; only queued or running jobs can be cancelled` };
-      printObject({ id, status, ...note }, ctx.json);
-      return status === 'cancelled' || status === 'running' ? 0 : 1;
+      if (status !== 'cancelled' && status !== 'running') {
+        return unchanged({ id, status, reason: `the job already ended ${status}; only queued or running jobs can be cancelled` }, ctx.json, 'jobs cancel');
+      }
+      printObject({ id, status, ...(status === 'running' ? { note: 'cancellation requested; the worker aborts the handler' } : {}) }, ctx.json);
+      return 0;
     }
     case 'extend': {
       if (!uuid.safeParse(id).success) return usage('jobs extend <job-id> --by <seconds>');
@@ -60,8 +60,9 @@ export async function jobsCommand(ctx: CommandContext, args: string[], flags: Re
       if (seconds === undefined) return usage('jobs extend <job-id> --by <seconds, 1 to 86400>');
       const until = await withDatabase(ctx, async (sql) =>
         (await sql`select leasehold.extend_lease(${id!}, make_interval(secs => ${seconds}), null, ${cliActor()}) as until`)[0]!.until as Date | null);
-      printObject({ id, extended: until !== null, lease_expires_at: until, ...(until ? {} : { reason: 'only a running job has a lease to extend' }) }, ctx.json);
-      return until ? 0 : 1;
+      if (!until) return unchanged({ id, extended: false, lease_expires_at: null, reason: 'only a running job has a lease to extend' }, ctx.json, 'jobs extend');
+      printObject({ id, extended: true, lease_expires_at: until }, ctx.json);
+      return 0;
     }
     default:
       return usage('jobs ls|show|retry|cancel|extend');

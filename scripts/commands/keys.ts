@@ -1,7 +1,7 @@
 import { SCOPES, createApiKey, listApiKeys, revokeApiKey, type Scope } from '#shared/auth/api-keys.js';
 import { DEV_TENANT_SLUG, ensureTenant, listTenants } from '#shared/auth/tenants.js';
 import { withDatabase, type CommandContext } from '../context.js';
-import { printObject, printTable, usage } from '../output.js';
+import { printObject, printTable, unchanged, usage } from '../output.js';
 import { budgetCommand } from './budget.js';
 
 type Flags = Record<string, string | boolean | undefined>;
@@ -38,8 +38,9 @@ export async function keysCommand(ctx: CommandContext, args: string[], flags: Fl
   if (sub === 'revoke') {
     if (!target) return usage('keys revoke <key-id or prefix>');
     const ok = await withDatabase(ctx, (sql) => revokeApiKey(sql, target));
-    printObject({ key: target, revoked: ok, ...(ok ? {} : { reason: 'no active key with that id or prefix' }) }, ctx.json);
-    return ok ? 0 : 1;
+    if (!ok) return unchanged({ key: target, revoked: false, reason: 'no active key with that id or prefix' }, ctx.json, 'keys revoke');
+    printObject({ key: target, revoked: true }, ctx.json);
+    return 0;
   }
   return usage('keys create|ls|revoke');
 }
