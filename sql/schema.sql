@@ -263,6 +263,7 @@ declare
   v_actual bigint;
   v_charged bigint;
   v_charge bigint;
+  v_counted bigint;
   v_count int := 0;
 begin
   for j in
@@ -272,10 +273,11 @@ begin
   loop
     v_actual := (select coalesce(sum(cost_micros), 0) from leasehold.cost_events where job_id = j.id);
     select * into a from leasehold.credit_accounts where tenant_id = j.tenant_id for update;
-    v_charged := 0;
     if a.tenant_id is not null and a.enforce_credits then
+      -- Charged so far: paid by earlier settlements plus what they left owing, collected or not.
       select coalesce(-sum(amount_micros) filter (where entry in ('reservation', 'refund')), 0),
              coalesce(-sum(amount_micros) filter (where entry = 'settlement'), 0)
+               + coalesce(sum(owed_micros) filter (where entry = 'overrun'), 0)
       into v_open, v_charged
       from leasehold.credit_ledger where job_id = j.id;
       -- A job settled before (then retried) is charged only for calls made since.
@@ -297,14 +299,27 @@ begin
           updated_at = now()
       where tenant_id = j.tenant_id;
     end if;
-    -- Drift counts a job once, at its first settlement.
-    if v_charged = 0 then
+    -- Drift counts a job and its estimate once, at its first settlement, and each call's cost once.
+    -- The ending statement holds the job's row lock, so no two settlements of one job overlap.
+    select actual_micros into v_counted from leasehold.job_settlements where job_id = j.id for update;
+    if not found then
+      insert into leasehold.job_settlements (job_id, actual_micros) values (j.id, v_actual);
       insert into leasehold.spend_daily (tenant_id, day, kind, settled_jobs, settled_estimate_micros, settled_actual_micros)
       values (j.tenant_id, leasehold.governor_today(), j.kind, 1, j.estimate_micros, v_actual)
       on conflict (tenant_id, day, kind) do update
         set settled_jobs = leasehold.spend_daily.settled_jobs + 1,
             settled_estimate_micros = leasehold.spend_daily.settled_estimate_micros + excluded.settled_estimate_micros,
             settled_actual_micros = leasehold.spend_daily.settled_actual_micros + excluded.settled_actual_micros;
+    else
+      update leasehold.job_settlements
+      set settlements = settlements + 1, actual_micros = greatest(actual_micros, v_actual), settled_at = now()
+      where job_id = j.id;
+      if v_actual > v_counted then
+        insert into leasehold.spend_daily (tenant_id, day, kind, settled_actual_micros)
+        values (j.tenant_id, leasehold.governor_today(), j.kind, v_actual - v_counted)
+        on conflict (tenant_id, day, kind) do update
+          set settled_actual_micros = leasehold.spend_daily.settled_actual_micros + excluded.settled_actual_micros;
+      end if;
     end if;
     v_count := v_count + 1;
   end loop;
@@ -781,6 +796,15 @@ create table leasehold.job_events (
 );
 CREATE INDEX job_events_job_idx ON leasehold.job_events USING btree (job_id, id);
 CREATE TRIGGER job_ended_webhooks AFTER INSERT ON leasehold.job_events FOR EACH ROW WHEN ((new.type = ANY (ARRAY['job.failed'::text, 'job.cancelled'::text]))) EXECUTE FUNCTION leasehold.job_ended_webhooks();
+
+create table leasehold.job_settlements (
+  job_id uuid not null,
+  settlements integer default 1 not null,
+  actual_micros bigint not null,
+  settled_at timestamp with time zone default now() not null,
+  constraint job_settlements_actual_micros_check CHECK ((actual_micros >= 0)),
+  constraint job_settlements_pkey PRIMARY KEY (job_id)
+);
 
 create table leasehold.jobs (
   id uuid default leasehold.uuid_v7() not null,

@@ -58,6 +58,8 @@ test('deletes old finished jobs with their events and list rows, in batches, and
   const failedAncient = await job(db.sql, 'failed', 100, 100);
   const ancientLetter = await deadLetter(db.sql, failedAncient, 100);
   await db.sql`insert into leasehold.admin_actions (actor, action, at) values ('ops', 'pause_queue', now() - interval '100 days'), ('ops', 'resume_queue', now())`;
+  // What the governor counted for a job goes with the job, and stays while the job does.
+  await db.sql`insert into leasehold.job_settlements (job_id, actual_micros) values (${oldDone[0]!}, 10), (${failedOpen}, 20)`;
 
   const report = await runRetention(db.sql, POLICY);
   // The ancient dead letter goes first, so its failed job (no open dead letter left) goes in the same pass.
@@ -73,6 +75,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
   const letters = await db.sql<{ id: string }[]>`select id from leasehold.dead_letters where id in ${db.sql([failedOpenLetter, ancientLetter])}`;
   expect(letters.map((l) => l.id)).toEqual([failedOpenLetter]);
   expect(await db.sql`select action from leasehold.admin_actions`).toEqual([{ action: 'resume_queue' }]);
+  expect(await db.sql`select job_id from leasehold.job_settlements`).toEqual([{ job_id: failedOpen }]);
 
   // The kept failed job can still be requeued from its dead letter; a second pass finds nothing.
   expect((await db.sql`select leasehold.requeue_dead_letter(${failedOpenLetter}) as job`)[0]!.job).toBe(failedOpen);

@@ -29,11 +29,12 @@ export const RETENTION_LOCK_KEY = 0x6c6561736568_7274n;
 const DAY_MS = 86_400_000;
 
 /**
- * One batch of finished jobs, with their events and tenant_jobs rows. Candidates are a primary-key
- * range: ids are UUIDv7, so jobs created before the cutoff sort below uuid_v7_floor(cutoff), and a
- * cursor ($1) walks past rows kept (still running, finished later, or failed with an open dead
- * letter: those stay until the dead letter is requeued or pruned, so requeueing it still works).
- * Events go through job_events_job_idx, tenant_jobs by its primary key.
+ * One batch of finished jobs, with their events, tenant_jobs rows and job_settlements rows.
+ * Candidates are a primary-key range: ids are UUIDv7, so jobs created before the cutoff sort below
+ * uuid_v7_floor(cutoff), and a cursor ($1) walks past rows kept (still running, finished later, or
+ * failed with an open dead letter: those stay until the dead letter is requeued or pruned, so
+ * requeueing it still works). Events go through job_events_job_idx, tenant_jobs and
+ * job_settlements by their primary keys.
  */
 export const PRUNE_JOBS = `
 with cand as (
@@ -50,6 +51,8 @@ with cand as (
   delete from leasehold.job_events where job_id = any(array(select id from del)) returning 1
 ), tj as (
   delete from leasehold.tenant_jobs t using del where t.tenant_id = del.tenant_id and t.job_id = del.id returning 1
+), js as (
+  delete from leasehold.job_settlements where job_id = any(array(select id from del)) returning 1
 )
 select (select id from cand order by id desc limit 1)::text as last_id, (select count(*) from cand)::int as scanned,
        (select count(*) from del)::int as jobs, (select count(*) from ev)::int as events`;
