@@ -457,9 +457,13 @@ declare
 begin
   select job_id into v_job_id from leasehold.dead_letters
   where id = p_dead_letter_id and requeued_at is null
-    and (p_tenant_id is null or tenant_id = p_tenant_id)
-  for update;
-  if v_job_id is null or not leasehold.requeue_finished_job(v_job_id, p_tenant_id,
+    and (p_tenant_id is null or tenant_id = p_tenant_id);
+  if v_job_id is null then
+    return null;
+  end if;
+  perform 1 from leasehold.jobs where id = v_job_id for update;
+  perform 1 from leasehold.dead_letters where id = p_dead_letter_id and requeued_at is null for update;
+  if not found or not leasehold.requeue_finished_job(v_job_id, p_tenant_id,
        jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', p_dead_letter_id)) then
     return null;
   end if;
@@ -474,6 +478,7 @@ CREATE OR REPLACE FUNCTION leasehold.requeue_dead_letters(p_kind text DEFAULT NU
 AS $function$
 declare
   r record;
+  taken integer := 0;
   n integer := 0;
 begin
   if p_limit is null or p_limit < 1 then
@@ -488,9 +493,13 @@ begin
       and (p_since is null or failed_at >= p_since)
       and (p_error_pattern is null or coalesce(last_error, '') ~* p_error_pattern)
     order by failed_at, id
-    limit p_limit
-    for update skip locked
   loop
+    exit when taken >= p_limit;
+    perform 1 from leasehold.jobs where id = r.job_id for update skip locked;
+    continue when not found;
+    perform 1 from leasehold.dead_letters where id = r.id and requeued_at is null for update skip locked;
+    continue when not found;
+    taken := taken + 1;
     if leasehold.requeue_finished_job(r.job_id, null,
          jsonb_build_object('reason', 'requeue', 'by', p_actor, 'dead_letter_id', r.id)) then
       n := n + 1;

@@ -103,6 +103,7 @@ class AttemptContext implements JobContext {
   readonly tenantId: string;
   readonly attempt: number;
   readonly maxAttempts: number;
+  readonly leaseToken: string;
   readonly #h: HeldJob;
   readonly #deps: AttemptDeps;
   #log: Logger | undefined;
@@ -116,6 +117,7 @@ class AttemptContext implements JobContext {
     this.tenantId = job.tenant_id;
     this.attempt = job.attempts;
     this.maxAttempts = job.max_attempts;
+    this.leaseToken = h.token;
     this.#h = h;
     this.#deps = deps;
   }

@@ -53,10 +53,23 @@ class Tally extends Map<string, OutcomeCount> {
   }
 }
 
+/** What one flush wrote and what it must write again. */
+interface Flushed {
+  /** Outcomes whose statement committed: reported, and their jobs released. */
+  written: Pending[];
+  report: FlushReport;
+  /** Outcomes whose statement failed, to be sent again with backoff; `err` says why. */
+  again: Pending[];
+  err?: unknown;
+}
+
 /**
  * Writes attempt outcomes in batches: everything that settles while a write is in flight goes out
- * in the next one (one statement for successes, one for the rest). A failed write is retried with
- * backoff: every statement is fenced by lease token, so replaying it can never clobber a new owner.
+ * in the next one (one statement for successes, one for the rest). A failed statement is retried
+ * with backoff, and only its own part of the batch: the other part may have committed, and sent
+ * again it would be refused by its own fence (lease_token is null once written), reported as
+ * fenced instead of written, with its wake-ups lost. Every statement is fenced by lease token, so
+ * sending one again can never clobber a new owner.
  */
 export class Completer {
   #queue: Pending[] = [];
@@ -94,17 +107,17 @@ export class Completer {
     const batch = this.#queue;
     this.#queue = [];
     this.#inflight = this.#write(batch)
-      .then(
-        (report) => {
+      .catch((err: unknown): Flushed => ({ written: [], report: emptyReport(), again: batch, err }))
+      .then(({ written, report, again, err }) => {
+        if (written.length > 0) this.onWritten(written.map((p) => p.held), report);
+        if (again.length === 0) {
           this.#retryDelayMs = 0;
-          this.onWritten(batch.map((p) => p.held), report);
-        },
-        (err: unknown) => {
-          this.#retryDelayMs = Math.min(5_000, Math.max(50, this.#retryDelayMs * 2));
-          this.log.warn({ err, jobs: batch.length, retry_in_ms: this.#retryDelayMs }, 'could not record job outcomes; retrying');
-          this.#queue = batch.concat(this.#queue);
-        },
-      )
+          return;
+        }
+        this.#retryDelayMs = Math.min(5_000, Math.max(50, this.#retryDelayMs * 2));
+        this.log.warn({ err, jobs: again.length, retry_in_ms: this.#retryDelayMs }, 'could not record job outcomes; retrying');
+        this.#queue = again.concat(this.#queue);
+      })
       .finally(() => {
         this.#inflight = undefined;
         if (this.#queue.length > 0) this.#timer ??= setTimeout(() => this.#flush(), this.#retryDelayMs);
@@ -117,7 +130,7 @@ export class Completer {
     this.log.warn({ job_ids: ids }, `a job ${what} held U+0000 or an unpaired surrogate, which PostgreSQL cannot store; written with U+FFFD in its place`);
   }
 
-  async #write(batch: Pending[]): Promise<FlushReport> {
+  async #write(batch: Pending[]): Promise<Flushed> {
     // The last success pushed for each job. An earlier one for the same job is from a lease this
     // worker lost before claiming the job again (claims hand out tokens in push order): its token can
     // no longer match, so it is refused here rather than sent.
@@ -170,7 +183,8 @@ export class Completer {
     if (resultsJson.replaced) this.#warnReplaced(Object.entries(results), 'result');
     const othersJson = storableJson(others);
     if (othersJson.replaced) this.#warnReplaced(others.map((o) => [(o as { id: string }).id, o]), 'error');
-    const [done, changed] = await Promise.all([
+    // Two statements, each its own transaction: either may commit while the other fails.
+    const [completed, failed] = await Promise.allSettled([
       ids.length
         ? this.sql.unsafe<CompleteRow[]>(COMPLETE_JOBS, [uuidArray(ids), uuidArray(tokens), resultsJson.text], PREPARED).then(([row]) => row!)
         : undefined,
@@ -178,16 +192,31 @@ export class Completer {
         ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [othersJson.text], PREPARED)
         : [],
     ]);
+    let written = batch;
+    const again: Pending[] = [];
+    if (completed.status === 'rejected' || failed.status === 'rejected') {
+      written = [];
+      for (const p of batch) ((p.outcome.type === 'success' ? completed : failed).status === 'fulfilled' ? written : again).push(p);
+    }
+    const done = completed.status === 'fulfilled' ? completed.value : undefined;
+    const changed = failed.status === 'fulfilled' ? failed.value : [];
     const requeued = new Set<string>();
     for (const row of changed) if (row.status === 'queued') requeued.add(row.queue);
     // Successes that queued webhook callbacks: wake their queue.
     if (done?.webhooks) requeued.add(WEBHOOKS_QUEUE);
-    const written = (done?.written ?? 0) + changed.length;
+    const writtenRows = (done?.written ?? 0) + changed.length;
     const fencedJobs: HeldJob['job'][] = [];
     const fencedIds = done?.fenced ? new Set(done.fenced) : undefined;
-    const sent = ids.length + (stale?.size ?? 0) + others.length;
-    return { requeued, written, fenced: sent - written, tally: tallyOutcomes(batch, fencedIds, stale, changed, fencedJobs), fencedJobs };
+    const sent = (completed.status === 'fulfilled' ? ids.length + (stale?.size ?? 0) : 0) + (failed.status === 'fulfilled' ? others.length : 0);
+    const report = { requeued, written: writtenRows, fenced: sent - writtenRows, tally: tallyOutcomes(written, fencedIds, stale, changed, fencedJobs), fencedJobs };
+    const err = completed.status === 'rejected' ? completed.reason : failed.status === 'rejected' ? failed.reason : undefined;
+    return { written, report, again, err };
   }
+}
+
+/** A report of nothing written. */
+function emptyReport(): FlushReport {
+  return { requeued: new Set(), written: 0, fenced: 0, tally: new Map(), fencedJobs: [] };
 }
 
 /**

@@ -7,10 +7,10 @@ import { deferred, rejectOnAbort } from '../test/helpers/deferred.js';
 import { WorkerPool, eventTypes, jobRow, queueFor, testLog } from '../test/helpers/engine.js';
 import { insertJobs } from '../test/helpers/job-factory.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { followUpClaimBack, loseLease, zombieSettings } from '../test/helpers/zombie.js';
 import { Completer, type FlushReport } from './completer.js';
 import type { ClaimedJob, HeldJob } from './held-job.js';
 import { startHeartbeat } from './heartbeat.js';
-import { reclaimExpired } from './reclaimer.js';
 
 let db: TestDatabase;
 const pool = new WorkerPool();
@@ -22,46 +22,6 @@ const KIND = 'test.fenced';
 let queueSeq = 0;
 /** A queue of the test's own, so no worker of another test claims its jobs. */
 const freshQueue = () => `fencing-${++queueSeq}`;
-
-/**
- * A worker that never notices on its own that its lease is gone: no heartbeat, poll, or reclaim
- * pass falls inside a test, and its local lease budget outlasts the test. Only NOTIFY wakes it.
- */
-const zombieSettings = (queue: string) => ({
-  queues: [{ name: queue }],
-  concurrency: 1,
-  leaseMs: 120_000,
-  heartbeatMs: 60_000,
-  pollMs: 60_000,
-  reclaimMs: 60_000,
-  shutdownGraceMs: 500,
-  abortGraceMs: 200,
-});
-
-/**
- * Expires a job's lease in the database and reclaims it, as the reclaimer does after a crash: the
- * job goes back to the queue, or fails for good when that was its last attempt.
- */
-async function loseLease(sql: Sql, id: string): Promise<void> {
-  await waitFor(async () => {
-    // Retried: a heartbeat landing between these two statements legitimately wins the lease back.
-    await sql`update leasehold.jobs set lease_expires_at = now() - interval '1 second'
-              where id = ${id} and status = 'running'`;
-    await reclaimExpired(sql);
-    const row = await jobRow(sql, id);
-    return row.status !== 'running' && row.rescues === 1;
-  }, 'the lease to be reclaimed');
-}
-
-/**
- * Waits for a zombie's follow-up claim to come back empty. Its first claim came back full, so it
- * claims again at once while its one running job leaves room for a prefetched one; sent late on a
- * loaded machine, that claim took the job the test had just had reclaimed, and the zombie, whose
- * one slot stays taken, then held it for good. Once it is back, only a NOTIFY makes the zombie claim.
- */
-async function followUpClaimBack(zombie: { counters: { claims: number } }): Promise<void> {
-  await waitFor(() => zombie.counters.claims >= 2, "the zombie's follow-up claim");
-}
 
 async function succeededEvents(sql: Sql, id: string): Promise<number> {
   return (await eventTypes(sql, id)).filter((t) => t === 'job.succeeded').length;

@@ -9,6 +9,11 @@ export interface JobContext {
   tenantId: string;
   /** 1-based; counts claims. */
   attempt: number;
+  /**
+   * The claim's lease token. A write a handler makes besides its outcome is fenced by it, as the
+   * outcome is: it may land only while the job's row still has `lease_token` = this (webhook.deliver).
+   */
+  leaseToken: string;
   maxAttempts: number;
   /** Fires when the lease is lost, the job is cancelled or timed out, or the worker shuts down. */
   signal: AbortSignal;

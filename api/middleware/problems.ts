@@ -53,6 +53,12 @@ const HTTP_CODES: Record<number, ErrorCode> = {
 // timestamp checks); one that slips past a new route is still the request's fault, so a 422, not a 500.
 const UNTAKEABLE_VALUE = new Set(['22P05', '22021', '22P02', '22008', '22009']);
 
+// SQLSTATEs that say "collided with a concurrent transaction, try again": 40P01 deadlock_detected,
+// 40001 serialization_failure. Locks are taken in one order (a job before its dead letters), so
+// neither is expected; should one happen, its transaction was rolled back (an Idempotency-Key's
+// record with it) and the same request may be sent again: a 503 with Retry-After, not a 500.
+const TRANSIENT_CONFLICT = new Set(['40P01', '40001']);
+
 /** Anything thrown becomes a problem; unknown errors are logged in full and answered as `internal`. */
 export const onError: ErrorHandler<ApiEnv> = (err, c) => {
   if (err instanceof AppError) return problem(c, err);
@@ -65,6 +71,11 @@ export const onError: ErrorHandler<ApiEnv> = (err, c) => {
     // PostgreSQL is restarting or unreachable: a retryable 503, not a 500 (pools reconnect by themselves).
     (c.get('log') ?? console).warn({ err }, 'database unavailable');
     return problem(c, new AppError('unavailable', 'the database is unavailable; retry shortly', {}, { 'retry-after': '1' }));
+  }
+  if (err instanceof postgres.PostgresError && TRANSIENT_CONFLICT.has(err.code)) {
+    // Logged as an error all the same: some transaction takes its locks out of order.
+    (c.get('log') ?? console).error({ err }, 'a transaction was rolled back by a concurrent one; answered 503 for the client to retry');
+    return problem(c, new AppError('unavailable', `the request collided with a concurrent one and was rolled back (SQLSTATE ${err.code}); retry it`, {}, { 'retry-after': '1' }));
   }
   if (err instanceof postgres.PostgresError && UNTAKEABLE_VALUE.has(err.code)) {
     // Logged as an error all the same: an edge check is missing.

@@ -1,4 +1,4 @@
-import type { Sql } from '#shared/db/connect.js';
+import type { Sql, Tx } from '#shared/db/connect.js';
 import type { Metrics } from '#shared/metrics/metrics.js';
 import { PermanentError, RetryError } from '#shared/jobs/job-errors.js';
 import type { PayloadOf } from '#shared/jobs/kinds.js';
@@ -102,9 +102,10 @@ export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'web
     if (d.status === 'delivered') return { skipped: 'already delivered' };
     if (d.webhook_id && d.disabled_at) {
       const why = `not sent: the subscription is disabled (${d.disabled_reason ?? 'by request'})`;
-      await sql`
+      const skipped = await asOwner(sql, d, ctx, (tx) => tx`
         update leasehold.webhook_deliveries set status = 'skipped', last_error = ${why}, next_retry_at = null
-        where id = ${d.id}::uuid and deliver_job_id = ${ctx.id}::uuid`;
+        where id = ${d.id}::uuid`);
+      if (!skipped) return { skipped: NOT_OWNER };
       count('disabled');
       return { skipped: why };
     }
@@ -114,7 +115,11 @@ export function webhookDeliver(deps: WebhookDeliverDeps): Handler<PayloadOf<'web
     const delay = attempt.ok || attempt.final || ctx.attempt >= ctx.maxAttempts ? undefined : retryDelayMs(deps.scheduleMs, ctx.attempt);
     const nextRetryAt = delay === undefined ? null : new Date(Date.now() + delay);
     const status = attempt.ok ? 'delivered' : nextRetryAt ? 'pending' : 'failed';
-    await record(sql, d, ctx, attempt, status, nextRetryAt, deps.disableAfterMs);
+    if (!(await record(sql, d, ctx, attempt, status, nextRetryAt, deps.disableAfterMs))) {
+      // Its outcome is refused by the same fence: nothing of this attempt is kept.
+      ctx.log.warn({ delivery_id: d.id, status_code: attempt.statusCode }, 'webhook attempt not recorded: the lease had moved on');
+      return { skipped: NOT_OWNER };
+    }
     count(attempt.ok ? 'delivered' : attempt.refused ? 'refused' : nextRetryAt ? 'failed_retrying' : 'failed_final');
 
     if (attempt.ok) return { status_code: attempt.statusCode, latency_ms: attempt.latencyMs };
@@ -162,9 +167,41 @@ async function send(d: DeliveryRow, ctx: JobContext, deps: WebhookDeliverDeps): 
   }
 }
 
-/** Writes the attempt, the delivery's new state and the subscription's health in one transaction. */
-async function record(sql: Sql, d: DeliveryRow, ctx: JobContext, a: Attempt, status: string, nextRetryAt: Date | null, disableAfterMs: number): Promise<void> {
-  await sql.begin(async (tx) => {
+const NOT_OWNER = 'not recorded: this attempt no longer holds its lease, or the delivery was made or changed meanwhile';
+
+/**
+ * Runs `write` in a transaction only while this attempt still holds its job's lease and the
+ * delivery is still this job's and not delivered; returns whether it ran. A worker that stalled
+ * in a send (a slow receiver, a paused process) may come back after its lease was reclaimed and
+ * another worker made the delivery: without this its failure set a delivered delivery back to
+ * pending and marked the subscription failing. The job's row is held FOR SHARE until the commit,
+ * so the reclaimer (FOR UPDATE SKIP LOCKED) cannot move the lease on in between; the job row is
+ * locked before the delivery's, the order no other writer reverses (redelivery locks only the
+ * delivery).
+ */
+async function asOwner(sql: Sql, d: DeliveryRow, ctx: JobContext, write: (tx: Tx) => Promise<unknown>): Promise<boolean> {
+  return sql.begin(async (tx) => {
+    const [own] = await tx`
+      select 1 from leasehold.jobs j
+      where j.id = ${ctx.id}::uuid and j.status = 'running' and j.lease_token = ${ctx.leaseToken}::uuid
+      for share`;
+    if (!own) return false;
+    const [current] = await tx`
+      select 1 from leasehold.webhook_deliveries
+      where id = ${d.id}::uuid and deliver_job_id = ${ctx.id}::uuid and status <> 'delivered'
+      for update`;
+    if (!current) return false;
+    await write(tx);
+    return true;
+  });
+}
+
+/**
+ * Writes the attempt, the delivery's new state and the subscription's health in one transaction,
+ * as the delivery's owner (asOwner); false when it recorded nothing.
+ */
+async function record(sql: Sql, d: DeliveryRow, ctx: JobContext, a: Attempt, status: string, nextRetryAt: Date | null, disableAfterMs: number): Promise<boolean> {
+  return asOwner(sql, d, ctx, async (tx) => {
     await tx`
       insert into leasehold.webhook_delivery_attempts
         (delivery_id, attempt, deliver_job_id, started_at, latency_ms, status_code, error, next_retry_at)
