@@ -1,5 +1,5 @@
 import { isKind, KINDS } from '#shared/jobs/kinds.js';
-import { checkCron, nextTicks } from '#shared/maintenance/schedules.js';
+import { checkCron, nextTicks } from '#shared/maintenance/cron-ticks.js';
 import { cliActor, intFlag, textFlag, UsageError, withDatabase, type CommandContext } from '../context.js';
 import { fail, printObject, printTable, usage } from '../output.js';
 

@@ -5,7 +5,8 @@ import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js'
 import { testLog } from '../../test/helpers/engine.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { startMaintenance } from './maintenance.js';
-import { latestTick, runDueSchedules } from './schedules.js';
+import { latestTick } from './cron-ticks.js';
+import { runDueSchedules } from './schedules.js';
 
 let db: TestDatabase;
 beforeAll(async () => (db = await createTestDatabase()));

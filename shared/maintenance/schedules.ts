@@ -1,6 +1,6 @@
-import { CronExpressionParser } from 'cron-parser';
 import type { Sql } from '#shared/db/connect.js';
 import { uuidv7 } from '#shared/jobs/uuid.js';
+import { latestTick } from './cron-ticks.js';
 
 /** A row of leasehold.schedules as the scheduler reads it. */
 interface ScheduleRow {
@@ -48,37 +48,6 @@ with s as (
   where id = (select schedule_id from tick)
 )
 select id, queue from job`;
-
-/**
- * The latest tick of `cron` in `timezone` at or before `now`; throws on a bad expression or zone.
- * Five fields (minute resolution) or six (seconds first).
- */
-export function latestTick(cron: string, timezone: string, now: Date): Date {
-  const expr = CronExpressionParser.parse(cron, { currentDate: new Date(now.getTime() + 1), tz: timezone });
-  const tick = expr.prev().toDate();
-  if (Number.isNaN(tick.getTime())) throw new Error(`cannot compute ticks of "${cron}" in time zone "${timezone}"`);
-  return tick;
-}
-
-/** The next `count` ticks after `now` (for `schedules ls` and validation). */
-export function nextTicks(cron: string, timezone: string, now: Date, count = 1): Date[] {
-  const expr = CronExpressionParser.parse(cron, { currentDate: now, tz: timezone });
-  return Array.from({ length: count }, () => expr.next().toDate());
-}
-
-/** Throws a readable error when the expression or the time zone is unusable. */
-export function checkCron(cron: string, timezone: string): void {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: timezone });
-  } catch {
-    throw new Error(`unknown time zone "${timezone}" (want an IANA name such as UTC or Europe/Paris)`);
-  }
-  try {
-    nextTicks(cron, timezone, new Date());
-  } catch (err) {
-    throw new Error(`bad cron expression "${cron}": ${(err as Error).message}`);
-  }
-}
 
 /**
  * Enqueues the latest due tick of every enabled schedule. After downtime only the most recent
