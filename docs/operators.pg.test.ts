@@ -101,6 +101,7 @@ const PROMISES: [string, (rows: Rows, tx: Sql) => void | Promise<void>][] = [
   ['insert into leasehold.schedules', async (_rows, tx) =>
     expect(await tx`select name, kind, queue, enabled from leasehold.schedules`).toEqual([{ name: 'nightly-report', kind: 'system.noop', queue: 'default', enabled: true }])],
   ['from leasehold.schedules s', (rows) => expect(rows).toEqual([])],
+  ['where t.job_id is null', (rows) => expect(rows).toEqual([])],
   ['from leasehold.uploads u', (rows) => expect(rows).toEqual([expect.objectContaining({ tenant: 'system', content_type: 'image/png', size_bytes: '68', created_by: 'key:docs' })])],
 ];
 

@@ -434,6 +434,7 @@ AS $function$
 declare
   v_id bigint;
 begin
+  update leasehold.jobs set estimate_micros = 0 where id = p_job_id and estimate_micros is null;
   insert into leasehold.cost_events (job_id, tenant_id, kind, attempt, provider, model, priced_as, prices_date,
     input_tokens, cached_input_tokens, image_input_tokens, output_tokens,
     input_price, cached_input_price, image_input_price, output_price, cost_micros)
@@ -907,8 +908,9 @@ create table leasehold.rate_limits (
 create table leasehold.schedule_ticks (
   schedule_id uuid not null,
   tick_at timestamp with time zone not null,
-  job_id uuid not null,
+  job_id uuid,
   created_at timestamp with time zone default now() not null,
+  refusal text,
   constraint schedule_ticks_pkey PRIMARY KEY (schedule_id, tick_at)
 );
 

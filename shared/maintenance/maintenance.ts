@@ -2,16 +2,17 @@ import cron from 'node-cron';
 import type { Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
+import { Governor, type GovernorConfig } from '#shared/governor/governor.js';
 import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
 import { runRetention } from './retention.js';
 import { runDueSchedules } from './schedules.js';
 import { STATISTICS_CHECK_MS, analyzeGrownTables } from './statistics.js';
 
-/** The settings the maintenance runner reads. */
+/** The settings the maintenance runner reads (the governor's, for schedules of paid kinds). */
 export type MaintenanceConfig = Pick<
   Config,
   'RETENTION_JOBS_DAYS' | 'RETENTION_DEAD_LETTERS_DAYS' | 'RETENTION_CRON' | 'SCHEDULER_POLL_MS'
->;
+> & GovernorConfig;
 
 /**
  * Runs in every worker process: retention on the RETENTION_CRON schedule (node-cron; one runner at
@@ -29,6 +30,7 @@ export function startMaintenance(opts: {
   const { sql, config } = opts;
   const log = opts.log.child({ component: 'maintenance' });
   const notifier = new Notifier(sql, (err) => log.debug({ err }, 'notify failed'));
+  const governor = new Governor(config);
   let stopped = false;
   let inflight: Promise<unknown> = Promise.resolve();
 
@@ -60,12 +62,18 @@ export function startMaintenance(opts: {
   };
 
   repeat('schedules', 0, config.SCHEDULER_POLL_MS, () =>
-    runDueSchedules(sql)
-      .then((ticks) => {
+    runDueSchedules(sql, governor)
+      .then((handled) => {
+        const ticks = handled.filter((t) => t.jobId !== null);
         for (const t of ticks) notifier.notify(CHANNELS.jobs, t.queue);
         if (ticks.length) {
           notifier.notify(CHANNELS.events);
           log.info({ ticks: ticks.map((t) => ({ schedule: t.schedule, tick_at: t.tickAt, job_id: t.jobId })) }, 'schedules enqueued');
+        }
+        for (const t of handled) {
+          if (t.refusal !== null) {
+            log.warn({ schedule: t.schedule, tick_at: t.tickAt, refusal: t.refusal }, 'schedule tick refused: no job enqueued; the next tick asks again');
+          }
         }
       })
       .catch((err: unknown) => log.warn({ err }, 'schedule pass failed; will retry')),

@@ -1,4 +1,6 @@
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import { loadConfig } from '#shared/config.js';
+import { Governor } from '#shared/governor/governor.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
 import { runDueSchedules } from './schedules.js';
 
@@ -8,13 +10,14 @@ import { runDueSchedules } from './schedules.js';
 // (07:00Z) to 03:00 EDT, back on 1 November at 02:00 EDT (06:00Z) to 01:00 EST.
 
 let db: TestDatabase;
+const governor = new Governor(loadConfig({}));
 beforeAll(async () => (db = await createTestDatabase()));
 afterAll(() => db.drop());
 afterEach(async () => {
   await db.sql`update leasehold.schedules set enabled = false`;
 });
 
-const poll = (now: Date) => runDueSchedules(db.sql, now);
+const poll = (now: Date) => runDueSchedules(db.sql, governor, now);
 
 /**
  * Adds a schedule (ticks from `from` on) and runs the scheduler every `stepMs` from `from` to `to`,

@@ -1,14 +1,17 @@
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import type { Sql } from '#shared/db/connect.js';
 import { loadConfig } from '#shared/config.js';
+import { Governor } from '#shared/governor/governor.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
 import { testLog } from '../../test/helpers/engine.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { startMaintenance } from './maintenance.js';
 import { latestTick } from './cron-ticks.js';
-import { runDueSchedules } from './schedules.js';
+import { runDueSchedules as runDue } from './schedules.js';
 
 let db: TestDatabase;
+const governor = new Governor(loadConfig({}));
+const runDueSchedules = (sql: Sql, now: Date) => runDue(sql, governor, now);
 beforeAll(async () => (db = await createTestDatabase()));
 afterAll(() => db.drop());
 const running: { stop(): Promise<void> }[] = [];
@@ -48,7 +51,7 @@ test('eight schedulers racing over the same ticks enqueue exactly one job per ti
   // 30 ticks, each seen by all eight schedulers at (slightly) different moments within the tick.
   for (let i = 0; i < 30; i++) {
     const results = await Promise.all(pools.map((p, k) => runDueSchedules(p, new Date(start.getTime() + i * 10_000 + k * 300))));
-    enqueued.push(...results.flat().map((t) => t.jobId));
+    enqueued.push(...results.flat().map((t) => t.jobId!));
   }
   const ticks = await ticksOf(db.sql, id);
   expect(ticks).toHaveLength(30);
