@@ -202,3 +202,13 @@ describe('settlement against the model double', () => {
     expect(await settledLedger(t.tenantId, id)).toEqual([['reservation', -estimate], ['refund', estimate], ['settlement', -cost]]);
   });
 });
+
+test('insertPaidJobs: a job its idempotency key finds already there is not reserved a second time', async () => {
+  const t = await meteredTenant('settle-idem', 5_000_000);
+  const job = { kind: 'image.edit' as const, tenantId: t.tenantId, idempotencyKey: 'edit-once', payload: { image: `uploads/${t.tenantId}/x.png`, prompt: 'stage the room' } };
+  const first = await insertPaidJobs(db.sql, governor, [job]);
+  const again = await insertPaidJobs(db.sql, governor, [job]);
+  expect([first.created, again.created, again.ids]).toEqual([[true], [false], first.ids]);
+  const estimate = governor.editEstimate(job.payload).micros;
+  expect((await ledgerOf(db.sql, t.tenantId)).filter((r) => r.job_id === first.ids[0]).map((r) => [r.entry, r.amount_micros])).toEqual([['reservation', -estimate]]);
+});

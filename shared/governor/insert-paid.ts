@@ -17,7 +17,8 @@ export async function insertPaidJobs(db: Sql | Tx, governor: Governor, jobs: New
     const result = await insertJobs(tx, jobs);
     for (const [i, j] of jobs.entries()) {
       const estimate = estimates[i];
-      if (estimate) await reserveJobs(tx, j.tenantId ?? SYSTEM_TENANT, j.kind, estimate.micros, [result.ids[i]!]);
+      // A job its idempotency key found already there holds its own reservation: reserve once.
+      if (estimate && result.created[i]) await reserveJobs(tx, j.tenantId ?? SYSTEM_TENANT, j.kind, estimate.micros, [result.ids[i]!]);
     }
     return result;
   };
