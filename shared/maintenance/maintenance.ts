@@ -10,7 +10,7 @@ import { STATISTICS_CHECK_MS, analyzeGrownTables } from './statistics.js';
 /** The settings the maintenance runner reads. */
 export type MaintenanceConfig = Pick<
   Config,
-  'RETENTION_JOBS_DAYS' | 'RETENTION_DEAD_LETTERS_DAYS' | 'RETENTION_CRON' | 'SCHEDULER_POLL_MS'
+  'RETENTION_JOBS_DAYS' | 'RETENTION_DEAD_LETTERS_DAYS' | 'RETENTION_QUEUE_IDLE_HOURS' | 'RETENTION_CRON' | 'SCHEDULER_POLL_MS'
 >;
 
 /**
@@ -35,7 +35,12 @@ export function startMaintenance(opts: {
   const retention = cron.schedule(
     config.RETENTION_CRON,
     async () => {
-      const run = runRetention(sql, { jobsDays: config.RETENTION_JOBS_DAYS, deadLettersDays: config.RETENTION_DEAD_LETTERS_DAYS })
+      const policy = {
+        jobsDays: config.RETENTION_JOBS_DAYS,
+        deadLettersDays: config.RETENTION_DEAD_LETTERS_DAYS,
+        queueIdleHours: config.RETENTION_QUEUE_IDLE_HOURS,
+      };
+      const run = runRetention(sql, policy)
         .then((report) => {
           if (report === null) log.debug('retention skipped: another process is running it');
           else log.info({ ...report }, 'retention pass done');
