@@ -115,6 +115,8 @@ const schema = z.object({
   RATE_LIMIT_PER_S: z.coerce.number().positive().default(50),
   /** Default rate limit per tenant and route group: burst size. */
   RATE_LIMIT_BURST: z.coerce.number().int().positive().default(200),
+  /** Most queues that may exist: a job the API is asked to put in a queue that does not exist yet is refused (422 queue_limit) once this many do; the library, SQL and the CLI may still make queues, which count. */
+  MAX_QUEUES: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
   /** Key of the OpenAI (or compatible) API. */
   OPENAI_API_KEY: optionalText,
   /** Base URL of an OpenAI-compatible server. */
@@ -188,6 +190,8 @@ const schema = z.object({
   RETENTION_JOBS_DAYS: z.coerce.number().positive().default(14),
   /** Dead letters (and the admin audit log) are deleted this many days after the failure. */
   RETENTION_DEAD_LETTERS_DAYS: z.coerce.number().positive().default(90),
+  /** A queue with no queued or running job, not paused, is deleted once retention has found it so for this many hours (a new job registers it again). */
+  RETENTION_QUEUE_IDLE_HOURS: z.coerce.number().positive().default(24),
   /** When worker processes run retention (node-cron syntax; one process at a time does the work). */
   RETENTION_CRON: z.string().default('*/10 * * * *').refine((v) => cron.validate(v), 'must be a cron expression (node-cron syntax)'),
   /** How often each worker process looks for due schedule ticks. */

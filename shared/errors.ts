@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'unknown_kind'
   | 'invalid_schema'
   | 'idempotency_key_reused'
+  | 'queue_limit'
   | 'budget_exceeded'
   | 'margin_floor'
   | 'rate_limited'
@@ -36,6 +37,7 @@ export const ERROR_CODES: Record<ErrorCode, { status: number; title: string }> =
   unknown_kind: { status: 422, title: 'Unknown job kind' },
   invalid_schema: { status: 422, title: 'JSON Schema not accepted by Structured Outputs (strict)' },
   idempotency_key_reused: { status: 422, title: 'Idempotency-Key reused with a different request' },
+  queue_limit: { status: 422, title: 'The queue does not exist and no more queues may be made' },
   budget_exceeded: { status: 402, title: 'A spend ceiling or the credit balance does not allow this work' },
   margin_floor: { status: 402, title: "The estimated cost leaves less than the margin floor of the job's price" },
   rate_limited: { status: 429, title: 'Rate limit exceeded' },

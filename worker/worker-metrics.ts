@@ -7,11 +7,14 @@ type Observer = { observe(value: number): void };
 
 /**
  * The worker's side of the metrics. Per-job observations go to JobHistogram series looked up once
- * per queue and kind and kept; counters are incremented once per flush, not per job.
+ * per queue and kind and kept; counters are incremented once per flush, not per job. Every series
+ * is labelled by queue, and forgetQueue() drops a queue's, so they stay as many as live queues.
  */
 export class WorkerMetrics {
   readonly #durations = new Map<string, Map<string, Observer>>();
   readonly #latencies = new Map<string, Observer>();
+  /** The counter series written, per queue: kind → the outcomes of jobAttempts (retries and dead letters share the kind). */
+  readonly #counted = new Map<string, Map<string, Set<string>>>();
 
   constructor(readonly metrics: Metrics) {}
 
@@ -39,6 +42,7 @@ export class WorkerMetrics {
   written(tally: Map<string, OutcomeCount>): void {
     const m = this.metrics;
     for (const { queue, kind, outcome, n } of tally.values()) {
+      this.#count(queue, kind).add(outcome);
       m.jobAttempts.labels(queue, kind, outcome).inc(n);
       if (outcome === 'retried') m.retries.labels(queue, kind).inc(n);
       else if (outcome === 'failed') m.deadLetters.labels(queue, kind).inc(n);
@@ -51,6 +55,41 @@ export class WorkerMetrics {
     if (report.requeued) m.leaseReclaims.labels('requeued').inc(report.requeued);
     if (report.failed) m.leaseReclaims.labels('failed').inc(report.failed);
     if (report.cancelled) m.leaseReclaims.labels('cancelled').inc(report.cancelled);
-    for (const { queue, kind, n } of report.deadLettered.values()) m.deadLetters.labels(queue, kind).inc(n);
+    for (const { queue, kind, n } of report.deadLettered.values()) {
+      this.#count(queue, kind);
+      m.deadLetters.labels(queue, kind).inc(n);
+    }
+  }
+
+  /** The queues that have series here. */
+  *queues(): IterableIterator<string> {
+    const seen = new Set<string>();
+    for (const map of [this.#durations, this.#latencies, this.#counted]) {
+      for (const q of map.keys()) if (!seen.has(q)) seen.add(q), yield q;
+    }
+  }
+
+  /** Drops every series of `queue` (it no longer exists); a job of it later starts them afresh. */
+  forgetQueue(queue: string): void {
+    const m = this.metrics;
+    for (const kind of this.#durations.get(queue)?.keys() ?? []) m.jobDuration.remove(queue, kind);
+    for (const [kind, outcomes] of this.#counted.get(queue) ?? []) {
+      for (const outcome of outcomes) m.jobAttempts.remove(queue, kind, outcome);
+      m.retries.remove(queue, kind);
+      m.deadLetters.remove(queue, kind);
+    }
+    m.claimLatency.remove(queue);
+    this.#durations.delete(queue);
+    this.#latencies.delete(queue);
+    this.#counted.delete(queue);
+  }
+
+  /** The outcomes counted for `queue` and `kind` (once per flush entry, not per job). */
+  #count(queue: string, kind: string): Set<string> {
+    let byKind = this.#counted.get(queue);
+    if (!byKind) this.#counted.set(queue, (byKind = new Map()));
+    let outcomes = byKind.get(kind);
+    if (!outcomes) byKind.set(kind, (outcomes = new Set()));
+    return outcomes;
   }
 }

@@ -6,7 +6,6 @@ import type { ObjectStore } from '#shared/storage/object-store.js';
 import { loadConfig, type Config, type QueueSpec } from '#shared/config.js';
 import type { VisionProvider } from '#shared/ai/provider.js';
 import { DEFAULT_RETRY } from '#shared/jobs/backoff.js';
-import type { AbortReason } from '#shared/jobs/job-errors.js';
 import { KINDS, isKind, isPaidKind, type KindSpec } from '#shared/jobs/kinds.js';
 import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
 import { CLAIM_JOBS, GOVERNOR_BRAKE, LIST_QUEUES, PREPARED, PRUNE_WORKERS, WORKER_STOPPED } from '#shared/jobs/queue-sql.js';
@@ -21,6 +20,7 @@ import { createHandlers } from './handlers/index.js';
 import { leaseBudgetMs, startHeartbeat } from './heartbeat.js';
 import { startReclaimer } from './reclaimer.js';
 import { WorkerMetrics } from './worker-metrics.js';
+import { forgetVanishedQueues } from './vanished-queues.js';
 
 /** Tuning of one worker; every field has the default DESIGN.md names. */
 export interface WorkerSettings {
@@ -201,7 +201,7 @@ export class Worker {
       },
       log: this.#log,
       held: () => this.#held.values(),
-      onCancelRequested: (h) => this.#abort(h, 'cancelled', 'cancellation requested'),
+      onCancelRequested: (h) => abortAttempt(h, 'cancelled', 'cancellation requested'),
       onLeaseLost: (h, why) => this.#leaseLost(h, why),
     });
     this.#reclaimer = startReclaimer({
@@ -245,7 +245,7 @@ export class Worker {
     await Promise.all([this.#waitIdle(this.settings.shutdownGraceMs), this.#reclaimer?.stop()]);
     if (this.#running > 0) {
       this.#log.warn({ running: this.#running }, 'grace period over; aborting handlers and handing their leases back');
-      for (const h of this.#held.values()) if (h.state === 'running') this.#abort(h, 'shutdown', 'worker shutting down');
+      for (const h of this.#held.values()) if (h.state === 'running') abortAttempt(h, 'shutdown', 'worker shutting down');
       await this.#waitIdle(this.settings.abortGraceMs + 1_000);
     }
     clearInterval(this.#sweepTimer);
@@ -297,9 +297,11 @@ export class Worker {
       ]);
       this.#setBrake(brake?.reason ?? null);
       this.#paused = new Set(rows.filter((r) => r.paused).map((r) => r.name));
-      const wanted =
-        this.settings.queues === 'all' ? rows.map((r) => r.name) : this.settings.queues.map((q) => q.name);
+      const served = this.settings.queues;
+      const wanted = served === 'all' ? rows.map((r) => r.name) : served.map((q) => q.name);
       this.#queues = wanted.filter((q) => !this.#paused.has(q));
+      // Queues retention deleted leave no counts or metric series behind.
+      if (served === 'all') forgetVanishedQueues(new Set(wanted), [this.#activePerQueue, this.#runningPerQueue, this.#requestedPerQueue], this.#metrics);
     } catch (err) {
       this.#log.warn({ err }, 'could not read queues; keeping the last list');
     }
@@ -520,7 +522,7 @@ export class Worker {
     const now = Date.now();
     for (const h of this.#held.values()) {
       if (h.state === 'running' && h.timeoutAt !== undefined && h.timeoutAt <= now) {
-        this.#abort(h, 'timeout', `timed out after ${this.#specs.get(h.job.kind)!.timeoutMs} ms`);
+        abortAttempt(h, 'timeout', `timed out after ${this.#specs.get(h.job.kind)!.timeoutMs} ms`);
       }
     }
   }
@@ -574,22 +576,18 @@ export class Worker {
     }
   }
 
-  #abort(h: HeldJob, reason: AbortReason, message: string): void {
-    abortAttempt(h, reason, message);
-  }
-
   #leaseLost(h: HeldJob, why: string): void {
     if (this.#held.get(h.job.id) !== h) return;
     this.counters.leaseLost++;
     this.#log.warn({ job_id: h.job.id, kind: h.job.kind, tenant_id: h.job.tenant_id, state: h.state, why }, 'lease lost; the attempt may not write');
     if (h.state === 'buffered') this.#buffer = this.#buffer.filter((b) => b !== h);
-    this.#abort(h, 'lease_lost', why);
+    abortAttempt(h, 'lease_lost', why);
     this.#release(h);
   }
 
   #onCancel(jobId: string): void {
     const h = this.#held.get(jobId);
-    if (h) this.#abort(h, 'cancelled', 'cancellation requested');
+    if (h) abortAttempt(h, 'cancelled', 'cancellation requested');
   }
 
   // ---- progress --------------------------------------------------------------------------

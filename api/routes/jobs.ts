@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError, type FieldError } from '#shared/errors.js';
 import { KINDS, isKind, type PayloadOf } from '#shared/jobs/kinds.js';
-import type { NewJob } from '#shared/jobs/queue.js';
+import { KIND_QUEUES, type NewJob } from '#shared/jobs/queue.js';
 import { Governor } from '#shared/governor/governor.js';
 import { insertPaidJobs } from '#shared/governor/insert-paid.js';
 import { reserveRequeue } from '#shared/governor/reserve-requeue.js';
@@ -58,7 +58,10 @@ const CreateJob = z
   .object({
     kind: z.string().min(1).max(200).openapi({ description: `A registered kind: ${KNOWN_KINDS.join(', ')}.` }),
     payload: z.unknown().optional().openapi({ type: 'object', description: "Validated by the kind's own schema; default {}." }),
-    queue: QueueName.optional().openapi({ description: "Default: the kind's queue." }),
+    queue: QueueName.optional().openapi({
+      description:
+        "Default: the kind's queue. A queue that does not exist yet is made, unless MAX_QUEUES queues exist already: then the job is refused (422 queue_limit). Queues without queued or running jobs are deleted after a while, and made again by their next job.",
+    }),
     priority: z.number().int().min(-2_147_483_648).max(2_147_483_647).optional().openapi({ description: 'Lower runs first; default 100.' }),
     run_at: Timestamp
       // postgres.js reads timestamptz text back through Date, which turns year 0001 into 2001.
@@ -127,7 +130,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
         409: 'manifest.extract: the pattern is inactive; or the Idempotency-Key is still in progress',
         413: 'Body too large',
         415: 'Not application/json',
-        422: "validation_failed (paths under body or body.payload; an upload that is not the caller's, missing, or of the wrong type or size), unknown_kind (lists known_kinds) or idempotency_key_reused",
+        422: "validation_failed (paths under body or body.payload; an upload that is not the caller's, missing, or of the wrong type or size), unknown_kind (lists known_kinds), queue_limit (`queue` names a new queue and MAX_QUEUES exist already) or idempotency_key_reused",
       }),
     },
   });
@@ -168,7 +171,9 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
           ...(body.max_attempts !== undefined && { maxAttempts: body.max_attempts }),
         },
       ];
-      const { ids } = await insertPaidJobs(db, governor, enqueued);
+      // A queue the caller chose (not one the kinds use anyway) may be new: it must fit MAX_QUEUES.
+      const bounded = body.queue !== undefined && !KIND_QUEUES.has(body.queue);
+      const { ids } = await insertPaidJobs(db, governor, enqueued, bounded ? { maxQueues: config.MAX_QUEUES } : {});
       const [job] = await selectJobs(db, tenantId, db`and id = ${ids[0]!}::uuid`);
       return { status: 202 as const, body: jobView(job!) };
     });

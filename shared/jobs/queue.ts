@@ -1,7 +1,16 @@
 import type { Sql, Tx } from '../db/connect.js';
+import { AppError } from '../errors.js';
 import { KINDS, isKind } from './kinds.js';
 import { CHANNELS, type Notifier } from './notifier.js';
-import { INSERT_JOBS, INSERT_JOBS_AND_WAKE, INSERT_JOBS_IDEMPOTENT, PREPARED, SELECT_IDEMPOTENT_IDS } from './queue-sql.js';
+import {
+  ADMIT_QUEUES,
+  INSERT_JOBS,
+  INSERT_JOBS_ADMITTED,
+  INSERT_JOBS_AND_WAKE,
+  INSERT_JOBS_IDEMPOTENT,
+  PREPARED,
+  SELECT_IDEMPOTENT_IDS,
+} from './queue-sql.js';
 import { isUuid, uuidv7 } from './uuid.js';
 import { copyJobs, type CopyColumns, type CopyRow } from './copy-jobs.js';
 
@@ -27,6 +36,18 @@ export interface NewJob {
   patternId?: string;
   patternVersion?: number;
 }
+
+/** How insertJobs treats queues that do not exist yet. */
+export interface InsertOptions {
+  /**
+   * Refuse (AppError `queue_limit`, nothing written) jobs whose queues would take the number of
+   * queues past this; unset: any queue is registered (the insert trigger does it).
+   */
+  maxQueues?: number;
+}
+
+/** The queues every registered kind uses by default: they exist for the system, so no bound refuses them. */
+export const KIND_QUEUES: ReadonlySet<string> = new Set(['default', ...Object.values(KINDS).map((k) => k.queue)]);
 
 /** What enqueue did with each input, in input order. */
 export interface EnqueueResult {
@@ -138,12 +159,32 @@ function copyColumns(jobs: NewJob[]): CopyColumns {
   return c;
 }
 
+/** The refusal of jobs whose new queues would pass `max`. */
+function queueLimit(queues: string[], max: number): AppError {
+  const names = queues.map((q) => `"${q}"`).join(', ');
+  return new AppError(
+    'queue_limit',
+    `${queues.length === 1 ? `queue ${names} does not exist` : `one of the queues ${names} does not exist`}, and ${max} queues ` +
+      'exist already (MAX_QUEUES): send the job to an existing queue, or leave queue out for its kind\'s own',
+    { max_queues: max },
+  );
+}
+
 /**
  * Inserts jobs and their `job.queued` events in as few statements as possible, without any
  * NOTIFY: callers choose how to wake workers. Runs in whatever `db` is (pool or transaction);
- * a bulk larger than one chunk should be given a transaction so it lands whole.
+ * a bulk larger than one chunk, or one with `maxQueues` that goes by COPY or has idempotency
+ * keys, should be given a transaction so it lands (or is refused) whole.
  */
-export async function insertJobs(db: Sql | Tx, jobs: NewJob[]): Promise<EnqueueResult> {
+export async function insertJobs(db: Sql | Tx, jobs: NewJob[], opts: InsertOptions = {}): Promise<EnqueueResult> {
+  const { maxQueues } = opts;
+  if (maxQueues !== undefined && (usesCopy(jobs) || jobs.some((j) => j.idempotencyKey !== undefined))) {
+    // These paths have no admitting statement of their own: admit first, in the caller's transaction.
+    const queues = [...new Set(jobs.map((j) => queueOf(j)))];
+    const [r] = await db.unsafe<{ admitted: boolean }[]>(ADMIT_QUEUES, [queues, maxQueues], PREPARED);
+    if (!r!.admitted) throw queueLimit(queues, maxQueues);
+    return insertJobs(db, jobs);
+  }
   if (usesCopy(jobs)) {
     // Rows are made as COPY consumes them, so building them overlaps the database's work.
     const ids: string[] = [];
@@ -171,7 +212,15 @@ export async function insertJobs(db: Sql | Tx, jobs: NewJob[]): Promise<EnqueueR
       // Sent without waiting: PostgreSQL inserts this chunk while the next one is built. One
       // connection (the caller's transaction) keeps the statements in order. Yielding once lets
       // postgres.js write the query out (it flushes on setImmediate).
-      sent.push(db.unsafe(INSERT_JOBS, columns(chunk), PREPARED));
+      if (maxQueues === undefined) sent.push(db.unsafe(INSERT_JOBS, columns(chunk), PREPARED));
+      else {
+        const queues = [...new Set(chunk.map((r) => r.queue))];
+        sent.push(
+          db.unsafe<{ admitted: boolean }[]>(INSERT_JOBS_ADMITTED, [...columns(chunk), queues, maxQueues], PREPARED).then(([r]) => {
+            if (!r!.admitted) throw queueLimit(queues, maxQueues);
+          }),
+        );
+      }
       if (start + CHUNK < jobs.length) await new Promise((resolve) => setImmediate(resolve));
     }
   } catch (err) {

@@ -11,7 +11,7 @@ import { STATISTICS_CHECK_MS, analyzeGrownTables } from './statistics.js';
 /** The settings the maintenance runner reads (the governor's, for schedules of paid kinds). */
 export type MaintenanceConfig = Pick<
   Config,
-  'RETENTION_JOBS_DAYS' | 'RETENTION_DEAD_LETTERS_DAYS' | 'RETENTION_CRON' | 'SCHEDULER_POLL_MS'
+  'RETENTION_JOBS_DAYS' | 'RETENTION_DEAD_LETTERS_DAYS' | 'RETENTION_QUEUE_IDLE_HOURS' | 'RETENTION_CRON' | 'SCHEDULER_POLL_MS'
 > & GovernorConfig;
 
 /**
@@ -37,7 +37,12 @@ export function startMaintenance(opts: {
   const retention = cron.schedule(
     config.RETENTION_CRON,
     async () => {
-      const run = runRetention(sql, { jobsDays: config.RETENTION_JOBS_DAYS, deadLettersDays: config.RETENTION_DEAD_LETTERS_DAYS })
+      const policy = {
+        jobsDays: config.RETENTION_JOBS_DAYS,
+        deadLettersDays: config.RETENTION_DEAD_LETTERS_DAYS,
+        queueIdleHours: config.RETENTION_QUEUE_IDLE_HOURS,
+      };
+      const run = runRetention(sql, policy)
         .then((report) => {
           if (report === null) log.debug('retention skipped: another process is running it');
           else log.info({ ...report }, 'retention pass done');

@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Sql } from '#shared/db/connect.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
+import { queueFor } from '../../test/helpers/engine.js';
 import { daysAgo, uuidv7At } from '../../test/helpers/uuid-at.js';
+import { deferred } from '../../test/helpers/deferred.js';
+import { waitFor } from '../../test/helpers/wait.js';
 import { RETENTION_LOCK_KEY, runRetention } from './retention.js';
 
 let db: TestDatabase;
@@ -63,7 +66,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   const report = await runRetention(db.sql, POLICY);
   // The ancient dead letter goes first, so its failed job (no open dead letter left) goes in the same pass.
-  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0, uploads: 0 });
+  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0, uploads: 0, queues: 0 });
 
   const left = await present(db.sql, [...oldDone, finishedRecently, oldQueued, oldRunning, recentDone, failedOpen, failedAncient]);
   for (const id of [...oldDone, failedAncient]) expect(left.has(id), `job ${id} should be gone`).toBe(false);
@@ -79,7 +82,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   // The kept failed job can still be requeued from its dead letter; a second pass finds nothing.
   expect((await db.sql`select leasehold.requeue_dead_letter(${failedOpenLetter}) as job`)[0]!.job).toBe(failedOpen);
-  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0 });
+  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, queues: 0 });
 });
 
 test('while another process holds the retention lock, a runner does nothing and says so', async () => {
@@ -165,4 +168,100 @@ test('deletes upload records made before the cutoff, in batches, and keeps recen
   const left = await db.sql<{ id: string }[]>`select id from leasehold.uploads where id = any(${[...old, ...keep]}::uuid[]) order by id`;
   expect(left.map((r) => r.id)).toEqual([...keep].sort());
   expect(await runRetention(db.sql, POLICY)).toMatchObject({ uploads: 0 });
+});
+
+describe('idle queues', () => {
+  // Queue names used to stay for good: any tenant could make them without end, and a worker serving
+  // all queues probes each one in every claim.
+  const HOURS = 3_600_000;
+  /** A queues row marked idle `idleHoursAgo` hours ago (null: not marked), paused or not. */
+  const queueRow = (name: string, idleHoursAgo: number | null, paused = false) => db.sql`
+    insert into leasehold.queues (name, idle_since, paused_at)
+    values (${name}, ${idleHoursAgo === null ? null : new Date(Date.now() - idleHoursAgo * HOURS)}, ${paused ? new Date() : null})
+    on conflict (name) do update set idle_since = excluded.idle_since, paused_at = excluded.paused_at`;
+  /** A job of `status` in `queue` (the insert trigger registers the queue). */
+  const jobIn = async (queue: string, status: string) => {
+    const [row] = await db.sql<{ id: string }[]>`
+      insert into leasehold.jobs (id, tenant_id, kind, queue, status, attempts, run_at, finished_at, lease_token, lease_owner, lease_expires_at)
+      values (${uuidv7At(new Date())}, ${TENANT}, 'system.noop', ${queue}, ${status}::leasehold.job_status, 1, now() + interval '1 day',
+              ${['succeeded', 'failed', 'cancelled'].includes(status) ? new Date() : null},
+              ${status === 'running' ? uuidv7At(new Date()) : null}, ${status === 'running' ? 'w' : null},
+              ${status === 'running' ? new Date(Date.now() + 30_000) : null})
+      returning id`;
+    return row!.id;
+  };
+  const marks = async (names: string[]) =>
+    Object.fromEntries(
+      (await db.sql<{ name: string; marked: boolean }[]>`select name, idle_since is not null as marked from leasehold.queues where name = any(${names})`)
+        .map((r) => [r.name, r.marked]),
+    );
+
+  test('deletes queues idle past the grace period, in batches; keeps paused, live and recently idle ones, and marks the newly idle', async () => {
+    const old = Array.from({ length: 6 }, (_, i) => `idle-old-${i}`);
+    for (const q of old) await queueRow(q, 25);
+    const finished = await jobIn('only-finished', 'cancelled');
+    await queueRow('only-finished', 25);
+    await queueRow('paused-old', 25, true);
+    await jobIn('queued-old', 'queued');
+    await queueRow('queued-old', 25);
+    await jobIn('running-old', 'running');
+    await queueRow('running-old', 25);
+    await queueRow('idle-recent', 1);
+    await queueRow('never-looked-at', null);
+
+    const report = await runRetention(db.sql, { ...POLICY, queueIdleHours: 24 });
+    expect(report).toMatchObject({ queues: 7 });
+    const kept = ['paused-old', 'queued-old', 'running-old', 'idle-recent', 'never-looked-at'];
+    expect(await marks([...old, 'only-finished', ...kept])).toEqual({
+      'paused-old': true,
+      'queued-old': false, // a live job clears the mark
+      'running-old': false,
+      'idle-recent': true,
+      'never-looked-at': true, // idle from this pass on
+    });
+
+    // A finished job does not hold its queue; retrying it registers the queue again.
+    expect((await db.sql`select leasehold.retry_job(${finished}) as ok`)[0]!.ok).toBe(true);
+    expect(await marks(['only-finished'])).toEqual({ 'only-finished': false });
+    expect(await runRetention(db.sql, { ...POLICY, queueIdleHours: 24 })).toMatchObject({ queues: 0 });
+  });
+
+  test('a job inserted into a queue while retention deletes it keeps its queue, whichever goes first', async () => {
+    const pending = await db.connect({ max: 1 }).reserve();
+    const lockWaits = async () =>
+      (await db.sql`select count(*)::int as n from pg_locks where relation = 'leasehold.queues'::regclass and not granted`)[0]!.n > 0;
+
+    // The job's insert goes first and is not committed: retention waits for it (or, past its lock
+    // timeout, leaves the queues to the next pass), then sees the job.
+    await queueRow('race-insert-first', 25);
+    const inserted = deferred();
+    const go = deferred();
+    const producer = db.sql.begin(async (tx) => {
+      await tx`insert into leasehold.jobs (id, tenant_id, kind, queue) values (${uuidv7At(new Date())}, ${TENANT}, 'system.noop', 'race-insert-first')`;
+      inserted.resolve();
+      await go.promise;
+    });
+    await inserted.promise;
+    expect(await runRetention(db.sql, { ...POLICY, queueLockTimeoutMs: 50 })).toMatchObject({ queues: null });
+    const retention = runRetention(db.sql, { ...POLICY, queueLockTimeoutMs: 10_000 });
+    await waitFor(lockWaits, 'retention waiting for the lock on queues');
+    go.resolve();
+    await producer;
+    expect(await retention).toMatchObject({ queues: 0 });
+    expect(await marks(['race-insert-first'])).toEqual({ 'race-insert-first': true });
+    expect(await runRetention(db.sql, POLICY)).toMatchObject({ queues: 0 });
+    expect(await marks(['race-insert-first'])).toEqual({ 'race-insert-first': false });
+
+    // The delete goes first and is not committed: the job's insert waits for it, then registers the queue again.
+    await queueRow('race-delete-first', 25);
+    await pending`begin`;
+    await pending`lock table leasehold.queues in share row exclusive mode`;
+    expect(await pending`delete from leasehold.queues where name = 'race-delete-first' returning name`).toHaveLength(1);
+    const late = queueFor(db.sql).enqueue({ kind: 'system.noop', queue: 'race-delete-first' });
+    await waitFor(lockWaits, 'the insert waiting for the lock on queues');
+    await pending`commit`;
+    pending.release();
+    await late;
+    expect(await marks(['race-delete-first'])).toEqual({ 'race-delete-first': false });
+  });
 });

@@ -6,6 +6,10 @@ export interface RetentionPolicy {
   jobsDays: number;
   /** Dead letters (and the admin audit log) older than this go. */
   deadLettersDays: number;
+  /** Queues with no queued or running job, not paused, go once found so for this long (default 24). */
+  queueIdleHours?: number;
+  /** How long a batch of idle queues waits for its lock on queues, holding producers back meanwhile (default 100). */
+  queueLockTimeoutMs?: number;
   /** Rows per statement; each statement is its own short transaction. */
   batchSize?: number;
 }
@@ -21,12 +25,15 @@ export interface RetentionReport {
   webhookDeliveries: number;
   /** Records of presigned uploads (the objects in storage stay). */
   uploads: number;
+  /** Idle queues deleted; null when the lock on queues was not had in time for any (the next pass tries again). */
+  queues: number | null;
 }
 
 /** The advisory lock one retention runner holds across every process ("leasehrt"). */
 export const RETENTION_LOCK_KEY = 0x6c6561736568_7274n;
 
-const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 /**
  * One batch of finished jobs, with their events, tenant_jobs rows and job_settlements rows.
@@ -120,6 +127,60 @@ delete from leasehold.admin_actions where id = any(array(
   select id from leasehold.admin_actions where at < $1::timestamptz order by id limit $2::int))
 returning 1`;
 
+/**
+ * A queue is live while a job in it is queued (a probe of jobs_claim_idx, whose leading column is
+ * the queue) or running (the running rows are read once, through jobs_lease_expiry_idx: at most
+ * the workers' total concurrency). Finished jobs do not hold a queue: only a retry brings one back,
+ * and retry_job_unaudited registers its queue again.
+ */
+const LIVE = `(exists (select 1 from leasehold.jobs j where j.status = 'queued' and j.queue = q.name)
+   or q.name in (select r.queue from leasehold.jobs r where r.status = 'running'))`;
+
+/**
+ * Marks each queue found without a live job idle since now, and clears the mark of one found
+ * live; only queues whose state changed are written. Retention's passes (RETENTION_CRON) are the
+ * only observer, so the insert path never pays for knowing when a queue was last used.
+ */
+export const MARK_IDLE_QUEUES = `
+update leasehold.queues q set idle_since = case when q.idle_since is null then now() end
+where (q.idle_since is not null) = ${LIVE}`;
+
+/** Whether any queue is due to go: then, and only then, PRUNE_IDLE_QUEUES takes its lock. */
+export const IDLE_QUEUES_DUE = `
+select exists (select 1 from leasehold.queues where idle_since < $1::timestamptz and paused_at is null) as due`;
+
+/**
+ * One batch of queues marked idle before $1, not paused and still without a live job, walked by
+ * name from $3. Run under PRUNE_QUEUES_LOCK: every statement that registers a queue (the jobs
+ * insert trigger, admit_queues, pause_queue, retry_job_unaudited) holds ROW EXCLUSIVE on queues
+ * to its commit, so taking the lock waits for every transaction that may hold a job this
+ * statement's snapshot could not see, and holds back those that come after it until this commits
+ * (they then register the queue again). Without it, a job inserted into an existing queue while
+ * the delete ran would commit into a queue that no longer exists, and no worker serving all
+ * queues would claim it.
+ */
+export const PRUNE_IDLE_QUEUES = `
+with cand as (
+  select name from leasehold.queues
+  where name > $3::text and idle_since < $1::timestamptz and paused_at is null
+  order by name limit $2::int
+), del as (
+  delete from leasehold.queues q
+  where q.name = any(array(select name from cand)) and not ${LIVE}
+  returning 1
+)
+select (select max(name) from cand) as last_name, (select count(*) from cand)::int as scanned,
+       (select count(*) from del)::int as deleted`;
+
+/** Taken for each PRUNE_IDLE_QUEUES batch: conflicts with ROW EXCLUSIVE (every insert), not with reads (claims). */
+export const PRUNE_QUEUES_LOCK = `lock table leasehold.queues in share row exclusive mode`;
+
+// Producers that register a queue wait behind the lock: for no longer than this while retention
+// waits for it, then for one batch. A pass that does not get it leaves the queues to the next.
+const QUEUE_LOCK_TIMEOUT_MS = 100;
+// SQLSTATE 55P03 lock_not_available: lock_timeout expired.
+const LOCK_NOT_AVAILABLE = '55P03';
+
 const MIN_UUID = '00000000-0000-0000-0000-000000000000';
 
 /**
@@ -136,7 +197,7 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
     const [lock] = await conn<{ got: boolean }[]>`select pg_try_advisory_lock(${RETENTION_LOCK_KEY.toString()}::bigint) as got`;
     if (!lock!.got) return null;
     try {
-      const report: RetentionReport = { jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0 };
+      const report: RetentionReport = { jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, queues: 0 };
       // Dead letters first: a failed job is kept while its dead letter is open, so one pass frees both.
       await walk<{ deleted: number }>(conn, PRUNE_DEAD_LETTERS, deadCutoff, batch, (r) => (report.deadLetters += r.deleted));
       await walk<{ jobs: number; events: number }>(conn, PRUNE_JOBS, jobsCutoff, batch, (r) => {
@@ -147,12 +208,43 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
       await walk<{ deleted: number }>(conn, PRUNE_UPLOADS, jobsCutoff, batch, (r) => (report.uploads += r.deleted));
       report.scheduleTicks = await drain(conn, PRUNE_SCHEDULE_TICKS, [jobsCutoff.toISOString(), batch], batch);
       report.adminActions = await drain(conn, PRUNE_ADMIN_ACTIONS, [deadCutoff.toISOString(), batch], batch);
+      // Last: the jobs deleted above no longer hold their queues.
+      const queueCutoff = new Date(now.getTime() - (policy.queueIdleHours ?? 24) * HOUR_MS);
+      report.queues = await pruneIdleQueues(sql, conn, queueCutoff, batch, policy.queueLockTimeoutMs ?? QUEUE_LOCK_TIMEOUT_MS);
       return report;
     } finally {
       await conn`select pg_advisory_unlock(${RETENTION_LOCK_KEY.toString()}::bigint)`;
     }
   } finally {
     conn.release();
+  }
+}
+
+/**
+ * Marks idle queues, then deletes those idle since before `cutoff`, a batch per transaction, each
+ * under PRUNE_QUEUES_LOCK. Returns how many went; null when the first lock was not had in time.
+ */
+async function pruneIdleQueues(sql: Sql, conn: Sql, cutoff: Date, batch: number, lockTimeoutMs: number): Promise<number | null> {
+  await conn.unsafe(MARK_IDLE_QUEUES);
+  const [due] = await conn.unsafe<{ due: boolean }[]>(IDLE_QUEUES_DUE, [cutoff.toISOString()]);
+  let deleted = 0;
+  if (!due!.due) return deleted;
+  for (let cursor = ''; ; ) {
+    let r: { last_name: string | null; scanned: number; deleted: number };
+    try {
+      r = await sql.begin(async (tx) => {
+        await tx`select set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`;
+        await tx.unsafe(PRUNE_QUEUES_LOCK);
+        const [row] = await tx.unsafe<{ last_name: string | null; scanned: number; deleted: number }[]>(PRUNE_IDLE_QUEUES, [cutoff.toISOString(), batch, cursor]);
+        return row!;
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return deleted || null;
+      throw err;
+    }
+    deleted += r.deleted;
+    if (r.scanned < batch || r.last_name === null) return deleted;
+    cursor = r.last_name;
   }
 }
 

@@ -60,6 +60,11 @@ export class JobHistogram {
     return entry.series;
   }
 
+  /** Forgets the series of these label values (in labelNames order), if there is one. */
+  remove(...values: string[]): void {
+    this.#series.delete(values.join('\0'));
+  }
+
   /** Forgets every observation. */
   reset(): void {
     this.#series.clear();

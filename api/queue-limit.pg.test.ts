@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createTestApi, type TestApi } from '../test/helpers/api.js';
+import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
+import { queueFor } from '../test/helpers/engine.js';
+
+// Any tenant could make queue names without end: each one stayed in leasehold.queues for good, and
+// every worker serving all queues probed every name in every claim (350–520 ms a claim at 100,000).
+// MAX_QUEUES bounds the names a tenant's job may add.
+
+type Json = Record<string, any>;
+const MAX = 4;
+let db: TestDatabase;
+let api: TestApi;
+let key: string;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  api = createTestApi(db.sql, { MAX_QUEUES: String(MAX), RATE_LIMIT_PER_S: '100000', RATE_LIMIT_BURST: '100000' });
+  key = (await api.tenant('queue-limit')).key;
+});
+afterAll(() => db.drop());
+
+async function post(body: Json, headers: Record<string, string> = {}) {
+  const res = await api.request(key, 'POST', '/v1/jobs', body, headers);
+  return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as Json };
+}
+const queues = async () => (await db.sql<{ name: string }[]>`select name from leasehold.queues order by name`).map((r) => r.name);
+const jobsIn = async (queue: string) => (await db.sql<{ n: number }[]>`select count(*)::int as n from leasehold.jobs where queue = ${queue}`)[0]!.n;
+
+test('a job for a new queue past MAX_QUEUES is a 422 queue_limit that writes nothing; existing queues still take jobs', async () => {
+  expect(await queues()).toEqual([]);
+  for (const q of ['t-1', 't-2', 't-3', 't-4']) expect((await post({ kind: 'system.noop', queue: q })).status).toBe(202);
+  expect(await queues()).toEqual(['t-1', 't-2', 't-3', 't-4']);
+
+  const refused = await post({ kind: 'system.noop', queue: 't-5' });
+  expect(refused.status).toBe(422);
+  expect(refused.type).toContain('application/problem+json');
+  expect(refused.body).toMatchObject({ code: 'queue_limit', type: '/problems/queue_limit', status: 422, max_queues: MAX });
+  expect(refused.body.detail).toContain('"t-5"');
+  expect(await queues()).not.toContain('t-5');
+  expect(await jobsIn('t-5')).toBe(0);
+  expect((await db.sql`select count(*)::int as n from leasehold.job_events e join leasehold.jobs j on j.id = e.job_id where j.queue = 't-5'`)[0]!.n).toBe(0);
+
+  // With an Idempotency-Key the refusal rolls the key back too: the same request goes through once there is room.
+  const keyed = await post({ kind: 'system.noop', queue: 't-5' }, { 'idempotency-key': 'limit-1' });
+  expect(keyed.body.code).toBe('queue_limit');
+  expect((await db.sql`select count(*)::int as n from leasehold.idempotency_keys where key = 'limit-1'`)[0]!.n).toBe(0);
+
+  // Existing queues, the kind's own queue (made on the spot, whatever the count) and queues of other kinds are never refused.
+  expect((await post({ kind: 'system.noop', queue: 't-1' })).status).toBe(202);
+  expect((await post({ kind: 'system.noop' })).body.queue).toBe('default');
+  expect((await post({ kind: 'system.noop', queue: 'webhooks' })).status).toBe(202);
+  expect(await jobsIn('t-1')).toBe(2);
+
+  // The library, SQL and the CLI are operators' paths: they still make queues, which count.
+  await queueFor(db.sql).enqueue({ kind: 'system.noop', queue: 'ops-made' });
+  expect(await queues()).toContain('ops-made');
+  expect((await post({ kind: 'system.noop', queue: 't-6' })).body.code).toBe('queue_limit');
+
+  // Once queues go (retention deletes idle ones), there is room again.
+  await db.sql`delete from leasehold.jobs where queue in ('t-2', 't-3', 't-4', 'ops-made', 'webhooks')`;
+  await db.sql`delete from leasehold.queues where name in ('t-2', 't-3', 't-4', 'ops-made', 'webhooks')`;
+  expect((await post({ kind: 'system.noop', queue: 't-5' }, { 'idempotency-key': 'limit-1' })).status).toBe(202);
+  expect(await jobsIn('t-5')).toBe(1);
+});
+
+test('requests racing for the last place: exactly one new queue is admitted', async () => {
+  await db.sql`delete from leasehold.jobs`;
+  await db.sql`delete from leasehold.queues`;
+  await db.sql`insert into leasehold.queues (name) select 'held-' || i from generate_series(1, ${MAX - 1}) i`;
+  const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => post({ kind: 'system.noop', queue: `race-${i}` })));
+  expect(answers.map((a) => a.status).sort()).toEqual([202, 422, 422, 422, 422, 422]);
+  expect(answers.filter((a) => a.status === 422).every((a) => a.body.code === 'queue_limit')).toBe(true);
+  expect((await queues()).filter((q) => q.startsWith('race-'))).toHaveLength(1);
+  expect((await db.sql`select count(*)::int as n from leasehold.jobs`)[0]!.n).toBe(1);
+});
+
+test('queue_limit is one of the documented problem types', async () => {
+  const res = await api.app.request('/problems/queue_limit');
+  expect(res.status).toBe(200);
+  expect(await res.json()).toMatchObject({ code: 'queue_limit', status: 422 });
+  const doc = (await (await api.app.request('/openapi.json')).json()) as Json;
+  expect(JSON.stringify(doc.paths['/v1/jobs'].post.responses['422'])).toContain('queue_limit');
+});
