@@ -63,7 +63,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   const report = await runRetention(db.sql, POLICY);
   // The ancient dead letter goes first, so its failed job (no open dead letter left) goes in the same pass.
-  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0, uploads: 0 });
+  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0 });
 
   const left = await present(db.sql, [...oldDone, finishedRecently, oldQueued, oldRunning, recentDone, failedOpen, failedAncient]);
   for (const id of [...oldDone, failedAncient]) expect(left.has(id), `job ${id} should be gone`).toBe(false);
@@ -79,7 +79,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   // The kept failed job can still be requeued from its dead letter; a second pass finds nothing.
   expect((await db.sql`select leasehold.requeue_dead_letter(${failedOpenLetter}) as job`)[0]!.job).toBe(failedOpen);
-  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0 });
+  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0 });
 });
 
 test('while another process holds the retention lock, a runner does nothing and says so', async () => {
