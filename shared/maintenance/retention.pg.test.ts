@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Sql } from '#shared/db/connect.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
 import { daysAgo, uuidv7At } from '../../test/helpers/uuid-at.js';
-import { RETENTION_LOCK_KEY, runRetention } from './retention.js';
+import { PRUNE_ADMIN_ACTIONS, RETENTION_LOCK_KEY, runRetention } from './retention.js';
 
 let db: TestDatabase;
 // A tenant of the API's, so that its jobs have tenant_jobs rows (the system tenant's have none).
@@ -165,4 +165,27 @@ test('deletes upload records made before the cutoff, in batches, and keeps recen
   const left = await db.sql<{ id: string }[]>`select id from leasehold.uploads where id = any(${[...old, ...keep]}::uuid[]) order by id`;
   expect(left.map((r) => r.id)).toEqual([...keep].sort());
   expect(await runRetention(db.sql, POLICY)).toMatchObject({ uploads: 0 });
+});
+
+test('the admin audit log is pruned through an index range on `at`, not by reading the whole table', async () => {
+  const other = await createTestDatabase();
+  try {
+    // A tenant's API cancels and retries are logged too: 50,000 rows over 200 days, 90 of them kept.
+    await other.sql`
+      insert into leasehold.admin_actions (actor, action, target, at)
+      select 'key:k', 'cancel_job', gen_random_uuid()::text, now() - make_interval(days => 200) + make_interval(secs => i * 345.6)
+      from generate_series(1, 50000) i`;
+    await other.sql`vacuum analyze leasehold.admin_actions`;
+    const cutoff = daysAgo(90).toISOString();
+    const plan = (await other.sql.unsafe<{ 'QUERY PLAN': string }[]>(`explain ${PRUNE_ADMIN_ACTIONS}`, [cutoff, 1_000])).map((r) => r['QUERY PLAN']).join('\n');
+    expect(plan).toMatch(/Index (Only )?Scan using admin_actions_at_idx on admin_actions/);
+    expect(plan).not.toMatch(/Seq Scan on admin_actions/);
+    const report = await runRetention(other.sql, { jobsDays: 14, deadLettersDays: 90, batchSize: 1_000 });
+    const [left] = await other.sql<{ n: number; oldest: Date }[]>`select count(*)::int as n, min(at) as oldest from leasehold.admin_actions`;
+    expect(report!.adminActions + left!.n).toBe(50_000);
+    expect(left!.oldest.getTime()).toBeGreaterThanOrEqual(Date.parse(cutoff));
+    expect(report!.adminActions).toBeGreaterThan(27_000);
+  } finally {
+    await other.drop();
+  }
 });

@@ -146,10 +146,13 @@ delete from leasehold.schedule_ticks where ctid = any(array(
   limit $2::int))
 returning 1`;
 
-/** One batch of the admin audit log older than $1 (a small table: a row per human action). */
+/**
+ * One batch of the admin audit log older than $1, a range of admin_actions_at_idx: tenants' API
+ * cancels and retries are logged as well as operators' actions, so the table can grow large.
+ */
 export const PRUNE_ADMIN_ACTIONS = `
 delete from leasehold.admin_actions where id = any(array(
-  select id from leasehold.admin_actions where at < $1::timestamptz order by id limit $2::int))
+  select id from leasehold.admin_actions where at < $1::timestamptz order by at limit $2::int))
 returning 1`;
 
 const MIN_UUID = '00000000-0000-0000-0000-000000000000';
