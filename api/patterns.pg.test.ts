@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runRetention } from '#shared/maintenance/retention.js';
+import { MAX_PATTERN_CONTENT_BYTES, MAX_PATTERN_VERSIONS, MAX_PATTERNS_PER_TENANT } from '#shared/patterns/patterns.js';
 import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
 import { checkStrictSchema } from '#shared/patterns/strict-schema.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
+import { daysAgo, uuidv7At } from '../test/helpers/uuid-at.js';
 
 const UUIDV7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -336,6 +339,114 @@ describe('hostile input never reaches PostgreSQL half-checked', () => {
     expect((await call(a, 'GET', `/v1/patterns/${p.id}/versions?cursor=9999999999`)).status).toBe(422);
     const res = await call(a, 'POST', '/v1/patterns', '{"name":');
     expect([res.status, res.type]).toEqual([400, 'application/problem+json']);
+  });
+});
+
+describe('limits', () => {
+  /** `n` live patterns of the tenant straight in SQL, each with its version 1. */
+  const bulkPatterns = (tenantId: string, n: number) => db.sql`
+    with p as (insert into leasehold.patterns (id, tenant_id) select gen_random_uuid(), ${tenantId} from generate_series(1, ${n}) returning id)
+    insert into leasehold.pattern_versions (pattern_id, version, tenant_id, name, instructions, json_schema, format, is_active)
+    select id, 1, ${tenantId}, 'bulk', '', '{}', 'json', true from p`;
+  const live = async (tenantId: string) =>
+    (await db.sql<{ n: number }[]>`select count(*)::int as n from leasehold.patterns where tenant_id = ${tenantId} and deleted_at is null`)[0]!.n;
+
+  test(`a tenant may have ${MAX_PATTERNS_PER_TENANT} live patterns: concurrent creates past that are 409s; a deleted one frees its place`, async () => {
+    const { tenantId, key } = await api.tenant('pat-cap');
+    await bulkPatterns(tenantId, MAX_PATTERNS_PER_TENANT - 5);
+    const results = await Promise.all(Array.from({ length: 10 }, () => call(key, 'POST', '/v1/patterns', NEW)));
+    expect(results.map((r) => r.status).sort()).toEqual([...Array(5).fill(201), ...Array(5).fill(409)]);
+    const refused = results.find((r) => r.status === 409)!;
+    expect([refused.type, refused.body.code]).toEqual(['application/problem+json', 'conflict']);
+    expect(refused.body.detail).toBe(`a tenant may have at most ${MAX_PATTERNS_PER_TENANT} patterns; delete one first`);
+    expect(await live(tenantId)).toBe(MAX_PATTERNS_PER_TENANT);
+    // Another tenant is not held back.
+    await create((await api.tenant('pat-cap-other')).key);
+    const made = results.find((r) => r.status === 201)!.body;
+    expect((await call(key, 'DELETE', `/v1/patterns/${made.id}`)).status).toBe(204);
+    await create(key);
+    expect((await call(key, 'POST', '/v1/patterns', NEW)).status).toBe(409);
+  });
+
+  test(`a pattern may have ${MAX_PATTERN_VERSIONS} versions: a PATCH or rollback past that is a 409 and writes nothing`, async () => {
+    const p = await create();
+    await db.sql`
+      insert into leasehold.pattern_versions (pattern_id, version, tenant_id, name, instructions, json_schema, format, is_active)
+      select p.id, v, p.tenant_id, 'old', '', '{}', 'json', true
+      from leasehold.patterns p, generate_series(2, ${MAX_PATTERN_VERSIONS - 1}) v where p.id = ${p.id}`;
+    await db.sql`update leasehold.patterns set current_version = ${MAX_PATTERN_VERSIONS - 1} where id = ${p.id}`;
+    const last = await call(a, 'PATCH', `/v1/patterns/${p.id}`, { name: 'last' });
+    expect([last.status, last.body.version]).toEqual([200, MAX_PATTERN_VERSIONS]);
+    const detail = `pattern ${p.id} has ${MAX_PATTERN_VERSIONS} versions, the most a pattern may have; create a new pattern for further changes`;
+    for (const [method, path, body] of [['PATCH', `/v1/patterns/${p.id}`, { name: 'one more' }], ['POST', `/v1/patterns/${p.id}/rollback`, { version: 1 }]] as const) {
+      const res = await call(a, method, path, body);
+      expect([res.status, res.type, res.body.code, res.body.detail], `${method} ${path}`).toEqual([409, 'application/problem+json', 'conflict', detail]);
+    }
+    expect((await call(a, 'GET', `/v1/patterns/${p.id}`)).body).toMatchObject({ version: MAX_PATTERN_VERSIONS, name: 'last' });
+    const [n] = await db.sql<{ n: number }[]>`select count(*)::int as n from leasehold.pattern_versions where pattern_id = ${p.id}`;
+    expect(n!.n).toBe(MAX_PATTERN_VERSIONS);
+  });
+
+  test('json_schema and instructions may take 256 KiB of UTF-8 together, counted in bytes, on create and on change', async () => {
+    expect(MAX_PATTERN_CONTENT_BYTES).toBe(262_144);
+    // Descriptions are free text to strict mode: only the byte cap bounds them. 'é' is two bytes.
+    const described = (chars: number) => strictObject({ x: { type: 'string', description: 'é'.repeat(chars) } });
+    const over = await call(a, 'POST', '/v1/patterns', { ...NEW, json_schema: described(131_072) });
+    expect([over.status, over.type, over.body.code]).toEqual([422, 'application/problem+json', 'validation_failed']);
+    expect(over.body.errors).toEqual([{ path: 'body', message: expect.stringMatching(/^json_schema and instructions take 26\d{4} bytes together; at most 262144 \(256 KiB\)$/) }]);
+    const p = await create(a, { ...NEW, json_schema: described(120_000) });
+    // The change is checked on the version it would make: 240 kB of schema plus 40 kB of instructions.
+    const patched = await call(a, 'PATCH', `/v1/patterns/${p.id}`, { instructions: 'ü'.repeat(20_000) });
+    expect([patched.status, patched.body.code, patched.body.errors[0].path]).toEqual([422, 'validation_failed', 'body']);
+    expect((await call(a, 'GET', `/v1/patterns/${p.id}`)).body.version).toBe(1);
+    expect((await call(a, 'PATCH', `/v1/patterns/${p.id}`, { instructions: 'ü'.repeat(5_000) })).status).toBe(200);
+  });
+
+  test("retention deletes a deleted pattern with its versions once no job or schedule names it; until then its jobs' csv manifests still render", async () => {
+    const { tenantId, key } = await api.tenant('pat-retention');
+    const policy = { jobsDays: 14, deadLettersDays: 90 };
+    const deleted = async (body: Json = NEW, hoursAgo = 2) => {
+      const p = await create(key, body);
+      expect((await call(key, 'DELETE', `/v1/patterns/${p.id}`)).status).toBe(204);
+      await db.sql`update leasehold.patterns set deleted_at = now() - make_interval(hours => ${hoursAgo}) where id = ${p.id}`;
+      return p.id as string;
+    };
+    const versionsOf = async (id: string) =>
+      (await db.sql<{ n: number }[]>`select count(*)::int as n from leasehold.pattern_versions where pattern_id = ${id}`)[0]!.n;
+    // Named by a job that finished an hour ago, made 20 days ago: it has two versions.
+    const withJob = await create(key, { ...NEW, format: 'csv' });
+    await call(key, 'PATCH', `/v1/patterns/${withJob.id}`, { name: 'Invoice v2' });
+    const jobId = uuidv7At(daysAgo(20));
+    const manifest = { vendor: 'ACME', total: 12.5, lines: [{ sku: 'A-1', qty: 2 }] };
+    await db.sql`
+      insert into leasehold.jobs (id, tenant_id, kind, status, payload, attempts, pattern_id, pattern_version, result, created_at, run_at, started_at, finished_at)
+      values (${jobId}, ${tenantId}, 'manifest.extract', 'succeeded', '{}', 1, ${withJob.id}, 1, ${db.sql.json({ manifest })},
+              ${daysAgo(20)}, ${daysAgo(20)}, now() - interval '1 hour', now() - interval '1 hour')`;
+    expect((await call(key, 'DELETE', `/v1/patterns/${withJob.id}`)).status).toBe(204);
+    await db.sql`update leasehold.patterns set deleted_at = now() - interval '2 hours' where id = ${withJob.id}`;
+    const unnamed = await deleted();
+    const justNow = await deleted(NEW, 0);
+    const scheduled = await deleted();
+    await db.sql`
+      insert into leasehold.schedules (name, cron, kind, payload, tenant_id)
+      values ('nightly', '0 3 * * *', 'manifest.extract', ${db.sql.json({ pattern_id: scheduled, pattern_version: 1, image: { url: 'https://example.com/a.jpg' } })}, ${tenantId})`;
+
+    const first = await runRetention(db.sql, policy);
+    expect(first).toMatchObject({ patterns: 1, patternVersions: 1 });
+    expect(await versionsOf(unnamed)).toBe(0);
+    expect((await db.sql`select 1 from leasehold.patterns where id = ${unnamed}`).length).toBe(0);
+    for (const id of [justNow, scheduled]) expect(await versionsOf(id), id).toBe(1);
+    expect(await versionsOf(withJob.id)).toBe(2);
+    const csv = await api.request(key, 'GET', `/v1/jobs/${jobId}/manifest?format=csv`);
+    expect(csv.status).toBe(200);
+    expect((await csv.text()).split('\r\n')[0]).toBe('vendor,total,lines.sku,lines.qty');
+
+    // Once the job is past retention, the pattern goes in the same pass.
+    await db.sql`update leasehold.jobs set finished_at = ${daysAgo(15)} where id = ${jobId}`;
+    const second = await runRetention(db.sql, policy);
+    expect(second).toMatchObject({ jobs: 1, patterns: 1, patternVersions: 2 });
+    expect(await versionsOf(withJob.id)).toBe(0);
+    for (const id of [justNow, scheduled]) expect(await versionsOf(id), id).toBe(1);
   });
 });
 

@@ -7,7 +7,13 @@ import { WEBHOOK_EVENTS } from '#shared/webhooks/delivery.js';
 import { previousSecretExpiry } from '#shared/webhooks/signing-secrets.js';
 
 // What the webhook routes show and read: subscriptions (never their secrets) and deliveries with
-// every attempt.
+// their latest attempts.
+
+/**
+ * Attempts a delivery shows, the latest ones. Each redelivery brings up to a full retry schedule
+ * more; a page of 100 deliveries must not carry thousands of them.
+ */
+export const LISTED_ATTEMPTS = 20;
 
 /** An ISO 8601 time in a response. */
 export const time = z.iso.datetime({ offset: true });
@@ -43,7 +49,7 @@ const Attempt = z.object({
   next_retry_at: time.nullable().openapi({ description: 'When the next attempt was scheduled; null after success or the last one.' }),
 });
 
-/** One callback and every attempt at it. */
+/** One callback and its latest attempts. */
 export const DeliveryView = z
   .object({
     id: z.uuid().openapi({ description: 'Also the `webhook-id` header of every attempt.' }),
@@ -58,7 +64,8 @@ export const DeliveryView = z
     last_error: z.string().nullable(),
     next_retry_at: time.nullable(),
     delivered_at: time.nullable(),
-    attempts: z.array(Attempt),
+    attempt_count: z.number().int().openapi({ description: 'Every attempt ever made at this delivery, redeliveries included.' }),
+    attempts: z.array(Attempt).openapi({ description: `The latest ${LISTED_ATTEMPTS} attempts, oldest first.` }),
   })
   .openapi('WebhookDelivery');
 
@@ -109,6 +116,7 @@ export interface DeliveryRow {
   last_error: string | null;
   next_retry_at: Date | null;
   delivered_at: Date | null;
+  attempt_count: number;
   attempts: { attempt: number; deliver_job_id: string; started_at: string; latency_ms: number; status_code: number | null; error: string | null; next_retry_at: string | null }[];
 }
 /** The API view of a delivery. */
@@ -125,15 +133,20 @@ export const deliveryView = (r: DeliveryRow): z.output<typeof DeliveryView> => (
   })),
 });
 
-/** Deliveries of the tenant matching `where` (conditions on `d`), newest first, with their attempts. */
+/**
+ * Deliveries of the tenant matching `where` (conditions on `d`), newest first, with their latest
+ * LISTED_ATTEMPTS attempts (a backward walk of webhook_delivery_attempts_delivery_idx) and the count
+ * of all, which the delivery row keeps.
+ */
 export function selectDeliveries(sql: Sql, tenantId: string, where: postgres.Fragment, limit: number): Promise<DeliveryRow[]> {
   return sql<DeliveryRow[]>`
     select d.id, d.webhook_id, d.url, d.job_id, d.event, d.status, d.occurred_at, d.deliver_job_id, d.last_status_code,
-           d.last_error, d.next_retry_at, d.delivered_at,
+           d.last_error, d.next_retry_at, d.delivered_at, d.attempts as attempt_count,
            coalesce((select json_agg(json_build_object('attempt', a.attempt, 'deliver_job_id', a.deliver_job_id,
                        'started_at', a.started_at, 'latency_ms', a.latency_ms, 'status_code', a.status_code, 'error', a.error,
                        'next_retry_at', a.next_retry_at) order by a.id)
-                     from leasehold.webhook_delivery_attempts a where a.delivery_id = d.id), '[]') as attempts
+                     from (select * from leasehold.webhook_delivery_attempts a
+                           where a.delivery_id = d.id order by a.id desc limit ${LISTED_ATTEMPTS}) a), '[]') as attempts
     from leasehold.webhook_deliveries d
     where d.tenant_id = ${tenantId}::uuid ${where}
     order by d.id desc limit ${limit}`;

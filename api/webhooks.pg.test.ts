@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
+import { MAX_REDELIVERIES } from './routes/webhook-deliveries.js';
 import { MAX_WEBHOOKS_PER_TENANT } from './routes/webhooks.js';
+import { LISTED_ATTEMPTS } from './webhook-views.js';
 
 let db: TestDatabase;
 let api: TestApi;
@@ -165,6 +167,72 @@ describe('/v1/webhooks', () => {
     const other = await api.tenant('redeliver-other');
     expect((await api.request(other.key, 'POST', path)).status).toBe(404);
     expect((await api.request(key, 'POST', `/v1/webhooks/${hook}/deliveries/${crypto.randomUUID()}/redeliver`)).status).toBe(404);
+  });
+
+  test(`a delivery may be redelivered ${MAX_REDELIVERIES} times, then it is a 409; the log shows its latest ${LISTED_ATTEMPTS} attempts and the count of all`, async () => {
+    const { key, tenantId } = await api.tenant('redeliver-cap');
+    const { id: hook } = (await (await api.request(key, 'POST', '/v1/webhooks', { url: HOOK })).json()) as { id: string };
+    const delivery = crypto.randomUUID();
+    await db.sql`
+      insert into leasehold.webhook_deliveries (id, tenant_id, webhook_id, job_id, event)
+      values (${delivery}, ${tenantId}, ${hook}, ${crypto.randomUUID()}, 'job.succeeded')`;
+    const path = `/v1/webhooks/${hook}/deliveries/${delivery}/redeliver`;
+    /** What a deliver job does when every attempt fails: two attempts logged, the delivery failed, the job over. */
+    const sendAndFail = async () => {
+      const [d] = await db.sql<{ deliver_job_id: string }[]>`select deliver_job_id from leasehold.webhook_deliveries where id = ${delivery}`;
+      for (const attempt of [1, 2]) {
+        await db.sql`
+          insert into leasehold.webhook_delivery_attempts (delivery_id, attempt, deliver_job_id, started_at, latency_ms, status_code, error)
+          values (${delivery}, ${attempt}, ${d!.deliver_job_id}, now(), 5, 500, 'HTTP 500')`;
+      }
+      await db.sql`update leasehold.webhook_deliveries set status = 'failed', attempts = attempts + 2, last_attempt_at = now() where id = ${delivery}`;
+      await db.sql`select leasehold.cancel_job(${d!.deliver_job_id})`;
+    };
+    for (let i = 0; i < MAX_REDELIVERIES; i++) {
+      await sendAndFail();
+      const res = await api.request(key, 'POST', path);
+      expect(res.status, `redelivery ${i + 1}`).toBe(202);
+    }
+    await sendAndFail();
+    const refused = await api.request(key, 'POST', path);
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({
+      code: 'invalid_state',
+      detail: `delivery ${delivery} was already redelivered ${MAX_REDELIVERIES} times, the most allowed (${MAX_REDELIVERIES})`,
+    });
+    const [row] = await db.sql`select status, (select count(*)::int from leasehold.jobs where kind = 'webhook.deliver' and payload->>'delivery_id' = ${delivery}) as jobs
+                               from leasehold.webhook_deliveries where id = ${delivery}`;
+    expect(row).toEqual({ status: 'failed', jobs: MAX_REDELIVERIES + 1 });
+
+    const log = (await (await api.request(key, 'GET', `/v1/webhooks/${hook}/deliveries`)).json()) as { data: any[] };
+    const [shown] = log.data;
+    const sent = 2 * (MAX_REDELIVERIES + 1);
+    expect(shown.attempt_count).toBe(sent);
+    expect(shown.attempts).toHaveLength(LISTED_ATTEMPTS);
+    const ids = await db.sql<{ deliver_job_id: string; attempt: number }[]>`
+      select deliver_job_id, attempt from leasehold.webhook_delivery_attempts where delivery_id = ${delivery} order by id`;
+    expect(ids).toHaveLength(sent);
+    expect(shown.attempts.map((a: any) => [a.deliver_job_id, a.attempt])).toEqual(ids.slice(-LISTED_ATTEMPTS).map((a) => [a.deliver_job_id, a.attempt]));
+  });
+
+  test("a job's deliveries come a page at a time", async () => {
+    const { key, tenantId } = await api.tenant('job-deliveries');
+    const job = (await (await api.request(key, 'POST', '/v1/jobs', { kind: 'system.noop' })).json()) as { id: string };
+    const made: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [d] = await db.sql<{ id: string }[]>`
+        insert into leasehold.webhook_deliveries (id, tenant_id, url, job_id, event)
+        values (leasehold.uuid_v7(), ${tenantId}, ${`${HOOK}/${i}`}, ${job.id}, 'job.succeeded') returning id`;
+      made.push(d!.id);
+    }
+    const first = (await (await api.request(key, 'GET', `/v1/jobs/${job.id}/webhook-deliveries?limit=2`)).json()) as { data: any[]; next_cursor: string | null };
+    expect(first.data.map((d) => d.id)).toEqual([made[2], made[1]]);
+    expect(first.data[0]).toMatchObject({ attempt_count: 0, attempts: [] });
+    const rest = (await (await api.request(key, 'GET', `/v1/jobs/${job.id}/webhook-deliveries?limit=2&cursor=${first.next_cursor}`)).json()) as { data: any[]; next_cursor: string | null };
+    expect([rest.data.map((d) => d.id), rest.next_cursor]).toEqual([[made[0]], null]);
+    const all = (await (await api.request(key, 'GET', `/v1/jobs/${job.id}/webhook-deliveries`)).json()) as { data: any[]; next_cursor: string | null };
+    expect([all.data.length, all.next_cursor]).toEqual([3, null]);
+    expect((await api.request(key, 'GET', `/v1/jobs/${job.id}/webhook-deliveries?limit=101`)).status).toBe(422);
   });
 
   test('rotating the default secret keeps the old one signing for a day', async () => {

@@ -169,6 +169,10 @@ const schema = z.object({
   SSE_CLIENT_BUFFER_BYTES: z.coerce.number().int().min(65_536).default(4 * 1024 * 1024),
   /** SSE: streams one tenant may hold open on one API process; past it a new one is a 429 (2,000 clients of one tenant took ~210 MB). */
   SSE_MAX_STREAMS_PER_TENANT: z.coerce.number().int().min(1).max(1_000_000).default(2_500),
+  /** SSE: streams all tenants together may hold open on one API process; past it a new one is a 503 with Retry-After (each costs ~25 KB, plus up to a replay page, ~30 KB, in the socket of a client that stops reading). */
+  SSE_MAX_STREAMS: z.coerce.number().int().min(1).max(1_000_000).default(4_000),
+  /** SSE: bytes all of one API process's streams may have waiting, a chunk shared by many counted once; past it, streams holding more than an equal share are disconnected as too slow. */
+  SSE_BUFFER_BUDGET_BYTES: z.coerce.number().int().min(65_536).default(64 * 1024 * 1024),
   /** SSE: gzip streams for clients that accept it (browsers and fetch do); each chunk of events is compressed once for all its clients. */
   SSE_GZIP: bool.default(true),
   /** Base URL clients reach the API at, for links in webhook payloads; unset means http://HOST:PORT. */

@@ -695,6 +695,7 @@ create table leasehold.admin_actions (
   result jsonb,
   constraint admin_actions_pkey PRIMARY KEY (id)
 );
+CREATE INDEX admin_actions_at_idx ON leasehold.admin_actions USING btree (at);
 
 create table leasehold.api_keys (
   id uuid not null,

@@ -1,5 +1,6 @@
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
+import { BufferBudget } from './buffer-budget.js';
 import { frame, frameBytes, type Frame, type JobViewRow } from './event-frame.js';
 import { EventReader, type EventBatch } from './event-reader.js';
 import { READ_JOB_VIEWS, type EventRow } from './event-sql.js';
@@ -15,6 +16,11 @@ export interface EventHubOptions {
   keepAliveMs: number;
   /** Bytes a client may have waiting before it counts as too slow and is disconnected. */
   clientBufferBytes: number;
+  /**
+   * Bytes all clients together may have waiting (shared buffers once); past it, those holding more
+   * than an equal share are disconnected as too slow. Default: no such budget.
+   */
+  bufferBudgetBytes?: number;
   /** Quiet time after which the reader checks its LISTEN still hears (tests shorten it). */
   listenCheckMs?: number;
   /** The `retry:` advice every stream opens with (default 2 s). */
@@ -39,9 +45,11 @@ export class EventHub {
   #closed = false;
   /** Every stream's opening, one buffer for all, so gzip streams share its deflated bytes. */
   readonly #preamble: Buffer;
+  readonly #budget: BufferBudget;
 
   constructor(private readonly opts: EventHubOptions) {
     this.#preamble = Buffer.from(`retry: ${opts.retryMs ?? 2_000}\n\n`);
+    this.#budget = new BufferBudget(opts.bufferBudgetBytes ?? Infinity, () => this.#shed());
     this.#reader = new EventReader({
       sql: opts.sql,
       log: opts.log,
@@ -55,6 +63,11 @@ export class EventHub {
   /** Subscribers connected now. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Bytes the subscribers have waiting, each shared buffer once (what bufferBudgetBytes bounds). */
+  get bufferedBytes(): number {
+    return this.#budget.bytes;
   }
 
   /** Every id up to here has been fanned out (ids still watched for late arrival aside). */
@@ -105,6 +118,7 @@ export class EventHub {
       maxBufferedBytes: this.opts.clientBufferBytes,
       endOnTerminal,
       gzip: acceptsGzip && this.opts.gzip !== false,
+      budget: this.#budget,
       onClose: (s) => {
         if (this.#remove(s)) onGone?.();
       },
@@ -112,7 +126,7 @@ export class EventHub {
     let subs = this.#byTenant.get(tenantId);
     if (!subs) this.#byTenant.set(tenantId, (subs = new Set()));
     subs.add(sub);
-    this.#size++;
+    this.#budget.streams = ++this.#size;
     return sub;
   }
 
@@ -125,10 +139,33 @@ export class EventHub {
   #remove(sub: SseSubscriber): boolean {
     const subs = this.#byTenant.get(sub.tenantId);
     if (!subs?.delete(sub)) return false;
-    this.#size--;
+    this.#budget.streams = --this.#size;
     if (subs.size === 0) this.#byTenant.delete(sub.tenantId);
     if (sub.endedBy === 'lagging') this.opts.log.info({ tenant_id: sub.tenantId }, 'event stream client fell too far behind; disconnected');
     return true;
+  }
+
+  /**
+   * Over the budget: disconnects every subscriber holding more than its equal share, as a client
+   * past its own cap is (it resumes with Last-Event-ID). Streams whose clients keep up hold next to
+   * nothing, so they stay; and since the holdings add up to at least the total, once no one holds
+   * more than its share the total is back within the budget.
+   */
+  #shed(): void {
+    const share = this.#budget.share;
+    let dropped = 0;
+    for (const subs of [...this.#byTenant.values()]) {
+      for (const s of [...subs]) {
+        if (s.bufferedBytes > share) {
+          s.close('lagging');
+          dropped++;
+        }
+      }
+    }
+    this.opts.log.warn(
+      { dropped, budget_bytes: this.#budget.maxBytes, share_bytes: Math.floor(share), buffered_bytes: this.#budget.bytes },
+      'event streams held more than SSE_BUFFER_BUDGET_BYTES; disconnected those over their share',
+    );
   }
 
   #ping(): void {

@@ -1,5 +1,6 @@
 import { constants, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { BufferBudget } from './buffer-budget.js';
 import type { Frame } from './event-frame.js';
 import { SseSubscriber } from './sse-subscriber.js';
 
@@ -22,12 +23,15 @@ async function drain(sub: SseSubscriber, stopAfter = Infinity): Promise<Buffer> 
   return Buffer.concat(out);
 }
 
-function subscriber(opts: { gzip: boolean; endOnTerminal?: boolean; maxBufferedBytes?: number }) {
+const PREAMBLE = Buffer.from('retry: 2000\n\n');
+
+function subscriber(opts: { gzip: boolean; endOnTerminal?: boolean; maxBufferedBytes?: number; budget?: BufferBudget }) {
   return new SseSubscriber('t', {}, 0, {
-    preamble: Buffer.from('retry: 2000\n\n'),
+    preamble: PREAMBLE,
     maxBufferedBytes: opts.maxBufferedBytes ?? 1 << 20,
     endOnTerminal: opts.endOnTerminal ?? false,
     gzip: opts.gzip,
+    ...(opts.budget && { budget: opts.budget }),
     onClose: () => {},
   });
 }
@@ -78,5 +82,63 @@ describe('SseSubscriber with gzip', () => {
     );
     expect(bodies[0]!.equals(bodies[1]!)).toBe(true);
     expect(gunzipSync(bodies[0]!, { finishFlush: constants.Z_SYNC_FLUSH }).toString()).toBe(`retry: 2000\n\n${chunk.bytes}`);
+  });
+});
+
+describe('SseSubscriber against the process buffer budget', () => {
+  it.each([false, true])('a buffer many streams hold counts once, and leaves the budget when the last one has written it or gone (gzip: %s)', async (gzip) => {
+    const budget = new BufferBudget(1 << 20, () => {});
+    const [a, b] = [subscriber({ gzip, budget }), subscriber({ gzip, budget })];
+    expect(budget.bytes).toBe(PREAMBLE.length);
+    const chunk = chunkOf([frameOf(1), frameOf(2)]);
+    for (const s of [a, b]) {
+      s.goLive();
+      s.deliver(chunk);
+    }
+    expect(budget.bytes).toBe(PREAMBLE.length + chunk.bytes.length);
+    await drain(a, gzip ? 3 : 2);
+    expect(a.queuedBytes).toBe(0);
+    expect(budget.bytes).toBe(PREAMBLE.length + chunk.bytes.length);
+    b.close();
+    expect(budget.bytes).toBe(0);
+  });
+
+  it('live chunks held back during a replay count too, and go with the stream', () => {
+    const budget = new BufferBudget(1 << 20, () => {});
+    const sub = subscriber({ gzip: false, budget });
+    const chunk = chunkOf([frameOf(1)]);
+    sub.deliver(chunk);
+    expect([sub.bufferedBytes, budget.bytes]).toEqual([PREAMBLE.length + chunk.bytes.length, PREAMBLE.length + chunk.bytes.length]);
+    sub.close('lagging');
+    expect(budget.bytes).toBe(0);
+  });
+
+  it("a replay waits for room below half of the stream's share of the budget, not half of its own cap", async () => {
+    const budget = new BufferBudget(64 * 1024, () => {});
+    budget.streams = 4; // a share of 16 kB
+    const sub = subscriber({ gzip: false, maxBufferedBytes: 1 << 20, budget });
+    const page = Array.from({ length: 40 }, (_, i) => frameOf(i + 1)); // ~2 kB
+    sub.sendReplayed(page, () => false);
+    await sub.whenRoom();
+    const big = Array.from({ length: 200 }, (_, i) => frameOf(i + 41)); // ~10 kB: past 8 kB
+    sub.sendReplayed(big, () => false);
+    let roomy = false;
+    const room = sub.whenRoom().then(() => (roomy = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(roomy).toBe(false);
+    await drain(sub, 3);
+    await room;
+    expect(roomy).toBe(true);
+  });
+
+  it('passing the budget calls for shedding once, on the next turn of the event loop', async () => {
+    let calls = 0;
+    const budget = new BufferBudget(100, () => calls++);
+    budget.hold(Buffer.alloc(60), 60);
+    budget.hold(Buffer.alloc(60), 60);
+    budget.hold(Buffer.alloc(60), 60);
+    expect([budget.over, calls]).toEqual([true, 0]);
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toBe(1);
   });
 });

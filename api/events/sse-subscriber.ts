@@ -1,3 +1,4 @@
+import type { BufferBudget } from './buffer-budget.js';
 import { TERMINAL_TYPES, frameBytes, type Frame } from './event-frame.js';
 import { GZIP_HEADER, crc32Combine, gzipTrailer, segmentOf, type Segment } from './gzip-segments.js';
 
@@ -31,6 +32,10 @@ const END = Symbol('end');
  * (gzip-segments.ts): a chunk the hub hands to a whole group is compressed once for all of them,
  * and this stream only keeps the running CRC and length of what it has written, for the trailer.
  * Byte budgets count uncompressed bytes, so the same events make a client lag either way.
+ *
+ * With a `budget`, every buffer it queues is also counted against the process's budget for all
+ * streams (buffer-budget.ts), and replay waits for room below half of the smaller of its own cap
+ * and its share of that budget.
  */
 export class SseSubscriber {
   readonly stream: ReadableStream<Uint8Array>;
@@ -56,13 +61,19 @@ export class SseSubscriber {
     readonly filter: SubscriberFilter,
     /** The hub's cursor when it joined: live chunks hold ids above it (late ones aside). */
     readonly startCursor: number,
-    private readonly opts: { preamble: Buffer; maxBufferedBytes: number; endOnTerminal: boolean; gzip?: boolean; onClose: (s: SseSubscriber) => void },
+    private readonly opts: {
+      preamble: Buffer;
+      maxBufferedBytes: number;
+      endOnTerminal: boolean;
+      gzip?: boolean;
+      budget?: BufferBudget;
+      onClose: (s: SseSubscriber) => void;
+    },
   ) {
     this.#floor = startCursor;
     // First in the queue, before any keep-alive that may come while the route is still reading.
-    if (opts.gzip) this.#queue.push(GZIP_HEADER);
-    this.#queue.push(opts.gzip ? segmentOf(opts.preamble) : opts.preamble);
-    this.#queuedBytes = opts.preamble.length;
+    if (opts.gzip) this.#push(GZIP_HEADER);
+    this.#push(opts.gzip ? segmentOf(opts.preamble) : opts.preamble);
     this.stream = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
@@ -95,6 +106,11 @@ export class SseSubscriber {
     return this.#queuedBytes;
   }
 
+  /** Bytes this stream holds: waiting to be written, and live chunks waiting for the replay to end. */
+  get bufferedBytes(): number {
+    return this.#queuedBytes + this.#pendingBytes;
+  }
+
   /** True when `f` (an event of this subscriber's tenant) is one it asked for. */
   wants(f: Frame, kind: string, patternId: string | null): boolean {
     const w = this.filter;
@@ -123,8 +139,13 @@ export class SseSubscriber {
 
   /** Resolves once the queue has room for more replay (or the stream is gone). */
   whenRoom(): Promise<void> {
-    if (this.#closed || this.#queuedBytes < this.opts.maxBufferedBytes / 2) return Promise.resolve();
+    if (this.#closed || this.#queuedBytes < this.#room()) return Promise.resolve();
     return new Promise((resolve) => this.#roomWaiters.push(resolve));
+  }
+
+  /** Replay goes on below this: half of this stream's cap or of its share of the process's budget. */
+  #room(): number {
+    return Math.min(this.opts.maxBufferedBytes, this.opts.budget?.share ?? Infinity) / 2;
   }
 
   /** Raises the floor: ids up to `id` are known to the client (Last-Event-ID). */
@@ -138,6 +159,7 @@ export class SseSubscriber {
     this.#pending = undefined;
     this.#pendingBytes = 0;
     for (const chunk of pending ?? []) this.deliver(chunk);
+    for (const chunk of pending ?? []) this.opts.budget?.release(chunk.bytes, chunk.bytes.length);
   }
 
   /** A live chunk from the hub. */
@@ -146,6 +168,7 @@ export class SseSubscriber {
     if (this.#pending) {
       this.#pending.push(chunk);
       this.#pendingBytes += chunk.bytes.length;
+      this.opts.budget?.hold(chunk.bytes, chunk.bytes.length);
       if (this.#pendingBytes + this.#queuedBytes > this.opts.maxBufferedBytes && this.#pending.length > 1) this.#close('lagging');
       return;
     }
@@ -191,11 +214,18 @@ export class SseSubscriber {
   #enqueue(bytes: Buffer): void {
     if (this.#closed) return;
     // A buffer shared by many streams (a group's chunk, the keep-alive) is deflated once for all.
-    this.#queue.push(this.opts.gzip ? segmentOf(bytes) : bytes);
-    this.#queuedBytes += bytes.length;
+    this.#push(this.opts.gzip ? segmentOf(bytes) : bytes);
     // One chunk may exceed the budget on its own (a big batch); a second one waiting behind it may not.
     if (this.#queuedBytes > this.opts.maxBufferedBytes && this.#queue.length > 1) return this.#close('lagging');
     this.#flushWanted();
+  }
+
+  /** Queues a piece and counts its (uncompressed) bytes, here and against the process's budget. */
+  #push(item: Buffer | Segment): void {
+    const bytes = Buffer.isBuffer(item) ? item.length : item.len;
+    this.#queue.push(item);
+    this.#queuedBytes += bytes;
+    this.opts.budget?.hold(item, bytes);
   }
 
   #flushWanted(): void {
@@ -218,17 +248,32 @@ export class SseSubscriber {
     }
     if (Buffer.isBuffer(next)) {
       this.#queuedBytes -= next.length;
+      this.opts.budget?.release(next, next.length);
       this.#controller.enqueue(next);
     } else {
       // CRC and length grow as pieces go out, so a stream cut short still ends with a true trailer.
       this.#queuedBytes -= next.len;
+      this.opts.budget?.release(next, next.len);
       if (this.#gz) (this.#gz.crc = crc32Combine(this.#gz.crc, next.crc, next.len)), (this.#gz.len += next.len);
       else this.#gz = { crc: next.crc, len: next.len };
       this.#controller.enqueue(next.bytes);
     }
-    if (this.#roomWaiters.length && this.#queuedBytes < this.opts.maxBufferedBytes / 2) {
+    if (this.#roomWaiters.length && this.#queuedBytes < this.#room()) {
       for (const w of this.#roomWaiters.splice(0)) w();
     }
+  }
+
+  /** Forgets everything queued or pending, giving its bytes back to the process's budget. */
+  #drop(): void {
+    const budget = this.opts.budget;
+    if (budget) {
+      for (const item of this.#queue) if (item !== END) budget.release(item, Buffer.isBuffer(item) ? item.length : item.len);
+      for (const chunk of this.#pending ?? []) budget.release(chunk.bytes, chunk.bytes.length);
+    }
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#pending = undefined;
+    this.#pendingBytes = 0;
   }
 
   /** Completes the gzip member (when one was begun) so the client sees a clean end, not a truncated stream. */
@@ -239,12 +284,14 @@ export class SseSubscriber {
   }
 
   #close(why: 'client' | 'lagging' | 'server'): void {
-    if (this.#closed) return;
+    if (this.#closed) {
+      // Ended by end() but not all written when the client went: the rest never will be.
+      if (why === 'client') this.#drop();
+      return;
+    }
     this.#closed = true;
     this.endedBy = why;
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    this.#pending = undefined;
+    this.#drop();
     for (const w of this.#roomWaiters.splice(0)) w();
     if (why !== 'client') {
       try {

@@ -337,6 +337,96 @@ describe('streams per tenant', () => {
   });
 });
 
+describe('streams per process', () => {
+  /** A hub and a served API of their own, so that every stream they count is this test's. */
+  async function ownServer(env: Record<string, string>, bufferBudgetBytes?: number) {
+    const own = new EventHub({
+      sql: db.sql, log: testLog, pollMs: 3_600_000, gapTimeoutMs: 2_000, keepAliveMs: 60_000, clientBufferBytes: 4 << 20,
+      ...(bufferBudgetBytes !== undefined && { bufferBudgetBytes }),
+    });
+    await own.start();
+    const ownApi = createTestApi(db.sql, { RATE_LIMIT_BURST: '100000', RATE_LIMIT_PER_S: '100000', ...env }, { events: own });
+    const ownServed = await serveTestApi(ownApi);
+    const stalled: StalledClient[] = [];
+    return {
+      hub: own,
+      api: ownApi,
+      served: ownServed,
+      stalled,
+      async close() {
+        // The server closes once its connections have: end the streams and drop the stalled clients first.
+        for (const s of streams.splice(0)) s.close();
+        for (const c of stalled) c.destroy();
+        await own.close();
+        await ownServed.close();
+      },
+    };
+  }
+
+  test('past SSE_MAX_STREAMS a new stream is a 503 problem with Retry-After, whatever its tenant; a closed one frees its place', async () => {
+    const own = await ownServer({ SSE_MAX_STREAMS: '2' });
+    try {
+      const [a, b, c] = [await own.api.tenant('proc-a'), await own.api.tenant('proc-b'), await own.api.tenant('proc-c')];
+      const open = (key: string) => {
+        const s = openStream(own.served.base, '/v1/events', { key });
+        streams.push(s);
+        return s;
+      };
+      const [one, two] = [open(a.key), open(b.key)];
+      await waitFor(() => one.es.readyState === one.es.OPEN && two.es.readyState === two.es.OPEN, 'two streams to open');
+      for (const path of ['/v1/events', '/v1/jobs/0190b000-0000-7000-8000-000000000001/events']) {
+        const refused = await own.api.request(c.key, 'GET', path);
+        expect(refused.status, path).toBe(503);
+        expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        expect(refused.headers.get('retry-after')).toBe('5');
+        expect(await refused.json()).toMatchObject({ code: 'unavailable', detail: 'this server already has 2 event streams open; try again shortly' });
+      }
+      one.close();
+      await waitFor(() => own.hub.size === 1, 'the closed stream to be forgotten');
+      const again = open(c.key);
+      await waitFor(() => again.es.readyState === again.es.OPEN, 'a stream to open in the freed place');
+    } finally {
+      await own.close();
+    }
+  });
+
+  test('clients that replay from the start and never read hold no more than the buffer budget: past it, those over their share are dropped; a reader is not', async () => {
+    const budget = 256 * 1024;
+    const own = await ownServer({}, budget);
+    try {
+      const a = await own.api.tenant('budget-a');
+      // 14,000 job.queued events of ~1.1 kB (the job's last_error rides in each): ~15 MB. A client
+      // that stops reading takes ~6 MB into its socket's buffers over loopback; past that, a replay
+      // used to queue up to half of SSE_CLIENT_BUFFER_BYTES (2 MB here) in each stream.
+      await db.sql`
+        insert into leasehold.jobs (id, tenant_id, kind, queue, last_error)
+        select leasehold.uuid_v7(), ${a.tenantId}, 'test.noop', 'budget', repeat('x', 800) from generate_series(1, 14000)`;
+      const all = await tableIds(a.tenantId);
+      // Every event is history by the time the clients come: they get it from the replay alone.
+      own.hub.wake();
+      await waitFor(() => own.hub.cursor >= all.at(-1)!, 'the hub to pass the new events');
+      for (let i = 0; i < 3; i++) own.stalled.push(await stalledClient(own.served.base, '/v1/events?last_event_id=0', a.key));
+      await waitFor(() => own.hub.size === 3, 'the stalled clients to subscribe');
+      // A replay page (100 events, ~110 kB) waits whole in its stream, then the replay waits for
+      // room. Each page is more than a stream's third of the budget, and three are more than all of
+      // it: once the third comes, the streams are dropped in the next turn of the event loop.
+      await waitFor(() => own.hub.size === 0, 'the stalled clients to be dropped', 20_000);
+      expect(own.hub.bufferedBytes).toBe(0);
+      // Dropped as slow clients are: the responses end cleanly once their clients read again.
+      for (const c of own.stalled) c.res.resume();
+      await waitFor(() => own.stalled.every((c) => c.ended), 'the dropped responses to end');
+      // A client that reads replays as before.
+      const from = all[all.length - 1_001]!;
+      const reader = openStream(own.served.base, `/v1/events?last_event_id=${from}`, { key: a.key });
+      streams.push(reader);
+      await reader.until(() => reader.ids().length >= 1_000, 'the reading client to get every later event');
+      expect(reader.ids()).toEqual(all.slice(-1_000));
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('disconnects', () => {
   test('a client that goes away is unsubscribed at once', async () => {
     const a = await api.tenant('gone-a');
@@ -379,6 +469,26 @@ describe('slow clients', () => {
     await waitFor(() => slowEnded, 'the slow response to end');
   });
 });
+
+/** A raw client that reads its response's headers and then nothing: the socket's buffers fill, then the stream's. */
+interface StalledClient {
+  res: IncomingMessage;
+  /** True once the response has ended (seen only after resume()). */
+  readonly ended: boolean;
+  destroy(): void;
+}
+async function stalledClient(base: string, path: string, key: string): Promise<StalledClient> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${base}${path}`, { headers: { authorization: `Bearer ${key}`, 'accept-encoding': 'identity' } }, (res) => {
+      res.pause();
+      let ended = false;
+      res.on('end', () => (ended = true)).on('close', () => (ended = true));
+      resolve({ res, get ended() { return ended; }, destroy: () => req.destroy() });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 /** A raw GET of a stream with the given Accept-Encoding, collecting its bytes as they come. */
 async function rawBytes(path: string, key: string, acceptEncoding: string) {

@@ -15,7 +15,10 @@ import { problemResponses } from '../openapi-problems.js';
 
 const EVENT_ID = /^\d{1,15}$/;
 const eventId = z.string().regex(EVENT_ID, 'must be an event id (a non-negative integer)');
-const REPLAY_PAGE = 500;
+// Events per replay read. A page goes into its stream whole, and one page of a client that stopped
+// reading then sits in the socket's buffer, outside SSE_BUFFER_BUDGET_BYTES: 100 events of ~300
+// bytes keep that near 30 kB a stream (500 made it ~150 kB).
+const REPLAY_PAGE = 100;
 
 const StreamQuery = {
   last_event_id: eventId.optional().openapi({ description: 'For clients that cannot set the Last-Event-ID header; the header wins when both are sent.' }),
@@ -72,8 +75,13 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   // Every open stream is counted on /metrics until it goes, however it goes.
   const subscribers = deps.metrics?.eventStreamSubscribers.labels('events');
   const subscribe = (hub: EventHub, tenantId: string, filter: SubscriberFilter, endOnTerminal: boolean, acceptEncoding: string | undefined): SseSubscriber => {
-    // Each stream holds memory here (up to SSE_CLIENT_BUFFER_BYTES when its client is slow): one
-    // tenant may not take the process's all.
+    // Each stream holds memory here (up to SSE_CLIENT_BUFFER_BYTES when its client is slow, all of
+    // them SSE_BUFFER_BUDGET_BYTES) and a socket: the process has a ceiling, and one tenant may not
+    // take the process's all. A 503 tells a load balancer or client to try again, elsewhere or later.
+    const total = deps.config.SSE_MAX_STREAMS;
+    if (hub.size >= total) {
+      throw new AppError('unavailable', `this server already has ${total} event streams open; try again shortly`, {}, { 'retry-after': '5' });
+    }
     const max = deps.config.SSE_MAX_STREAMS_PER_TENANT;
     if (hub.tenantSize(tenantId) >= max) {
       throw new AppError('rate_limited', `this tenant already has ${max} event streams open on this server; close one first`, {}, { 'retry-after': '5' });
@@ -97,7 +105,7 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     request: { query: EventsQuery, headers: Headers },
     responses: {
       200: stream('The event stream; `data:` is a JobEvent.'),
-      ...problemResponses({ 422: 'A bad filter or event id', 429: 'SSE_MAX_STREAMS_PER_TENANT streams of this tenant are open on this server', 503: 'This process does not serve event streams' }),
+      ...problemResponses({ 422: 'A bad filter or event id', 429: 'SSE_MAX_STREAMS_PER_TENANT streams of this tenant are open on this server', 503: 'SSE_MAX_STREAMS streams are open on this server (see Retry-After), or it does not serve event streams' }),
     },
   });
   app.openapi(all, async (c) => {
@@ -133,7 +141,7 @@ export function eventsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     responses: {
       200: stream('The event stream; `data:` is a JobEvent.'),
       204: { description: 'The job has ended and the client has seen its terminal event: nothing more will come.' },
-      ...problemResponses({ 404: 'No such job for this tenant', 422: 'A bad event id', 429: 'SSE_MAX_STREAMS_PER_TENANT streams of this tenant are open on this server', 503: 'This process does not serve event streams' }),
+      ...problemResponses({ 404: 'No such job for this tenant', 422: 'A bad event id', 429: 'SSE_MAX_STREAMS_PER_TENANT streams of this tenant are open on this server', 503: 'SSE_MAX_STREAMS streams are open on this server (see Retry-After), or it does not serve event streams' }),
     },
   });
   app.openapi(one, async (c) => {

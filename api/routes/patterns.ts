@@ -2,6 +2,9 @@ import { OpenAPIHono, createRoute, z, type RouteConfig } from '@hono/zod-openapi
 import type { Context } from 'hono';
 import { AppError, type FieldError } from '#shared/errors.js';
 import {
+  MAX_PATTERN_CONTENT_BYTES,
+  MAX_PATTERN_VERSIONS,
+  MAX_PATTERNS_PER_TENANT,
   PATTERN_FORMATS,
   createPattern,
   deletePattern,
@@ -24,6 +27,7 @@ import { problemResponses } from '../openapi-problems.js';
 const MAX_LISTED_PROBLEMS = 1_000;
 const MAX_PATH_CHARS = 1_000;
 const MAX_LISTED_CHARS = 100_000;
+const KIB = MAX_PATTERN_CONTENT_BYTES / 1024;
 
 // PostgreSQL text cannot hold U+0000 (SQLSTATE 22021): refuse it here rather than fail the insert.
 const text = (min: number, max: number) => z.string().min(min).max(max).regex(/^[^\u0000]*$/, 'must not contain NUL (\\u0000) characters');
@@ -31,7 +35,9 @@ const fields = {
   name: text(1, 200).openapi({ example: 'Invoice' }),
   instructions: text(0, 20_000).openapi({ description: 'What the vision model is told to extract.' }),
   json_schema: z.record(z.string(), z.unknown()).openapi({
-    description: 'A JSON Schema that OpenAI Structured Outputs accepts in strict mode (see `?normalize=true`).',
+    description:
+      'A JSON Schema that OpenAI Structured Outputs accepts in strict mode (see `?normalize=true`). ' +
+      `Its JSON and the instructions may take ${KIB} KiB of UTF-8 together.`,
   }),
   format: z.enum(PATTERN_FORMATS).openapi({ description: 'How manifests are served.' }),
   model: text(1, 200).nullable().openapi({ description: 'The vision model; null means the server default (OPENAI_MODEL).' }),
@@ -75,12 +81,16 @@ const pageQuery = <C extends z.ZodType<string, string>>(cursor: C) =>
   });
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+const versionsFull = problemResponses({ 409: `conflict: the pattern already has ${MAX_PATTERN_VERSIONS} versions` });
 
 /** Declares a patterns route: tagged, bearer-authenticated, scope-checked, problems documented. */
 function route<R extends Omit<RouteConfig, 'security' | 'tags' | 'middleware'>>(write: boolean, r: R) {
   const bodyProblems = r.request?.body ? problemResponses({ 400: 'Malformed JSON', 413: 'Body too large', 415: 'Not application/json' }) : {};
   const responses = {
-    ...problemResponses({ 404: 'No such pattern for this tenant (or it was deleted)', 422: 'validation_failed, or invalid_schema (every problem strict mode finds)' }),
+    ...problemResponses({
+      404: 'No such pattern for this tenant (or it was deleted)',
+      422: `validation_failed (json_schema and instructions past ${KIB} KiB together among them), or invalid_schema (every problem strict mode finds)`,
+    }),
     ...bodyProblems,
     ...r.responses,
   };
@@ -119,9 +129,11 @@ export function patternsRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
     method: 'post',
     path: '/patterns',
     summary: 'Create a pattern',
-    description: 'Creates a pattern and its version 1. The schema must be accepted by Structured Outputs in strict mode; `?normalize=true` fixes what can be fixed first.',
+    description:
+      'Creates a pattern and its version 1. The schema must be accepted by Structured Outputs in strict mode; `?normalize=true` fixes what can be fixed first. ' +
+      `A tenant may have ${MAX_PATTERNS_PER_TENANT} patterns (deleted ones do not count).`,
     request: { query: NormalizeQuery, body: { required: true, content: { 'application/json': { schema: CreateBody } } } },
-    responses: { 201: json(PatternSchema, 'The new pattern') },
+    responses: { 201: json(PatternSchema, 'The new pattern'), ...problemResponses({ 409: `conflict: the tenant already has ${MAX_PATTERNS_PER_TENANT} patterns` }) },
   });
   app.openapi(create, async (c) => {
     const body = c.req.valid('json');
@@ -161,9 +173,11 @@ export function patternsRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
     method: 'patch',
     path: '/patterns/{id}',
     summary: 'Change a pattern',
-    description: 'Makes a new version with the given fields changed and the others copied; concurrent changes get consecutive versions.',
+    description:
+      'Makes a new version with the given fields changed and the others copied; concurrent changes get consecutive versions. ' +
+      `A pattern may have ${MAX_PATTERN_VERSIONS} versions; past that, create a new pattern.`,
     request: { params: IdParams, query: NormalizeQuery, body: { required: true, content: { 'application/json': { schema: UpdateBody } } } },
-    responses: { 200: json(PatternSchema, 'The pattern at its new version') },
+    responses: { 200: json(PatternSchema, 'The pattern at its new version'), ...versionsFull },
   });
   app.openapi(update, async (c) => {
     const { id } = c.req.valid('param');
@@ -178,7 +192,9 @@ export function patternsRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
     method: 'delete',
     path: '/patterns/{id}',
     summary: 'Delete a pattern',
-    description: 'Soft-deletes the pattern: its versions stay for the jobs that ran with them, but it is not found any more.',
+    description:
+      'Soft-deletes the pattern: it is not found any more, and its versions stay for the jobs that ran with them. ' +
+      'Retention deletes it with its versions once no job names it (docs/operators.md).',
     request: { params: IdParams },
     responses: { 204: { description: 'Deleted' } },
   });
@@ -208,12 +224,12 @@ export function patternsRoutes({ sql }: AppDeps): OpenAPIHono<ApiEnv> {
     method: 'post',
     path: '/patterns/{id}/rollback',
     summary: 'Roll a pattern back',
-    description: "Makes a new version whose content equals the given version's; history is never rewritten.",
+    description: `Makes a new version whose content equals the given version's; history is never rewritten. A pattern may have ${MAX_PATTERN_VERSIONS} versions.`,
     request: {
       params: IdParams,
       body: { required: true, content: { 'application/json': { schema: z.strictObject({ version: z.number().int().min(1).max(2 ** 31 - 1) }) } } },
     },
-    responses: { 200: json(PatternSchema, 'The pattern at its new version') },
+    responses: { 200: json(PatternSchema, 'The pattern at its new version'), ...versionsFull },
   });
   app.openapi(rollback, async (c) => {
     const { id } = c.req.valid('param');

@@ -102,6 +102,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         gapTimeoutMs: config.EVENTS_GAP_TIMEOUT_MS,
         keepAliveMs: config.SSE_KEEPALIVE_MS,
         clientBufferBytes: config.SSE_CLIENT_BUFFER_BYTES,
+        bufferBudgetBytes: config.SSE_BUFFER_BUDGET_BYTES,
         retryMs: config.SSE_RETRY_MS,
         gzip: config.SSE_GZIP,
       });

@@ -5,7 +5,7 @@ import { queueFor } from '../../test/helpers/engine.js';
 import { daysAgo, uuidv7At } from '../../test/helpers/uuid-at.js';
 import { deferred } from '../../test/helpers/deferred.js';
 import { waitFor } from '../../test/helpers/wait.js';
-import { RETENTION_LOCK_KEY, runRetention } from './retention.js';
+import { PRUNE_ADMIN_ACTIONS, RETENTION_LOCK_KEY, runRetention } from './retention.js';
 
 let db: TestDatabase;
 // A tenant of the API's, so that its jobs have tenant_jobs rows (the system tenant's have none).
@@ -66,7 +66,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   const report = await runRetention(db.sql, POLICY);
   // The ancient dead letter goes first, so its failed job (no open dead letter left) goes in the same pass.
-  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0, uploads: 0, queues: 0 });
+  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0, queues: 0 });
 
   const left = await present(db.sql, [...oldDone, finishedRecently, oldQueued, oldRunning, recentDone, failedOpen, failedAncient]);
   for (const id of [...oldDone, failedAncient]) expect(left.has(id), `job ${id} should be gone`).toBe(false);
@@ -82,7 +82,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   // The kept failed job can still be requeued from its dead letter; a second pass finds nothing.
   expect((await db.sql`select leasehold.requeue_dead_letter(${failedOpenLetter}) as job`)[0]!.job).toBe(failedOpen);
-  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, queues: 0 });
+  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0, queues: 0 });
 });
 
 test('while another process holds the retention lock, a runner does nothing and says so', async () => {
@@ -264,4 +264,27 @@ describe('idle queues', () => {
     await late;
     expect(await marks(['race-delete-first'])).toEqual({ 'race-delete-first': false });
   });
+});
+
+test('the admin audit log is pruned through an index range on `at`, not by reading the whole table', async () => {
+  const other = await createTestDatabase();
+  try {
+    // A tenant's API cancels and retries are logged too: 50,000 rows over 200 days, 90 of them kept.
+    await other.sql`
+      insert into leasehold.admin_actions (actor, action, target, at)
+      select 'key:k', 'cancel_job', gen_random_uuid()::text, now() - make_interval(days => 200) + make_interval(secs => i * 345.6)
+      from generate_series(1, 50000) i`;
+    await other.sql`vacuum analyze leasehold.admin_actions`;
+    const cutoff = daysAgo(90).toISOString();
+    const plan = (await other.sql.unsafe<{ 'QUERY PLAN': string }[]>(`explain ${PRUNE_ADMIN_ACTIONS}`, [cutoff, 1_000])).map((r) => r['QUERY PLAN']).join('\n');
+    expect(plan).toMatch(/Index (Only )?Scan using admin_actions_at_idx on admin_actions/);
+    expect(plan).not.toMatch(/Seq Scan on admin_actions/);
+    const report = await runRetention(other.sql, { jobsDays: 14, deadLettersDays: 90, batchSize: 1_000 });
+    const [left] = await other.sql<{ n: number; oldest: Date }[]>`select count(*)::int as n, min(at) as oldest from leasehold.admin_actions`;
+    expect(report!.adminActions + left!.n).toBe(50_000);
+    expect(left!.oldest.getTime()).toBeGreaterThanOrEqual(Date.parse(cutoff));
+    expect(report!.adminActions).toBeGreaterThan(27_000);
+  } finally {
+    await other.drop();
+  }
 });

@@ -2,7 +2,7 @@ import type { Sql } from '#shared/db/connect.js';
 
 /** How long finished rows are kept. */
 export interface RetentionPolicy {
-  /** Succeeded, failed and cancelled jobs (and their events), finished webhook deliveries and upload records older than this go. */
+  /** Succeeded, failed and cancelled jobs (and their events), finished webhook deliveries and upload records older than this go; deleted patterns go with the last job that names them. */
   jobsDays: number;
   /** Dead letters (and the admin audit log) older than this go. */
   deadLettersDays: number;
@@ -27,6 +27,10 @@ export interface RetentionReport {
   uploads: number;
   /** Idle queues deleted; null when the lock on queues was not had in time for any (the next pass tries again). */
   queues: number | null;
+  /** Deleted patterns no job or schedule names any more. */
+  patterns: number;
+  /** The versions of those patterns. */
+  patternVersions: number;
 }
 
 /** The advisory lock one retention runner holds across every process ("leasehrt"). */
@@ -34,6 +38,11 @@ export const RETENTION_LOCK_KEY = 0x6c6561736568_7274n;
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
+/**
+ * How long a deleted pattern is kept whatever names it. An ingest that read the pattern just before
+ * the delete committed may commit its job just after; its transaction is long over by then.
+ */
+const DELETED_PATTERN_GRACE_MS = HOUR_MS;
 
 /**
  * One batch of finished jobs, with their events, tenant_jobs rows and job_settlements rows.
@@ -112,6 +121,29 @@ with cand as (
 select (select id from cand order by id desc limit 1)::text as last_id, (select count(*) from cand)::int as scanned,
        (select count(*) from del)::int as deleted`;
 
+/**
+ * One batch of deleted patterns, with their versions, that nothing reads any more: deleted before
+ * $2 and named by no job (a job keeps its pattern_id until PRUNE_JOBS takes it, and the manifest
+ * route, the worker and webhooks read its version through it) nor by a schedule's manifest.extract
+ * payload. Walked by primary key: patterns are few (MAX_PATTERNS_PER_TENANT live per tenant);
+ * the jobs are probed through jobs_pattern_idx.
+ */
+export const PRUNE_DELETED_PATTERNS = `
+with cand as (
+  select id from leasehold.patterns where id > $1::uuid order by id limit $3::int
+), del as (
+  delete from leasehold.patterns p
+  where p.id = any(array(select id from cand)) and p.deleted_at < $2::timestamptz
+    and not exists (select 1 from leasehold.jobs j where j.tenant_id = p.tenant_id and j.pattern_id = p.id)
+    and not exists (select 1 from leasehold.schedules s
+                    where s.tenant_id = p.tenant_id and s.kind = 'manifest.extract' and s.payload->>'pattern_id' = p.id::text)
+  returning p.id
+), ver as (
+  delete from leasehold.pattern_versions where pattern_id = any(array(select id from del)) returning 1
+)
+select (select id from cand order by id desc limit 1)::text as last_id, (select count(*) from cand)::int as scanned,
+       (select count(*) from del)::int as patterns, (select count(*) from ver)::int as versions`;
+
 /** One batch of schedule ticks older than $1 (each schedule's range of the primary key). */
 export const PRUNE_SCHEDULE_TICKS = `
 delete from leasehold.schedule_ticks where ctid = any(array(
@@ -121,10 +153,13 @@ delete from leasehold.schedule_ticks where ctid = any(array(
   limit $2::int))
 returning 1`;
 
-/** One batch of the admin audit log older than $1 (a small table: a row per human action). */
+/**
+ * One batch of the admin audit log older than $1, a range of admin_actions_at_idx: tenants' API
+ * cancels and retries are logged as well as operators' actions, so the table can grow large.
+ */
 export const PRUNE_ADMIN_ACTIONS = `
 delete from leasehold.admin_actions where id = any(array(
-  select id from leasehold.admin_actions where at < $1::timestamptz order by id limit $2::int))
+  select id from leasehold.admin_actions where at < $1::timestamptz order by at limit $2::int))
 returning 1`;
 
 /**
@@ -197,7 +232,9 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
     const [lock] = await conn<{ got: boolean }[]>`select pg_try_advisory_lock(${RETENTION_LOCK_KEY.toString()}::bigint) as got`;
     if (!lock!.got) return null;
     try {
-      const report: RetentionReport = { jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, queues: 0 };
+      const report: RetentionReport = {
+        jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0, queues: 0,
+      };
       // Dead letters first: a failed job is kept while its dead letter is open, so one pass frees both.
       await walk<{ deleted: number }>(conn, PRUNE_DEAD_LETTERS, deadCutoff, batch, (r) => (report.deadLetters += r.deleted));
       await walk<{ jobs: number; events: number }>(conn, PRUNE_JOBS, jobsCutoff, batch, (r) => {
@@ -206,6 +243,11 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
       });
       await walk<{ deleted: number }>(conn, PRUNE_WEBHOOK_DELIVERIES, jobsCutoff, batch, (r) => (report.webhookDeliveries += r.deleted));
       await walk<{ deleted: number }>(conn, PRUNE_UPLOADS, jobsCutoff, batch, (r) => (report.uploads += r.deleted));
+      // After the jobs: a deleted pattern goes once the last job that ran with it has.
+      await walk<{ patterns: number; versions: number }>(conn, PRUNE_DELETED_PATTERNS, new Date(now.getTime() - DELETED_PATTERN_GRACE_MS), batch, (r) => {
+        report.patterns += r.patterns;
+        report.patternVersions += r.versions;
+      });
       report.scheduleTicks = await drain(conn, PRUNE_SCHEDULE_TICKS, [jobsCutoff.toISOString(), batch], batch);
       report.adminActions = await drain(conn, PRUNE_ADMIN_ACTIONS, [deadCutoff.toISOString(), batch], batch);
       // Last: the jobs deleted above no longer hold their queues.

@@ -1,5 +1,19 @@
 import type { Sql, Tx } from '../db/connect.js';
+import { AppError } from '../errors.js';
 import { isUuid, uuidv7 } from '../jobs/uuid.js';
+
+/**
+ * Live (not deleted) patterns one tenant may have: a live pattern keeps every version it made, so
+ * without a bound one tenant could grow the tables forever.
+ */
+export const MAX_PATTERNS_PER_TENANT = 1_000;
+/** Versions one pattern may have: every change writes one, and versions are kept as long as the pattern. */
+export const MAX_PATTERN_VERSIONS = 1_000;
+/**
+ * Bytes of UTF-8 a version's json_schema (as stored JSON text) and instructions may take together.
+ * Without it only the 1 MiB body limit bounds a version, and a schema's descriptions are free text.
+ */
+export const MAX_PATTERN_CONTENT_BYTES = 256 * 1024;
 
 /** The output formats a pattern's manifest can be served in. */
 export const PATTERN_FORMATS = ['json', 'yaml', 'xml', 'csv', 'text'] as const;
@@ -44,21 +58,43 @@ const patternColumns = (sql: Sql | Tx) =>
 // Sent as text and cast to json: sql.json() would send jsonb, which re-sorts keys on the way in.
 const schemaText = (value: Record<string, unknown>) => JSON.stringify(value);
 
-/** Creates a pattern and its version 1 in one statement (so one transaction). */
-export async function createPattern(sql: Sql, tenantId: string, content: PatternContent): Promise<Pattern> {
-  const c = content;
-  const [row] = await sql<Pattern[]>`
-    with p as (
-      insert into leasehold.patterns (id, tenant_id) values (${uuidv7()}, ${tenantId})
-      returning id, current_version, created_at, updated_at
-    ), v as (
-      insert into leasehold.pattern_versions (pattern_id, version, tenant_id, name, instructions, json_schema, format, model, is_active)
-      select p.id, 1, ${tenantId}, ${c.name}, ${c.instructions}, ${schemaText(c.json_schema)}::text::json, ${c.format}, ${c.model}, ${c.is_active}
-      from p
-      returning *
-    )
-    select ${patternColumns(sql)} from p, v`;
-  return row!;
+/** Refuses content past MAX_PATTERN_CONTENT_BYTES (422 on the body). */
+function checkContentBytes(c: PatternContent): void {
+  const bytes = Buffer.byteLength(schemaText(c.json_schema)) + Buffer.byteLength(c.instructions);
+  if (bytes <= MAX_PATTERN_CONTENT_BYTES) return;
+  const message = `json_schema and instructions take ${bytes} bytes together; at most ${MAX_PATTERN_CONTENT_BYTES} (${MAX_PATTERN_CONTENT_BYTES / 1024} KiB)`;
+  throw new AppError('validation_failed', `the pattern is too large: ${message}`, { errors: [{ path: 'body', message }] });
+}
+
+/**
+ * Creates a pattern and its version 1 in one transaction; a 409 once the tenant has
+ * MAX_PATTERNS_PER_TENANT live patterns.
+ */
+export function createPattern(sql: Sql, tenantId: string, content: PatternContent): Promise<Pattern> {
+  checkContentBytes(content);
+  return sql.begin(async (tx) => {
+    // Serialises one tenant's creates so the cap holds. NO KEY UPDATE leaves the row's key share
+    // locks alone: the foreign keys of the tenant's other inserts (jobs, patterns) do not wait.
+    await tx`select 1 from leasehold.tenants where id = ${tenantId}::uuid for no key update`;
+    const [live] = await tx<{ n: number }[]>`
+      select count(*)::int as n from leasehold.patterns where tenant_id = ${tenantId}::uuid and deleted_at is null`;
+    if (live!.n >= MAX_PATTERNS_PER_TENANT) {
+      throw new AppError('conflict', `a tenant may have at most ${MAX_PATTERNS_PER_TENANT} patterns; delete one first`);
+    }
+    const c = content;
+    const [row] = await tx<Pattern[]>`
+      with p as (
+        insert into leasehold.patterns (id, tenant_id) values (${uuidv7()}, ${tenantId})
+        returning id, current_version, created_at, updated_at
+      ), v as (
+        insert into leasehold.pattern_versions (pattern_id, version, tenant_id, name, instructions, json_schema, format, model, is_active)
+        select p.id, 1, ${tenantId}, ${c.name}, ${c.instructions}, ${schemaText(c.json_schema)}::text::json, ${c.format}, ${c.model}, ${c.is_active}
+        from p
+        returning *
+      )
+      select ${patternColumns(tx)} from p, v`;
+    return row!;
+  });
 }
 
 /** The tenant's pattern with its current version; undefined when missing, deleted or another tenant's. */
@@ -105,8 +141,18 @@ async function lockPattern(tx: Tx, tenantId: string, id: string): Promise<Patter
   return locked && getPattern(tx, tenantId, id);
 }
 
-/** Writes `content` as the version after `current` and points the pattern at it. */
+/**
+ * Writes `content` as the version after `current` and points the pattern at it; a 409 once the
+ * pattern has MAX_PATTERN_VERSIONS versions (numbered 1 up, so the current one is the count).
+ */
 async function appendVersion(tx: Tx, tenantId: string, current: Pattern, c: PatternContent): Promise<Pattern> {
+  if (current.version >= MAX_PATTERN_VERSIONS) {
+    throw new AppError(
+      'conflict',
+      `pattern ${current.id} has ${current.version} versions, the most a pattern may have; create a new pattern for further changes`,
+    );
+  }
+  checkContentBytes(c);
   const next = current.version + 1;
   const [row] = await tx<Pattern[]>`
     with v as (
