@@ -94,6 +94,8 @@ describe('a paid kind on a schedule', () => {
     expect(tick).toMatchObject({ schedule: 'paid-hourly', tickAt: new Date('2026-01-02T03:00:00Z'), queue: 'ai', refusal: null });
     const jobId = tick!.jobId!;
     expect(Number((await jobRow(db.sql, jobId)).estimate_micros)).toBe(t.estimate);
+    // The row names the pattern version the payload reads, as the API's jobs do, so retention keeps it.
+    expect(await db.sql`select pattern_id, pattern_version from leasehold.jobs where id = ${jobId}`).toEqual([{ pattern_id: t.pattern, pattern_version: 1 }]);
     expect((await ledgerOf(db.sql, t.tenantId)).filter((r) => r.job_id === jobId).map((r) => [r.entry, r.amount_micros]))
       .toEqual([['reservation', -t.estimate]]);
     expect(await balances(db.sql, t.tenantId)).toMatchObject({ cached: 1_000_000 - t.estimate, ledger: 1_000_000 - t.estimate });
