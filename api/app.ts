@@ -71,7 +71,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.route('/', docsRoutes());
   app.route('/', metricsRoutes(deps, metrics));
   app.route('/', dashboardRoutes(deps, metrics));
-  if (deps.storage instanceof LocalObjectStore) app.route('/', storageRoutes(deps.storage));
+  if (deps.storage instanceof LocalObjectStore) {
+    app.route('/', storageRoutes(deps.storage, { sql: deps.sql, maxTransfers: deps.config.STORAGE_MAX_TRANSFERS }));
+  }
 
   app.use(
     '/v1/*',

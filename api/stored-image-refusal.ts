@@ -3,26 +3,27 @@ import { AppError, type FieldError } from '#shared/errors.js';
 import type { Sql } from '#shared/db/connect.js';
 import { InvalidStorageKey } from '#shared/storage/keys.js';
 import { MAX_UPLOAD_BYTES, isUploadType, type ObjectStore } from '#shared/storage/object-store.js';
-import { uploadOf } from '#shared/storage/uploads.js';
+import { touchUploads, uploadOf } from '#shared/storage/uploads.js';
 import { imageRefusal } from './image-refusal.js';
 
 /**
  * The uploads a request names, as `[path, storage key]`, checked as every route that reads uploads
  * checks them: the caller's own prefix first, then an object there of an accepted type and size.
- * One error per refused key, at its path.
+ * One error per refused key, at its path. The caller's own keys are first marked as used by a job
+ * (touchUploads), so retention keeps them while the job may need them.
  */
 export async function uploadRefusals(
   deps: { sql: Sql; storage: ObjectStore; config: Pick<Config, 'FETCH_ALLOW_PRIVATE'> },
   tenantId: string,
   named: readonly [path: string, key: string][],
 ): Promise<FieldError[]> {
-  const refusals = await Promise.all(
-    named.map(async ([, key]) => imageRefusal({ storage_key: key }, tenantId, deps.config) ?? (await storedImageRefusal(deps, tenantId, key))),
-  );
+  const edge = named.map(([, key]) => imageRefusal({ storage_key: key }, tenantId, deps.config));
+  await touchUploads(deps.sql, tenantId, named.filter((_, i) => !edge[i]).map(([, key]) => key));
+  const refusals = await Promise.all(named.map(async ([, key], i) => edge[i] ?? (await storedImageRefusal(deps, tenantId, key))));
   return refusals.flatMap((why, i) => (why ? [{ path: named[i]![0], message: why }] : []));
 }
 
-/** Why an uploaded object cannot be ingested (missing, wrong type, bad size), or undefined. */
+/** Why an uploaded object cannot be ingested (missing, wrong type, bad size), or undefined; touchUploads comes first when a job will name it. */
 export async function storedImageRefusal(deps: { sql: Sql; storage: ObjectStore }, tenantId: string, key: string): Promise<string | undefined> {
   let info;
   try {

@@ -194,6 +194,23 @@ describe('the uploads table', () => {
     }
   });
 
+  test('a job naming an upload marks it used (retention keeps it a window from then), at most once an hour', async () => {
+    const p = (await presign({ content_type: 'image/png', size: PNG.byteLength })).body;
+    expect((await upload(p, PNG)).status).toBe(200);
+    const usedAt = async () => (await db.sql<{ used_at: Date | null }[]>`select used_at from leasehold.uploads where id = ${p.id}`)[0]!.used_at;
+    expect(await usedAt()).toBeNull();
+    expect((await ingest({ storage_key: p.storage_key })).status).toBe(202);
+    const first = await usedAt();
+    expect(first).toBeInstanceOf(Date);
+    // POST /v1/jobs checks uploads as /v1/galleries and /v1/edits do; within the hour the mark stays as it was.
+    const job = await served.call('POST', '/v1/jobs', a.key, { kind: 'image.edit', payload: { image: p.storage_key, prompt: 'brighter' } });
+    expect(job.status).toBe(202);
+    expect(await usedAt()).toEqual(first);
+    await db.sql`update leasehold.uploads set used_at = now() - interval '2 hours' where id = ${p.id}`;
+    expect((await served.call('POST', '/v1/jobs', a.key, { kind: 'image.edit', payload: { image: p.storage_key, prompt: 'darker' } })).status).toBe(202);
+    expect((await usedAt())!.getTime()).toBeGreaterThan(Date.now() - 60_000);
+  });
+
   test('ingest of a key whose URL expired unused says so; a key never presigned says to upload first', async () => {
     const p = (await presign({ content_type: 'image/png', size: PNG.byteLength })).body;
     await db.sql`update leasehold.uploads set expires_at = now() - interval '1 minute' where id = ${p.id}`;

@@ -17,6 +17,8 @@ beforeAll(async () => {
   await db.sql`insert into leasehold.uploads (tenant_id, storage_key, content_type, size_bytes, created_by, expires_at)
                values ('00000000-0000-0000-0000-000000000000', 'uploads/00000000-0000-0000-0000-000000000000/0190b000-0000-7000-8000-000000000001/a.png',
                        'image/png', 68, 'key:docs', now() + interval '15 minutes')`;
+  await db.sql`insert into leasehold.uploads_daily (tenant_id, day, uploads, bytes)
+               values ('00000000-0000-0000-0000-000000000000', (now() at time zone 'utc')::date, 1, 68)`;
 });
 afterAll(() => db.drop());
 
@@ -102,7 +104,8 @@ const PROMISES: [string, (rows: Rows, tx: Sql) => void | Promise<void>][] = [
     expect(await tx`select name, kind, queue, enabled from leasehold.schedules`).toEqual([{ name: 'nightly-report', kind: 'system.noop', queue: 'default', enabled: true }])],
   ['from leasehold.schedules s', (rows) => expect(rows).toEqual([])],
   ['where t.job_id is null', (rows) => expect(rows).toEqual([])],
-  ['from leasehold.uploads u', (rows) => expect(rows).toEqual([expect.objectContaining({ tenant: 'system', content_type: 'image/png', size_bytes: '68', created_by: 'key:docs' })])],
+  ['from leasehold.uploads u', (rows) => expect(rows).toEqual([expect.objectContaining({ tenant: 'system', content_type: 'image/png', size_bytes: '68', created_by: 'key:docs', received_at: null, used_at: null })])],
+  ['from leasehold.uploads_daily d', (rows) => expect(rows).toEqual([{ tenant: 'system', uploads: 1, bytes: '68' }])],
 ];
 
 describe('docs/operators.md', () => {

@@ -157,6 +157,12 @@ const schema = z.object({
   AWS_SECRET_ACCESS_KEY: optionalText,
   /** HMAC secret of the local store's upload and download URLs; unset derives one stored under LEASEHOLD_DATA_DIR. */
   STORAGE_SIGNING_SECRET: optionalText.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  /** Uploads and downloads the local store serves at once in one API process; past it a 503 with Retry-After (each holds a file and ~64 KB, not the object). */
+  STORAGE_MAX_TRANSFERS: z.coerce.number().int().min(1).max(100_000).default(64),
+  /** Uploads one tenant may presign per UTC day (POST /v1/uploads, S3 or local); past it a 429 until midnight UTC; 0: no limit. */
+  UPLOADS_PER_TENANT_DAILY: z.coerce.number().int().min(0).default(10_000),
+  /** Bytes one tenant may presign per UTC day, by declared size; past it a 429 until midnight UTC; 0: no limit. */
+  UPLOAD_BYTES_PER_TENANT_DAILY: z.coerce.number().int().min(0).default(5 * 1024 ** 3),
   /** The API's job-event reader: fallback read when no NOTIFY arrives. */
   EVENTS_POLL_MS: ms(1_000),
   /** How long a not-yet-committed event id may hold later events back before streams move past it. */
@@ -190,7 +196,7 @@ const schema = z.object({
   WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().positive().default(72),
   /** Largest manifest inlined in a webhook payload, in bytes of JSON; larger ones are linked. */
   WEBHOOK_INLINE_MAX_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
-  /** Succeeded, failed and cancelled jobs with their events, and finished webhook deliveries, are deleted this many days after they finished; upload records this many days after the presign. */
+  /** Succeeded, failed and cancelled jobs with their events, and finished webhook deliveries, are deleted this many days after they finished; uploads (row and local object) a day later than that after their presign or last use by a job, once no job left names them. */
   RETENTION_JOBS_DAYS: z.coerce.number().positive().default(14),
   /** Dead letters (and the admin audit log) are deleted this many days after the failure. */
   RETENTION_DEAD_LETTERS_DAYS: z.coerce.number().positive().default(90),

@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'conflict'
+  | 'request_timeout'
   | 'invalid_state'
   | 'idempotency_in_progress'
   | 'payload_too_large'
@@ -29,6 +30,7 @@ export const ERROR_CODES: Record<ErrorCode, { status: number; title: string }> =
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'Conflict' },
+  request_timeout: { status: 408, title: 'The request took too long' },
   invalid_state: { status: 409, title: 'Not possible in the current state' },
   idempotency_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   payload_too_large: { status: 413, title: 'Request body too large' },

@@ -1022,12 +1022,26 @@ create table leasehold.uploads (
   created_by text not null,
   created_at timestamp with time zone default now() not null,
   expires_at timestamp with time zone not null,
+  received_at timestamp with time zone,
+  receiving_token uuid,
+  receiving_since timestamp with time zone,
+  used_at timestamp with time zone,
   constraint uploads_key_under_tenant CHECK (starts_with(storage_key, (('uploads/'::text || (tenant_id)::text) || '/'::text))),
   constraint uploads_pkey PRIMARY KEY (id),
   constraint uploads_size_bytes_check CHECK ((size_bytes > 0)),
   constraint uploads_storage_key_key UNIQUE (storage_key)
 );
 CREATE INDEX uploads_tenant_idx ON leasehold.uploads USING btree (tenant_id, id);
+
+create table leasehold.uploads_daily (
+  tenant_id uuid not null,
+  day date not null,
+  uploads integer default 0 not null,
+  bytes bigint default 0 not null,
+  constraint uploads_daily_bytes_check CHECK ((bytes >= 0)),
+  constraint uploads_daily_pkey PRIMARY KEY (tenant_id, day),
+  constraint uploads_daily_uploads_check CHECK ((uploads >= 0))
+);
 
 create table leasehold.webhook_deliveries (
   id uuid not null,
@@ -1371,6 +1385,7 @@ alter table leasehold.patterns add constraint patterns_tenant_id_fkey FOREIGN KE
 alter table leasehold.schedule_ticks add constraint schedule_ticks_schedule_id_fkey FOREIGN KEY (schedule_id) REFERENCES leasehold.schedules(id) ON DELETE CASCADE;
 alter table leasehold.schedules add constraint schedules_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
 alter table leasehold.uploads add constraint uploads_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
+alter table leasehold.uploads_daily add constraint uploads_daily_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;
 alter table leasehold.webhook_deliveries add constraint webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES leasehold.webhooks(id) ON DELETE CASCADE;
 alter table leasehold.webhook_delivery_attempts add constraint webhook_delivery_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES leasehold.webhook_deliveries(id) ON DELETE CASCADE;
 alter table leasehold.webhook_signing_secrets add constraint webhook_signing_secrets_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES leasehold.tenants(id) ON DELETE CASCADE;

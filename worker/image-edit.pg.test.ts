@@ -65,6 +65,9 @@ describe('image.edit with the OpenAI SDK against the model double', () => {
       latency_ms: expect.any(Number),
     });
     expect(await storage.get(row.result.storage_key, { maxBytes: EDITED.byteLength })).toEqual(EDITED);
+    // Recorded in uploads as the job's own, so retention deletes it once the job is gone.
+    expect(await db.sql`select tenant_id, content_type, size_bytes, created_by, received_at from leasehold.uploads where storage_key = ${row.result.storage_key}`)
+      .toEqual([{ tenant_id: tenantId, content_type: 'image/png', size_bytes: String(EDITED.byteLength), created_by: `job:${row.id}`, received_at: expect.any(Date) }]);
     // The result also carries a signed link to the edit, valid for a week.
     expect(row.result.url).toContain(encodeURIComponent(row.result.storage_key));
     expect(Date.parse(row.result.url_expires_at) - Date.now()).toBeGreaterThan(6 * 24 * 3600 * 1000);

@@ -4,6 +4,7 @@ import { KINDS } from '#shared/jobs/kinds.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
 import { Governor, refusalError } from '#shared/governor/governor.js';
+import { touchUploads } from '#shared/storage/uploads.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { imageRefusal } from '../image-refusal.js';
 import { storedImageRefusal } from '../stored-image-refusal.js';
@@ -98,7 +99,10 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     );
     // An upload of the caller's own is checked in the store: it exists, with an image type and an
     // accepted size. URL-only requests (the hot path) skip the store and its promises entirely.
-    const refusals = images.some((img) => 'storage_key' in img)
+    // Marked as used first (touchUploads), so retention keeps them while the jobs may need them.
+    const stored = images.flatMap((img, i) => ('storage_key' in img && !edge[i] ? [img.storage_key] : []));
+    if (stored.length) await touchUploads(deps.sql, tenantId, stored);
+    const refusals = stored.length
       ? await Promise.all(images.map(async (img, i) => edge[i] ?? ('storage_key' in img ? await storedImageRefusal(deps, tenantId, img.storage_key) : undefined)))
       : edge;
     refusals.forEach((why, i) => {

@@ -81,7 +81,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       });
       await worker.start();
       // Retention and schedule ticks run beside every worker (see shared/maintenance/).
-      maintenance = startMaintenance({ sql, log, config });
+      maintenance = startMaintenance({ sql, log, config, storage });
       if (!what.api && config.WORKER_METRICS_PORT !== undefined) {
         metricsServer = await startMetricsServer({
           registry: metrics.registry,

@@ -4,6 +4,8 @@ import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
 import { Governor, type GovernorConfig } from '#shared/governor/governor.js';
 import { CHANNELS, Notifier } from '#shared/jobs/notifier.js';
+import { LocalObjectStore } from '#shared/storage/local-store.js';
+import type { ObjectStore } from '#shared/storage/object-store.js';
 import { runRetention } from './retention.js';
 import { runDueSchedules } from './schedules.js';
 import { STATISTICS_CHECK_MS, analyzeGrownTables } from './statistics.js';
@@ -24,10 +26,13 @@ export function startMaintenance(opts: {
   sql: Sql;
   log: Logger;
   config: MaintenanceConfig;
+  /** The process's object store: retention deletes unused uploads from it when it is the local one. */
+  storage?: ObjectStore;
   /** How often to look for tables that outgrew their statistics (tests shorten it). */
   statisticsCheckMs?: number;
 }): { stop(): Promise<void> } {
   const { sql, config } = opts;
+  const local = opts.storage instanceof LocalObjectStore ? opts.storage : undefined;
   const log = opts.log.child({ component: 'maintenance' });
   const notifier = new Notifier(sql, (err) => log.debug({ err }, 'notify failed'));
   const governor = new Governor(config);
@@ -42,7 +47,7 @@ export function startMaintenance(opts: {
         deadLettersDays: config.RETENTION_DEAD_LETTERS_DAYS,
         queueIdleHours: config.RETENTION_QUEUE_IDLE_HOURS,
       };
-      const run = runRetention(sql, policy)
+      const run = runRetention(sql, policy, new Date(), local)
         .then((report) => {
           if (report === null) log.debug('retention skipped: another process is running it');
           else log.info({ ...report }, 'retention pass done');

@@ -1,5 +1,10 @@
+import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Sql } from '#shared/db/connect.js';
+import { LocalObjectStore } from '#shared/storage/local-store.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
 import { queueFor } from '../../test/helpers/engine.js';
 import { daysAgo, uuidv7At } from '../../test/helpers/uuid-at.js';
@@ -66,7 +71,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   const report = await runRetention(db.sql, POLICY);
   // The ancient dead letter goes first, so its failed job (no open dead letter left) goes in the same pass.
-  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0, queues: 0 });
+  expect(report).toEqual({ jobs: 12, events: 24, deadLetters: 1, scheduleTicks: 0, adminActions: 1, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0, queues: 0, objects: 0, abandonedFiles: 0 });
 
   const left = await present(db.sql, [...oldDone, finishedRecently, oldQueued, oldRunning, recentDone, failedOpen, failedAncient]);
   for (const id of [...oldDone, failedAncient]) expect(left.has(id), `job ${id} should be gone`).toBe(false);
@@ -82,7 +87,7 @@ test('deletes old finished jobs with their events and list rows, in batches, and
 
   // The kept failed job can still be requeued from its dead letter; a second pass finds nothing.
   expect((await db.sql`select leasehold.requeue_dead_letter(${failedOpenLetter}) as job`)[0]!.job).toBe(failedOpen);
-  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0, queues: 0 });
+  expect(await runRetention(db.sql, POLICY)).toEqual({ jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0, queues: 0, objects: 0, abandonedFiles: 0 });
 });
 
 test('while another process holds the retention lock, a runner does nothing and says so', async () => {
@@ -150,24 +155,95 @@ test('deletes webhook deliveries that finished before the cutoff, with their att
   expect(await runRetention(db.sql, POLICY)).toMatchObject({ webhookDeliveries: 0 });
 });
 
-test('deletes upload records made before the cutoff, in batches, and keeps recent ones; the objects are not its business', async () => {
-  /** An uploads row presigned `madeDaysAgo` days ago, its URL valid for 15 minutes. */
-  const upload = async (madeDaysAgo: number) => {
-    const made = daysAgo(madeDaysAgo);
-    const id = uuidv7At(made);
-    await db.sql`
-      insert into leasehold.uploads (id, tenant_id, storage_key, content_type, size_bytes, created_by, created_at, expires_at)
-      values (${id}, ${TENANT}, ${`uploads/${TENANT}/${id}/a.png`}, 'image/png', 68, 'key:test', ${made},
-              ${new Date(made.getTime() + 15 * 60_000)})`;
-    return id;
-  };
-  const old = await Promise.all(Array.from({ length: 9 }, (_, i) => upload(15 + i)));
-  const keep = await Promise.all([upload(13), upload(1), upload(0)]);
+/** A row of `uploads` made `madeDaysAgo` days ago (a job's output when `createdBy` is `job:…`), last named by a job `usedDaysAgo` ago. */
+async function uploadRow(madeDaysAgo: number, opts: { usedDaysAgo?: number; createdBy?: string } = {}): Promise<string> {
+  const made = daysAgo(madeDaysAgo);
+  const id = uuidv7At(made);
+  const key = `uploads/${TENANT}/${id}/a.png`;
+  const output = opts.createdBy?.startsWith('job:');
+  await db.sql`
+    insert into leasehold.uploads (id, tenant_id, storage_key, content_type, size_bytes, created_by, created_at, expires_at, used_at)
+    values (${id}, ${TENANT}, ${key}, 'image/png', 68, ${opts.createdBy ?? 'key:test'}, ${made},
+            ${output ? made : new Date(made.getTime() + 15 * 60_000)}, ${opts.usedDaysAgo === undefined ? null : daysAgo(opts.usedDaysAgo)})`;
+  return key;
+}
 
-  expect(await runRetention(db.sql, POLICY)).toMatchObject({ uploads: 9 });
-  const left = await db.sql<{ id: string }[]>`select id from leasehold.uploads where id = any(${[...old, ...keep]}::uuid[]) order by id`;
-  expect(left.map((r) => r.id)).toEqual([...keep].sort());
+/** A job of `kind` with `payload` (and `result`), made and finished as `job` makes them. */
+async function jobNaming(kind: string, payload: object, status: string, createdDaysAgo: number, finishedDaysAgo: number | null, result?: object) {
+  const id = await job(db.sql, status, createdDaysAgo, finishedDaysAgo);
+  await db.sql`update leasehold.jobs set kind = ${kind}, payload = ${db.sql.json(payload as never)}, result = ${result ? db.sql.json(result as never) : null} where id = ${id}`;
+  return id;
+}
+
+test('deletes upload rows made before the cutoff whose URL expired, in batches, and keeps recent ones; on S3 the objects are left to the bucket', async () => {
+  const old = await Promise.all(Array.from({ length: 9 }, (_, i) => uploadRow(16 + i)));
+  const keep = await Promise.all([uploadRow(14), uploadRow(13), uploadRow(1), uploadRow(0)]);
+
+  expect(await runRetention(db.sql, POLICY)).toMatchObject({ uploads: 9, objects: 0 });
+  const left = await db.sql<{ storage_key: string }[]>`select storage_key from leasehold.uploads where storage_key = any(${[...old, ...keep]}::text[]) order by id`;
+  expect(left.map((r) => r.storage_key)).toEqual([...keep].sort());
   expect(await runRetention(db.sql, POLICY)).toMatchObject({ uploads: 0 });
+  await db.sql`delete from leasehold.uploads`;
+});
+
+test('deletes local objects of expired uploads and outputs that no job or schedule names, and keeps those one does', async () => {
+  const store = new LocalObjectStore({ dataDir: mkdtempSync(path.join(tmpdir(), 'retention-objects-')), secret: 'x'.repeat(32) });
+  const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+  /** An uploads row and its object in the store. */
+  const stored = async (madeDaysAgo: number, opts: Parameters<typeof uploadRow>[1] = {}) => {
+    const key = await uploadRow(madeDaysAgo, opts);
+    await store.put(key, PNG, 'image/png');
+    return key;
+  };
+  // The image of two edit jobs below; one of them is kept, so it stays.
+  const other = await stored(30);
+
+  // Gone: nothing names them, or only a job that this pass deletes.
+  const unused = await Promise.all(Array.from({ length: 6 }, (_, i) => stored(16 + i)));
+  const ofPrunedJob = await stored(40);
+  await jobNaming('image.edit', { image: ofPrunedJob, prompt: 'p' }, 'succeeded', 40, 40);
+  const prunedOutputJob = await jobNaming('image.edit', { image: other, prompt: 'p' }, 'succeeded', 35, 35);
+  const prunedOutput = await stored(35, { createdBy: `job:${prunedOutputJob}` });
+  await db.sql`update leasehold.jobs set result = ${db.sql.json({ storage_key: prunedOutput })} where id = ${prunedOutputJob}`;
+
+  // Kept: made or named by a job recently, or named by a queued or running job (made by SQL, so
+  // nothing marked them used), by an old job still in the table, by a schedule, or the result of a kept job.
+  const recent = await stored(14);
+  const usedLately = await stored(30, { usedDaysAgo: 10 });
+  const ofQueued = await stored(30);
+  await jobNaming('manifest.extract', { pattern_id: TENANT, pattern_version: 1, image: { storage_key: ofQueued.toUpperCase().replace('UPLOADS/', 'uploads/') } }, 'queued', 1, null);
+  const [inGallery, alsoInGallery] = [await stored(30), await stored(25)];
+  await jobNaming('gallery.group', { images: [inGallery, alsoInGallery] }, 'running', 0, null);
+  const [image, mask] = [await stored(30), await stored(30)];
+  await jobNaming('image.edit', { image, mask, prompt: 'p' }, 'failed', 20, 10);
+  const ofSchedule = await stored(30);
+  await db.sql`insert into leasehold.schedules (name, cron, kind, payload, tenant_id)
+               values ('nightly-edit', '0 3 * * *', 'image.edit', ${db.sql.json({ image: ofSchedule, prompt: 'p' })}, ${TENANT})`;
+  const keptOutputJob = await jobNaming('image.edit', { image: other, prompt: 'p' }, 'succeeded', 20, 3);
+  const keptOutput = await stored(20, { createdBy: `job:${keptOutputJob}` });
+  await db.sql`update leasehold.jobs set result = ${db.sql.json({ storage_key: keptOutput })} where id = ${keptOutputJob}`;
+
+  // Temporary files of transfers: one a dead process left an hour ago, one still being written.
+  const incoming = path.join(store.root, '.incoming');
+  await mkdir(incoming, { recursive: true });
+  await writeFile(path.join(incoming, 'dead.tmp'), 'x');
+  await utimes(path.join(incoming, 'dead.tmp'), daysAgo(1), daysAgo(1));
+  await writeFile(path.join(incoming, 'live.tmp'), 'x');
+
+  const gone = [...unused, ofPrunedJob, prunedOutput];
+  const kept = [recent, usedLately, ofQueued, inGallery, alsoInGallery, image, mask, ofSchedule, keptOutput, other];
+  expect(await runRetention(db.sql, POLICY, new Date(), store)).toMatchObject({ uploads: gone.length, objects: gone.length, abandonedFiles: 1 });
+
+  for (const key of gone) {
+    expect(await store.head(key), `${key} should be gone`).toBeUndefined();
+    // Its directory (one per key) goes with it.
+    expect(existsSync(path.dirname(path.join(store.root, key))), `${key}'s directory should be gone`).toBe(false);
+  }
+  for (const key of kept) expect(await store.head(key), `${key} should stay`).toEqual({ size: PNG.byteLength, contentType: 'image/png' });
+  const rows = await db.sql<{ storage_key: string }[]>`select storage_key from leasehold.uploads where storage_key = any(${[...gone, ...kept]}::text[])`;
+  expect(rows.map((r) => r.storage_key).sort()).toEqual([...kept].sort());
+  expect(await readdir(incoming)).toEqual(['live.tmp']);
+  expect(await runRetention(db.sql, POLICY, new Date(), store)).toMatchObject({ uploads: 0, objects: 0, abandonedFiles: 0 });
 });
 
 describe('idle queues', () => {

@@ -1,8 +1,13 @@
 import type { Sql } from '#shared/db/connect.js';
+import type { LocalObjectStore } from '#shared/storage/local-store.js';
 
 /** How long finished rows are kept. */
 export interface RetentionPolicy {
-  /** Succeeded, failed and cancelled jobs (and their events), finished webhook deliveries and upload records older than this go; deleted patterns go with the last job that names them. */
+  /**
+   * Succeeded, failed and cancelled jobs (and their events) and finished webhook deliveries older
+   * than this go; deleted patterns with the last job that names them; uploads a day later
+   * (UPLOAD_MARGIN_DAYS), once no job left names them.
+   */
   jobsDays: number;
   /** Dead letters (and the admin audit log) older than this go. */
   deadLettersDays: number;
@@ -23,7 +28,7 @@ export interface RetentionReport {
   adminActions: number;
   /** Finished webhook deliveries (their attempts go with them, by cascade). */
   webhookDeliveries: number;
-  /** Records of presigned uploads (the objects in storage stay). */
+  /** Rows of `uploads`: presigned uploads and jobs' outputs. */
   uploads: number;
   /** Idle queues deleted; null when the lock on queues was not had in time for any (the next pass tries again). */
   queues: number | null;
@@ -31,7 +36,21 @@ export interface RetentionReport {
   patterns: number;
   /** The versions of those patterns. */
   patternVersions: number;
+  /** Their objects, removed from the local store (on S3, a lifecycle rule expires them). */
+  objects: number;
+  /** Temporary files of local store transfers whose process died mid-way. */
+  abandonedFiles: number;
 }
+
+/**
+ * How much longer than RETENTION_JOBS_DAYS an upload is kept after its presign or its last use.
+ * A job is made just after the API marks its uploads used: with this margin, every job that named
+ * an upload that old was made before the jobs cutoff, where DELETE_UNUSED_UPLOADS looks for it.
+ */
+export const UPLOAD_MARGIN_DAYS = 1;
+
+/** Temporary files of the local store older than this belong to no live transfer (one lasts at most 5 minutes). */
+const ABANDONED_FILE_MS = 3_600_000;
 
 /** The advisory lock one retention runner holds across every process ("leasehrt"). */
 export const RETENTION_LOCK_KEY = 0x6c6561736568_7274n;
@@ -106,20 +125,49 @@ select (select id from cand order by id desc limit 1)::text as last_id, (select 
        (select count(*) from del)::int as deleted`;
 
 /**
- * One batch of upload records made before $2 whose URL has expired, walked by primary key (UUIDv7 of
- * when the upload was presigned). Only the rows go: the objects in storage are not touched.
+ * One batch of uploads made before $2 whose URL has expired and that no job has named since $2
+ * (`used_at`), walked by primary key (UUIDv7 of the presign), locked for the delete that follows in
+ * the same transaction. SKIP LOCKED: rows the API is marking used are left for the next pass.
  */
-export const PRUNE_UPLOADS = `
+export const STALE_UPLOADS = `
 with cand as (
   select id from leasehold.uploads
   where id > $1::uuid and id < leasehold.uuid_v7_floor($2::timestamptz)
   order by id limit $3::int
-), del as (
-  delete from leasehold.uploads where id = any(array(select id from cand)) and expires_at < $2::timestamptz
-  returning 1
+), stale as (
+  select u.id from leasehold.uploads u
+  where u.id = any(array(select id from cand))
+    and u.expires_at < $2::timestamptz and coalesce(u.used_at, u.created_at) < $2::timestamptz
+  for update of u skip locked
 )
 select (select id from cand order by id desc limit 1)::text as last_id, (select count(*) from cand)::int as scanned,
-       (select count(*) from del)::int as deleted`;
+       array(select id from stale)::text[] as ids`;
+
+/**
+ * Deletes the uploads $1 that no job or schedule names, returning their keys. Jobs made by the API
+ * since the upload was last used would have marked it used, so the jobs to search are those made
+ * before the jobs cutoff ($2: what PRUNE_JOBS left there, which is what may still run, be retried,
+ * or point at an output), and every queued or running job and every schedule (made by SQL or by a
+ * schedule, they mark nothing). A key is found by its shape anywhere in a payload or result, so
+ * every kind's references count, not only the built-in paths (image.storage_key, images[], image,
+ * mask, result.storage_key). Each search goes through the primary key or a partial index.
+ */
+export const DELETE_UNUSED_UPLOADS = `
+with named as (
+  select j.payload::text || coalesce(j.result::text, '') as text from leasehold.jobs j where j.id < leasehold.uuid_v7_floor($2::timestamptz)
+  union all
+  select j.payload::text from leasehold.jobs j where j.status = 'queued'
+  union all
+  select j.payload::text from leasehold.jobs j where j.status = 'running'
+  union all
+  select s.payload::text from leasehold.schedules s
+), refs as (
+  select lower(m[1]) as key
+  from named cross join lateral regexp_matches(named.text, '(uploads/[0-9A-Fa-f-]{36}/[A-Za-z0-9._/-]+)', 'g') m
+)
+delete from leasehold.uploads u
+where u.id = any($1::uuid[]) and not exists (select 1 from refs where refs.key = lower(u.storage_key))
+returning u.storage_key`;
 
 /**
  * One batch of deleted patterns, with their versions, that nothing reads any more: deleted before
@@ -223,17 +271,24 @@ const MIN_UUID = '00000000-0000-0000-0000-000000000000';
  * table stays small. Holds a session advisory lock meanwhile: a second runner, in this process or
  * any other, returns null at once instead of doing the same work.
  */
-export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new Date()): Promise<RetentionReport | null> {
+export async function runRetention(
+  sql: Sql,
+  policy: RetentionPolicy,
+  now = new Date(),
+  /** The local store, whose objects go with their rows; absent on S3 (a bucket lifecycle rule expires objects there). */
+  store?: Pick<LocalObjectStore, 'delete' | 'sweepIncoming'>,
+): Promise<RetentionReport | null> {
   const batch = policy.batchSize ?? 1_000;
   const jobsCutoff = new Date(now.getTime() - policy.jobsDays * DAY_MS);
   const deadCutoff = new Date(now.getTime() - policy.deadLettersDays * DAY_MS);
+  const uploadsCutoff = new Date(jobsCutoff.getTime() - UPLOAD_MARGIN_DAYS * DAY_MS);
   const conn = await sql.reserve();
   try {
     const [lock] = await conn<{ got: boolean }[]>`select pg_try_advisory_lock(${RETENTION_LOCK_KEY.toString()}::bigint) as got`;
     if (!lock!.got) return null;
     try {
       const report: RetentionReport = {
-        jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0, queues: 0,
+        jobs: 0, events: 0, deadLetters: 0, scheduleTicks: 0, adminActions: 0, webhookDeliveries: 0, uploads: 0, patterns: 0, patternVersions: 0, queues: 0, objects: 0, abandonedFiles: 0,
       };
       // Dead letters first: a failed job is kept while its dead letter is open, so one pass frees both.
       await walk<{ deleted: number }>(conn, PRUNE_DEAD_LETTERS, deadCutoff, batch, (r) => (report.deadLetters += r.deleted));
@@ -242,7 +297,12 @@ export async function runRetention(sql: Sql, policy: RetentionPolicy, now = new 
         report.events += r.events;
       });
       await walk<{ deleted: number }>(conn, PRUNE_WEBHOOK_DELIVERIES, jobsCutoff, batch, (r) => (report.webhookDeliveries += r.deleted));
-      await walk<{ deleted: number }>(conn, PRUNE_UPLOADS, jobsCutoff, batch, (r) => (report.uploads += r.deleted));
+      // After the jobs: an upload stays while a job still in the table names it.
+      await pruneUploads(conn, uploadsCutoff, jobsCutoff, batch, store, (deleted) => {
+        report.uploads += deleted;
+        if (store) report.objects += deleted;
+      });
+      if (store) report.abandonedFiles = await store.sweepIncoming(ABANDONED_FILE_MS);
       // After the jobs: a deleted pattern goes once the last job that ran with it has.
       await walk<{ patterns: number; versions: number }>(conn, PRUNE_DELETED_PATTERNS, new Date(now.getTime() - DELETED_PATTERN_GRACE_MS), batch, (r) => {
         report.patterns += r.patterns;
@@ -300,6 +360,36 @@ async function walk<R>(conn: Sql, statement: string, cutoff: Date, batch: number
     add(r!);
     if (r!.scanned < batch || !r!.last_id) return;
     cursor = r!.last_id;
+  }
+}
+
+/**
+ * Deletes unused uploads batch by batch (STALE_UPLOADS, then DELETE_UNUSED_UPLOADS), each batch in
+ * one transaction that removes the objects before it commits: a failure rolls the rows back, and
+ * the next pass removes what is left (removing a missing object is no error). Until the commit the
+ * rows stay locked, so the API, marking one used, waits and then finds neither row nor object.
+ */
+async function pruneUploads(
+  conn: Sql,
+  cutoff: Date,
+  jobsCutoff: Date,
+  batch: number,
+  store: Pick<LocalObjectStore, 'delete'> | undefined,
+  add: (deleted: number) => void,
+): Promise<void> {
+  for (let cursor: string | null = MIN_UUID; cursor; ) {
+    await conn`begin`;
+    try {
+      const [r]: { last_id: string | null; scanned: number; ids: string[] }[] = await conn.unsafe(STALE_UPLOADS, [cursor, cutoff.toISOString(), batch]);
+      const deleted = r!.ids.length ? await conn.unsafe<{ storage_key: string }[]>(DELETE_UNUSED_UPLOADS, [r!.ids, jobsCutoff.toISOString()]) : [];
+      for (const { storage_key } of deleted) await store?.delete(storage_key);
+      await conn`commit`;
+      add(deleted.length);
+      cursor = r!.scanned < batch ? null : r!.last_id;
+    } catch (err) {
+      await conn`rollback`;
+      throw err;
+    }
   }
 }
 

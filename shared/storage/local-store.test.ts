@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -38,5 +38,41 @@ describe('LocalObjectStore', () => {
     for (const field of ['key', 'exp', 'ct', 'size', 'sig']) expect(s.verifyUpload({ ...q, [field]: `${q[field]}0` }), field).toHaveProperty('refused');
     now += 61_000;
     expect(s.verifyUpload(q)).toEqual({ refused: 'the upload URL has expired' });
+  });
+
+  test('receive streams into a temporary file: nothing at the key until publish, nothing left after discard or a body past maxBytes', async () => {
+    const s = store();
+    const key = `uploads/${TENANT}/${UUID}/streamed.png`;
+    const incoming = () => readdirSync(path.join(s.root, '.incoming'));
+    const received = await s.receive(key, 'image/png', (async function* () {
+      yield Buffer.from('ab');
+      yield Buffer.from('cd');
+    })(), { maxBytes: 4 });
+    expect(received.size).toBe(4);
+    expect(await s.head(key)).toBeUndefined();
+    expect(incoming()).toHaveLength(1);
+    await received.publish();
+    expect(await s.get(key, { maxBytes: 4 })).toEqual(Buffer.from('abcd'));
+    expect(incoming()).toEqual([]);
+
+    await (await s.receive(`uploads/${TENANT}/${UUID}/dropped.png`, 'image/png', [Buffer.from('x')], { maxBytes: 1 })).discard();
+    expect(await s.head(`uploads/${TENANT}/${UUID}/dropped.png`)).toBeUndefined();
+    let pulled = 0;
+    const endless = (async function* () {
+      for (;;) {
+        pulled++;
+        yield Buffer.alloc(1024);
+      }
+    })();
+    await expect(s.receive(`uploads/${TENANT}/${UUID}/big.png`, 'image/png', endless, { maxBytes: 4096 })).rejects.toMatchObject({ name: 'ObjectTooLarge', sizeBytes: 5120 });
+    expect(pulled).toBe(5);
+    expect(incoming()).toEqual([]);
+
+    // delete takes the object, its content type and its key's directory; a second delete is no error.
+    await s.delete(key);
+    expect(await s.head(key)).toBeUndefined();
+    expect(existsSync(path.join(s.root, `uploads/${TENANT}/${UUID}`))).toBe(false);
+    expect(existsSync(path.join(s.root, `.meta/uploads/${TENANT}/${UUID}`))).toBe(false);
+    await s.delete(key);
   });
 });

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import { access, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ObjectInfo, ObjectStore, PresignedUpload } from './object-store.js';
 import { ObjectMissing, ObjectTooLarge, assertStorageKey } from './keys.js';
 import { readCapped } from './read-capped.js';
@@ -25,12 +27,33 @@ export interface VerifiedUpload {
   size: number;
 }
 
+/** Bytes written to a temporary file by LocalObjectStore.receive: not an object until published. */
+export interface ReceivedObject {
+  /** How many bytes arrived. */
+  readonly size: number;
+  /** Makes the bytes the object at the key, in one rename: a reader sees the whole object or none. */
+  publish(): Promise<void>;
+  /** Removes the temporary file; the key is untouched. */
+  discard(): Promise<void>;
+}
+
+/** An object opened for reading: its size and type, and a stream of its bytes that closes the file when it ends or is destroyed. */
+export interface OpenObject {
+  size: number;
+  contentType: string;
+  stream: Readable;
+}
+
+/** Where bytes wait until they are a whole object: under the root, so that publishing is a rename on one file system. */
+const INCOMING = '.incoming';
+
 const uploadFields = (p: { key: string; exp: string; ct: string; size: string }) => ['PUT', p.key, p.exp, p.ct, p.size];
 const downloadFields = (p: { key: string; exp: string }) => ['GET', p.key, p.exp];
 
 /**
- * Objects as files under `<dataDir>/objects/<key>` (content types in `<dataDir>/objects/.meta/`),
- * uploaded and downloaded through the API's /storage routes with HMAC-signed, expiring URLs.
+ * Objects as files under `<dataDir>/objects/<key>` (content types in `<dataDir>/objects/.meta/`,
+ * bytes still arriving in `<dataDir>/objects/.incoming/`), uploaded and downloaded through the
+ * API's /storage routes with HMAC-signed, expiring URLs.
  */
 export class LocalObjectStore implements ObjectStore {
   readonly root: string;
@@ -105,39 +128,123 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async get(key: string, opts: { maxBytes: number; signal?: AbortSignal }): Promise<Buffer> {
+    const object = await this.open(key);
+    if (!object) throw new ObjectMissing(key);
+    if (object.size > opts.maxBytes) {
+      object.stream.destroy();
+      throw new ObjectTooLarge(key, opts.maxBytes, object.size, true);
+    }
+    return readCapped(object.stream, opts.maxBytes, (seen) => new ObjectTooLarge(key, opts.maxBytes, seen, false), opts.signal);
+  }
+
+  /** The object's size, type and a stream of its bytes, or undefined when there is none; nothing is read until the stream is. */
+  async open(key: string): Promise<OpenObject | undefined> {
     let handle;
     try {
       handle = await open(this.#file(key), 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectMissing(key);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    // The open handle pins the file, so its size and its bytes are of the same object.
-    const { size } = await handle.stat().catch(async (err: unknown) => {
+    try {
+      // The open handle pins the file, so its size and its bytes are of the same object.
+      const [{ size }, meta] = await Promise.all([handle.stat(), readFile(this.#file(key, true), 'utf8')]);
+      // The stream closes the handle when it ends or is destroyed.
+      return { size, contentType: (JSON.parse(meta) as { contentType: string }).contentType, stream: handle.createReadStream() };
+    } catch (err) {
       await handle.close();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
-    });
-    if (size > opts.maxBytes) {
-      await handle.close();
-      throw new ObjectTooLarge(key, opts.maxBytes, size, true);
     }
-    // The stream closes the handle when it ends or is destroyed.
-    return readCapped(handle.createReadStream(), opts.maxBytes, (seen) => new ObjectTooLarge(key, opts.maxBytes, seen, false), opts.signal);
   }
 
   async put(key: string, bytes: Uint8Array, contentType: string): Promise<void> {
+    const received = await this.receive(key, contentType, [bytes], { maxBytes: bytes.byteLength });
+    await received.publish();
+  }
+
+  /**
+   * Streams a body into a temporary file, holding one chunk at a time in memory. Rejects with
+   * ObjectTooLarge as soon as more than `maxBytes` arrived (and with the signal's reason when it
+   * aborts), the temporary file removed either way; the object appears only on publish().
+   */
+  async receive(
+    key: string,
+    contentType: string,
+    body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    opts: { maxBytes: number; signal?: AbortSignal },
+  ): Promise<ReceivedObject> {
     const file = this.#file(key);
     const meta = this.#file(key, true);
-    await Promise.all([mkdir(path.dirname(file), { recursive: true }), mkdir(path.dirname(meta), { recursive: true })]);
-    // Written aside and renamed into place: a reader never sees half an object.
-    const tmp = `${file}.${randomUUID()}.tmp`;
+    const incoming = path.join(this.root, INCOMING);
+    await mkdir(incoming, { recursive: true });
+    const tmp = path.join(incoming, `${randomUUID()}.tmp`);
+    let size = 0;
+    const counted = async function* () {
+      for await (const chunk of body) {
+        size += chunk.byteLength;
+        if (size > opts.maxBytes) throw new ObjectTooLarge(key, opts.maxBytes, size, false);
+        yield chunk;
+      }
+    };
     try {
-      await writeFile(tmp, bytes);
-      await writeFile(meta, JSON.stringify({ contentType }));
-      await rename(tmp, file);
-    } finally {
+      await pipeline(counted, createWriteStream(tmp, { flags: 'wx' }), opts.signal ? { signal: opts.signal } : {});
+    } catch (err) {
       await rm(tmp, { force: true });
+      throw err;
     }
+    return {
+      size,
+      publish: async () => {
+        try {
+          await Promise.all([mkdir(path.dirname(file), { recursive: true }), mkdir(path.dirname(meta), { recursive: true })]);
+          const metaTmp = path.join(incoming, `${randomUUID()}.tmp`);
+          await writeFile(metaTmp, JSON.stringify({ contentType }));
+          await rename(metaTmp, meta);
+          await rename(tmp, file);
+        } finally {
+          await rm(tmp, { force: true });
+        }
+      },
+      discard: () => rm(tmp, { force: true }),
+    };
+  }
+
+  /**
+   * Removes the object and its content type, then their directories while empty: each key has a
+   * directory of its own (`uploads/<tenant>/<uuid>/`), which would otherwise outlive it. Removing a
+   * key with no object is no error.
+   */
+  async delete(key: string): Promise<void> {
+    for (const file of [this.#file(key), this.#file(key, true)]) {
+      await rm(file, { force: true });
+      const dir = path.dirname(file);
+      await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY') throw err;
+      });
+    }
+  }
+
+  /**
+   * Removes temporary files older than `olderThanMs`: bytes of a transfer whose process died
+   * before it could publish or discard them. Returns how many went.
+   */
+  async sweepIncoming(olderThanMs: number): Promise<number> {
+    const incoming = path.join(this.root, INCOMING);
+    const names = await readdir(incoming).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    let removed = 0;
+    for (const name of names) {
+      const file = path.join(incoming, name);
+      const s = await stat(file).catch(() => undefined);
+      if (s && s.mtimeMs < this.#now() - olderThanMs) {
+        await rm(file, { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 
   async check(): Promise<void> {

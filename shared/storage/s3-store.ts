@@ -44,7 +44,8 @@ export class S3ObjectStore implements ObjectStore {
     assertStorageKey(req.key);
     // The signature covers Content-Type and Content-Length: a PUT of any other type or size is
     // refused (403), so the URL, reusable until it expires, stores at most the `size` bytes that
-    // POST /v1/uploads allowed, like the local store's. A PUT of the SDK's own signs neither.
+    // POST /v1/uploads allowed each time (the local store's takes them once). A PUT of the SDK's
+    // own signs neither.
     const command = new PutObjectCommand({ Bucket: this.bucket, Key: req.key, ContentType: req.contentType, ContentLength: req.size });
     const url = await getSignedUrl(this.client, command, {
       expiresIn: req.expiresInS,

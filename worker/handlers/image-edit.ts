@@ -3,7 +3,9 @@ import type { ImageEditResult } from '#shared/ai/image-edit-result.js';
 import type { VisionProvider } from '#shared/ai/provider.js';
 import { RetryError } from '#shared/jobs/job-errors.js';
 import type { PayloadOf } from '#shared/jobs/kinds.js';
+import type { Sql } from '#shared/db/connect.js';
 import type { ObjectStore } from '#shared/storage/object-store.js';
+import { outputStored, recordOutput } from '#shared/storage/uploads.js';
 import type { Handler } from '../handler.js';
 import { loadStored } from './manifest-extract.js';
 import { FAKE_PROVIDER } from '#shared/ai/fake-provider.js';
@@ -15,6 +17,8 @@ const RESULT_URL_TTL_S = 7 * 24 * 3600;
 
 /** What image.edit needs from its worker. */
 export interface ImageEditDeps {
+  /** Where the edited image is recorded (a row of `uploads`), so retention deletes it with its job. */
+  sql: Sql;
   provider: VisionProvider;
   /** OPENAI_IMAGE_MODEL: used when the payload names no model. */
   model: string;
@@ -27,7 +31,8 @@ export interface ImageEditDeps {
 
 /**
  * `image.edit`: reads the image (and mask) from the tenant's own uploads, asks the provider for
- * the edit, and stores the result as `uploads/<tenant>/<new uuid>/edited.png`.
+ * the edit, and stores the result as `uploads/<tenant>/<new uuid>/edited.png`, recorded in
+ * `uploads` first: retention deletes it once its job is gone and no other job names it.
  */
 export function imageEdit(deps: ImageEditDeps): Handler<PayloadOf<'image.edit'>> {
   return async (payload, ctx) => {
@@ -52,7 +57,10 @@ export function imageEdit(deps: ImageEditDeps): Handler<PayloadOf<'image.edit'>>
     ctx.progress(80, 'edited');
     const key = `uploads/${ctx.tenantId.toLowerCase()}/${randomUUID()}/edited.png`;
     try {
+      // The row first: an object is never stored without the record that lets retention delete it.
+      await recordOutput(deps.sql, { tenantId: ctx.tenantId, storageKey: key, contentType: edited.contentType, sizeBytes: edited.bytes.byteLength, jobId: ctx.id });
       await deps.storage!.put(key, edited.bytes, edited.contentType);
+      await outputStored(deps.sql, key);
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       throw new RetryError(`cannot store the edited image: ${(err as Error).message}`, {}, 'storage_error');

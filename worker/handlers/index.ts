@@ -47,7 +47,7 @@ export function createHandlers(deps: HandlerDeps) {
       storage,
     }),
     'gallery.group': galleryGroup({ provider, model: config.OPENAI_MODEL, costs, storage }),
-    'image.edit': imageEdit({ provider, model: config.OPENAI_IMAGE_MODEL ?? 'gpt-image-1', costs, storage }),
+    'image.edit': imageEdit({ sql, provider, model: config.OPENAI_IMAGE_MODEL ?? 'gpt-image-1', costs, storage }),
     'webhook.deliver': webhookDeliver({ ...webhookDeliverDeps(sql, config), ...(deps.metrics && { metrics: deps.metrics }) }),
   } satisfies HandlerMap;
 }
