@@ -29,6 +29,14 @@ export interface HandledTick {
   refusal: string | null;
 }
 
+/** The schedule $1 if tick $2 is due for it, locked: a racing scheduler waits, then finds the tick taken. */
+const DUE_SCHEDULE = `s as (
+  select id, tenant_id, kind, queue, payload, priority, max_attempts from leasehold.schedules
+  where id = $1::uuid and enabled and ticks_from < $2::timestamptz
+    and (last_tick_at is null or last_tick_at < $2::timestamptz)
+  for update
+)`;
+
 /**
  * Schedulers, every poll, for a free kind: enqueues one job for a tick, once whatever the number
  * of schedulers. The schedule row is locked and its last tick re-checked under the lock (a racing
@@ -36,12 +44,7 @@ export interface HandledTick {
  * the job insert happens only when the tick row did, all in this one statement.
  */
 export const ENQUEUE_TICK = `
-with s as (
-  select id, tenant_id, kind, queue, payload, priority, max_attempts from leasehold.schedules
-  where id = $1::uuid and enabled and ticks_from < $2::timestamptz
-    and (last_tick_at is null or last_tick_at < $2::timestamptz)
-  for update
-), tick as (
+with ${DUE_SCHEDULE}, tick as (
   insert into leasehold.schedule_ticks (schedule_id, tick_at, job_id)
   select id, $2::timestamptz, $3::uuid from s
   on conflict do nothing
@@ -62,12 +65,7 @@ select id, queue from job`;
  * which the governor must allow first (in the same transaction). Returns what the job is made of.
  */
 export const CLAIM_TICK = `
-with s as (
-  select id, tenant_id, kind, queue, payload, priority, max_attempts from leasehold.schedules
-  where id = $1::uuid and enabled and ticks_from < $2::timestamptz
-    and (last_tick_at is null or last_tick_at < $2::timestamptz)
-  for update
-), tick as (
+with ${DUE_SCHEDULE}, tick as (
   insert into leasehold.schedule_ticks (schedule_id, tick_at)
   select id, $2::timestamptz from s
   on conflict do nothing
