@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '#shared/config.js';
 import { fromCsv, fromXml } from '#shared/formats/render-manifest.js';
-import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
+import { anyOfChain } from '../test/helpers/schema-fixtures.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { WorkerPool } from '../test/helpers/engine.js';

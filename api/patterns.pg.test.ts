@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runRetention } from '#shared/maintenance/retention.js';
 import { MAX_PATTERN_CONTENT_BYTES, MAX_PATTERN_VERSIONS, MAX_PATTERNS_PER_TENANT } from '#shared/patterns/patterns.js';
-import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
+import { anyOfChain } from '../test/helpers/schema-fixtures.js';
 import { checkStrictSchema } from '#shared/patterns/strict-schema.js';
 import { createTestApi, type TestApi } from '../test/helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';

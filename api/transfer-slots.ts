@@ -4,11 +4,6 @@ export class TransferSlots {
 
   constructor(readonly max: number) {}
 
-  /** Transfers holding a slot now. */
-  get inUse(): number {
-    return this.#inUse;
-  }
-
   /**
    * Takes a slot: returns the function that gives it back (call it when the transfer ends, however
    * it ends; later calls do nothing), or undefined when every slot is taken.

@@ -10,7 +10,7 @@ import { ensureTenant } from '#shared/auth/tenants.js';
 import { loadConfig } from '#shared/config.js';
 import { createPattern } from '#shared/patterns/patterns.js';
 import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
-import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
+import { anyOfChain } from '../test/helpers/schema-fixtures.js';
 import { startModelDouble, successWith, type ModelDouble } from '../test/fixtures/model-double.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { WorkerPool, eventTypes, jobRow, queueFor } from '../test/helpers/engine.js';

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
-import { UNSTORABLE, UNSTORABLE_ESCAPE } from '#shared/db/storable-json.js';
+import { UNSTORABLE, UNSTORABLE_ALL, UNSTORABLE_ESCAPE } from '#shared/db/storable-json.js';
 import { jsonPath, type FieldError } from '#shared/errors.js';
 import type { ApiEnv } from '../context.js';
 import { invalidFields } from './problems.js';
@@ -8,7 +8,6 @@ import { invalidFields } from './problems.js';
 // an unpaired UTF-16 surrogate (in jsonb, 22P02; in text it is turned into U+FFFD on the way).
 // JSON.parse makes both from `\u` escapes, and percent-decoding makes U+0000 from `%00`. A body
 // without such an escape (UNSTORABLE_ESCAPE; nearly all) is not parsed again.
-const UNSTORABLE_ALL = new RegExp(UNSTORABLE.source, 'g');
 // The media types Hono's json validator reads.
 const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
 // A body can hold thousands of offending strings, or one nested 500,000 deep in 1 MiB: the first

@@ -12,7 +12,7 @@ import { TransferSlots } from '../transfer-slots.js';
  * Longest one upload or download may take; Node's own limit on receiving a request
  * (`server.requestTimeout`) is the same 5 minutes. 20 MB in that time is 70 KB/s.
  */
-export const TRANSFER_TIMEOUT_MS = 5 * 60_000;
+const TRANSFER_TIMEOUT_MS = 5 * 60_000;
 
 /** A claim this old belongs to a PUT that no longer runs (a live one ends within TRANSFER_TIMEOUT_MS). */
 const CLAIM_STALE_MS = TRANSFER_TIMEOUT_MS + 60_000;

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { checkStrictSchema } from '#shared/patterns/strict-schema.js';
 import { FAKE_PROVIDER, fakeManifest, fakeUsage } from './fake-provider.js';
 import { validateManifest } from './validate-output.js';
-import { objectChain } from '#shared/patterns/schema-fixtures.js';
+import { objectChain } from '../../test/helpers/schema-fixtures.js';
 
 type Schema = Record<string, unknown>;
 /** A strict object schema: every property required, nothing else allowed. */

@@ -3,6 +3,7 @@ import { PermanentError } from '#shared/jobs/job-errors.js';
 import { fakeNumber } from './fake-number.js';
 import { SeededRandom, fakeFormat, fakeString } from './fake-values.js';
 import { PatternSampleError, samplePattern } from './sample-pattern.js';
+import { EXPANSION_LIMITS } from '../patterns/schema-expansion.js';
 import { resolveLocalRef } from '../json-pointer.js';
 import { PatternBudgetError, PatternError, StepBudget, compileLinearRegExp, type LinearRegExp } from '../patterns/linear-regexp.js';
 
@@ -31,7 +32,7 @@ const isNullSchema = (v: unknown) => isSchema(v) && (v.type === 'null' || ('cons
 // Past this many $ref hops a recursive schema takes its shortest way out (null, fewest items).
 const MAX_REF_HOPS = 6;
 // Schema levels walked before giving up on a schema that recurses with no way out.
-const MAX_NESTING = 64;
+const MAX_NESTING = EXPANSION_LIMITS.nesting;
 // How often a nullable value is null: some, to show the shape, but mostly filled in.
 const NULL_CHANCE = 0.15;
 // Values in one manifest. A model's answer holds far fewer: 16,384 output tokens, a few per

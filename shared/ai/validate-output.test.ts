@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { SchemaCompileError, compileSchema, validateManifest } from './validate-output.js';
-import { anyOfChain } from '#shared/patterns/schema-fixtures.js';
+import { anyOfChain } from '../../test/helpers/schema-fixtures.js';
 
 const item = {
   type: 'object',

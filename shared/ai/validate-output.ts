@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import { PatternBudgetError, StepBudget, compileLinearRegExp } from '../patterns/linear-regexp.js';
+import { DEFAULT_REGEXP_STEPS, PatternBudgetError, StepBudget, compileLinearRegExp } from '../patterns/linear-regexp.js';
 import { expansionProblem } from '../patterns/schema-expansion.js';
 
 /** One way a manifest breaks its schema: where (`$.items[2].price`) and why. */
@@ -18,7 +18,7 @@ export class SchemaCompileError extends Error {
 }
 
 // Steps every `pattern` test in one manifest may take together (linear-regexp.ts): about 0.1 s.
-const PATTERN_STEPS_PER_MANIFEST = 10_000_000;
+const PATTERN_STEPS_PER_MANIFEST = DEFAULT_REGEXP_STEPS;
 // The budget of the validateManifest call running now (validation is synchronous, so there is
 // at most one); a validator called some other way gets a budget per test.
 let manifestBudget: StepBudget | undefined;

@@ -5,7 +5,8 @@
 
 /** One character PostgreSQL cannot store: U+0000, or a UTF-16 surrogate without its pair. */
 export const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const UNSTORABLE_ALL = new RegExp(UNSTORABLE.source, 'g');
+/** Every such character of a text (global: for replace). */
+export const UNSTORABLE_ALL = new RegExp(UNSTORABLE.source, 'g');
 /**
  * How such a character appears in JSON text: JSON.stringify and JSON.parse write and read it as
  * `\u0000` or `\udXXX` (raw control characters are not JSON; a surrogate pair may stand raw).

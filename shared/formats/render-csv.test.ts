@@ -7,7 +7,7 @@ import type { JsonValue } from './json-value.js';
 import { objectSchema as obj, SHELF_AUDIT, SHELF_AUDIT_SCHEMA } from './manifest-fixtures.js';
 import { CSV_LIMITS, CsvTooLargeError, renderCsv } from './render-csv.js';
 import { SchemaTooLargeError } from '../patterns/schema-expansion.js';
-import { anyOfChain, objectChain } from '../patterns/schema-fixtures.js';
+import { anyOfChain, objectChain } from '../../test/helpers/schema-fixtures.js';
 
 /** The CSV for `value`, checked to read back to it. */
 function csv(value: JsonValue, schema: unknown): string {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { EXPANSION_LIMITS, expansionProblem, measureExpansion } from './schema-expansion.js';
-import { anyOfChain } from './schema-fixtures.js';
+import { anyOfChain } from '../../test/helpers/schema-fixtures.js';
 
 const obj = (properties: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
   type: 'object',

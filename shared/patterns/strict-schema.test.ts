@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { anyOfChain } from './schema-fixtures.js';
+import { anyOfChain } from '../../test/helpers/schema-fixtures.js';
 import { STRICT_LIMITS, checkStrictSchema, normalizeSchema } from './strict-schema.js';
 
 const obj = (properties: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
