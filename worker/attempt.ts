@@ -62,7 +62,8 @@ export function runAttempt(h: HeldJob, deps: AttemptDeps): Outcome | Promise<Out
 function succeeded(result: unknown, h: HeldJob, deps: AttemptDeps): Outcome {
   if (result !== null && (typeof result === 'object' || typeof result === 'bigint')) {
     try {
-      JSON.stringify(result);
+      // Kept for the completer, which writes this text instead of serialising the result again.
+      return { type: 'success', result, json: JSON.stringify(result) };
     } catch (err) {
       return classify(new PermanentError(`the handler's result cannot be stored as JSON: ${(err as Error).message}`, 'invalid_result'), h, deps.kind);
     }

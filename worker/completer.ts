@@ -1,5 +1,5 @@
 import type { Sql } from '#shared/db/connect.js';
-import { storableJson } from '#shared/db/storable-json.js';
+import { UNSTORABLE_ESCAPE, storableJson } from '#shared/db/storable-json.js';
 import type { Logger } from '#shared/log.js';
 import { COMPLETE_JOBS, FAIL_JOBS, PREPARED } from '#shared/jobs/queue-sql.js';
 import { WEBHOOKS_QUEUE } from '#shared/webhooks/delivery.js';
@@ -171,15 +171,23 @@ export class Completer {
     const ids = [...successes.keys()].sort();
     const tokens: string[] = [];
     const results: Record<string, unknown> = {};
+    // The results object's JSON text, from each result's own text where succeeded() made it.
+    const members: string[] = [];
     for (const id of ids) {
       const { held, outcome } = successes.get(id)!;
       tokens.push(held.token);
-      const { result } = outcome as Extract<Outcome, { type: 'success' }>;
-      if (result !== undefined && result !== null) results[id] = result;
+      const { result, json } = outcome as Extract<Outcome, { type: 'success' }>;
+      if (result !== undefined && result !== null) {
+        results[id] = result;
+        // undefined for what JSON.stringify leaves out of an object (a function, toJSON() → undefined).
+        const text: string | undefined = json ?? JSON.stringify(result);
+        if (text !== undefined) members.push(`"${id}":${text}`);
+      }
     }
     // One result or error text PostgreSQL cannot store would fail the whole batch, again at every
     // retry: such characters become U+FFFD instead, and the log says whose.
-    const resultsJson = storableJson(results);
+    const joined = `{${members.join(',')}}`;
+    const resultsJson = UNSTORABLE_ESCAPE.test(joined) ? storableJson(results) : { text: joined, replaced: false };
     if (resultsJson.replaced) this.#warnReplaced(Object.entries(results), 'result');
     const othersJson = storableJson(others);
     if (othersJson.replaced) this.#warnReplaced(others.map((o) => [(o as { id: string }).id, o]), 'error');

@@ -36,7 +36,8 @@ export interface HeldJob {
 
 /** How an attempt ended, as the completer writes it. */
 export type Outcome =
-  | { type: 'success'; result: unknown }
+  /** `json`: the result's JSON text, when succeeded() made it checking that it has one. */
+  | { type: 'success'; result: unknown; json?: string }
   | { type: 'retry'; message: string; code: string; retryAt: Date; stack?: string }
   | { type: 'permanent'; message: string; code: string; stack?: string }
   | { type: 'cancelled'; message: string }
