@@ -308,8 +308,10 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
       const tenantId = c.get('principal').tenantId;
       if (!isUuid(id)) throw notFound(id);
       const view = await sql.begin(async (tx) => {
+        // Only a retry reads the payload (the governor estimates the run from it); it may be 1 MiB.
+        const columns = action === 'retry' ? tx`status, tenant_id, kind, payload` : tx`status, tenant_id, kind, null as payload`;
         const [job] = await tx<{ status: string; tenant_id: string; kind: string; payload: unknown }[]>`
-          select status, tenant_id, kind, payload from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid for update`;
+          select ${columns} from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid for update`;
         if (!job) throw notFound(id);
         if (!allowed.includes(job.status)) throw new AppError('invalid_state', `job ${id} is ${job.status}; only ${allowed.join(' or ')} jobs can be ${action === 'cancel' ? 'cancelled' : 'retried'}`);
         // The principal (`key:<id>` or `jwt:<subject>`) is recorded as who did it.
