@@ -46,7 +46,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-test('log in, watch a job go from queued to succeeded without reloading, requeue a dead letter, save a screenshot', { timeout: 90_000 }, async () => {
+test('log in, watch a job go from queued to succeeded without reloading, requeue a dead letter, save a screenshot', { timeout: 180_000 }, async () => {
   const admin = await api.tenant('browser-ops', ['admin']);
   const customer = await api.tenant('browser-customer');
   const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });

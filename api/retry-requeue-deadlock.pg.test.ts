@@ -132,5 +132,5 @@ describe('retry and dead-letter requeue of one job, at once', () => {
     expect(retried).toBe(true);
     expect(outcome).toEqual(lost);
     expect(await queuedEvents(d.jobId)).toBe(2);
-  }, 90_000);
+  }, 180_000);
 });

@@ -83,7 +83,7 @@ describe('leasehold with no configuration', () => {
         LEASEHOLD_DATA_DIR: dataDir,
         EMBEDDED_PG_PORT: String(await freePort()),
         LOG_LEVEL: 'info',
-      }, 60_000);
+      }, 150_000);
       expect(run.code, run.stderr).toBe(0);
       expect(run.json()).toEqual({ queues: [], workers: [] });
       expect(run.stderr).toContain('embedded PostgreSQL ready');
@@ -91,5 +91,5 @@ describe('leasehold with no configuration', () => {
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
-  }, 90_000);
+  }, 180_000);
 });

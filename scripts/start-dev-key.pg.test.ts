@@ -86,7 +86,7 @@ describe('leasehold start prints a working development key', () => {
     expect((await fetch(`${url}/metrics`, { headers: { authorization: 'Bearer test-key' } })).status).toBe(200);
     // Only the banner holds it: no log line does.
     expect(run.stdout().split('\n').filter((l) => l.includes('test-key')).every((l) => !l.startsWith('{'))).toBe(true);
-  }, 60_000);
+  }, 180_000);
 
   test('a second start prints the key the first one generated; after a revoke, a new one', async () => {
     const dir = newDataDir();
@@ -109,7 +109,7 @@ describe('leasehold start prints a working development key', () => {
     expect(remade.key).not.toBe(made.key);
     expect(remade.note).toMatch(/^new, kept in /);
     expect(await statusFor(urlOf(third.stdout()), remade.key)).toBe(200);
-  }, 90_000);
+  }, 180_000);
 
   test('non-admin keys of the development tenant (leasehold keys create) do not stop it from making one', async () => {
     const made = await runCli(['keys', 'create', '--scopes', 'jobs:read', '--json'], { DATABASE_URL: db.url });
@@ -119,7 +119,7 @@ describe('leasehold start prints a working development key', () => {
     const { key } = bannerKey(run.stdout());
     const url = urlOf(run.stdout());
     expect((await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
-  }, 60_000);
+  }, 180_000);
 
   test('--json prints one JSON line with the URL and the key', async () => {
     const run = await start({ LEASEHOLD_API_KEY: 'json-demo-key' }, ['--json'], /"api_key"/);
@@ -127,7 +127,7 @@ describe('leasehold start prints a working development key', () => {
     const banner = JSON.parse(line);
     expect(banner).toEqual({ url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/), docs: `${banner.url}/docs`, dashboard: `${banner.url}/dashboard`, api_key: 'json-demo-key', api_key_source: 'LEASEHOLD_API_KEY' });
     expect(await statusFor(banner.url, 'json-demo-key')).toBe(200);
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('leasehold start refuses a LEASEHOLD_API_KEY it cannot use', () => {
@@ -149,7 +149,7 @@ describe('leasehold start refuses a LEASEHOLD_API_KEY it cannot use', () => {
     }
     const [row] = await db.sql`select revoked_at from leasehold.api_keys where prefix = ${revoked.split('_')[1]!}`;
     expect(row!.revoked_at).not.toBeNull();
-  }, 60_000);
+  }, 180_000);
 
   test('a key with whitespace is a configuration error naming the variable, not the value', async () => {
     const run = await runCli(['start'], { DATABASE_URL: db.url, LEASEHOLD_API_KEY: 'my demo key' });

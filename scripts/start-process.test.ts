@@ -84,7 +84,7 @@ describe('leasehold start (child process)', () => {
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);
     expect(alive(pgPid)).toBe(false);
-  }, 60_000);
+  }, 180_000);
 
   test("GET /metrics of the all-in-one start shows its worker's series next to the API's", async () => {
     const { child, url, output } = await start();
@@ -107,7 +107,7 @@ describe('leasehold start (child process)', () => {
     expect(text).toMatch(/^leasehold_workers_live 1$/m);
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);
-  }, 60_000);
+  }, 180_000);
 
   test('SIGKILL of the parent leaves no PostgreSQL behind (the watchdog stops it)', async () => {
     const { child } = await start();
@@ -116,7 +116,7 @@ describe('leasehold start (child process)', () => {
     child.kill('SIGKILL');
     await exited(child);
     await waitFor(() => !alive(pgPid), 'the orphaned postgres to be stopped by its watchdog', 15_000);
-  }, 60_000);
+  }, 180_000);
 
   test('a PostgreSQL orphaned without its watchdog is stopped at the next start, and the data survives', async () => {
     const first = await start();
@@ -142,5 +142,5 @@ describe('leasehold start (child process)', () => {
     await after.end();
     second.child.kill('SIGINT');
     expect(await exited(second.child)).toBe(0);
-  }, 90_000);
+  }, 180_000);
 });

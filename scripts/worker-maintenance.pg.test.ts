@@ -47,4 +47,4 @@ test('two worker processes: every-second schedule ticks run once each, old jobs 
   const [jobs] = await db.sql`select count(*)::int as n from leasehold.jobs j join leasehold.schedule_ticks t on t.job_id = j.id where t.schedule_id = ${s!.id}`;
   expect(new Set(ticks.map((t) => t.tick_at.getTime())).size).toBe(ticks.length);
   expect(jobs!.n).toBe(ticks.length);
-}, 90_000);
+}, 180_000);

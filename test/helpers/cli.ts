@@ -17,7 +17,7 @@ export interface CliRun {
  * Runs the real `leasehold` binary (`node scripts/leasehold.mjs …`) as a child process, with
  * `env` over this process's environment, and waits for it to exit (SIGKILL after `timeoutMs`).
  */
-export function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = 25_000): Promise<CliRun> {
+export function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = 90_000): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: ROOT,

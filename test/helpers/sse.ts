@@ -46,7 +46,7 @@ export function openStream(base: string, path: string, opts: { key?: string; las
     es,
     events,
     ids: () => events.map((e) => Number(e.id)),
-    until: async (check, what, timeoutMs = 10_000) => {
+    until: async (check, what, timeoutMs = 30_000) => {
       await waitFor(() => check(events), what, timeoutMs);
     },
     close: () => es.close(),

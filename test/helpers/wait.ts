@@ -2,7 +2,7 @@
 type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
 
 /** Polls `check` until it returns a truthy value, or fails after `timeoutMs` with `what`. */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, everyMs = 20): Promise<Truthy<T>> {
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 30_000, everyMs = 20): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
