@@ -40,6 +40,18 @@ begin
   return true;
 end $function$;
 
+CREATE OR REPLACE FUNCTION leasehold.append_error(history jsonb, error jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  select case
+    when jsonb_array_length(history) < 10 then history || jsonb_build_array(error)
+    else (select jsonb_agg(case when e.n <= jsonb_array_length(history) - 9 then e.v - 'stack' else e.v end order by e.n)
+          from jsonb_array_elements(history) with ordinality as e(v, n)) || jsonb_build_array(error)
+  end
+$function$;
+
 CREATE OR REPLACE FUNCTION leasehold.cancel_job(p_job_id uuid, p_tenant_id uuid DEFAULT NULL::uuid, p_actor text DEFAULT CURRENT_USER)
  RETURNS leasehold.job_status
  LANGUAGE plpgsql

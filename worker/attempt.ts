@@ -156,8 +156,22 @@ function classify(err: unknown, h: HeldJob, kind: KindOptions): Outcome {
     return { type: 'retry', code: 'timeout', message: h.aborted.message, retryAt: retryAt() };
   }
   const e = err instanceof Error ? err : new Error(String(err));
-  const stack = e.stack?.slice(0, 2_000);
-  if (e instanceof PermanentError) return { type: 'permanent', code: e.code, message: e.message, stack };
-  if (e instanceof RetryError) return { type: 'retry', code: e.code, message: e.message, retryAt: e.at ?? retryAt(), stack };
-  return { type: 'retry', code: 'handler_error', message: e.message || e.name, retryAt: retryAt(), stack };
+  const stack = e.stack === undefined ? undefined : cut(e.stack, MAX_ERROR_TEXT);
+  const message = cut(e.message || e.name, MAX_ERROR_TEXT);
+  if (e instanceof PermanentError) return { type: 'permanent', code: cut(String(e.code), MAX_ERROR_CODE), message, stack };
+  if (e instanceof RetryError) return { type: 'retry', code: cut(String(e.code), MAX_ERROR_CODE), message, retryAt: e.at ?? retryAt(), stack };
+  return { type: 'retry', code: 'handler_error', message, retryAt: retryAt(), stack };
+}
+
+/**
+ * What a thrown error may put in a job's `last_error` and its error history, which keeps every
+ * failure of every attempt and is copied into each dead letter: a message and a stack of up to
+ * 2,000 characters each (the history keeps the ten latest stacks, `append_error` in SQL), a code of 100.
+ */
+export const MAX_ERROR_TEXT = 2_000;
+export const MAX_ERROR_CODE = 100;
+
+/** `text` cut to `max` UTF-16 units, the last one an ellipsis when cut. */
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

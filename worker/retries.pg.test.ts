@@ -161,6 +161,35 @@ describe('retries', () => {
     ]);
   });
 
+  test('the history keeps every failure, the ten latest with their stacks; long messages, stacks and codes are cut', async () => {
+    const queue = freshQueue();
+    const long = 'x'.repeat(5_000);
+    await startWorker(queue, {
+      kinds: { 'test.chatty': { retry: { ...FAST, initialMs: 5, factor: 1 } } },
+      handlers: {
+        'test.chatty': (_p: unknown, ctx) => {
+          if (ctx.attempt < 12) throw new Error(`failure ${ctx.attempt}`);
+          const e = new PermanentError(`${ctx.attempt}: ${long}`, 'c'.repeat(500));
+          e.stack = `Error: ${long}`;
+          throw e;
+        },
+      },
+    });
+    const { id } = await queueFor(db.sql).enqueue({ kind: 'test.chatty', queue, maxAttempts: 12 });
+    const row = await until(db.sql, id, 'failed', 30_000);
+    const errors = row.errors as { attempt: number; code: string; message: string; stack?: string }[];
+    expect(errors.map((e) => e.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(errors.map((e) => 'stack' in e)).toEqual([false, false, ...Array<boolean>(10).fill(true)]);
+    expect(errors[0]).toMatchObject({ code: 'handler_error', message: 'failure 1' });
+    expect(errors[2]!.stack).toContain('failure 3');
+    const last = errors[11]!;
+    expect([last.message.length, last.stack!.length, last.code.length]).toEqual([2_000, 2_000, 100]);
+    expect(last.message).toMatch(/^12: x+…$/);
+    expect(row.last_error).toBe(last.message);
+    const [letter] = await deadLetters(db.sql, id);
+    expect(letter!.errors).toEqual(errors);
+  });
+
   test.each([
     ['afterMs', () => new RetryError('rate limited', { afterMs: 300 })],
     ['at', () => new RetryError('rate limited', { at: new Date(Date.now() + 300) })],

@@ -256,7 +256,7 @@ with input as (
                     when i.outcome = 'handback' then now() else j.run_at end,
       attempts = case when i.outcome = 'handback' then j.attempts - 1 else j.attempts end,
       last_error = coalesce(i.message, j.last_error),
-      errors = case when i.error is null then j.errors else j.errors || jsonb_build_array(i.error) end,
+      errors = case when i.error is null then j.errors else leasehold.append_error(j.errors, i.error) end,
       finished_at = case when i.outcome = 'handback' or (i.outcome = 'retry' and j.attempts < j.max_attempts)
                          then null else now() end,
       lease_token = null, lease_expires_at = null, updated_at = now()
