@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { DEFAULT_REGEXP_STEPS, PatternBudgetError, StepBudget, compileLinearRegExp } from '../patterns/linear-regexp.js';
 import { expansionProblem } from '../patterns/schema-expansion.js';
+import { childPath, pointerTokens } from '../json-pointer.js';
 
 /** One way a manifest breaks its schema: where (`$.items[2].price`) and why. */
 export interface OutputProblem {
@@ -84,18 +85,11 @@ export function compileSchema(schema: unknown): ValidateFunction {
   return validate;
 }
 
-/** Appends a key to a JSON path: `.name` for identifiers, `["odd name"]` otherwise, `[2]` for indexes. */
-function childPath(path: string, key: string | number): string {
-  if (typeof key === 'number') return `${path}[${key}]`;
-  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
-}
-
 /** A JSON pointer into `value` (ajv's instancePath) as a JSON path; the value tells indexes from keys like "2". */
 function pointerToPath(pointer: string, value: unknown): string {
   let path = '$';
   let at = value;
-  for (const raw of pointer.split('/').slice(1)) {
-    const token = raw.replaceAll('~1', '/').replaceAll('~0', '~');
+  for (const token of pointerTokens(pointer)) {
     if (Array.isArray(at) && /^\d+$/.test(token)) {
       path = childPath(path, Number(token));
       at = at[Number(token)];
