@@ -3,6 +3,7 @@ import addFormats from 'ajv-formats';
 import { DEFAULT_REGEXP_STEPS, PatternBudgetError, StepBudget, compileLinearRegExp } from '../patterns/linear-regexp.js';
 import { expansionProblem } from '../patterns/schema-expansion.js';
 import { childPath, pointerTokens } from '../json-pointer.js';
+import { LruCache } from '../lru-cache.js';
 
 /** One way a manifest breaks its schema: where (`$.items[2].price`) and why. */
 export interface OutputProblem {
@@ -51,8 +52,7 @@ addFormats.default(ajv, ['date-time', 'time', 'date', 'duration', 'email', 'host
 
 // Patterns are few and reused for every job: a small LRU keeps their compiled validators. Evicted
 // schemas are also removed from ajv's own cache, which would otherwise hold every one forever.
-const CACHE_SIZE = 128;
-const cache = new Map<string, { validate: ValidateFunction; schema: object }>();
+const cache = new LruCache<string, { validate: ValidateFunction; schema: object }>(128, (entry) => ajv.removeSchema(entry.schema));
 // Enough to fix an output; an output that breaks its schema everywhere need not list every break.
 const MAX_PROBLEMS = 50;
 
@@ -60,11 +60,7 @@ const MAX_PROBLEMS = 50;
 export function compileSchema(schema: unknown): ValidateFunction {
   const text = typeof schema === 'string' ? schema : JSON.stringify(schema);
   const hit = cache.get(text);
-  if (hit) {
-    cache.delete(text);
-    cache.set(text, hit);
-    return hit.validate;
-  }
+  if (hit) return hit.validate;
   let validate: ValidateFunction;
   let parsed: object;
   try {
@@ -77,11 +73,6 @@ export function compileSchema(schema: unknown): ValidateFunction {
     throw new SchemaCompileError(`the schema does not compile: ${(err as Error).message}`, { cause: err });
   }
   cache.set(text, { validate, schema: parsed });
-  if (cache.size > CACHE_SIZE) {
-    const [oldest, entry] = cache.entries().next().value!;
-    cache.delete(oldest);
-    ajv.removeSchema(entry.schema);
-  }
   return validate;
 }
 
