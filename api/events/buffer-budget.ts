@@ -7,7 +7,8 @@
  * A buffer that many streams hold (a group's chunk, the keep-alive, the opening) takes its memory
  * once, so it counts once: each holder takes a reference, and its bytes leave the total when the
  * last one lets go. Bytes are uncompressed, as each stream's own count is. Once the total passes
- * the budget, `onOver` runs, at most once per turn of the event loop.
+ * the budget, `onOver` runs, at most once per turn of the event loop. Only bytes that wait are
+ * held: a piece the HTTP server takes at once (its client keeps up) never comes here.
  */
 export class BufferBudget {
   readonly #refs = new Map<object, number>();

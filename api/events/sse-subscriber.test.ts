@@ -103,6 +103,41 @@ describe('SseSubscriber against the process buffer budget', () => {
     expect(budget.bytes).toBe(0);
   });
 
+  it.each([false, true])('a client that keeps up writes straight through: its pieces never touch the budget (gzip: %s)', async (gzip) => {
+    let holds = 0;
+    const budget = new (class extends BufferBudget {
+      override hold(item: object, bytes: number): void {
+        holds++;
+        super.hold(item, bytes);
+      }
+    })(1 << 20, () => {});
+    const sub = subscriber({ gzip, budget });
+    sub.goLive();
+    const reader = sub.stream.getReader();
+    const opening = [await reader.read(), ...(gzip ? [await reader.read()] : [])];
+    const before = holds; // the opening waited for the first read
+    const got: Buffer[] = [];
+    // The server's read waits for each piece, as it does for a client whose socket takes them all.
+    const written = async (put: () => void) => {
+      const next = reader.read();
+      await Promise.resolve();
+      put();
+      got.push(Buffer.from((await next).value!));
+    };
+    for (let id = 1; id <= 50; id++) {
+      await written(() => sub.deliver(chunkOf([frameOf(id)])));
+      await written(() => sub.send(Buffer.from(':\n\n')));
+    }
+    expect(holds - before).toBe(0);
+    expect(budget.bytes).toBe(0);
+    sub.end();
+    const rest = [];
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest.push(Buffer.from(r.value));
+    const body = Buffer.concat([...opening.map((r) => Buffer.from(r.value!)), ...got, ...rest]);
+    const text = gzip ? gunzipSync(body).toString() : body.toString();
+    expect(text).toBe(`retry: 2000\n\n${Array.from({ length: 50 }, (_, i) => `${frameOf(i + 1).bytes}:\n\n`).join('')}`);
+  });
+
   it('live chunks held back during a replay count too, and go with the stream', () => {
     const budget = new BufferBudget(1 << 20, () => {});
     const sub = subscriber({ gzip: false, budget });

@@ -220,8 +220,16 @@ export class SseSubscriber {
     this.#flushWanted();
   }
 
-  /** Queues a piece and counts its (uncompressed) bytes, here and against the process's budget. */
+  /**
+   * Writes a piece at once when the HTTP server is waiting for one (its socket took the last);
+   * otherwise queues it and counts its (uncompressed) bytes, here and against the process's budget.
+   * A client that keeps up thus costs the budget nothing: only bytes that wait are accounted.
+   */
   #push(item: Buffer | Segment): void {
+    if (this.#wanted && this.#queue.length === 0) {
+      this.#wanted = false;
+      return this.#write(item);
+    }
     const bytes = Buffer.isBuffer(item) ? item.length : item.len;
     this.#queue.push(item);
     this.#queuedBytes += bytes;
@@ -246,21 +254,22 @@ export class SseSubscriber {
       this.#controller.close();
       return;
     }
-    if (Buffer.isBuffer(next)) {
-      this.#queuedBytes -= next.length;
-      this.opts.budget?.release(next, next.length);
-      this.#controller.enqueue(next);
-    } else {
-      // CRC and length grow as pieces go out, so a stream cut short still ends with a true trailer.
-      this.#queuedBytes -= next.len;
-      this.opts.budget?.release(next, next.len);
-      if (this.#gz) (this.#gz.crc = crc32Combine(this.#gz.crc, next.crc, next.len)), (this.#gz.len += next.len);
-      else this.#gz = { crc: next.crc, len: next.len };
-      this.#controller.enqueue(next.bytes);
-    }
+    const bytes = Buffer.isBuffer(next) ? next.length : next.len;
+    this.#queuedBytes -= bytes;
+    this.opts.budget?.release(next, bytes);
+    this.#write(next);
     if (this.#roomWaiters.length && this.#queuedBytes < this.#room()) {
       for (const w of this.#roomWaiters.splice(0)) w();
     }
+  }
+
+  /** Hands a piece to the HTTP server. */
+  #write(item: Buffer | Segment): void {
+    if (Buffer.isBuffer(item)) return this.#controller.enqueue(item);
+    // CRC and length grow as pieces go out, so a stream cut short still ends with a true trailer.
+    if (this.#gz) (this.#gz.crc = crc32Combine(this.#gz.crc, item.crc, item.len)), (this.#gz.len += item.len);
+    else this.#gz = { crc: item.crc, len: item.len };
+    this.#controller.enqueue(item.bytes);
   }
 
   /** Forgets everything queued or pending, giving its bytes back to the process's budget. */

@@ -2,6 +2,8 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { DEFAULT_REGEXP_STEPS, PatternBudgetError, StepBudget, compileLinearRegExp } from '../patterns/linear-regexp.js';
 import { expansionProblem } from '../patterns/schema-expansion.js';
+import { childPath, pointerTokens } from '../json-pointer.js';
+import { LruCache } from '../lru-cache.js';
 
 /** One way a manifest breaks its schema: where (`$.items[2].price`) and why. */
 export interface OutputProblem {
@@ -50,8 +52,7 @@ addFormats.default(ajv, ['date-time', 'time', 'date', 'duration', 'email', 'host
 
 // Patterns are few and reused for every job: a small LRU keeps their compiled validators. Evicted
 // schemas are also removed from ajv's own cache, which would otherwise hold every one forever.
-const CACHE_SIZE = 128;
-const cache = new Map<string, { validate: ValidateFunction; schema: object }>();
+const cache = new LruCache<string, { validate: ValidateFunction; schema: object }>(128, (entry) => ajv.removeSchema(entry.schema));
 // Enough to fix an output; an output that breaks its schema everywhere need not list every break.
 const MAX_PROBLEMS = 50;
 
@@ -59,11 +60,7 @@ const MAX_PROBLEMS = 50;
 export function compileSchema(schema: unknown): ValidateFunction {
   const text = typeof schema === 'string' ? schema : JSON.stringify(schema);
   const hit = cache.get(text);
-  if (hit) {
-    cache.delete(text);
-    cache.set(text, hit);
-    return hit.validate;
-  }
+  if (hit) return hit.validate;
   let validate: ValidateFunction;
   let parsed: object;
   try {
@@ -76,26 +73,14 @@ export function compileSchema(schema: unknown): ValidateFunction {
     throw new SchemaCompileError(`the schema does not compile: ${(err as Error).message}`, { cause: err });
   }
   cache.set(text, { validate, schema: parsed });
-  if (cache.size > CACHE_SIZE) {
-    const [oldest, entry] = cache.entries().next().value!;
-    cache.delete(oldest);
-    ajv.removeSchema(entry.schema);
-  }
   return validate;
-}
-
-/** Appends a key to a JSON path: `.name` for identifiers, `["odd name"]` otherwise, `[2]` for indexes. */
-function childPath(path: string, key: string | number): string {
-  if (typeof key === 'number') return `${path}[${key}]`;
-  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
 }
 
 /** A JSON pointer into `value` (ajv's instancePath) as a JSON path; the value tells indexes from keys like "2". */
 function pointerToPath(pointer: string, value: unknown): string {
   let path = '$';
   let at = value;
-  for (const raw of pointer.split('/').slice(1)) {
-    const token = raw.replaceAll('~1', '/').replaceAll('~0', '~');
+  for (const token of pointerTokens(pointer)) {
     if (Array.isArray(at) && /^\d+$/.test(token)) {
       path = childPath(path, Number(token));
       at = at[Number(token)];

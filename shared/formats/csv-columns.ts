@@ -1,5 +1,8 @@
 // Which columns a manifest's CSV has, read from its pattern's JSON Schema alone, so every
 // manifest of a pattern gets the same header (rules: docs/formats.md, "csv").
+import { createHash } from 'node:crypto';
+import { LruCache } from '../lru-cache.js';
+import { SchemaTooLargeError } from '../patterns/schema-expansion.js';
 import { isJsonObject } from './json-value.js';
 import { readSchema, type SchemaShape } from './schema-shape.js';
 
@@ -23,9 +26,9 @@ export interface CsvColumn {
 /** The columns of a manifest's CSV for one schema, in both of its layouts. */
 export interface CsvLayout {
   /** The one-row layout: every top-level property flattened. */
-  single: CsvColumn[];
+  readonly single: readonly CsvColumn[];
   /** The row-per-item layout and its main array's key, when the schema has a main array. */
-  main?: { key: string; columns: CsvColumn[] };
+  readonly main?: { readonly key: string; readonly columns: readonly CsvColumn[] };
 }
 
 /** The header cell of a path; the root itself (a manifest that is not flattened) is `value`. */
@@ -73,16 +76,44 @@ function mainArray(root: SchemaShape): { key: string; items: SchemaShape } | und
   return undefined;
 }
 
-/** The CSV columns of manifests of `schema`, in the order of the schema's properties. */
+/** The layout of one schema's shape: each top-level property's columns made once, for both layouts. */
+function layoutOf(root: SchemaShape): CsvLayout {
+  if (!flattens(root)) return { single: columnsOf(root, [], true, false) };
+  const main = mainArray(root);
+  const single: CsvColumn[] = [];
+  const columns: CsvColumn[] = [];
+  for (const [key, shape] of root.properties ?? []) {
+    const own = columnsOf(shape, [key], root.required.has(key), false);
+    single.push(...own);
+    columns.push(...(key === main?.key ? columnsOf(main.items, [key], true, true) : own));
+  }
+  return main ? { single, main: { key: main.key, columns } } : { single };
+}
+
+// A pattern's schema is read from the database with each manifest, a new object every time, so
+// layouts are kept by the schema's text, hashed (up to 1 MB of it; the digest is what stays).
+// Patterns are few and reused, as in validate-output.ts. A schema too large to lay out is kept
+// too: measuring it up to EXPANSION_LIMITS takes ~90 ms, and a refusal needs that once.
+const layouts = new LruCache<string, CsvLayout | { tooLarge: string }>(128);
+
+/**
+ * The CSV columns of manifests of `schema`, in the order of the schema's properties. Cached: the
+ * layout is shared with every caller of the same schema, and must not be changed. Throws
+ * SchemaTooLargeError for a schema whose expansion passes EXPANSION_LIMITS.
+ */
 export function csvLayout(schema: unknown): CsvLayout {
-  const root = readSchema(isJsonObject(schema) ? schema : {});
-  const single = columnsOf(root, [], true, false);
-  const main = flattens(root) ? mainArray(root) : undefined;
-  if (!main) return { single };
-  const columns = (root.properties ?? []).flatMap(([key, shape]) =>
-    key === main.key
-      ? columnsOf(main.items, [key], true, true)
-      : columnsOf(shape, [key], root.required.has(key), false),
-  );
-  return { single, main: { key: main.key, columns } };
+  const object = isJsonObject(schema) ? schema : {};
+  const key = createHash('sha256').update(JSON.stringify(object)).digest('base64');
+  let layout = layouts.get(key);
+  if (!layout) {
+    try {
+      layout = layoutOf(readSchema(object));
+    } catch (err) {
+      if (!(err instanceof SchemaTooLargeError)) throw err;
+      layout = { tooLarge: err.message };
+    }
+    layouts.set(key, layout);
+  }
+  if ('tooLarge' in layout) throw new SchemaTooLargeError(layout.tooLarge);
+  return layout;
 }

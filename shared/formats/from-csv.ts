@@ -12,7 +12,7 @@ interface Field {
 }
 
 /** True when the header names exactly these columns, in order. */
-function headerMatches(header: Field[], columns: CsvColumn[]): boolean {
+function headerMatches(header: Field[], columns: readonly CsvColumn[]): boolean {
   return header.length === columns.length && header.every((f, i) => unneutralise(f.text) === columns[i]?.name);
 }
 

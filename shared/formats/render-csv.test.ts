@@ -131,6 +131,27 @@ describe('csv-schema-expansion: hostile schemas fail fast instead of hanging the
     expect(performance.now() - start).toBeLessThan(1000);
   });
 
+  test('a schema is laid out, or refused, once: the same text read again (a new object, as from the database) comes from the cache', () => {
+    const text = JSON.stringify(ORDER);
+    const first = csvLayout(JSON.parse(text));
+    expect(csvLayout(JSON.parse(text))).toBe(first);
+    expect(first.main?.columns.map((c) => c.name)).toEqual(['id', 'lines.sku', 'lines.qty', 'total']);
+    expect(csvLayout({ ...ORDER, title: 'other' })).not.toBe(first);
+    const hostile = JSON.stringify(objectChain(20));
+    const refusal = (() => {
+      try {
+        csvLayout(JSON.parse(hostile));
+      } catch (err) {
+        return err as Error;
+      }
+    })();
+    expect(refusal).toBeInstanceOf(SchemaTooLargeError);
+    const start = performance.now();
+    for (let i = 0; i < 100; i++) expect(() => csvLayout(JSON.parse(hostile))).toThrow(refusal!.message);
+    // Measuring it again would take ~90 ms each time.
+    expect(performance.now() - start).toBeLessThan(500);
+  });
+
   test('the same shapes within the limits still lay out every column', () => {
     expect(csvLayout(anyOfChain(12)).single.map((c) => c.name)).toEqual(['x']);
     expect(csvLayout(objectChain(3)).single).toHaveLength(8);

@@ -72,7 +72,7 @@ function valueAt(value: JsonValue, path: string[]): JsonValue | undefined {
 }
 
 /** The header row: column names, neutralised like string cells. */
-function headerRow(columns: CsvColumn[]): CellText[] {
+function headerRow(columns: readonly CsvColumn[]): CellText[] {
   return columns.map((c) => neutralise(c.name));
 }
 

@@ -2,7 +2,7 @@
 // `$defs`, each an anyOf of two references to the next, is 2 KB of JSON and 2^41 nodes expanded,
 // and every reader that walks the expansion (the CSV layout, ajv on a failing value) pays for
 // those nodes. The pattern check refuses such a schema; readers measure before they walk.
-import { resolveLocalRef } from '../json-pointer.js';
+import { childPath, refTokens, resolveLocalRef } from '../json-pointer.js';
 
 /** Bounds on a schema's expansion, where each `$ref` counts as a copy of what it names. */
 export const EXPANSION_LIMITS = {
@@ -38,25 +38,9 @@ type Schema = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Schema => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Appends a key to a JSON path: `.name` for identifiers, `["odd name"]` otherwise. */
-function childPath(path: string, key: string | number): string {
-  if (typeof key === 'number') return `${path}[${key}]`;
-  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
-}
-
 /** The JSON path of a local reference's target (`#/$defs/a~1b` → `$.$defs["a/b"]`). */
 function refPath(ref: string): string {
-  let path = '$';
-  for (const raw of ref.split('/').slice(1)) {
-    let token = raw;
-    try {
-      token = decodeURIComponent(raw);
-    } catch {
-      // resolveLocalRef finds nothing for it either.
-    }
-    path = childPath(path, token.replaceAll('~1', '/').replaceAll('~0', '~'));
-  }
-  return path;
+  return (refTokens(ref) ?? []).reduce<string>(childPath, '$');
 }
 
 /**

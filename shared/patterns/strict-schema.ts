@@ -2,7 +2,7 @@
 // guide, checked November 2026; see NOTES.md). A schema it rejects is a 400 at job time, so the
 // API refuses it when the pattern is saved instead, naming every offending JSON path.
 
-import { isLocalPointer, resolveLocalRef } from '../json-pointer.js';
+import { childPath, isLocalPointer, resolveLocalRef } from '../json-pointer.js';
 import { PatternError, compileLinearRegExp } from './linear-regexp.js';
 import { EXPANSION_LIMITS, measureExpansion } from './schema-expansion.js';
 
@@ -48,12 +48,6 @@ type Schema = Record<string, unknown>;
 /** True for a plain JSON object (not an array, not null). */
 function isJsonObject(v: unknown): v is Schema {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Appends a key to a JSON path: `.name` for identifiers, `["odd name"]` otherwise. */
-function childPath(path: string, key: string | number): string {
-  if (typeof key === 'number') return `${path}[${key}]`;
-  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
 }
 
 /** The schema's `type` as a list, or undefined when absent or malformed. */
