@@ -8,7 +8,6 @@ import { idempotencyHeaders, replayedHeader } from '../middleware/idempotency.js
 import { absoluteDownloadUrl, enqueueOne, jobOfKind } from '../job-of-kind.js';
 import { invalidFields } from '../middleware/problems.js';
 import { problemResponses } from '../openapi-problems.js';
-import { Governor } from '#shared/governor/governor.js';
 
 /** How long the download URL in GET /v1/edits/{id} stays valid, in seconds. */
 export const EDIT_URL_TTL_S = 15 * 60;
@@ -39,9 +38,8 @@ const Edit = z
 
 /** /v1/edits: edit an uploaded image with a prompt (an image.edit job) and read the result back. */
 export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { config, storage } = deps;
+  const { config, storage, governor } = deps;
   const app = new OpenAPIHono<ApiEnv>();
-  const governor = new Governor(config);
 
   const create = createRoute({
     method: 'post',

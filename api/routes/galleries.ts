@@ -8,7 +8,6 @@ import { idempotencyHeaders, replayedHeader } from '../middleware/idempotency.js
 import { absoluteDownloadUrl, enqueueOne, jobOfKind } from '../job-of-kind.js';
 import { invalidFields } from '../middleware/problems.js';
 import { problemResponses } from '../openapi-problems.js';
-import { Governor } from '#shared/governor/governor.js';
 
 /** How long the download URLs in GET /v1/galleries/{id} stay valid, in seconds. */
 export const GALLERY_URL_TTL_S = 15 * 60;
@@ -40,9 +39,8 @@ const Gallery = z
 
 /** /v1/galleries: sort uploaded images into albums (a gallery.group job) and read the albums back. */
 export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { config, storage } = deps;
+  const { config, storage, governor } = deps;
   const app = new OpenAPIHono<ApiEnv>();
-  const governor = new Governor(config);
 
   const create = createRoute({
     method: 'post',

@@ -3,7 +3,7 @@ import { AppError, type FieldError } from '#shared/errors.js';
 import { KINDS } from '#shared/jobs/kinds.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
-import { Governor, refusalError } from '#shared/governor/governor.js';
+import { refusalError } from '#shared/governor/governor.js';
 import { touchUploads } from '#shared/storage/uploads.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { imageRefusal } from '../image-refusal.js';
@@ -49,9 +49,8 @@ const BatchQueued = z.object({ job_ids: z.array(z.uuid()), status: z.literal('qu
 
 /** /v1/patterns/{id}/ingest: images in, manifest.extract jobs out. */
 export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { config } = deps;
+  const { config, governor } = deps;
   const app = new OpenAPIHono<ApiEnv>();
-  const governor = new Governor(config);
 
   const ingest = createRoute({
     method: 'post',

@@ -2,7 +2,6 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError, type FieldError } from '#shared/errors.js';
 import { KINDS, isKind, type PayloadOf } from '#shared/jobs/kinds.js';
 import { KIND_QUEUES, type NewJob } from '#shared/jobs/queue.js';
-import { Governor } from '#shared/governor/governor.js';
 import { insertPaidJobs } from '#shared/governor/insert-paid.js';
 import { reserveRequeue } from '#shared/governor/reserve-requeue.js';
 import { isUuid } from '#shared/jobs/uuid.js';
@@ -107,9 +106,8 @@ const ManifestQuery = z
 
 /** /v1/jobs: create any registered kind, list, read, fetch the manifest, cancel and retry. */
 export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { sql, config, queue } = deps;
+  const { sql, config, queue, governor } = deps;
   const app = new OpenAPIHono<ApiEnv>();
-  const governor = new Governor(config);
   const write = requireScope('jobs:write');
   const read = requireScope('jobs:read');
 
