@@ -2,7 +2,7 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { KINDS } from '#shared/jobs/kinds.js';
 import type { ImageEditResult } from '#shared/ai/image-edit-result.js';
 import type { AppDeps, ApiEnv } from '../context.js';
-import { uploadRefusals } from '../stored-image-refusal.js';
+import { imageRefusals } from '../stored-image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader } from '../middleware/idempotency.js';
 import { absoluteDownloadUrl, enqueueOne, jobOfKind } from '../job-of-kind.js';
@@ -59,7 +59,7 @@ export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const body = c.req.valid('json');
     const { tenantId } = c.get('principal');
     const named = Object.entries({ image: body.image, mask: body.mask }).filter((e): e is [string, string] => e[1] !== undefined);
-    const errors = await uploadRefusals(deps, tenantId, named.map(([name, key]) => [`body.${name}`, key]));
+    const errors = await imageRefusals(deps, tenantId, named.map(([name, key]) => [`body.${name}`, { storage_key: key }]));
     if (errors.length) throw invalidFields(errors, 'body');
     const job = { kind: KIND, tenantId, payload: body };
     return c.json({ edit_id: await enqueueOne(c, deps, governor, job), status: 'queued' as const }, 202);
