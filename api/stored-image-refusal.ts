@@ -35,7 +35,7 @@ export async function imageRefusals(
 }
 
 /** Why an uploaded object cannot be ingested (missing, wrong type, bad size), or undefined; touchUploads comes first when a job will name it. */
-export async function storedImageRefusal(deps: { sql: Sql; storage: ObjectStore }, tenantId: string, key: string): Promise<string | undefined> {
+async function storedImageRefusal(deps: { sql: Sql; storage: ObjectStore }, tenantId: string, key: string): Promise<string | undefined> {
   let info;
   try {
     info = await deps.storage.head(key);
