@@ -10,28 +10,29 @@ import { imageRefusal } from './image-refusal.js';
 export type NamedImage = { url: string } | { storage_key: string };
 
 /**
- * The images a request names, as `[path, image]`, checked as every route that reads images checks
- * them: a URL's target (imageRefusal); an upload's key under the caller's own prefix, then an object
- * there of an accepted type and size. One error per refused image, at its path, in input order.
+ * The images a request names, checked as every route that reads images checks them: a URL's target
+ * (imageRefusal); an upload's key under the caller's own prefix, then an object there of an
+ * accepted type and size. One error per refused image, at `pathOf(its index)`, in input order.
  * The caller's own keys are first marked as used by a job (touchUploads), so retention keeps them
  * while the job may need them. A request naming no such key (ingest's URL-only hot path) asks
- * neither the database nor the store, and makes no promise per image.
+ * neither the database nor the store, and makes no promise and no path per image.
  */
 export async function imageRefusals(
   deps: { sql: Sql; storage: ObjectStore; config: Pick<Config, 'FETCH_ALLOW_PRIVATE'> },
   tenantId: string,
-  named: readonly [path: string, image: NamedImage][],
+  images: readonly NamedImage[],
+  pathOf: (index: number) => string,
 ): Promise<FieldError[]> {
-  const edge = named.map(([, image]) => imageRefusal(image, tenantId, deps.config));
-  const keys = named.flatMap(([, image], i) => ('storage_key' in image && !edge[i] ? [image.storage_key] : []));
+  const edge = images.map((image) => imageRefusal(image, tenantId, deps.config));
+  const keys = images.flatMap((image, i) => ('storage_key' in image && !edge[i] ? [image.storage_key] : []));
   let refusals = edge;
   if (keys.length) {
     await touchUploads(deps.sql, tenantId, keys);
     refusals = await Promise.all(
-      named.map(async ([, image], i) => edge[i] ?? ('storage_key' in image ? await storedImageRefusal(deps, tenantId, image.storage_key) : undefined)),
+      images.map(async (image, i) => edge[i] ?? ('storage_key' in image ? await storedImageRefusal(deps, tenantId, image.storage_key) : undefined)),
     );
   }
-  return refusals.flatMap((why, i) => (why ? [{ path: named[i]![0], message: why }] : []));
+  return refusals.flatMap((why, i) => (why ? [{ path: pathOf(i), message: why }] : []));
 }
 
 /** Why an uploaded object cannot be ingested (missing, wrong type, bad size), or undefined; touchUploads comes first when a job will name it. */

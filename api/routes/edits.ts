@@ -59,7 +59,7 @@ export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const body = c.req.valid('json');
     const { tenantId } = c.get('principal');
     const named = Object.entries({ image: body.image, mask: body.mask }).filter((e): e is [string, string] => e[1] !== undefined);
-    const errors = await imageRefusals(deps, tenantId, named.map(([name, key]) => [`body.${name}`, { storage_key: key }]));
+    const errors = await imageRefusals(deps, tenantId, named.map(([, key]) => ({ storage_key: key })), (i) => `body.${named[i]![0]}`);
     if (errors.length) throw invalidFields(errors, 'body');
     const job = { kind: KIND, tenantId, payload: body };
     return c.json({ edit_id: await enqueueOne(c, deps, governor, job), status: 'queued' as const }, 202);

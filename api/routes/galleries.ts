@@ -59,7 +59,7 @@ export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.openapi(create, async (c) => {
     const body = c.req.valid('json');
     const { tenantId } = c.get('principal');
-    const errors = await imageRefusals(deps, tenantId, body.images.map((key, i) => [`body.images[${i}]`, { storage_key: key }]));
+    const errors = await imageRefusals(deps, tenantId, body.images.map((key) => ({ storage_key: key })), (i) => `body.images[${i}]`);
     if (errors.length) throw invalidFields(errors, 'body');
     const job = { kind: KIND, tenantId, payload: { images: body.images, ...(body.hint !== undefined && { hint: body.hint }) } };
     return c.json({ gallery_id: await enqueueOne(c, deps, governor, job), status: 'queued' as const }, 202);

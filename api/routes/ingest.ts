@@ -6,7 +6,7 @@ import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
 import { refusalError } from '#shared/governor/governor.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { imageRefusal } from '../image-refusal.js';
-import { imageRefusals, type NamedImage } from '../stored-image-refusal.js';
+import { imageRefusals } from '../stored-image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
 import { invalidFields } from '../middleware/problems.js';
@@ -91,14 +91,11 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const { tenantId } = c.get('principal');
     if (!isUuid(id)) throw new AppError('not_found', `no pattern ${id}`);
     const images = body.images ?? [body.image_url !== undefined ? { image_url: body.image_url } : { storage_key: body.storage_key! }];
-    // Each image at its path, as the jobs' payloads name it. URL-only requests (the hot path) ask
-    // neither the database nor the store; an upload of the caller's own must be there, an image of
-    // an accepted size.
-    const named = images.map((img, i): [string, NamedImage] => {
-      const at = body.images ? `body.images[${i}].` : 'body.';
-      return 'image_url' in img ? [`${at}image_url`, { url: img.image_url }] : [`${at}storage_key`, { storage_key: img.storage_key }];
-    });
-    const errors = await imageRefusals(deps, tenantId, named);
+    // Each image as the jobs' payloads name it. URL-only requests (the hot path) ask neither the
+    // database nor the store; an upload of the caller's own must be there, an image of an accepted size.
+    const jobImages = images.map((img) => ('image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key }));
+    const fieldOf = (i: number) => (body.images ? `body.images[${i}].` : 'body.') + ('url' in jobImages[i]! ? 'image_url' : 'storage_key');
+    const errors = await imageRefusals(deps, tenantId, jobImages, fieldOf);
     const hook = body.webhook_url === undefined ? undefined : imageRefusal({ url: body.webhook_url }, tenantId, config);
     if (hook) errors.push({ path: 'body.webhook_url', message: hook });
     if (errors.length) throw invalidFields(errors, 'body');
@@ -113,7 +110,7 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
         db,
         tenantId,
         id,
-        named.map(([, image]) => image),
+        jobImages,
         {
           ...(body.webhook_url !== undefined && { webhookUrl: body.webhook_url }),
           ...(body.metadata !== undefined && { metadata: body.metadata }),

@@ -11,7 +11,7 @@ import { CsvShapeError, CsvTooLargeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMA
 import type { AppDeps, ApiEnv } from '../context.js';
 import { currentPattern } from '../current-pattern.js';
 import { imageRefusal } from '../image-refusal.js';
-import { imageRefusals, type NamedImage } from '../stored-image-refusal.js';
+import { imageRefusals } from '../stored-image-refusal.js';
 import { JOB_STATUSES, JobView, jobView, listJobs, selectJobs } from '../job-view.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
@@ -151,8 +151,8 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (hook) errors.push({ path: 'body.payload.webhook_url', message: hook });
     // Uploads get the checks of ingest, /v1/galleries and /v1/edits: the caller's own prefix, and an
     // object there of an accepted type and size.
-    const stored = storedImages(body.kind, parsed.data).map(([path, key]): [string, NamedImage] => [`body.payload.${path}`, { storage_key: key }]);
-    errors.push(...(await imageRefusals(deps, tenantId, stored)));
+    const stored = storedImages(body.kind, parsed.data);
+    errors.push(...(await imageRefusals(deps, tenantId, stored.map(([, key]) => ({ storage_key: key })), (i) => `body.payload.${stored[i]![0]}`)));
     if (errors.length) throw invalidFields(errors, 'body.payload');
     let enqueued: NewJob[] = [];
     const r = await withIdempotency(c, deps, async (db) => {
