@@ -179,10 +179,10 @@ export const DROP_NAMED_UPLOADS = `drop table if exists pg_temp.retention_named_
 
 /**
  * Deletes the uploads $1 that no job or schedule names, returning their keys: none that
- * COLLECT_NAMED_UPLOADS found, and none that a queued or running job made since then ($2: its
- * snapshot, less JOBS_SINCE_MARGIN_MS; a walk of the primary key from there) or any schedule names,
- * read again for every batch: those are what an operator's SQL or the CLI may add mid-pass. Jobs
- * the API makes mark their uploads used first, which STALE_UPLOADS sees, whenever they come.
+ * COLLECT_NAMED_UPLOADS found, and none that a queued or running job made since then ($2: the
+ * start of its transaction, less JOBS_SINCE_MARGIN_MS; a walk of the primary key from there) or
+ * any schedule names, read again for every batch: those are what an operator's SQL or the CLI may
+ * add mid-pass. Jobs the API makes mark their uploads used first, which STALE_UPLOADS sees.
  */
 export const DELETE_UNUSED_UPLOADS = `
 with named as (
