@@ -1,6 +1,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
+import type { Governor } from '#shared/governor/governor.js';
 import type { Logger } from '#shared/log.js';
 import type { Scope } from '#shared/auth/api-keys.js';
 import type { JobQueue } from '#shared/jobs/queue.js';
@@ -14,6 +15,8 @@ export interface AppDeps {
   config: Config;
   log: Logger;
   queue: JobQueue;
+  /** The process's one governor: every router's estimates share its cache of pattern cost inputs. */
+  governor: Governor;
   /** Uploads and stored images: S3, or the local disk store whose URLs this API serves. */
   storage: ObjectStore;
   /** The process's SSE fan-out; without it the event streams answer 503. */

@@ -125,6 +125,42 @@ describe('POST /v1/patterns/{id}/ingest', () => {
     expect(await jobsOf(t.tenantId)).toHaveLength(100);
   });
 
+  test('refusals come one per image in input order, store checks among edge checks, then the webhook URL', async () => {
+    const t = await api.tenant('ingest-order');
+    const p = await insertPattern(t.tenantId);
+    const text = newUploadKey(t.tenantId, 'image/png', 'notes.png');
+    await api.storage.put(text, Buffer.from('not an image'), 'text/plain');
+    const images = [
+      { storage_key: newUploadKey(t.tenantId, 'image/png', 'never-sent.png') }, // the store: no object
+      { image_url: 'http://127.0.0.1/x.png' }, // the edge: loopback
+      { storage_key: await stored(t.tenantId) },
+      { storage_key: `uploads/${b.tenantId}/x.png` }, // the edge: another tenant's
+      { image_url: IMG },
+      { storage_key: text }, // the store: not an image type
+    ];
+    const r = await ingest({ images, webhook_url: 'http://10.0.0.1/hook' }, t.key, p);
+    expect(r.status).toBe(422);
+    expect(r.body.errors.map((e: Json) => e.path)).toEqual([
+      'body.images[0].storage_key',
+      'body.images[1].image_url',
+      'body.images[3].storage_key',
+      'body.images[5].storage_key',
+      'body.webhook_url',
+    ]);
+    const one = await ingest({ storage_key: images[0]!.storage_key, webhook_url: 'http://10.0.0.1/hook' }, t.key, p);
+    expect(one.body.errors.map((e: Json) => e.path)).toEqual(['body.storage_key', 'body.webhook_url']);
+    expect(await jobsOf(t.tenantId)).toEqual([]);
+  });
+
+  test('URL-only requests never ask the store: they are queued while it is down; an upload is then a 503', async () => {
+    const down = Object.create(api.storage, { head: { value: () => Promise.reject(new Error('connect ECONNREFUSED')) } });
+    const broken = createTestApi(db.sql, NO_LIMITS, { storage: down });
+    expect((await ingest({ images: [{ image_url: `${IMG}?a` }, { image_url: `${IMG}?b` }] }, a.key, pattern, broken)).status).toBe(202);
+    expect((await ingest({ image_url: `${IMG}?c` }, a.key, pattern, broken)).status).toBe(202);
+    const upload = await ingest({ storage_key: await stored(a.tenantId) }, a.key, pattern, broken);
+    expect(upload).toMatchObject({ status: 503, body: { code: 'unavailable' } });
+  });
+
   test('exactly one of image_url, storage_key or images; unknown fields are refused', async () => {
     for (const body of [{}, { image_url: IMG, storage_key: `uploads/${a.tenantId}/x.png` }, { image_url: IMG, images: [{ image_url: IMG }] }, { images: [] }, { image_url: IMG, colour: 'red' }]) {
       const r = await ingest(body);

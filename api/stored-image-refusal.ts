@@ -6,25 +6,37 @@ import { MAX_UPLOAD_BYTES, isUploadType, type ObjectStore } from '#shared/storag
 import { touchUploads, uploadOf } from '#shared/storage/uploads.js';
 import { imageRefusal } from './image-refusal.js';
 
+/** An image a request names: a URL the worker will fetch, or the storage key of an upload. */
+export type NamedImage = { url: string } | { storage_key: string };
+
 /**
- * The uploads a request names, as `[path, storage key]`, checked as every route that reads uploads
- * checks them: the caller's own prefix first, then an object there of an accepted type and size.
- * One error per refused key, at its path. The caller's own keys are first marked as used by a job
- * (touchUploads), so retention keeps them while the job may need them.
+ * The images a request names, checked as every route that reads images checks them: a URL's target
+ * (imageRefusal); an upload's key under the caller's own prefix, then an object there of an
+ * accepted type and size. One error per refused image, at `pathOf(its index)`, in input order.
+ * The caller's own keys are first marked as used by a job (touchUploads), so retention keeps them
+ * while the job may need them. A request naming no such key (ingest's URL-only hot path) asks
+ * neither the database nor the store, and makes no promise and no path per image.
  */
-export async function uploadRefusals(
+export async function imageRefusals(
   deps: { sql: Sql; storage: ObjectStore; config: Pick<Config, 'FETCH_ALLOW_PRIVATE'> },
   tenantId: string,
-  named: readonly [path: string, key: string][],
+  images: readonly NamedImage[],
+  pathOf: (index: number) => string,
 ): Promise<FieldError[]> {
-  const edge = named.map(([, key]) => imageRefusal({ storage_key: key }, tenantId, deps.config));
-  await touchUploads(deps.sql, tenantId, named.filter((_, i) => !edge[i]).map(([, key]) => key));
-  const refusals = await Promise.all(named.map(async ([, key], i) => edge[i] ?? (await storedImageRefusal(deps, tenantId, key))));
-  return refusals.flatMap((why, i) => (why ? [{ path: named[i]![0], message: why }] : []));
+  const edge = images.map((image) => imageRefusal(image, tenantId, deps.config));
+  const keys = images.flatMap((image, i) => ('storage_key' in image && !edge[i] ? [image.storage_key] : []));
+  let refusals = edge;
+  if (keys.length) {
+    await touchUploads(deps.sql, tenantId, keys);
+    refusals = await Promise.all(
+      images.map(async (image, i) => edge[i] ?? ('storage_key' in image ? await storedImageRefusal(deps, tenantId, image.storage_key) : undefined)),
+    );
+  }
+  return refusals.flatMap((why, i) => (why ? [{ path: pathOf(i), message: why }] : []));
 }
 
 /** Why an uploaded object cannot be ingested (missing, wrong type, bad size), or undefined; touchUploads comes first when a job will name it. */
-export async function storedImageRefusal(deps: { sql: Sql; storage: ObjectStore }, tenantId: string, key: string): Promise<string | undefined> {
+async function storedImageRefusal(deps: { sql: Sql; storage: ObjectStore }, tenantId: string, key: string): Promise<string | undefined> {
   let info;
   try {
     info = await deps.storage.head(key);

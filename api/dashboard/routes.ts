@@ -6,7 +6,6 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { streamSSE } from 'hono/streaming';
 import { verifyApiKey } from '#shared/auth/api-keys.js';
 import { AppError } from '#shared/errors.js';
-import { Governor } from '#shared/governor/governor.js';
 import type { Metrics } from '#shared/metrics/metrics.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { problem } from '../middleware/problems.js';
@@ -67,12 +66,10 @@ function assertSameOrigin(c: Context<ApiEnv>): void {
  * and requeueing dead letters. It shows and acts on every tenant.
  */
 export function dashboardRoutes(deps: AppDeps, metrics: Metrics): OpenAPIHono<ApiEnv> {
-  const { sql, config } = deps;
+  const { sql, config, governor } = deps;
   const app = new OpenAPIHono<ApiEnv>();
   const sessions = new Sessions(sql, config.DASHBOARD_SESSION_SECRET);
   const hub = new SnapshotHub(sql, deps.log);
-  // Any admin key logs in here, a tenant's included: requeues pass the governor as the API's do.
-  const governor = new Governor(config);
 
   const sessionOf = (c: Context<ApiEnv>): Promise<Session | undefined> => sessions.verify(getCookie(c, SESSION_COOKIE));
   const requireSession = async (c: Context<ApiEnv>): Promise<Session> => {
@@ -164,6 +161,7 @@ export function dashboardRoutes(deps: AppDeps, metrics: Metrics): OpenAPIHono<Ap
     assertSameOrigin(c);
     if (!sessions.checkCsrf(session, c.req.header('x-csrf-token'))) throw new AppError('forbidden', 'missing or wrong CSRF token');
     const id = c.req.param('id');
+    // Any admin key logs in here, a tenant's included: requeues pass the governor as the API's do.
     const job = await requeueDeadLetter(sql, governor, id, null, `dashboard:key:${session.keyId}`);
     c.get('log').info(
       { key_id: session.keyId, dead_letter_id: id, job_id: job.jobId, kind: job.kind, tenant_id: job.tenantId },

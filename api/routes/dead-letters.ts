@@ -1,5 +1,4 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import { Governor } from '#shared/governor/governor.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { requeueDeadLetter } from '../requeue-dead-letter.js';
@@ -51,9 +50,8 @@ const ListQuery = z
   .strict();
 
 /** /v1/dead-letters: the caller's failed jobs, and requeueing them (jobs:write, like retrying a job). */
-export function deadLettersRoutes({ sql, config }: AppDeps): OpenAPIHono<ApiEnv> {
+export function deadLettersRoutes({ sql, governor }: AppDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
-  const governor = new Governor(config);
 
   const list = createRoute({
     method: 'get',

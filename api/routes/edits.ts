@@ -2,13 +2,12 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { KINDS } from '#shared/jobs/kinds.js';
 import type { ImageEditResult } from '#shared/ai/image-edit-result.js';
 import type { AppDeps, ApiEnv } from '../context.js';
-import { uploadRefusals } from '../stored-image-refusal.js';
+import { imageRefusals } from '../stored-image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader } from '../middleware/idempotency.js';
 import { absoluteDownloadUrl, enqueueOne, jobOfKind } from '../job-of-kind.js';
 import { invalidFields } from '../middleware/problems.js';
 import { problemResponses } from '../openapi-problems.js';
-import { Governor } from '#shared/governor/governor.js';
 
 /** How long the download URL in GET /v1/edits/{id} stays valid, in seconds. */
 export const EDIT_URL_TTL_S = 15 * 60;
@@ -39,9 +38,8 @@ const Edit = z
 
 /** /v1/edits: edit an uploaded image with a prompt (an image.edit job) and read the result back. */
 export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { config, storage } = deps;
+  const { config, storage, governor } = deps;
   const app = new OpenAPIHono<ApiEnv>();
-  const governor = new Governor(config);
 
   const create = createRoute({
     method: 'post',
@@ -61,7 +59,7 @@ export function editsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const body = c.req.valid('json');
     const { tenantId } = c.get('principal');
     const named = Object.entries({ image: body.image, mask: body.mask }).filter((e): e is [string, string] => e[1] !== undefined);
-    const errors = await uploadRefusals(deps, tenantId, named.map(([name, key]) => [`body.${name}`, key]));
+    const errors = await imageRefusals(deps, tenantId, named.map(([, key]) => ({ storage_key: key })), (i) => `body.${named[i]![0]}`);
     if (errors.length) throw invalidFields(errors, 'body');
     const job = { kind: KIND, tenantId, payload: body };
     return c.json({ edit_id: await enqueueOne(c, deps, governor, job), status: 'queued' as const }, 202);

@@ -2,13 +2,12 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { Album, GalleryResult } from '#shared/ai/gallery-albums.js';
 import { GALLERY_MAX_IMAGES, GALLERY_MIN_IMAGES, KINDS } from '#shared/jobs/kinds.js';
 import type { AppDeps, ApiEnv } from '../context.js';
-import { uploadRefusals } from '../stored-image-refusal.js';
+import { imageRefusals } from '../stored-image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader } from '../middleware/idempotency.js';
 import { absoluteDownloadUrl, enqueueOne, jobOfKind } from '../job-of-kind.js';
 import { invalidFields } from '../middleware/problems.js';
 import { problemResponses } from '../openapi-problems.js';
-import { Governor } from '#shared/governor/governor.js';
 
 /** How long the download URLs in GET /v1/galleries/{id} stay valid, in seconds. */
 export const GALLERY_URL_TTL_S = 15 * 60;
@@ -40,9 +39,8 @@ const Gallery = z
 
 /** /v1/galleries: sort uploaded images into albums (a gallery.group job) and read the albums back. */
 export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { config, storage } = deps;
+  const { config, storage, governor } = deps;
   const app = new OpenAPIHono<ApiEnv>();
-  const governor = new Governor(config);
 
   const create = createRoute({
     method: 'post',
@@ -61,7 +59,7 @@ export function galleriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   app.openapi(create, async (c) => {
     const body = c.req.valid('json');
     const { tenantId } = c.get('principal');
-    const errors = await uploadRefusals(deps, tenantId, body.images.map((key, i) => [`body.images[${i}]`, key]));
+    const errors = await imageRefusals(deps, tenantId, body.images.map((key) => ({ storage_key: key })), (i) => `body.images[${i}]`);
     if (errors.length) throw invalidFields(errors, 'body');
     const job = { kind: KIND, tenantId, payload: { images: body.images, ...(body.hint !== undefined && { hint: body.hint }) } };
     return c.json({ gallery_id: await enqueueOne(c, deps, governor, job), status: 'queued' as const }, 202);

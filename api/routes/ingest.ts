@@ -1,13 +1,12 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
-import { AppError, type FieldError } from '#shared/errors.js';
+import { AppError } from '#shared/errors.js';
 import { KINDS } from '#shared/jobs/kinds.js';
 import { isUuid } from '#shared/jobs/uuid.js';
 import { enqueueIngest } from '#shared/patterns/enqueue-ingest.js';
-import { Governor, refusalError } from '#shared/governor/governor.js';
-import { touchUploads } from '#shared/storage/uploads.js';
+import { refusalError } from '#shared/governor/governor.js';
 import type { AppDeps, ApiEnv } from '../context.js';
 import { imageRefusal } from '../image-refusal.js';
-import { storedImageRefusal } from '../stored-image-refusal.js';
+import { imageRefusals } from '../stored-image-refusal.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
 import { invalidFields } from '../middleware/problems.js';
@@ -49,9 +48,8 @@ const BatchQueued = z.object({ job_ids: z.array(z.uuid()), status: z.literal('qu
 
 /** /v1/patterns/{id}/ingest: images in, manifest.extract jobs out. */
 export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { config } = deps;
+  const { config, governor } = deps;
   const app = new OpenAPIHono<ApiEnv>();
-  const governor = new Governor(config);
 
   const ingest = createRoute({
     method: 'post',
@@ -93,22 +91,11 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const { tenantId } = c.get('principal');
     if (!isUuid(id)) throw new AppError('not_found', `no pattern ${id}`);
     const images = body.images ?? [body.image_url !== undefined ? { image_url: body.image_url } : { storage_key: body.storage_key! }];
-    const errors: FieldError[] = [];
-    const edge = images.map((img) =>
-      imageRefusal('image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key }, tenantId, config),
-    );
-    // An upload of the caller's own is checked in the store: it exists, with an image type and an
-    // accepted size. URL-only requests (the hot path) skip the store and its promises entirely.
-    // Marked as used first (touchUploads), so retention keeps them while the jobs may need them.
-    const stored = images.flatMap((img, i) => ('storage_key' in img && !edge[i] ? [img.storage_key] : []));
-    if (stored.length) await touchUploads(deps.sql, tenantId, stored);
-    const refusals = stored.length
-      ? await Promise.all(images.map(async (img, i) => edge[i] ?? ('storage_key' in img ? await storedImageRefusal(deps, tenantId, img.storage_key) : undefined)))
-      : edge;
-    refusals.forEach((why, i) => {
-      const field = 'image_url' in images[i]! ? 'image_url' : 'storage_key';
-      if (why) errors.push({ path: body.images ? `body.images[${i}].${field}` : `body.${field}`, message: why });
-    });
+    // Each image as the jobs' payloads name it. URL-only requests (the hot path) ask neither the
+    // database nor the store; an upload of the caller's own must be there, an image of an accepted size.
+    const jobImages = images.map((img) => ('image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key }));
+    const fieldOf = (i: number) => (body.images ? `body.images[${i}].` : 'body.') + ('url' in jobImages[i]! ? 'image_url' : 'storage_key');
+    const errors = await imageRefusals(deps, tenantId, jobImages, fieldOf);
     const hook = body.webhook_url === undefined ? undefined : imageRefusal({ url: body.webhook_url }, tenantId, config);
     if (hook) errors.push({ path: 'body.webhook_url', message: hook });
     if (errors.length) throw invalidFields(errors, 'body');
@@ -123,7 +110,7 @@ export function ingestRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
         db,
         tenantId,
         id,
-        images.map((img) => ('image_url' in img ? { url: img.image_url } : { storage_key: img.storage_key })),
+        jobImages,
         {
           ...(body.webhook_url !== undefined && { webhookUrl: body.webhook_url }),
           ...(body.metadata !== undefined && { metadata: body.metadata }),

@@ -2,7 +2,6 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError, type FieldError } from '#shared/errors.js';
 import { KINDS, isKind, type PayloadOf } from '#shared/jobs/kinds.js';
 import { KIND_QUEUES, type NewJob } from '#shared/jobs/queue.js';
-import { Governor } from '#shared/governor/governor.js';
 import { insertPaidJobs } from '#shared/governor/insert-paid.js';
 import { reserveRequeue } from '#shared/governor/reserve-requeue.js';
 import { isUuid } from '#shared/jobs/uuid.js';
@@ -12,7 +11,7 @@ import { CsvShapeError, CsvTooLargeError, MANIFEST_CONTENT_TYPES, MANIFEST_FORMA
 import type { AppDeps, ApiEnv } from '../context.js';
 import { currentPattern } from '../current-pattern.js';
 import { imageRefusal } from '../image-refusal.js';
-import { uploadRefusals } from '../stored-image-refusal.js';
+import { imageRefusals } from '../stored-image-refusal.js';
 import { JOB_STATUSES, JobView, jobView, listJobs, selectJobs } from '../job-view.js';
 import { requireScope } from '../middleware/authenticate.js';
 import { idempotencyHeaders, replayedHeader, withIdempotency } from '../middleware/idempotency.js';
@@ -107,9 +106,8 @@ const ManifestQuery = z
 
 /** /v1/jobs: create any registered kind, list, read, fetch the manifest, cancel and retry. */
 export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { sql, config, queue } = deps;
+  const { sql, config, queue, governor } = deps;
   const app = new OpenAPIHono<ApiEnv>();
-  const governor = new Governor(config);
   const write = requireScope('jobs:write');
   const read = requireScope('jobs:read');
 
@@ -153,8 +151,8 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (hook) errors.push({ path: 'body.payload.webhook_url', message: hook });
     // Uploads get the checks of ingest, /v1/galleries and /v1/edits: the caller's own prefix, and an
     // object there of an accepted type and size.
-    const stored = storedImages(body.kind, parsed.data).map(([path, key]): [string, string] => [`body.payload.${path}`, key]);
-    errors.push(...(await uploadRefusals(deps, tenantId, stored)));
+    const stored = storedImages(body.kind, parsed.data);
+    errors.push(...(await imageRefusals(deps, tenantId, stored.map(([, key]) => ({ storage_key: key })), (i) => `body.payload.${stored[i]![0]}`)));
     if (errors.length) throw invalidFields(errors, 'body.payload');
     let enqueued: NewJob[] = [];
     const r = await withIdempotency(c, deps, async (db) => {

@@ -1,6 +1,6 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError } from '#shared/errors.js';
-import { Governor, usdToMicros } from '#shared/governor/governor.js';
+import { usdToMicros } from '#shared/governor/governor.js';
 import { findTenant, grantCredit, setBudget } from '#shared/governor/budget.js';
 import { readUsage } from '#shared/governor/usage.js';
 import type { AppDeps, ApiEnv } from '../context.js';
@@ -72,9 +72,8 @@ const OPERATOR_ONLY =
 
 /** GET /v1/usage (the caller's own), and the operators' grants and ceilings for any tenant. */
 export function usageRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
-  const { sql, config } = deps;
+  const { sql, governor } = deps;
   const app = new OpenAPIHono<ApiEnv>();
-  const governor = new Governor(config);
   const withCredits = <U extends { balance_micros: number | null }>(u: U) => ({
     ...u,
     balance_credits: u.balance_micros === null ? null : u.balance_micros / governor.creditMicros,

@@ -3,6 +3,7 @@ import { connect } from '#shared/db/connect.js';
 import { openDatabase } from '#shared/db/open-database.js';
 import { migrate } from '#shared/db/migrator.js';
 import { applyGovernorSettings } from '#shared/governor/settings.js';
+import { Governor } from '#shared/governor/governor.js';
 import { ensureDevKey, type DevKey } from '#shared/auth/dev-key.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue } from '#shared/jobs/queue.js';
@@ -107,7 +108,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         gzip: config.SSE_GZIP,
       });
       await events.start();
-      const app = createApp({ sql, config, log, queue, storage, events, metrics });
+      const app = createApp({ sql, config, log, queue, governor: new Governor(config), storage, events, metrics });
       pruning = startPruning({ sql, log });
       server = await new Promise<ServerType>((resolve, reject) => {
         const s = serveHttp({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));

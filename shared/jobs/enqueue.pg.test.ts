@@ -1,6 +1,6 @@
 import { uuidv7 } from './uuid.js';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { JobQueue, SYSTEM_TENANT } from '#shared/jobs/queue.js';
+import { JobQueue, SYSTEM_TENANT, insertJobs } from '#shared/jobs/queue.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { CLAIM_JOBS } from '#shared/jobs/queue-sql.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
@@ -234,6 +234,12 @@ describe('enqueue', () => {
       { name: 'beta', paused_at: null },
       { name: 'gamma', paused_at: null },
     ]);
+  });
+
+  test('maxQueues with idempotency keys is refused before anything is written: only the plain INSERT admits queues', async () => {
+    const keyed = [{ kind: 'test.q', queue: 'bounded-keyed', tenantId: SYSTEM_TENANT, idempotencyKey: 'k-1' }];
+    await expect(insertJobs(db.sql, keyed, { maxQueues: 1_000 })).rejects.toThrow(/maxQueues/);
+    expect(await countJobs({ queue: 'bounded-keyed' })).toEqual({ jobs: 0, queued_events: 0 });
   });
 
   test('the claim of one queue is an index scan on jobs_claim_idx at 50,000 queued rows', async () => {

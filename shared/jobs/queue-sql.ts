@@ -85,12 +85,6 @@ with admit as materialized (
 select count(*)::int as inserted, (select ok from admit) as admitted from ins`;
 
 /**
- * The API, before a COPY or an insert with idempotency keys of tenant-chosen queues, in the
- * caller's transaction: admit_queues alone (see INSERT_JOBS_ADMITTED).
- */
-export const ADMIT_QUEUES = `select leasehold.admit_queues($1::text[], $2::int) as admitted`;
-
-/**
  * The API's ingest, in one statement: reads the pattern's current version (tenant-scoped, not
  * deleted), and only when it is active inserts one manifest.extract job per image with that
  * version stamped into job and payload and $8 (the estimated cost of each; null: not estimated, so
@@ -390,7 +384,6 @@ export const STATEMENTS = {
   INSERT_JOBS_AND_WAKE,
   INSERT_JOBS_IDEMPOTENT,
   INSERT_JOBS_ADMITTED,
-  ADMIT_QUEUES,
   INGEST_JOBS,
   SELECT_IDEMPOTENT_IDS,
   CLAIM_JOBS,

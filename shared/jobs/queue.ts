@@ -3,7 +3,6 @@ import { AppError } from '../errors.js';
 import { KINDS, isKind } from './kinds.js';
 import { CHANNELS, type Notifier } from './notifier.js';
 import {
-  ADMIT_QUEUES,
   INSERT_JOBS,
   INSERT_JOBS_ADMITTED,
   INSERT_JOBS_AND_WAKE,
@@ -41,7 +40,9 @@ export interface NewJob {
 export interface InsertOptions {
   /**
    * Refuse (AppError `queue_limit`, nothing written) jobs whose queues would take the number of
-   * queues past this; unset: any queue is registered (the insert trigger does it).
+   * queues past this; unset: any queue is registered (the insert trigger does it). Only the plain
+   * INSERT admits queues (INSERT_JOBS_ADMITTED): jobs without idempotency keys, fewer than a COPY
+   * takes, as POST /v1/jobs sends them; other jobs with it are a programming error.
    */
   maxQueues?: number;
 }
@@ -173,17 +174,12 @@ function queueLimit(queues: string[], max: number): AppError {
 /**
  * Inserts jobs and their `job.queued` events in as few statements as possible, without any
  * NOTIFY: callers choose how to wake workers. Runs in whatever `db` is (pool or transaction);
- * a bulk larger than one chunk, or one with `maxQueues` that goes by COPY or has idempotency
- * keys, should be given a transaction so it lands (or is refused) whole.
+ * a bulk larger than one chunk should be given a transaction so it lands (or is refused) whole.
  */
 export async function insertJobs(db: Sql | Tx, jobs: NewJob[], opts: InsertOptions = {}): Promise<EnqueueResult> {
   const { maxQueues } = opts;
   if (maxQueues !== undefined && (usesCopy(jobs) || jobs.some((j) => j.idempotencyKey !== undefined))) {
-    // These paths have no admitting statement of their own: admit first, in the caller's transaction.
-    const queues = [...new Set(jobs.map((j) => queueOf(j)))];
-    const [r] = await db.unsafe<{ admitted: boolean }[]>(ADMIT_QUEUES, [queues, maxQueues], PREPARED);
-    if (!r!.admitted) throw queueLimit(queues, maxQueues);
-    return insertJobs(db, jobs);
+    throw new Error('insertJobs: maxQueues is for jobs without idempotency keys, fewer than a COPY takes');
   }
   if (usesCopy(jobs)) {
     // Rows are made as COPY consumes them, so building them overlaps the database's work.

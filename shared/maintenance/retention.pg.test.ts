@@ -246,6 +246,33 @@ test('deletes local objects of expired uploads and outputs that no job or schedu
   expect(await runRetention(db.sql, POLICY, new Date(), store)).toMatchObject({ uploads: 0, objects: 0, abandonedFiles: 0 });
 });
 
+// The payloads that may name an upload are read once per pass; jobs and schedules made by SQL
+// while the pass runs must still keep the uploads they name, as when every batch read them all.
+test('an upload named by a job or a schedule made by SQL while the pass runs is kept', async () => {
+  const keys: string[] = [];
+  for (let i = 0; i < 8; i++) keys.push(await uploadRow(30 - i));
+  const [ofNewJob, ofNewSchedule] = [keys[5]!, keys[6]!];
+  let made = false;
+  const store = {
+    // Called inside the first batch's transaction, after the names were collected.
+    async delete() {
+      if (made) return;
+      made = true;
+      await db.sql`insert into leasehold.jobs (tenant_id, kind, payload) values (${TENANT}, 'image.edit', ${db.sql.json({ image: ofNewJob, prompt: 'p' })})`;
+      await db.sql`insert into leasehold.schedules (name, cron, kind, payload, tenant_id)
+                   values ('made-mid-pass', '0 3 * * *', 'image.edit', ${db.sql.json({ image: ofNewSchedule, prompt: 'p' })}, ${TENANT})`;
+    },
+    sweepIncoming: async () => 0,
+  };
+  expect(await runRetention(db.sql, POLICY, new Date(), store)).toMatchObject({ uploads: 6 });
+  expect(made).toBe(true);
+  const left = await db.sql<{ storage_key: string }[]>`select storage_key from leasehold.uploads where storage_key = any(${keys}::text[]) order by id`;
+  expect(left.map((r) => r.storage_key)).toEqual([ofNewJob, ofNewSchedule]);
+  await db.sql`delete from leasehold.schedules where name = 'made-mid-pass'`;
+  await db.sql`delete from leasehold.jobs where kind = 'image.edit' and status = 'queued'`;
+  await db.sql`delete from leasehold.uploads`;
+});
+
 describe('idle queues', () => {
   // Queue names used to stay for good: any tenant could make them without end, and a worker serving
   // all queues probes each one in every claim.

@@ -5,6 +5,7 @@ import { createApiKey, type Scope } from '#shared/auth/api-keys.js';
 import { ensureTenant } from '#shared/auth/tenants.js';
 import { loadConfig, type Config } from '#shared/config.js';
 import type { Sql } from '#shared/db/connect.js';
+import { Governor } from '#shared/governor/governor.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { createObjectStore, type ObjectStore } from '#shared/storage/object-store.js';
@@ -23,11 +24,11 @@ export interface TestApi {
   request(key: string | undefined, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
 }
 
-/** Builds the app as `leasehold api` would, with config overrides from `env`; `deps` replaces its logger, metrics or event hub. */
+/** Builds the app as `leasehold api` would, with config overrides from `env`; `deps` replaces its logger, metrics, governor or event hub. */
 export function createTestApi(sql: Sql, env: Record<string, string> = {}, deps: Partial<AppDeps> = {}): TestApi {
   const config = loadConfig({ LOG_LEVEL: 'silent', LEASEHOLD_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'leasehold-api-')), ...env });
   const storage = createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR });
-  const app = createApp({ sql, config, log: testLog, queue: new JobQueue(sql, new Notifier(sql)), storage, ...deps });
+  const app = createApp({ sql, config, log: testLog, queue: new JobQueue(sql, new Notifier(sql)), governor: new Governor(config), storage, ...deps });
   return {
     app,
     config,
