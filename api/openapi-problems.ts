@@ -17,6 +17,7 @@ export const Problem = z
     errors: z.array(z.object({ path: z.string(), message: z.string() })).optional().openapi({ description: 'validation_failed: every offending path.' }),
     known_kinds: z.array(z.string()).optional().openapi({ description: 'unknown_kind: the registered kinds.' }),
     max_queues: z.number().int().optional().openapi({ description: 'queue_limit: how many queues may exist (MAX_QUEUES).' }),
+    max_queues_per_tenant: z.number().int().optional().openapi({ description: 'queue_limit: how many queues one tenant may make (MAX_QUEUES_PER_TENANT).' }),
     ceiling: z.string().optional().openapi({ description: 'budget_exceeded, margin_floor: which ceiling refused (per_job, tenant_daily, tenant_monthly, kind_daily:<kind>, global_daily, credit_balance, margin_floor).' }),
     limit_micros: z.number().int().optional().openapi({ description: 'budget_exceeded, margin_floor: the ceiling, in micro-dollars.' }),
     used_micros: z.number().int().optional().openapi({ description: 'budget_exceeded: already spent or reserved against it (credit_balance: owed from overruns).' }),

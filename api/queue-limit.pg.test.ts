@@ -5,7 +5,7 @@ import { queueFor } from '../test/helpers/engine.js';
 
 // Any tenant could make queue names without end: each one stayed in leasehold.queues for good, and
 // every worker serving all queues probed every name in every claim (350–520 ms a claim at 100,000).
-// MAX_QUEUES bounds the names a tenant's job may add.
+// MAX_QUEUES bounds the names tenants' jobs may add, MAX_QUEUES_PER_TENANT those of one tenant.
 
 type Json = Record<string, any>;
 const MAX = 4;
@@ -72,6 +72,41 @@ test('requests racing for the last place: exactly one new queue is admitted', as
   expect(answers.filter((a) => a.status === 422).every((a) => a.body.code === 'queue_limit')).toBe(true);
   expect((await queues()).filter((q) => q.startsWith('race-'))).toHaveLength(1);
   expect((await db.sql`select count(*)::int as n from leasehold.jobs`)[0]!.n).toBe(1);
+});
+
+test('one tenant makes at most MAX_QUEUES_PER_TENANT queues, so it cannot take the places of others', async () => {
+  await db.sql`delete from leasehold.jobs`;
+  await db.sql`delete from leasehold.queues`;
+  const shared = createTestApi(db.sql, { MAX_QUEUES: '10', MAX_QUEUES_PER_TENANT: '2', RATE_LIMIT_PER_S: '100000', RATE_LIMIT_BURST: '100000' });
+  const [a, b] = [(await shared.tenant('share-a')).key, (await shared.tenant('share-b')).key];
+  const send = async (k: string, queue: string) => {
+    const res = await shared.request(k, 'POST', '/v1/jobs', { kind: 'system.noop', queue });
+    return { status: res.status, body: (await res.json()) as Json };
+  };
+  expect((await send(a, 'a-1')).status).toBe(202);
+  expect((await send(a, 'a-2')).status).toBe(202);
+  const refused = await send(a, 'a-3');
+  expect(refused.status).toBe(422);
+  expect(refused.body).toMatchObject({ code: 'queue_limit', max_queues_per_tenant: 2 });
+  expect(refused.body.detail).toContain('MAX_QUEUES_PER_TENANT');
+  expect(await queues()).not.toContain('a-3');
+  expect(await jobsIn('a-3')).toBe(0);
+
+  // The other tenant is not held back; queues that exist, whoever made them, take anyone's jobs.
+  expect((await send(b, 'b-1')).status).toBe(202);
+  expect((await send(b, 'b-2')).status).toBe(202);
+  expect((await send(a, 'b-1')).status).toBe(202);
+  await queueFor(db.sql).enqueue({ kind: 'system.noop', queue: 'ops-made' });
+  expect((await send(a, 'ops-made')).status).toBe(202);
+  const owners = await db.sql<{ name: string; slug: string | null }[]>`
+    select q.name, t.slug from leasehold.queues q left join leasehold.tenants t on t.id = q.tenant_id order by q.name`;
+  expect(owners.map((o) => [o.name, o.slug])).toEqual([['a-1', 'share-a'], ['a-2', 'share-a'], ['b-1', 'share-b'], ['b-2', 'share-b'], ['ops-made', null]]);
+
+  // A queue of the tenant's that retention deleted gives its place back.
+  await db.sql`delete from leasehold.jobs where queue = 'a-2'`;
+  await db.sql`delete from leasehold.queues where name = 'a-2'`;
+  expect((await send(a, 'a-3')).status).toBe(202);
+  expect((await send(a, 'a-4')).body.code).toBe('queue_limit');
 });
 
 test('queue_limit is one of the documented problem types', async () => {

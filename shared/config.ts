@@ -117,6 +117,8 @@ const schema = z.object({
   RATE_LIMIT_BURST: z.coerce.number().int().positive().default(200),
   /** Most queues that may exist: a job the API is asked to put in a queue that does not exist yet is refused (422 queue_limit) once this many do; the library, SQL and the CLI may still make queues, which count. */
   MAX_QUEUES: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
+  /** Most of those queues one tenant's jobs may make, so that no tenant takes every place: past it, that tenant's job for a new queue is refused (422 queue_limit). */
+  MAX_QUEUES_PER_TENANT: z.coerce.number().int().min(1).max(1_000_000).default(100),
   /** Key of the OpenAI (or compatible) API. */
   OPENAI_API_KEY: optionalText,
   /** Base URL of an OpenAI-compatible server. */

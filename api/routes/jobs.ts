@@ -59,7 +59,7 @@ const CreateJob = z
     payload: z.unknown().optional().openapi({ type: 'object', description: "Validated by the kind's own schema; default {}." }),
     queue: QueueName.optional().openapi({
       description:
-        "Default: the kind's queue. A queue that does not exist yet is made, unless MAX_QUEUES queues exist already: then the job is refused (422 queue_limit). Queues without queued or running jobs are deleted after a while, and made again by their next job.",
+        "Default: the kind's queue. A queue that does not exist yet is made, unless MAX_QUEUES queues exist already, or the tenant made MAX_QUEUES_PER_TENANT of them: then the job is refused (422 queue_limit). Queues without queued or running jobs are deleted after a while, and made again by their next job.",
     }),
     priority: z.number().int().min(-2_147_483_648).max(2_147_483_647).optional().openapi({ description: 'Lower runs first; default 100.' }),
     run_at: Timestamp
@@ -128,7 +128,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
         409: 'manifest.extract: the pattern is inactive; or the Idempotency-Key is still in progress',
         413: 'Body too large',
         415: 'Not application/json',
-        422: "validation_failed (paths under body or body.payload; an upload that is not the caller's, missing, or of the wrong type or size), unknown_kind (lists known_kinds), queue_limit (`queue` names a new queue and MAX_QUEUES exist already) or idempotency_key_reused",
+        422: "validation_failed (paths under body or body.payload; an upload that is not the caller's, missing, or of the wrong type or size), unknown_kind (lists known_kinds), queue_limit (`queue` names a new queue and MAX_QUEUES exist already, or the tenant made MAX_QUEUES_PER_TENANT of them) or idempotency_key_reused",
       }),
     },
   });
@@ -169,9 +169,11 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
           ...(body.max_attempts !== undefined && { maxAttempts: body.max_attempts }),
         },
       ];
-      // A queue the caller chose (not one the kinds use anyway) may be new: it must fit MAX_QUEUES.
+      // A queue the caller chose (not one the kinds use anyway) may be new: it must fit MAX_QUEUES and
+      // MAX_QUEUES_PER_TENANT.
       const bounded = body.queue !== undefined && !KIND_QUEUES.has(body.queue);
-      const { ids } = await insertPaidJobs(db, governor, enqueued, bounded ? { maxQueues: config.MAX_QUEUES } : {});
+      const limits = { total: config.MAX_QUEUES, perTenant: config.MAX_QUEUES_PER_TENANT };
+      const { ids } = await insertPaidJobs(db, governor, enqueued, bounded ? { queueLimits: limits } : {});
       const [job] = await selectJobs(db, tenantId, db`and id = ${ids[0]!}::uuid`);
       return { status: 202 as const, body: jobView(job!) };
     });

@@ -236,10 +236,14 @@ describe('enqueue', () => {
     ]);
   });
 
-  test('maxQueues with idempotency keys is refused before anything is written: only the plain INSERT admits queues', async () => {
+  test('queueLimits with idempotency keys, or for jobs of two tenants, is refused before anything is written: only the plain INSERT of one tenant admits queues', async () => {
+    const limits = { queueLimits: { total: 1_000, perTenant: 100 } };
     const keyed = [{ kind: 'test.q', queue: 'bounded-keyed', tenantId: SYSTEM_TENANT, idempotencyKey: 'k-1' }];
-    await expect(insertJobs(db.sql, keyed, { maxQueues: 1_000 })).rejects.toThrow(/maxQueues/);
+    await expect(insertJobs(db.sql, keyed, limits)).rejects.toThrow(/queueLimits/);
     expect(await countJobs({ queue: 'bounded-keyed' })).toEqual({ jobs: 0, queued_events: 0 });
+    const mixed = [{ kind: 'test.q', queue: 'bounded-mixed', tenantId: SYSTEM_TENANT }, { kind: 'test.q', queue: 'bounded-mixed' }];
+    await expect(insertJobs(db.sql, mixed, limits)).rejects.toThrow(/one tenant/);
+    expect(await countJobs({ queue: 'bounded-mixed' })).toEqual({ jobs: 0, queued_events: 0 });
   });
 
   test('the claim of one queue is an index scan on jobs_claim_idx at 50,000 queued rows', async () => {

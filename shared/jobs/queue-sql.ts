@@ -68,8 +68,8 @@ from ins`;
 
 /**
  * The API, for jobs a tenant sent to queues of its choosing: INSERT_JOBS, inserting only when
- * admit_queues($12 names, at most $13 queues) lets every queue exist; `admitted` false means
- * nothing was written. One statement, so a refusal leaves nothing behind with or without a
+ * admit_queues($12 names, at most $13 queues, of which at most $15 made by tenant $14) lets every
+ * queue exist; a `refusal` ('total' or 'tenant': the bound that refused) means nothing was written. One statement, so a refusal leaves nothing behind with or without a
  * transaction, and no round trip is added: for a queue that exists, one primary-key probe (median
  * ~60 µs over INSERT_JOBS's ~300 µs for one job, on a busy 2-core machine where `select 1` took
  * ~120 µs). Other producers use INSERT_JOBS: their new queues are registered by the insert trigger
@@ -77,12 +77,12 @@ from ins`;
  */
 export const INSERT_JOBS_ADMITTED = `
 with admit as materialized (
-  select leasehold.admit_queues($12::text[], $13::int) as ok
+  select leasehold.admit_queues($12::text[], $13::int, $14::uuid, $15::int) as refusal
 ), ins as (${INSERT_FROM_ARRAYS}
-  where (select ok from admit)
+  where (select refusal from admit) is null
   returning id
 )
-select count(*)::int as inserted, (select ok from admit) as admitted from ins`;
+select count(*)::int as inserted, (select refusal from admit) as refusal from ins`;
 
 /**
  * The API's ingest, in one statement: reads the pattern's current version (tenant-scoped, not

@@ -39,12 +39,19 @@ export interface NewJob {
 /** How insertJobs treats queues that do not exist yet. */
 export interface InsertOptions {
   /**
-   * Refuse (AppError `queue_limit`, nothing written) jobs whose queues would take the number of
-   * queues past this; unset: any queue is registered (the insert trigger does it). Only the plain
-   * INSERT admits queues (INSERT_JOBS_ADMITTED): jobs without idempotency keys, fewer than a COPY
-   * takes, as POST /v1/jobs sends them; other jobs with it are a programming error.
+   * Refuse (AppError `queue_limit`, nothing written) jobs whose new queues would take the number of
+   * queues past `total`, or the number their tenant made past `perTenant`; unset: any queue is
+   * registered (the insert trigger does it). Only the plain INSERT admits queues
+   * (INSERT_JOBS_ADMITTED): jobs of one tenant without idempotency keys, fewer than a COPY takes, as
+   * POST /v1/jobs sends them; other jobs with it are a programming error.
    */
-  maxQueues?: number;
+  queueLimits?: QueueLimits;
+}
+
+/** MAX_QUEUES and MAX_QUEUES_PER_TENANT, for the API's jobs. */
+export interface QueueLimits {
+  total: number;
+  perTenant: number;
 }
 
 /** The queues every registered kind uses by default: they exist for the system, so no bound refuses them. */
@@ -160,14 +167,17 @@ function copyColumns(jobs: NewJob[]): CopyColumns {
   return c;
 }
 
-/** The refusal of jobs whose new queues would pass `max`. */
-function queueLimit(queues: string[], max: number): AppError {
+/** The refusal of jobs whose new queues would pass a bound of `limits` ('total' or 'tenant'). */
+function queueLimit(queues: string[], limits: QueueLimits, bound: string): AppError {
   const names = queues.map((q) => `"${q}"`).join(', ');
+  const passed = bound === 'tenant'
+    ? `this tenant made ${limits.perTenant} of the queues that exist already (MAX_QUEUES_PER_TENANT)`
+    : `${limits.total} queues exist already (MAX_QUEUES)`;
   return new AppError(
     'queue_limit',
-    `${queues.length === 1 ? `queue ${names} does not exist` : `one of the queues ${names} does not exist`}, and ${max} queues ` +
-      'exist already (MAX_QUEUES): send the job to an existing queue, or leave queue out for its kind\'s own',
-    { max_queues: max },
+    `${queues.length === 1 ? `queue ${names} does not exist` : `one of the queues ${names} does not exist`}, and ${passed}: ` +
+      'send the job to an existing queue, or leave queue out for its kind\'s own',
+    bound === 'tenant' ? { max_queues_per_tenant: limits.perTenant } : { max_queues: limits.total },
   );
 }
 
@@ -177,9 +187,9 @@ function queueLimit(queues: string[], max: number): AppError {
  * a bulk larger than one chunk should be given a transaction so it lands (or is refused) whole.
  */
 export async function insertJobs(db: Sql | Tx, jobs: NewJob[], opts: InsertOptions = {}): Promise<EnqueueResult> {
-  const { maxQueues } = opts;
-  if (maxQueues !== undefined && (usesCopy(jobs) || jobs.some((j) => j.idempotencyKey !== undefined))) {
-    throw new Error('insertJobs: maxQueues is for jobs without idempotency keys, fewer than a COPY takes');
+  const { queueLimits } = opts;
+  if (queueLimits !== undefined && (usesCopy(jobs) || jobs.some((j) => j.idempotencyKey !== undefined || j.tenantId !== jobs[0]!.tenantId))) {
+    throw new Error('insertJobs: queueLimits is for jobs of one tenant without idempotency keys, fewer than a COPY takes');
   }
   if (usesCopy(jobs)) {
     // Rows are made as COPY consumes them, so building them overlaps the database's work.
@@ -208,12 +218,13 @@ export async function insertJobs(db: Sql | Tx, jobs: NewJob[], opts: InsertOptio
       // Sent without waiting: PostgreSQL inserts this chunk while the next one is built. One
       // connection (the caller's transaction) keeps the statements in order. Yielding once lets
       // postgres.js write the query out (it flushes on setImmediate).
-      if (maxQueues === undefined) sent.push(db.unsafe(INSERT_JOBS, columns(chunk), PREPARED));
+      if (queueLimits === undefined) sent.push(db.unsafe(INSERT_JOBS, columns(chunk), PREPARED));
       else {
         const queues = [...new Set(chunk.map((r) => r.queue))];
+        const params = [...columns(chunk), queues, queueLimits.total, chunk[0]!.tenant_id, queueLimits.perTenant];
         sent.push(
-          db.unsafe<{ admitted: boolean }[]>(INSERT_JOBS_ADMITTED, [...columns(chunk), queues, maxQueues], PREPARED).then(([r]) => {
-            if (!r!.admitted) throw queueLimit(queues, maxQueues);
+          db.unsafe<{ refusal: string | null }[]>(INSERT_JOBS_ADMITTED, params, PREPARED).then(([r]) => {
+            if (r!.refusal !== null) throw queueLimit(queues, queueLimits, r!.refusal);
           }),
         );
       }
