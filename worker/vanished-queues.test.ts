@@ -3,7 +3,7 @@ import { createMetrics } from '#shared/metrics/metrics.js';
 import { forgetVanishedQueues } from './vanished-queues.js';
 import { WorkerMetrics } from './worker-metrics.js';
 
-test('drops the counts and series of queues that no longer exist, unless a job of theirs is still counted', async () => {
+test('drops the counts and series of queues that two listings in a row lack, unless a job of theirs is still counted', async () => {
   const metrics = new WorkerMetrics(createMetrics());
   const job = (queue: string) => ({ id: queue, tenant_id: 't', kind: 'system.noop', queue, payload: {}, priority: 100, attempts: 1, max_attempts: 3, cancel_requested: false, waited_ms: 1 });
   for (const q of ['gone', 'busy', 'live']) {
@@ -15,7 +15,16 @@ test('drops the counts and series of queues that no longer exist, unless a job o
   const active = new Map([['gone', 0], ['busy', 1], ['live', 0]]);
   const requested = new Map([['gone', 0], ['busy', 0], ['live', 2], ['listed-only', 0]]);
 
-  expect(forgetVanishedQueues(new Set(['live']), [active, requested], metrics).sort()).toEqual(['gone', 'listed-only', 'reclaimed-only']);
+  // A listing may be older than a queue's first jobs: one listing without a queue drops nothing.
+  const missed = new Set<string>();
+  expect(forgetVanishedQueues(new Set(['live']), [active, requested], metrics, missed)).toEqual([]);
+  expect([...missed].sort()).toEqual(['gone', 'listed-only', 'reclaimed-only']);
+  expect([...metrics.queues()].sort()).toEqual(['busy', 'gone', 'live', 'reclaimed-only']);
+  // Listed again in between: it starts over.
+  expect(forgetVanishedQueues(new Set(['live', 'gone']), [active, requested], metrics, missed).sort()).toEqual(['listed-only', 'reclaimed-only']);
+  expect(forgetVanishedQueues(new Set(['live']), [active, requested], metrics, missed)).toEqual([]);
+  expect(forgetVanishedQueues(new Set(['live']), [active, requested], metrics, missed)).toEqual(['gone']);
+  expect(missed.size).toBe(0);
   expect([...active.keys()].sort()).toEqual(['busy', 'live']);
   expect([...requested.keys()].sort()).toEqual(['busy', 'live']);
   expect([...metrics.queues()].sort()).toEqual(['busy', 'live']);

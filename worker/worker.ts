@@ -122,6 +122,8 @@ export class Worker {
   #handedOut: Promise<void> = Promise.resolve();
   #requested = 0;
   readonly #requestedPerQueue = new Map<string, number>();
+  /** Queues the last listing lacked: dropped if the next lacks them too (forgetVanishedQueues). */
+  readonly #missedQueues = new Set<string>();
   #started = false;
   #stopping: Promise<void> | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -301,7 +303,7 @@ export class Worker {
       const wanted = served === 'all' ? rows.map((r) => r.name) : served.map((q) => q.name);
       this.#queues = wanted.filter((q) => !this.#paused.has(q));
       // Queues retention deleted leave no counts or metric series behind.
-      if (served === 'all') forgetVanishedQueues(new Set(wanted), [this.#activePerQueue, this.#runningPerQueue, this.#requestedPerQueue], this.#metrics);
+      if (served === 'all') forgetVanishedQueues(new Set(wanted), [this.#activePerQueue, this.#runningPerQueue, this.#requestedPerQueue], this.#metrics, this.#missedQueues);
     } catch (err) {
       this.#log.warn({ err }, 'could not read queues; keeping the last list');
     }
