@@ -45,10 +45,10 @@ test('a job for a new queue past MAX_QUEUES is a 422 queue_limit that writes not
   expect(keyed.body.code).toBe('queue_limit');
   expect((await db.sql`select count(*)::int as n from leasehold.idempotency_keys where key = 'limit-1'`)[0]!.n).toBe(0);
 
-  // Existing queues, the kind's own queue (made on the spot, whatever the count) and queues of other kinds are never refused.
+  // Existing queues and the kind's own queue (made on the spot, whatever the count) are never refused.
   expect((await post({ kind: 'system.noop', queue: 't-1' })).status).toBe(202);
   expect((await post({ kind: 'system.noop' })).body.queue).toBe('default');
-  expect((await post({ kind: 'system.noop', queue: 'webhooks' })).status).toBe(202);
+  expect((await post({ kind: 'system.noop', queue: 'default' })).status).toBe(202);
   expect(await jobsIn('t-1')).toBe(2);
 
   // The library, SQL and the CLI are operators' paths: they still make queues, which count.
@@ -57,8 +57,8 @@ test('a job for a new queue past MAX_QUEUES is a 422 queue_limit that writes not
   expect((await post({ kind: 'system.noop', queue: 't-6' })).body.code).toBe('queue_limit');
 
   // Once queues go (retention deletes idle ones), there is room again.
-  await db.sql`delete from leasehold.jobs where queue in ('t-2', 't-3', 't-4', 'ops-made', 'webhooks')`;
-  await db.sql`delete from leasehold.queues where name in ('t-2', 't-3', 't-4', 'ops-made', 'webhooks')`;
+  await db.sql`delete from leasehold.jobs where queue in ('t-2', 't-3', 't-4', 'ops-made', 'default')`;
+  await db.sql`delete from leasehold.queues where name in ('t-2', 't-3', 't-4', 'ops-made', 'default')`;
   expect((await post({ kind: 'system.noop', queue: 't-5' }, { 'idempotency-key': 'limit-1' })).status).toBe(202);
   expect(await jobsIn('t-5')).toBe(1);
 });
@@ -107,6 +107,26 @@ test('one tenant makes at most MAX_QUEUES_PER_TENANT queues, so it cannot take t
   await db.sql`delete from leasehold.queues where name = 'a-2'`;
   expect((await send(a, 'a-3')).status).toBe(202);
   expect((await send(a, 'a-4')).body.code).toBe('queue_limit');
+});
+
+test("another kind's system queue is refused at body.queue, with the other paths of the request, and nothing is written", async () => {
+  for (const [kind, queue, payload] of [
+    ['system.sleep', 'ai', { ms: 3_600_000 }],
+    ['system.noop', 'webhooks', {}],
+    ['system.noop', 'ai', {}],
+  ] as const) {
+    const res = await post({ kind, queue, payload });
+    expect(res.status).toBe(422);
+    expect(res.type).toContain('application/problem+json');
+    expect(res.body.code).toBe('validation_failed');
+    expect(res.body.errors).toEqual([{ path: 'body.queue', message: expect.stringContaining(`queue "${queue}" is the system's queue for`) }]);
+    expect(res.body.errors[0].message).toContain('"default"');
+  }
+  // Listed with the payload's own errors in one answer.
+  const both = await post({ kind: 'system.sleep', queue: 'ai', payload: { ms: -1 } });
+  expect(both.body.errors.map((e: Json) => e.path).sort()).toEqual(['body.payload.ms', 'body.queue']);
+  expect(await jobsIn('ai')).toBe(0);
+  expect(await jobsIn('webhooks')).toBe(0);
 });
 
 test('queue_limit is one of the documented problem types', async () => {

@@ -59,7 +59,7 @@ const CreateJob = z
     payload: z.unknown().optional().openapi({ type: 'object', description: "Validated by the kind's own schema; default {}." }),
     queue: QueueName.optional().openapi({
       description:
-        "Default: the kind's queue. A queue that does not exist yet is made, unless MAX_QUEUES queues exist already, or the tenant made MAX_QUEUES_PER_TENANT of them: then the job is refused (422 queue_limit). Queues without queued or running jobs are deleted after a while, and made again by their next job.",
+        "Default: the kind's queue. The system's queues (default, ai, webhooks) take only the kinds that use them. A queue that does not exist yet is made, unless MAX_QUEUES queues exist already, or the tenant made MAX_QUEUES_PER_TENANT of them: then the job is refused (422 queue_limit). Queues without queued or running jobs are deleted after a while, and made again by their next job.",
     }),
     priority: z.number().int().min(-2_147_483_648).max(2_147_483_647).optional().openapi({ description: 'Lower runs first; default 100.' }),
     run_at: Timestamp
@@ -70,6 +70,19 @@ const CreateJob = z
     max_attempts: z.number().int().min(1).max(1000).optional().openapi({ description: "Default: the kind's own." }),
   })
   .strict()
+  // The system's queues (default, ai, webhooks) take only their own kinds: a tenant's cheap or long
+  // jobs sent to another kind's queue would hold the slots of every tenant's work there.
+  .superRefine((body, ctx) => {
+    if (typeof body?.kind !== 'string' || !isKind(body.kind) || typeof body.queue !== 'string' || !KIND_QUEUES.has(body.queue)) return;
+    const own = KINDS[body.kind].queue;
+    if (body.queue === own) return;
+    const users = Object.entries(KINDS).filter(([, k]) => k.queue === body.queue).map(([name]) => name);
+    ctx.addIssue({
+      code: 'custom',
+      path: ['queue'],
+      message: `queue "${body.queue}" is the system's queue for ${users.join(', ')}; leave queue out for ${body.kind}'s own ("${own}"), or name a queue of your own`,
+    });
+  }, { when: () => true })
   // The handler checks the payload against its kind once the rest is valid. When the rest is not,
   // the payload is checked here too, so that one answer lists every offending path.
   .superRefine(
