@@ -59,7 +59,7 @@ async function start(env: Record<string, string>, args: string[] = [], ready = /
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
   const gone = exited(child).then((code) => ({ code }));
-  const result = await Promise.race([waitFor(() => ready.test(out), `leasehold start (output: ${out}${err})`, 30_000).then(() => ({})), gone]);
+  const result = await Promise.race([waitFor(() => ready.test(out), `leasehold start (output: ${out}${err})`, 90_000).then(() => ({})), gone]);
   return { child, stdout: () => out, stderr: () => err, ...result };
 }
 

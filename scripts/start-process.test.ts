@@ -52,7 +52,7 @@ async function start(): Promise<{ child: ChildProcess; url: string; output: () =
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const url = await waitFor(() => /Leasehold is running at (\S+)/.exec(out)?.[1], `leasehold start to listen (output: ${out})`, 30_000);
+  const url = await waitFor(() => /Leasehold is running at (\S+)/.exec(out)?.[1], `leasehold start to listen (output: ${out})`, 90_000);
   return { child, url, output: () => out };
 }
 
@@ -115,7 +115,7 @@ describe('leasehold start (child process)', () => {
     expect(watchdogsOf(pgPid)).toHaveLength(1);
     child.kill('SIGKILL');
     await exited(child);
-    await waitFor(() => !alive(pgPid), 'the orphaned postgres to be stopped by its watchdog', 15_000);
+    await waitFor(() => !alive(pgPid), 'the orphaned postgres to be stopped by its watchdog', 45_000);
   }, 180_000);
 
   test('a PostgreSQL orphaned without its watchdog is stopped at the next start, and the data survives', async () => {

@@ -39,7 +39,7 @@ test('two worker processes: every-second schedule ticks run once each, old jobs 
                              where t.schedule_id = ${s!.id} and j.status = 'succeeded'`;
     return r!.n >= 3;
   }, 'three ticks run to success', 40_000, 100);
-  await waitFor(async () => (await db.sql`select 1 from leasehold.jobs where id = ${old}`).length === 0, 'retention to prune the old job', 20_000, 100);
+  await waitFor(async () => (await db.sql`select 1 from leasehold.jobs where id = ${old}`).length === 0, 'retention to prune the old job', 60_000, 100);
 
   for (const w of workers) w.child.kill('SIGTERM');
   expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0]);

@@ -199,7 +199,7 @@ describe('fencing: a worker whose lease was reclaimed cannot write', () => {
       });
       const signal = await started.promise;
       const claimed = await jobRow(db.sql, id);
-      await waitFor(() => signal.aborted, 'the handler to be aborted', 5_000);
+      await waitFor(() => signal.aborted, 'the handler to be aborted', 15_000);
       expect((signal.reason as JobAborted).reason).toBe('lease_lost');
       // The handler stopped before the database would let the reclaimer hand the job to anyone else.
       expect(abortedAt).toBeLessThan((claimed.lease_expires_at as Date).getTime());

@@ -32,7 +32,7 @@ describe('text PostgreSQL cannot store, from handlers', () => {
       { kind: 'test.nul', queue },
       ...Array.from({ length: 5 }, () => ({ kind: 'test.ok', queue })),
     ]);
-    await waitFor(async () => (await statuses(ids)).every((r) => r.status === 'succeeded'), 'every job to succeed', 5_000);
+    await waitFor(async () => (await statuses(ids)).every((r) => r.status === 'succeeded'), 'every job to succeed');
     const [nul] = (await statuses(ids)).filter((r) => r.id === ids[0]);
     expect(nul!.result).toEqual({ text: 'a\uFFFDb', lone: 'x\uFFFDy', pair: '\u{1F600}', ['k\uFFFD']: 1 });
   });
@@ -55,7 +55,7 @@ describe('text PostgreSQL cannot store, from handlers', () => {
       { kind: 'test.bad', queue },
       ...Array.from({ length: 3 }, () => ({ kind: 'test.also-bad', queue })),
     ]);
-    await waitFor(async () => (await statuses(ids)).every((r) => r.status === 'failed'), 'every job to fail for good', 5_000);
+    await waitFor(async () => (await statuses(ids)).every((r) => r.status === 'failed'), 'every job to fail for good');
     const [bad] = (await statuses(ids)).filter((r) => r.id === ids[0]);
     expect(bad!.last_error).toBe('broken\uFFFDinput \uFFFD');
     const [dl] = await db.sql<{ last_error: string }[]>`select last_error from leasehold.dead_letters where job_id = ${ids[0]!}`;
@@ -81,7 +81,7 @@ describe('text PostgreSQL cannot store, from handlers', () => {
       { kind: 'test.progress', queue, payload: { nul: true } },
       { kind: 'test.progress', queue, payload: { nul: false } },
     ]);
-    await waitFor(async () => (await statuses(ids)).every((r) => r.progress_message !== null), 'both progress messages', 5_000);
+    await waitFor(async () => (await statuses(ids)).every((r) => r.progress_message !== null), 'both progress messages');
     const rows = await statuses(ids);
     expect(Object.fromEntries(rows.map((r) => [r.id, r.progress_message]))).toEqual({ [ids[0]!]: 'step\uFFFDone', [ids[1]!]: 'step two' });
     release();
@@ -105,7 +105,7 @@ describe('text PostgreSQL cannot store, from handlers', () => {
       { kind: 'test.cycle', queue },
       ...Array.from({ length: 3 }, () => ({ kind: 'test.ok', queue })),
     ]);
-    await waitFor(async () => (await statuses(ids)).every((r) => r.status === 'succeeded' || r.status === 'failed'), 'every job to end', 5_000);
+    await waitFor(async () => (await statuses(ids)).every((r) => r.status === 'succeeded' || r.status === 'failed'), 'every job to end');
     const byId = new Map((await statuses(ids)).map((r) => [r.id, r]));
     for (const id of ids.slice(0, 2)) {
       expect(byId.get(id)).toMatchObject({ status: 'failed', last_error: expect.stringContaining('cannot be stored as JSON') });

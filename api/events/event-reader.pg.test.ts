@@ -119,7 +119,7 @@ describe('EventReader: ids that commit out of order', () => {
     const open = await openWriter();
     const after = await insertJob(db.sql);
     r.wake();
-    await waitFor(() => delivered.includes(after), 'the later event, once the hole timed out', 5_000);
+    await waitFor(() => delivered.includes(after), 'the later event, once the hole timed out', 15_000);
     expect(delivered).not.toContain(open.eventId);
     expect(r.isWatched(open.eventId)).toBe(true);
     await open.finish('commit');

@@ -212,7 +212,7 @@ describe('GET /v1/jobs/:id/events', () => {
     gate.resolve();
     await s.until((e) => e.some((x) => x.type === 'job.succeeded'), 'the terminal event');
     // EventSource reconnects when a stream ends; the 204 it then gets makes it stop for good.
-    await waitFor(() => s.es.readyState === s.es.CLOSED, 'the client to stop after the 204', 8_000);
+    await waitFor(() => s.es.readyState === s.es.CLOSED, 'the client to stop after the 204', 30_000);
     expect(s.events.map((e) => e.type)).toEqual(['job.queued', 'job.running', 'job.progress', 'job.succeeded']);
     expect(s.events[3]!.data).toMatchObject({ status: 'succeeded', result_url: `/v1/jobs/${id}/manifest` });
 
@@ -438,7 +438,7 @@ describe('disconnects', () => {
     await waitFor(() => hub.size === before + 2, 'both subscribers');
     s.close();
     one.close();
-    await waitFor(() => hub.size === before, 'the subscribers to be freed', 2_000);
+    await waitFor(() => hub.size === before, 'the subscribers to be freed', 10_000);
   });
 });
 

@@ -247,7 +247,7 @@ describe('claim', () => {
     for (const id of during.ids) expect((await jobRow(db.sql, id)).status).toBe('queued');
 
     expect((await db.sql`select leasehold.resume_queue('live-pause') as resumed`)[0]!.resumed).toBe(true);
-    await waitFor(() => during.ids.every((id) => ran.includes(id)), 'the resumed queue to run', 5_000);
+    await waitFor(() => during.ids.every((id) => ran.includes(id)), 'the resumed queue to run', 15_000);
     expect((await db.sql`select leasehold.resume_queue('live-pause') as resumed`)[0]!.resumed).toBe(false);
   });
 
@@ -294,7 +294,7 @@ describe('claim', () => {
       handlers: { 'test.capped': (_p: unknown, ctx) => void ran.push(ctx.id) },
     });
     const { ids } = await queueFor(db.sql).enqueueMany(Array.from({ length: 6 }, () => ({ kind: 'test.capped', queue: 'capped' })));
-    await waitFor(() => ran.length === 6, 'all six jobs to run with the poll an hour away', 5_000);
+    await waitFor(() => ran.length === 6, 'all six jobs to run with the poll an hour away', 15_000);
     expect(ran).toEqual(ids);
   });
 });

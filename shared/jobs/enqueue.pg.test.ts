@@ -133,7 +133,7 @@ describe('enqueue', () => {
     const [{ ids }] = await db.sql.begin(async (tx) => [await q.enqueueInTransaction(tx, [{ kind: 'test.tx', queue: 'tx-commit' }])] as const);
     const id = ids[0]!;
     const t0 = Date.now();
-    await waitFor(async () => (await jobRow(db.sql, id)).status === 'succeeded', 'the committed job to run', 5_000);
+    await waitFor(async () => (await jobRow(db.sql, id)).status === 'succeeded', 'the committed job to run', 15_000);
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect(ran).toEqual([id]);
 
@@ -145,7 +145,7 @@ describe('enqueue', () => {
       })
       .catch(() => {});
     const [{ ids: ids2 }] = await db.sql.begin(async (tx) => [await q.enqueueInTransaction(tx, [{ kind: 'test.tx', queue: 'tx-commit' }])] as const);
-    await waitFor(async () => (await jobRow(db.sql, ids2[0]!)).status === 'succeeded', 'the second committed job to run', 5_000);
+    await waitFor(async () => (await jobRow(db.sql, ids2[0]!)).status === 'succeeded', 'the second committed job to run', 15_000);
     expect(ran).toEqual([id, ids2[0]]);
   });
 
@@ -189,7 +189,7 @@ describe('enqueue', () => {
     const soonAt = new Date(Date.now() + 1_000);
     const soon = await q.enqueue({ kind: 'test.delay', queue: 'delay', runAt: soonAt });
     const now = await q.enqueue({ kind: 'test.delay', queue: 'delay' });
-    await waitFor(async () => (await jobRow(db.sql, soon.id)).status === 'succeeded', 'the delayed job to run', 5_000);
+    await waitFor(async () => (await jobRow(db.sql, soon.id)).status === 'succeeded', 'the delayed job to run', 15_000);
     expect(started.get(soon.id)!).toBeGreaterThanOrEqual(soonAt.getTime());
     expect(started.get(now.id)!).toBeLessThan(soonAt.getTime());
     const row = await jobRow(db.sql, later.id);
