@@ -129,6 +129,12 @@ test("another kind's system queue is refused at body.queue, with the other paths
   expect(await jobsIn('webhooks')).toBe(0);
 });
 
+test("the previous release's admit_queues(names, max) still answers during a rolling deploy", async () => {
+  const [r] = await db.sql<{ admitted: boolean }[]>`select leasehold.admit_queues(array['from-old-release'], 1000000) as admitted`;
+  expect(r!.admitted).toBe(true);
+  expect(await queues()).toContain('from-old-release');
+});
+
 test('queue_limit is one of the documented problem types', async () => {
   const res = await api.app.request('/problems/queue_limit');
   expect(res.status).toBe(200);

@@ -7,9 +7,8 @@
 alter table leasehold.queues add column tenant_id uuid references leasehold.tenants (id) on delete set null;
 create index queues_tenant_idx on leasehold.queues (tenant_id) where tenant_id is not null;
 
-drop function leasehold.admit_queues(text[], int);
-
--- As 0013's, and the tenant's own queues count against p_tenant_max. Returns null when every
+-- As 0013's admit_queues(text[], int), and the tenant's own queues count against p_tenant_max.
+-- 0013's stays, for the API processes of the previous release while a rolling deploy replaces them. Returns null when every
 -- queue is registered now, else which bound refused the new ones: 'total' or 'tenant' (none is
 -- added then).
 create function leasehold.admit_queues(p_names text[], p_max int, p_tenant uuid, p_tenant_max int) returns text
