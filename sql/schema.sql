@@ -12,33 +12,10 @@ create type leasehold.job_status as enum ('queued', 'running', 'succeeded', 'fai
 
 CREATE OR REPLACE FUNCTION leasehold.admit_queues(p_names text[], p_max integer)
  RETURNS boolean
- LANGUAGE plpgsql
+ LANGUAGE sql
 AS $function$
-declare
-  v_name text;
-  v_new text[] := '{}';
-begin
-  -- A probe per name by primary key: one statement over unnest(p_names) cost ~100 µs a call on a
-  -- busy 2-core machine, this loop ~20 µs.
-  foreach v_name in array coalesce(p_names, '{}') loop
-    if not exists (select 1 from leasehold.queues where name = v_name) then
-      v_new := v_new || v_name;
-    end if;
-  end loop;
-  if cardinality(v_new) = 0 then
-    return true;
-  end if;
-  perform pg_advisory_xact_lock(7810756276994470241);
-  -- Statements after the lock see the admissions committed while it was awaited.
-  v_new := array(select distinct n from unnest(v_new) as n
-                 where not exists (select 1 from leasehold.queues q where q.name = n));
-  -- Counting stops at p_max rows: refusals stay cheap however many queues operators made.
-  if (select count(*) from (select 1 from leasehold.queues limit p_max) q) + cardinality(v_new) > p_max then
-    return false;
-  end if;
-  insert into leasehold.queues (name) select unnest(v_new) on conflict (name) do nothing;
-  return true;
-end $function$;
+  select leasehold.admit_queues(p_names, p_max, null::uuid, p_max) is null
+$function$;
 
 CREATE OR REPLACE FUNCTION leasehold.admit_queues(p_names text[], p_max integer, p_tenant uuid, p_tenant_max integer)
  RETURNS text

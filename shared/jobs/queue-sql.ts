@@ -69,8 +69,9 @@ from ins`;
 /**
  * The API, for jobs a tenant sent to queues of its choosing: INSERT_JOBS, inserting only when
  * admit_queues($12 names, at most $13 queues, of which at most $15 made by tenant $14) lets every
- * queue exist; a `refusal` ('total' or 'tenant': the bound that refused) means nothing was written. One statement, so a refusal leaves nothing behind with or without a
- * transaction, and no round trip is added: for a queue that exists, one primary-key probe (median
+ * queue exist; a `refusal` ('total' or 'tenant': the bound that refused) means nothing was
+ * written. One statement, so a refusal leaves nothing behind with or without a transaction, and
+ * no round trip is added: for a queue that exists, one primary-key probe (median
  * ~60 µs over INSERT_JOBS's ~300 µs for one job, on a busy 2-core machine where `select 1` took
  * ~120 µs). Other producers use INSERT_JOBS: their new queues are registered by the insert trigger
  * alone, and their jobs pay nothing for the bound.

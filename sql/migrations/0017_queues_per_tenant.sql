@@ -7,8 +7,7 @@
 alter table leasehold.queues add column tenant_id uuid references leasehold.tenants (id) on delete set null;
 create index queues_tenant_idx on leasehold.queues (tenant_id) where tenant_id is not null;
 
--- As 0013's admit_queues(text[], int), and the tenant's own queues count against p_tenant_max.
--- 0013's stays, for the API processes of the previous release while a rolling deploy replaces them. Returns null when every
+-- As 0013's admit_queues(text[], int), and the tenant's own queues count against p_tenant_max. Returns null when every
 -- queue is registered now, else which bound refused the new ones: 'total' or 'tenant' (none is
 -- added then).
 create function leasehold.admit_queues(p_names text[], p_max int, p_tenant uuid, p_tenant_max int) returns text
@@ -42,3 +41,10 @@ begin
   insert into leasehold.queues (name, tenant_id) select unnest(v_new), p_tenant on conflict (name) do nothing;
   return null;
 end $$;
+
+-- 0013's signature stays, for the API processes of the previous release while a rolling deploy
+-- replaces them: the same admission without a tenant's share.
+create or replace function leasehold.admit_queues(p_names text[], p_max int) returns boolean
+language sql as $$
+  select leasehold.admit_queues(p_names, p_max, null::uuid, p_max) is null
+$$;
