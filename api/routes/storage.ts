@@ -106,6 +106,12 @@ export function storageRoutes(store: LocalObjectStore, deps: { sql: Sql; maxTran
   app.get('/storage/object', async (c) => {
     const verdict = store.verifyDownload(c.req.query());
     if ('refused' in verdict) throw new AppError('forbidden', verdict.refused);
+    // Hono answers HEAD with GET's route and drops the body: its headers need no file opened, nor a slot.
+    if (c.req.method === 'HEAD') {
+      const info = await store.head(verdict.key);
+      if (!info) throw new AppError('not_found', 'no such object');
+      return c.body(null, 200, objectHeaders(info));
+    }
     const release = slot();
     let object;
     try {
@@ -118,21 +124,7 @@ export function storageRoutes(store: LocalObjectStore, deps: { sql: Sql; maxTran
       release();
       throw new AppError('not_found', 'no such object');
     }
-    // nosniff: the body is served from the API's own origin (the dashboard's too), so a browser must
-    // take it as the declared image type and never sniff it into HTML or script.
-    const headers = {
-      'content-type': object.contentType,
-      'content-length': String(object.size),
-      'cache-control': 'private, max-age=60',
-      'x-content-type-options': 'nosniff',
-    };
     const { stream } = object;
-    // Hono answers HEAD with GET's headers and drops the body unread: the file is closed here instead.
-    if (c.req.method === 'HEAD') {
-      stream.destroy();
-      release();
-      return c.body(null, 200, headers);
-    }
     // The slot is held until the file closes: the body was sent, the client went away (the server
     // cancels the body, which destroys the stream), or the transfer ran out of time.
     const timer = setTimeout(() => stream.destroy(), TRANSFER_TIMEOUT_MS);
@@ -140,8 +132,22 @@ export function storageRoutes(store: LocalObjectStore, deps: { sql: Sql; maxTran
       clearTimeout(timer);
       release();
     });
-    return c.body(Readable.toWeb(stream) as ReadableStream<Uint8Array>, 200, headers);
+    return c.body(Readable.toWeb(stream) as ReadableStream<Uint8Array>, 200, objectHeaders(object));
   });
 
   return app;
+}
+
+/**
+ * A stored object's response headers. nosniff: the body is served from the API's own origin (the
+ * dashboard's too), so a browser must take it as the declared image type and never sniff it into
+ * HTML or script.
+ */
+function objectHeaders(info: { contentType: string; size: number }): Record<string, string> {
+  return {
+    'content-type': info.contentType,
+    'content-length': String(info.size),
+    'cache-control': 'private, max-age=60',
+    'x-content-type-options': 'nosniff',
+  };
 }

@@ -128,7 +128,7 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async get(key: string, opts: { maxBytes: number; signal?: AbortSignal }): Promise<Buffer> {
-    const object = await this.open(key);
+    const object = await this.#openFile(key);
     if (!object) throw new ObjectMissing(key);
     if (object.size > opts.maxBytes) {
       object.stream.destroy();
@@ -139,6 +139,23 @@ export class LocalObjectStore implements ObjectStore {
 
   /** The object's size, type and a stream of its bytes, or undefined when there is none; nothing is read until the stream is. */
   async open(key: string): Promise<OpenObject | undefined> {
+    const file = await this.#openFile(key);
+    if (!file) return undefined;
+    try {
+      return { ...file, contentType: (JSON.parse(await readFile(this.#file(key, true), 'utf8')) as { contentType: string }).contentType };
+    } catch (err) {
+      file.stream.destroy();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The object's size and a stream of its bytes, or undefined when there is none (get() needs no
+   * metadata). The open handle pins the file, so its size and its bytes are of the same object;
+   * the stream closes the handle when it ends or is destroyed.
+   */
+  async #openFile(key: string): Promise<Omit<OpenObject, 'contentType'> | undefined> {
     let handle;
     try {
       handle = await open(this.#file(key), 'r');
@@ -147,13 +164,10 @@ export class LocalObjectStore implements ObjectStore {
       throw err;
     }
     try {
-      // The open handle pins the file, so its size and its bytes are of the same object.
-      const [{ size }, meta] = await Promise.all([handle.stat(), readFile(this.#file(key, true), 'utf8')]);
-      // The stream closes the handle when it ends or is destroyed.
-      return { size, contentType: (JSON.parse(meta) as { contentType: string }).contentType, stream: handle.createReadStream() };
+      const { size } = await handle.stat();
+      return { size, stream: handle.createReadStream() };
     } catch (err) {
       await handle.close();
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
   }
