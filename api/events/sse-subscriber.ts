@@ -230,7 +230,7 @@ export class SseSubscriber {
       this.#wanted = false;
       return this.#write(item);
     }
-    const bytes = Buffer.isBuffer(item) ? item.length : item.len;
+    const bytes = sizeOf(item);
     this.#queue.push(item);
     this.#queuedBytes += bytes;
     this.opts.budget?.hold(item, bytes);
@@ -254,7 +254,7 @@ export class SseSubscriber {
       this.#controller.close();
       return;
     }
-    const bytes = Buffer.isBuffer(next) ? next.length : next.len;
+    const bytes = sizeOf(next);
     this.#queuedBytes -= bytes;
     this.opts.budget?.release(next, bytes);
     this.#write(next);
@@ -276,7 +276,7 @@ export class SseSubscriber {
   #drop(): void {
     const budget = this.opts.budget;
     if (budget) {
-      for (const item of this.#queue) if (item !== END) budget.release(item, Buffer.isBuffer(item) ? item.length : item.len);
+      for (const item of this.#queue) if (item !== END) budget.release(item, sizeOf(item));
       for (const chunk of this.#pending ?? []) budget.release(chunk.bytes, chunk.bytes.length);
     }
     this.#queue = [];
@@ -312,4 +312,9 @@ export class SseSubscriber {
     }
     this.opts.onClose(this);
   }
+}
+
+/** A queued piece's bytes, uncompressed: what the client and the process's budget count. */
+function sizeOf(item: Buffer | Segment): number {
+  return Buffer.isBuffer(item) ? item.length : item.len;
 }

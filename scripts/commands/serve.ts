@@ -36,6 +36,8 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       })
     : undefined;
   const storage = createObjectStore(config, { dataDir: config.LEASEHOLD_DATA_DIR });
+  // One per process: the API's routes and maintenance's schedule ticks share its cache of pattern cost inputs.
+  const governor = new Governor(config);
   let server: ServerType | undefined;
   let pruning: { stop(): void } | undefined;
   let worker: Worker | undefined;
@@ -82,7 +84,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
       });
       await worker.start();
       // Retention and schedule ticks run beside every worker (see shared/maintenance/).
-      maintenance = startMaintenance({ sql, log, config, storage });
+      maintenance = startMaintenance({ sql, log, config, storage, governor });
       if (!what.api && config.WORKER_METRICS_PORT !== undefined) {
         metricsServer = await startMetricsServer({
           registry: metrics.registry,
@@ -108,7 +110,7 @@ export async function serve(ctx: CommandContext, what: { api: boolean; worker: b
         gzip: config.SSE_GZIP,
       });
       await events.start();
-      const app = createApp({ sql, config, log, queue, governor: new Governor(config), storage, events, metrics });
+      const app = createApp({ sql, config, log, queue, governor, storage, events, metrics });
       pruning = startPruning({ sql, log });
       server = await new Promise<ServerType>((resolve, reject) => {
         const s = serveHttp({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));

@@ -30,12 +30,14 @@ export function startMaintenance(opts: {
   storage?: ObjectStore;
   /** How often to look for tables that outgrew their statistics (tests shorten it). */
   statisticsCheckMs?: number;
+  /** The process's governor, when its API has one (schedule ticks of paid kinds estimate with it). */
+  governor?: Governor;
 }): { stop(): Promise<void> } {
   const { sql, config } = opts;
   const local = opts.storage instanceof LocalObjectStore ? opts.storage : undefined;
   const log = opts.log.child({ component: 'maintenance' });
   const notifier = new Notifier(sql, (err) => log.debug({ err }, 'notify failed'));
-  const governor = new Governor(config);
+  const governor = opts.governor ?? new Governor(config);
   let stopped = false;
   let inflight: Promise<unknown> = Promise.resolve();
 

@@ -55,13 +55,14 @@ export interface Page<T> {
 const patternColumns = (sql: Sql | Tx) =>
   sql`p.id, p.current_version as version, p.created_at, p.updated_at, v.name, v.instructions, v.json_schema, v.format, v.model, v.is_active`;
 
-// Sent as text and cast to json: sql.json() would send jsonb, which re-sorts keys on the way in.
-const schemaText = (value: Record<string, unknown>) => JSON.stringify(value);
-
-/** Refuses content past MAX_PATTERN_CONTENT_BYTES (422 on the body). */
-function checkContentBytes(c: PatternContent): void {
-  const bytes = Buffer.byteLength(schemaText(c.json_schema)) + Buffer.byteLength(c.instructions);
-  if (bytes <= MAX_PATTERN_CONTENT_BYTES) return;
+/**
+ * The schema's JSON text, sent as text and cast to json (sql.json() would send jsonb, which re-sorts
+ * keys on the way in); refuses content past MAX_PATTERN_CONTENT_BYTES (422 on the body).
+ */
+function schemaText(c: PatternContent): string {
+  const schema = JSON.stringify(c.json_schema);
+  const bytes = Buffer.byteLength(schema) + Buffer.byteLength(c.instructions);
+  if (bytes <= MAX_PATTERN_CONTENT_BYTES) return schema;
   const message = `json_schema and instructions take ${bytes} bytes together; at most ${MAX_PATTERN_CONTENT_BYTES} (${MAX_PATTERN_CONTENT_BYTES / 1024} KiB)`;
   throw new AppError('validation_failed', `the pattern is too large: ${message}`, { errors: [{ path: 'body', message }] });
 }
@@ -71,7 +72,7 @@ function checkContentBytes(c: PatternContent): void {
  * MAX_PATTERNS_PER_TENANT live patterns.
  */
 export function createPattern(sql: Sql, tenantId: string, content: PatternContent): Promise<Pattern> {
-  checkContentBytes(content);
+  const schema = schemaText(content);
   return sql.begin(async (tx) => {
     // Serialises one tenant's creates so the cap holds. NO KEY UPDATE leaves the row's key share
     // locks alone: the foreign keys of the tenant's other inserts (jobs, patterns) do not wait.
@@ -88,7 +89,7 @@ export function createPattern(sql: Sql, tenantId: string, content: PatternConten
         returning id, current_version, created_at, updated_at
       ), v as (
         insert into leasehold.pattern_versions (pattern_id, version, tenant_id, name, instructions, json_schema, format, model, is_active)
-        select p.id, 1, ${tenantId}, ${c.name}, ${c.instructions}, ${schemaText(c.json_schema)}::text::json, ${c.format}, ${c.model}, ${c.is_active}
+        select p.id, 1, ${tenantId}, ${c.name}, ${c.instructions}, ${schema}::text::json, ${c.format}, ${c.model}, ${c.is_active}
         from p
         returning *
       )
@@ -152,12 +153,12 @@ async function appendVersion(tx: Tx, tenantId: string, current: Pattern, c: Patt
       `pattern ${current.id} has ${current.version} versions, the most a pattern may have; create a new pattern for further changes`,
     );
   }
-  checkContentBytes(c);
+  const schema = schemaText(c);
   const next = current.version + 1;
   const [row] = await tx<Pattern[]>`
     with v as (
       insert into leasehold.pattern_versions (pattern_id, version, tenant_id, name, instructions, json_schema, format, model, is_active)
-      values (${current.id}, ${next}, ${tenantId}, ${c.name}, ${c.instructions}, ${schemaText(c.json_schema)}::text::json, ${c.format}, ${c.model}, ${c.is_active})
+      values (${current.id}, ${next}, ${tenantId}, ${c.name}, ${c.instructions}, ${schema}::text::json, ${c.format}, ${c.model}, ${c.is_active})
       returning *
     ), p as (
       update leasehold.patterns set current_version = ${next}, updated_at = now()
