@@ -18,6 +18,9 @@ export const MAX_REDELIVERIES = 20;
 /** Delivery logs and redelivery: per subscription, and per job (which covers a job's own webhook_url). */
 export function webhookDeliveriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
   const { sql, queue } = deps;
+  /** One page of the tenant's deliveries matching `where`, newest first. */
+  const deliveryPage = async (where: postgres.Fragment, tenantId: string, q: { cursor?: string | undefined; limit: number }) =>
+    pageFrom(await selectDeliveries(sql, tenantId, sql`${where} ${q.cursor ? sql`and d.id < ${q.cursor}::uuid` : sql``}`, q.limit + 1), q.limit, deliveryView);
   const app = new OpenAPIHono<ApiEnv>();
   const write = requireScope('jobs:write');
   const read = requireScope('jobs:read');
@@ -38,8 +41,7 @@ export function webhookDeliveriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     const q = c.req.valid('query');
     const { tenantId } = c.get('principal');
     await ownWebhook(sql, tenantId, id);
-    const rows = await selectDeliveries(sql, tenantId, sql`and d.webhook_id = ${id}::uuid ${q.cursor ? sql`and d.id < ${q.cursor}::uuid` : sql``}`, q.limit + 1);
-    return c.json(pageFrom(rows, q.limit, deliveryView), 200);
+    return c.json(await deliveryPage(sql`and d.webhook_id = ${id}::uuid`, tenantId, q), 200);
   });
 
   /**
@@ -119,8 +121,7 @@ export function webhookDeliveriesRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (!isUuid(id)) throw notFound;
     const [job] = await sql`select 1 from leasehold.jobs where id = ${id}::uuid and tenant_id = ${tenantId}::uuid`;
     if (!job) throw notFound;
-    const rows = await selectDeliveries(sql, tenantId, sql`and d.job_id = ${id}::uuid ${q.cursor ? sql`and d.id < ${q.cursor}::uuid` : sql``}`, q.limit + 1);
-    return c.json(pageFrom(rows, q.limit, deliveryView), 200);
+    return c.json(await deliveryPage(sql`and d.job_id = ${id}::uuid`, tenantId, q), 200);
   });
 
   const jobRedeliver = createRoute({
