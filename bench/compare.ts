@@ -5,6 +5,10 @@
  * of --concurrency), enqueue→start latency p50/p99, and Leasehold's ratio to each peer. Phases run
  * round by round, the systems interleaved within a round, so a noisy moment hits all three alike.
  * Printed, not asserted; the yardstick says how busy the machine was.
+ *
+ * `--only leasehold,plain-sql` (`npm run bench:baseline`) runs Leasehold beside the hand-written
+ * reference its targets were set against (systems/plain-sql.ts), so the gap to plain SQL is read
+ * at one moment of this noisy machine rather than against figures from another day.
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +20,7 @@ import { pgCpuSeconds, postmasterPid } from './pg-cpu.js';
 import { graphileSystem } from './systems/graphile.js';
 import { leaseholdSystem } from './systems/leasehold.js';
 import { pgBossSystem } from './systems/pg-boss.js';
+import { plainSqlSystem } from './systems/plain-sql.js';
 import { benchServerSettings, describeWal, walInitZeroOption } from './server-settings.js';
 import type { QueueSystem } from './systems/system.js';
 import { median, pct } from './stats.js';
@@ -68,6 +73,7 @@ async function main() {
     leasehold: (url) => leaseholdSystem(url, log),
     'graphile-worker': (url) => graphileSystem(url),
     'pg-boss': (url) => pgBossSystem(url),
+    'plain-sql': (url) => plainSqlSystem(url),
   };
   const systems: QueueSystem[] = [];
   try {
@@ -174,7 +180,7 @@ async function main() {
       ['best (concurrency)', ...Object.values(out).map((r) => `${r.best.rate.toLocaleString('en')} (${r.best.concurrency})`)],
       ['latency p50 / p90 / p99, ms', ...Object.values(out).map((r) => `${r.latency_ms.p50} / ${r.latency_ms.p90} / ${r.latency_ms.p99}`)],
       ...CONCURRENCIES.map((c) => [`CPU/job c=${c}: postgres / node, µs`, ...Object.values(out).map((r) => `${r.processing[c]!.pg_us} / ${r.processing[c]!.node_us}`)]),
-      ['job_events rows', ...Object.keys(out).map((n) => (n === 'leasehold' ? 'every transition' : 'none'))],
+      ['job_events rows', ...Object.keys(out).map((n) => (n === 'leasehold' || n === 'plain-sql' ? 'every transition' : 'none'))],
     ];
     const widths = head.map((_, i) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
