@@ -25,14 +25,14 @@ async function drain(sub: SseSubscriber, stopAfter = Infinity): Promise<Buffer> 
 
 const PREAMBLE = Buffer.from('retry: 2000\n\n');
 
-function subscriber(opts: { gzip: boolean; endOnTerminal?: boolean; maxBufferedBytes?: number; budget?: BufferBudget }) {
+function subscriber(opts: { gzip: boolean; endOnTerminal?: boolean; maxBufferedBytes?: number; budget?: BufferBudget; onClose?: () => void }) {
   return new SseSubscriber('t', {}, 0, {
     preamble: PREAMBLE,
     maxBufferedBytes: opts.maxBufferedBytes ?? 1 << 20,
     endOnTerminal: opts.endOnTerminal ?? false,
     gzip: opts.gzip,
     ...(opts.budget && { budget: opts.budget }),
-    onClose: () => {},
+    onClose: opts.onClose ?? (() => {}),
   });
 }
 
@@ -101,6 +101,40 @@ describe('SseSubscriber against the process buffer budget', () => {
     expect(budget.bytes).toBe(PREAMBLE.length + chunk.bytes.length);
     b.close();
     expect(budget.bytes).toBe(0);
+  });
+
+  it.each([false, true])('a stream its terminal event ended stays counted, and closable, until its last byte is written (gzip: %s)', async (gzip) => {
+    const budget = new BufferBudget(1 << 20, () => {});
+    let closes = 0;
+    const frames = [1, 2, 3].map((id) => frameOf(id, id === 3 ? 'job.succeeded' : 'job.progress'));
+    const read = subscriber({ gzip, budget, endOnTerminal: true, onClose: () => closes++ });
+    const unread = subscriber({ gzip, budget, endOnTerminal: true, onClose: () => closes++ });
+    const opening = budget.bytes; // shared by both
+    for (const s of [read, unread]) {
+      s.goLive();
+      s.deliver(chunkOf(frames));
+      expect(s.closed).toBe(true);
+    }
+    // Nothing written yet: both hold their bytes, and neither has left.
+    expect(closes).toBe(0);
+    expect(budget.bytes).toBe(opening + 2 * chunkOf(frames).bytes.length);
+
+    // A client that reads to the end leaves once the end is written.
+    const body = await drain(read);
+    expect((gzip ? gunzipSync(body) : body).toString()).toBe(`retry: 2000\n\n${chunkOf(frames).bytes}`);
+    expect(closes).toBe(1);
+    expect(read.endedBy).toBeUndefined();
+
+    // One that never reads keeps its bytes counted until the hub sheds it: then they go, and it
+    // leaves once; its stream ends with nothing written.
+    expect(unread.bufferedBytes).toBeGreaterThan(0);
+    unread.close('lagging');
+    expect(unread.endedBy).toBe('lagging');
+    expect(budget.bytes).toBe(0);
+    expect(closes).toBe(2);
+    expect((await drain(unread)).length).toBe(0);
+    unread.close('server');
+    expect(closes).toBe(2);
   });
 
   it.each([false, true])('a client that keeps up writes straight through: its pieces never touch the budget (gzip: %s)', async (gzip) => {

@@ -36,6 +36,10 @@ const END = Symbol('end');
  * With a `budget`, every buffer it queues is also counted against the process's budget for all
  * streams (buffer-budget.ts), and replay waits for room below half of the smaller of its own cap
  * and its share of that budget.
+ *
+ * `onClose` runs once, when the stream holds nothing more: a stream ended by its terminal event
+ * stays open (and the hub keeps counting it, and may shed it) until its last byte is written or
+ * its client goes, because its unwritten bytes still count against the budget.
  */
 export class SseSubscriber {
   readonly stream: ReadableStream<Uint8Array>;
@@ -43,7 +47,10 @@ export class SseSubscriber {
   #queue: (Buffer | Segment | typeof END)[] = [];
   #queuedBytes = 0;
   #wanted = false;
+  /** Takes no more input: ended (the rest still being written) or closed. */
   #closed = false;
+  /** onClose has run: the stream holds nothing and is nobody's to count any more. */
+  #gone = false;
   #pending: Chunk[] | undefined = [];
   #pendingBytes = 0;
   /** Ids at or below it were replayed or seen before: live frames skip them (late ones aside). */
@@ -188,13 +195,12 @@ export class SseSubscriber {
     this.#writeFrames(keep);
   }
 
-  /** Ends the stream once everything queued has been written. */
+  /** Ends the stream once everything queued has been written; onClose runs then. */
   end(): void {
     if (this.#closed) return;
     this.#queue.push(END);
     this.#closed = true;
     this.#flushWanted();
-    this.opts.onClose(this);
   }
 
   /** Ends the stream now, dropping what is queued. */
@@ -252,6 +258,8 @@ export class SseSubscriber {
     if (next === END) {
       this.#endGzip();
       this.#controller.close();
+      this.#gone = true;
+      this.opts.onClose(this);
       return;
     }
     const bytes = sizeOf(next);
@@ -293,11 +301,10 @@ export class SseSubscriber {
   }
 
   #close(why: 'client' | 'lagging' | 'server'): void {
-    if (this.#closed) {
-      // Ended by end() but not all written when the client went: the rest never will be.
-      if (why === 'client') this.#drop();
-      return;
-    }
+    if (this.#gone) return;
+    // Also a stream end() ended whose rest was not all written when its client went or the hub
+    // shed it: the rest never will be.
+    this.#gone = true;
     this.#closed = true;
     this.endedBy = why;
     this.#drop();
