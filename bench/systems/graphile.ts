@@ -1,6 +1,6 @@
 import { Logger, makeWorkerUtils, run, type WorkerUtils } from 'graphile-worker';
 import pg from 'pg';
-import { sampleLatency, until, type QueueSystem } from './system.js';
+import { timeDrain, idleLatency, type QueueSystem } from './system.js';
 
 /**
  * graphile-worker 0.18 in its documented fast configuration (NOTES.md): its own `pg` pool, a local
@@ -52,26 +52,11 @@ export function graphileSystem(url: string): QueueSystem {
       await this.bulk(n);
       await admin.query('analyze graphile_worker._private_jobs');
     },
-    async drain(n, concurrency) {
-      let done = 0;
-      let allRan!: () => void;
-      const ran = new Promise<void>((r) => (allRan = r));
-      const t0 = performance.now();
-      const worker = await start(concurrency, () => void (++done === n && allRan()));
-      await ran;
-      await until(async () => (await pending()) === 0);
-      const ms = performance.now() - t0;
-      await worker.stop();
-      return ms;
+    drain(n, concurrency) {
+      return timeDrain(n, (ran) => start(concurrency, ran), async () => (await pending()) === 0);
     },
-    async latency(samples) {
-      let onStart: ((t: number) => void) | undefined;
-      const worker = await start(10, () => onStart?.(performance.now()));
-      try {
-        return await sampleLatency(samples, () => utils.addJob('noop', {}), () => new Promise((r) => (onStart = r)));
-      } finally {
-        await worker.stop();
-      }
+    latency(samples) {
+      return idleLatency(samples, (started) => start(10, started), () => utils.addJob('noop', {}));
     },
     async close() {
       await utils.release();

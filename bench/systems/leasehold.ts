@@ -4,7 +4,7 @@ import { Notifier } from '#shared/jobs/notifier.js';
 import { JobQueue, type NewJob } from '#shared/jobs/queue.js';
 import type { Logger } from '#shared/log.js';
 import { Worker } from '../../worker/worker.js';
-import { sampleLatency, until, type QueueSystem } from './system.js';
+import { idleLatency, timeDrain, type QueueSystem } from './system.js';
 
 /** `n` no-op jobs, as every leasehold bench enqueues them. */
 export const noops = (n: number): NewJob[] => Array.from({ length: n }, () => ({ kind: 'system.noop', payload: {} }));
@@ -14,20 +14,19 @@ export const drained = (sql: Sql): Promise<boolean> =>
   sql`select not exists(select 1 from leasehold.jobs where status in ('queued', 'running')) as idle`.then(([r]) => r!.idle as boolean);
 
 /** Enqueue→handler-start latencies (ms) of `samples` no-op jobs on an idle worker of its own (bench:queue and bench:compare). */
-export async function workerLatency(workerSql: Sql, log: Logger, queue: JobQueue, samples: number): Promise<number[]> {
-  let onStart: ((t: number) => void) | undefined;
-  const worker = new Worker({
-    sql: workerSql,
-    log,
-    settings: { concurrency: 10, pollMs: 60_000 },
-    handlers: { 'system.noop': () => (onStart?.(performance.now()), null) },
-  });
+export function workerLatency(workerSql: Sql, log: Logger, queue: JobQueue, samples: number): Promise<number[]> {
+  return idleLatency(
+    samples,
+    (started) => startWorker(workerSql, log, { concurrency: 10, pollMs: 60_000 }, started),
+    () => queue.enqueue({ kind: 'system.noop', payload: {} }),
+  );
+}
+
+/** A started Worker whose system.noop handler calls `ran`. */
+async function startWorker(sql: Sql, log: Logger, settings: { concurrency: number; pollMs?: number }, ran: () => void): Promise<Worker> {
+  const worker = new Worker({ sql, log, settings, handlers: { 'system.noop': () => (ran(), null) } });
   await worker.start();
-  try {
-    return await sampleLatency(samples, () => queue.enqueue({ kind: 'system.noop', payload: {} }), () => new Promise((r) => (onStart = r)));
-  } finally {
-    await worker.stop();
-  }
+  return worker;
 }
 
 /**
@@ -57,19 +56,9 @@ export function leaseholdSystem(url: string, log: Logger): QueueSystem {
       await this.bulk(n);
       await sql`analyze leasehold.jobs`;
     },
-    async drain(n, concurrency) {
-      let done = 0;
-      let allRan!: () => void;
-      const ran = new Promise<void>((r) => (allRan = r));
-      const worker = new Worker({ sql: workerSql, log, settings: { concurrency }, handlers: { 'system.noop': () => (++done === n && allRan(), null) } });
-      const t0 = performance.now();
-      await worker.start();
-      await ran;
+    drain(n, concurrency) {
       // Counted once every outcome is written, not when the last handler returns.
-      await until(() => drained(sql));
-      const ms = performance.now() - t0;
-      await worker.stop();
-      return ms;
+      return timeDrain(n, (ran) => startWorker(workerSql, log, { concurrency }, ran), () => drained(sql));
     },
     latency(samples) {
       return workerLatency(workerSql, log, queue, samples);

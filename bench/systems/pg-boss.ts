@@ -1,6 +1,6 @@
 import { PgBoss } from 'pg-boss';
 import pg from 'pg';
-import { sampleLatency, until, type QueueSystem } from './system.js';
+import { timeDrain, idleLatency, type QueueSystem } from './system.js';
 
 const QUEUE = 'noop';
 
@@ -47,26 +47,11 @@ export function pgBossSystem(url: string): QueueSystem {
       await this.bulk(n);
       await admin.query('analyze pgboss.job');
     },
-    async drain(n, concurrency) {
-      let done = 0;
-      let allRan!: () => void;
-      const ran = new Promise<void>((r) => (allRan = r));
-      const t0 = performance.now();
-      const worker = await work(concurrency, (count) => void ((done += count) >= n && allRan()));
-      await ran;
-      await until(async () => (await pending()) === 0);
-      const ms = performance.now() - t0;
-      await worker.stop();
-      return ms;
+    drain(n, concurrency) {
+      return timeDrain(n, (ran) => work(concurrency, ran), async () => (await pending()) === 0);
     },
-    async latency(samples) {
-      let onStart: ((t: number) => void) | undefined;
-      const worker = await work(10, () => onStart?.(performance.now()));
-      try {
-        return await sampleLatency(samples, () => boss.send(QUEUE, {}), () => new Promise((r) => (onStart = r)));
-      } finally {
-        await worker.stop();
-      }
+    latency(samples) {
+      return idleLatency(samples, (started) => work(10, started), () => boss.send(QUEUE, {}));
     },
     async close() {
       await boss.stop({ graceful: false });

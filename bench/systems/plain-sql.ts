@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type Sql } from '#shared/db/connect.js';
-import { sampleLatency, until, type QueueSystem } from './system.js';
+import { timeDrain, idleLatency, type QueueSystem } from './system.js';
 
 /**
  * The reference the queue engine's targets are set against: a job table written by hand, with no
@@ -123,26 +123,11 @@ export function plainSqlSystem(url: string): QueueSystem {
       await this.bulk(n);
       await sql`analyze plain.jobs`;
     },
-    async drain(n, concurrency) {
-      let ran = 0;
-      let allRan!: () => void;
-      const finished = new Promise<void>((r) => (allRan = r));
-      const t0 = performance.now();
-      const worker = await start(concurrency, () => void (++ran === n && allRan()));
-      await finished;
-      await until(async () => (await pending()) === 0);
-      const ms = performance.now() - t0;
-      await worker.stop();
-      return ms;
+    drain(n, concurrency) {
+      return timeDrain(n, (ran) => start(concurrency, ran), async () => (await pending()) === 0);
     },
-    async latency(samples) {
-      let onStart: ((t: number) => void) | undefined;
-      const worker = await start(10, () => onStart?.(performance.now()));
-      try {
-        return await sampleLatency(samples, () => sql.unsafe(INSERT_ONE, [], { prepare: true }), () => new Promise((r) => (onStart = r)));
-      } finally {
-        await worker.stop();
-      }
+    latency(samples) {
+      return idleLatency(samples, (started) => start(10, started), () => sql.unsafe(INSERT_ONE, [], { prepare: true }));
     },
     async close() {
       await Promise.all([sql.end(), workerSql.end()]);

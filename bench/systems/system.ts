@@ -37,3 +37,37 @@ export async function sampleLatency(samples: number, enqueue: () => Promise<unkn
   }
   return out;
 }
+
+/** A worker a benchmark started, as timeDrain and workerLatency stop it. */
+export interface RunningWorker {
+  stop(): Promise<void>;
+}
+
+/**
+ * Times one drain: starts a worker whose handler reports each run (or a batch of `count` runs)
+ * through `ran`, waits for `n` runs and then for `drained()` (every outcome written), and stops
+ * the worker. Returns the milliseconds from start to drained.
+ */
+export async function timeDrain(n: number, start: (ran: (count?: number) => void) => Promise<RunningWorker>, drained: () => Promise<boolean>): Promise<number> {
+  let done = 0;
+  let allRan!: () => void;
+  const finished = new Promise<void>((r) => (allRan = r));
+  const t0 = performance.now();
+  const worker = await start((count = 1) => void ((done += count) >= n && allRan()));
+  await finished;
+  await until(drained);
+  const ms = performance.now() - t0;
+  await worker.stop();
+  return ms;
+}
+
+/** sampleLatency with an idle worker of its own, whose handler calls `started` as it begins. */
+export async function idleLatency(samples: number, start: (started: () => void) => Promise<RunningWorker>, enqueue: () => Promise<unknown>): Promise<number[]> {
+  let onStart: ((t: number) => void) | undefined;
+  const worker = await start(() => onStart?.(performance.now()));
+  try {
+    return await sampleLatency(samples, enqueue, () => new Promise((r) => (onStart = r)));
+  } finally {
+    await worker.stop();
+  }
+}
