@@ -58,6 +58,48 @@ describe('enqueue', () => {
     expect(await eventTypes(db.sql, id)).toEqual(['job.queued']);
   });
 
+  test('one job with every option set: each lands in its column, with its tenant list row and its own wake-up', async () => {
+    const got: string[] = [];
+    const listener = db.connect({ max: 1 });
+    try {
+      await listener.listen('leasehold_jobs', (q) => void got.push(q));
+      const tenantId = uuidv7();
+      const patternId = uuidv7();
+      const runAt = new Date(Date.now() + 3_600_000);
+      const { id } = await queueFor(db.sql).enqueue({
+        kind: 'test.options',
+        queue: 'every-option',
+        payload: { note: 'tab\there, quote " and unicode ✓' },
+        tenantId,
+        priority: -7,
+        runAt,
+        maxAttempts: 9,
+        patternId,
+        patternVersion: 4,
+      });
+      expect(await jobRow(db.sql, id)).toMatchObject({
+        kind: 'test.options',
+        queue: 'every-option',
+        payload: { note: 'tab\there, quote " and unicode ✓' },
+        tenant_id: tenantId,
+        priority: -7,
+        max_attempts: 9,
+        pattern_id: patternId,
+        pattern_version: 4,
+        status: 'queued',
+      });
+      const [row] = await db.sql<{ run_at: Date; listed: boolean }[]>`
+        select run_at, exists(select 1 from leasehold.tenant_jobs where tenant_id = ${tenantId} and job_id = ${id}) as listed
+        from leasehold.jobs where id = ${id}`;
+      expect(row!.run_at.getTime()).toBe(runAt.getTime());
+      expect(row!.listed).toBe(true);
+      expect(await eventTypes(db.sql, id)).toEqual(['job.queued']);
+      await waitFor(() => got.includes('every-option'), 'the wake-up for its queue');
+    } finally {
+      await listener.end();
+    }
+  });
+
   test('a registered kind rejects a bad payload before anything is written', async () => {
     const q = queueFor(db.sql);
     await expect(q.enqueue({ kind: 'system.sleep', payload: { ms: 'soon' }, queue: 'bad-payload' })).rejects.toThrow();

@@ -67,6 +67,23 @@ select count(*)::int as inserted,
 from ins`;
 
 /**
+ * INSERT_JOBS_AND_WAKE for a single job (the common `enqueue()`), one parameter per column instead
+ * of one array per column: no arrays to serialise, parse and unnest. Beside the array form,
+ * alternating on one connection: 0.57 against 0.61 ms per round trip at p50, 2.0–2.1 against
+ * 2.6–2.7 ms at p99, and PostgreSQL's execution 0.140 against 0.156 ms.
+ */
+export const INSERT_JOB_AND_WAKE = `
+with ins as (
+  insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key,
+                             pattern_id, pattern_version)
+  values ($1::uuid, $2::uuid, $3::text, $4::text, $5::text::jsonb, $6::int, coalesce($7::timestamptz, now()), $8::int,
+          $9::text, $10::uuid, $11::int)
+  returning id
+)
+select count(*)::int as inserted, (select count(pg_notify('leasehold_jobs', $4::text)))::int as woken
+from ins`;
+
+/**
  * The API, for jobs a tenant sent to queues of its choosing: INSERT_JOBS, inserting only when
  * admit_queues($12 names, at most $13 queues, of which at most $15 made by tenant $14) lets every
  * queue exist; a `refusal` ('total' or 'tenant': the bound that refused) means nothing was
@@ -383,6 +400,7 @@ select leasehold.record_cost($1::uuid, $2::uuid, $3::text, $4::int, $5::text, $6
 export const STATEMENTS = {
   INSERT_JOBS,
   INSERT_JOBS_AND_WAKE,
+  INSERT_JOB_AND_WAKE,
   INSERT_JOBS_IDEMPOTENT,
   INSERT_JOBS_ADMITTED,
   INGEST_JOBS,

@@ -6,6 +6,7 @@ import {
   INSERT_JOBS,
   INSERT_JOBS_ADMITTED,
   INSERT_JOBS_AND_WAKE,
+  INSERT_JOB_AND_WAKE,
   INSERT_JOBS_IDEMPOTENT,
   PREPARED,
   SELECT_IDEMPOTENT_IDS,
@@ -297,15 +298,22 @@ export class JobQueue {
 
   /**
    * With nothing else of this process waking workers, the INSERT carries its own wake-up
-   * (INSERT_JOBS_AND_WAKE): one such statement in flight per producer at most, so NOTIFYs inside
-   * write transactions cannot pile up. Event wake-ups still go through the Notifier.
+   * (INSERT_JOB_AND_WAKE for one job, INSERT_JOBS_AND_WAKE for more): one such statement in flight
+   * per producer at most, so NOTIFYs inside write transactions cannot pile up. Event wake-ups still
+   * go through the Notifier.
    */
   async #insertAndWake(jobs: NewJob[]): Promise<EnqueueResult> {
     this.#wakingInline = true;
     try {
       const rows = jobs.map(toRow);
-      const queues = [...new Set(rows.map((r) => r.queue))];
-      await this.sql.unsafe(INSERT_JOBS_AND_WAKE, [...columns(rows), queues], PREPARED);
+      if (rows.length === 1) {
+        const r = rows[0]!;
+        const params = [r.id, r.tenant_id, r.kind, r.queue, r.payload, r.priority, r.run_at, r.max_attempts, r.idempotency_key, r.pattern_id, r.pattern_version];
+        await this.sql.unsafe(INSERT_JOB_AND_WAKE, params, PREPARED);
+      } else {
+        const queues = [...new Set(rows.map((r) => r.queue))];
+        await this.sql.unsafe(INSERT_JOBS_AND_WAKE, [...columns(rows), queues], PREPARED);
+      }
       this.notifier.notify(CHANNELS.events);
       return { ids: rows.map((r) => r.id), created: rows.map(() => true) };
     } finally {
