@@ -1,5 +1,6 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError } from '#shared/errors.js';
+import { lockTenantForCap } from '#shared/auth/tenants.js';
 import { KINDS } from '#shared/jobs/kinds.js';
 import { isUuid, uuidv7 } from '#shared/jobs/uuid.js';
 import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS } from '#shared/webhooks/delivery.js';
@@ -67,8 +68,7 @@ export function webhooksRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
     if (refusal) throw invalidFields([{ path: 'body.url', message: refusal }], 'body');
     const secret = newSigningSecret();
     const row = await sql.begin(async (tx) => {
-      // Serialises concurrent creates of one tenant so the cap holds.
-      await tx`select 1 from leasehold.tenants where id = ${tenantId}::uuid for update`;
+      await lockTenantForCap(tx, tenantId);
       const [{ n }] = (await tx`select count(*)::int as n from leasehold.webhooks where tenant_id = ${tenantId}::uuid`) as unknown as [{ n: number }];
       if (n >= MAX_WEBHOOKS_PER_TENANT) throw new AppError('conflict', `a tenant may have at most ${MAX_WEBHOOKS_PER_TENANT} webhooks; delete one first`);
       const [r] = await tx<WebhookRow[]>`

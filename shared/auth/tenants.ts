@@ -1,4 +1,4 @@
-import type { Sql } from '../db/connect.js';
+import type { Sql, Tx } from '../db/connect.js';
 import { uuidv7 } from '../jobs/uuid.js';
 
 /** A tenant as the CLI and API show it. */
@@ -56,4 +56,14 @@ export async function tenantForExternalId(sql: Sql, externalId: string): Promise
     limit 1`;
   // Empty when a concurrent first request for the same claim won the insert (see ensureTenant).
   return (row ?? (await sql<{ id: string }[]>`select id from leasehold.tenants where external_id = ${externalId}`)[0]!).id;
+}
+
+/**
+ * Inside a transaction that counts a tenant's rows of some kind and then inserts one (a pattern,
+ * a webhook), holds the count against that tenant's cap: concurrent creates of the same tenant
+ * wait here, one after the other. NO KEY UPDATE leaves the tenant row's key-share locks alone, so
+ * the foreign keys of the tenant's other inserts (queues, uploads, API keys, …) do not wait for it.
+ */
+export async function lockTenantForCap(tx: Tx, tenantId: string): Promise<void> {
+  await tx`select 1 from leasehold.tenants where id = ${tenantId}::uuid for no key update`;
 }

@@ -1,6 +1,7 @@
 import type { Sql, Tx } from '../db/connect.js';
 import { AppError } from '../errors.js';
 import { isUuid, uuidv7 } from '../jobs/uuid.js';
+import { lockTenantForCap } from '../auth/tenants.js';
 
 /**
  * Live (not deleted) patterns one tenant may have: a live pattern keeps every version it made, so
@@ -74,9 +75,7 @@ function schemaText(c: PatternContent): string {
 export function createPattern(sql: Sql, tenantId: string, content: PatternContent): Promise<Pattern> {
   const schema = schemaText(content);
   return sql.begin(async (tx) => {
-    // Serialises one tenant's creates so the cap holds. NO KEY UPDATE leaves the row's key share
-    // locks alone: the foreign keys of the tenant's other inserts (jobs, patterns) do not wait.
-    await tx`select 1 from leasehold.tenants where id = ${tenantId}::uuid for no key update`;
+    await lockTenantForCap(tx, tenantId);
     const [live] = await tx<{ n: number }[]>`
       select count(*)::int as n from leasehold.patterns where tenant_id = ${tenantId}::uuid and deleted_at is null`;
     if (live!.n >= MAX_PATTERNS_PER_TENANT) {
