@@ -1,6 +1,6 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { AppError, type FieldError } from '#shared/errors.js';
-import { KINDS, isKind, type PayloadOf } from '#shared/jobs/kinds.js';
+import { KINDS, isKind, manifestPattern, type PayloadOf } from '#shared/jobs/kinds.js';
 import { KIND_QUEUES, type NewJob } from '#shared/jobs/queue.js';
 import { insertPaidJobs } from '#shared/governor/insert-paid.js';
 import { reserveRequeue } from '#shared/governor/reserve-requeue.js';
@@ -175,7 +175,7 @@ export function jobsRoutes(deps: AppDeps): OpenAPIHono<ApiEnv> {
           kind: body.kind,
           payload: parsed.data,
           tenantId,
-          ...(manifest && { patternId: manifest.pattern_id, patternVersion: manifest.pattern_version }),
+          ...manifestPattern(body.kind, parsed.data),
           ...(body.queue !== undefined && { queue: body.queue }),
           ...(body.priority !== undefined && { priority: body.priority }),
           ...(body.run_at !== undefined && { runAt: new Date(body.run_at) }),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_RETRY, type RetryPolicy } from './backoff.js';
+import { isUuid } from './uuid.js';
 
 /** What the queue needs to know about a kind, beyond its handler. */
 export interface KindSpec<P extends z.ZodType = z.ZodType> {
@@ -192,4 +193,14 @@ export function isPaidKind(name: string): boolean {
 /** True when `name` is a registered kind. */
 export function isKind(name: string): name is KindName {
   return Object.hasOwn(KINDS, name);
+}
+
+/**
+ * The pattern version a manifest.extract payload names, for the job row's pattern_id and
+ * pattern_version columns (NewJob's patternId and patternVersion); nothing for other kinds.
+ */
+export function manifestPattern(kind: string, payload: unknown): { patternId?: string; patternVersion?: number } {
+  if (kind !== 'manifest.extract' || typeof payload !== 'object' || payload === null) return {};
+  const { pattern_id: id, pattern_version: version } = payload as Record<string, unknown>;
+  return typeof id === 'string' && isUuid(id) && Number.isInteger(version) ? { patternId: id, patternVersion: version as number } : {};
 }

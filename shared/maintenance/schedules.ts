@@ -2,8 +2,8 @@ import type { Sql, Tx } from '#shared/db/connect.js';
 import { AppError } from '#shared/errors.js';
 import type { Governor } from '#shared/governor/governor.js';
 import { insertPaidJobs } from '#shared/governor/insert-paid.js';
-import { isPaidKind } from '#shared/jobs/kinds.js';
-import { isUuid, uuidv7 } from '#shared/jobs/uuid.js';
+import { isPaidKind, manifestPattern } from '#shared/jobs/kinds.js';
+import { uuidv7 } from '#shared/jobs/uuid.js';
 import { latestTick } from './cron-ticks.js';
 
 /** A row of leasehold.schedules as the scheduler reads it. */
@@ -96,13 +96,6 @@ interface ClaimedTick {
   max_attempts: number;
 }
 
-/** A manifest.extract payload's pattern version, for the job row's pattern_id and pattern_version. */
-function patternOf(kind: string, payload: unknown): { patternId?: string; patternVersion?: number } {
-  if (kind !== 'manifest.extract' || typeof payload !== 'object' || payload === null) return {};
-  const { pattern_id: id, pattern_version: version } = payload as Record<string, unknown>;
-  return typeof id === 'string' && isUuid(id) && Number.isInteger(version) ? { patternId: id, patternVersion: version as number } : {};
-}
-
 /**
  * A paid kind's tick goes through the governor as an API request does (insertPaidJobs: estimate,
  * margin floor, every ceiling and the credit check, the reservation). A refusal is no error: the
@@ -117,7 +110,7 @@ async function enqueuePaidTick(sql: Sql, governor: Governor, s: ScheduleRow, tic
       id: uuidv7(), tenantId: claimed.tenant_id, kind: claimed.kind, queue: claimed.queue, payload: claimed.payload,
       priority: claimed.priority, maxAttempts: claimed.max_attempts,
       // As the API does: the row names the pattern version its payload reads, so retention keeps it.
-      ...patternOf(claimed.kind, claimed.payload),
+      ...manifestPattern(claimed.kind, claimed.payload),
     };
     let refusal: string | null = null;
     try {
