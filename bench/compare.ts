@@ -9,11 +9,17 @@
  * `--only leasehold,plain-sql` (`npm run bench:baseline`) runs Leasehold beside the hand-written
  * reference its targets were set against (systems/plain-sql.ts), so the gap to plain SQL is read
  * at one moment of this noisy machine rather than against figures from another day.
+ *
+ * Where a latency tail comes from: `--gc` counts how many of each system's slowest 1.5 % of
+ * samples overlapped a garbage collection in this process (every system's client runs here);
+ * `--statements` prints PostgreSQL's mean execution time of each system's statements during the
+ * latency phase (pg_stat_statements, statements inside functions and triggers included).
  */
 import { rmSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { connect } from '#shared/db/connect.js';
+import { connect, type Sql } from '#shared/db/connect.js';
 import { startEmbeddedPostgres } from '#shared/db/embedded.js';
 import { createLogger } from '#shared/log.js';
 import { pgCpuSeconds, postmasterPid } from './pg-cpu.js';
@@ -22,7 +28,7 @@ import { leaseholdSystem } from './systems/leasehold.js';
 import { pgBossSystem } from './systems/pg-boss.js';
 import { plainSqlSystem } from './systems/plain-sql.js';
 import { benchServerSettings, describeWal, walInitZeroOption } from './server-settings.js';
-import type { QueueSystem } from './systems/system.js';
+import { takeSampleWindows, type QueueSystem } from './systems/system.js';
 import { median, pct } from './stats.js';
 import { yardstickMs } from './yardstick.js';
 
@@ -36,6 +42,8 @@ const { values: opts } = parseArgs({
     only: { type: 'string', default: 'leasehold,graphile-worker,pg-boss' },
     json: { type: 'boolean', default: false },
     port: { type: 'string', default: '54341' },
+    gc: { type: 'boolean', default: false },
+    statements: { type: 'boolean', default: false },
     ...walInitZeroOption,
   },
 });
@@ -61,7 +69,8 @@ interface Results {
 async function main() {
   const rootDir = path.resolve('.data/bench-compare');
   rmSync(rootDir, { recursive: true, force: true });
-  const pg = await startEmbeddedPostgres({ rootDir, port: Number(opts.port), log, settings: benchServerSettings(opts['wal-init-zero']) });
+  const statementSettings: Record<string, string> = opts.statements ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {};
+  const pg = await startEmbeddedPostgres({ rootDir, port: Number(opts.port), log, settings: { ...benchServerSettings(opts['wal-init-zero']), ...statementSettings } });
   const pgPid = postmasterPid(path.join(rootDir, 'pg'));
   const admin = connect(pg.url, { max: 1 });
   const dbUrl = (name: string) => {
@@ -79,7 +88,7 @@ async function main() {
   try {
     const [{ version }] = (await admin`select current_setting('server_version') as version`) as unknown as [{ version: string }];
     for (const name of opts.only!.split(',')) {
-      const db = `bench_${name.replace(/\W/g, '_')}`;
+      const db = dbName(name);
       await admin.unsafe(`create database ${db}`);
       const system = makers[name]!(dbUrl(db));
       await system.setup();
@@ -137,13 +146,21 @@ async function main() {
     // the p99 of 600 was their 6th slowest, and on this host a handful of scheduling stalls moved
     // it by half.
     const latencies = new Map<QueueSystem, number[]>(systems.map((s) => [s, []]));
+    const windows = new Map<QueueSystem, [number, number][]>(systems.map((s) => [s, []]));
     const perRound = Math.ceil(Number(opts.samples) / ROUNDS);
+    const gcs = opts.gc ? watchGc() : undefined;
+    if (opts.statements) await admin`create extension if not exists pg_stat_statements`.then(() => admin`select pg_stat_statements_reset()`);
+    takeSampleWindows();
     for (let r = 0; r < ROUNDS; r++) {
       for (const s of inRound(r)) {
         await s.reset();
         latencies.get(s)!.push(...(await s.latency(perRound)));
+        windows.get(s)!.push(...takeSampleWindows());
       }
     }
+    gcs?.stop();
+    const tails = gcs && new Map(systems.map((s) => [s.name, tailInGc(windows.get(s)!, gcs.entries)]));
+    const statements = opts.statements ? await latencyStatements(admin, systems, Number(opts.samples)) : undefined;
     for (const [s, lat] of latencies) results.get(s)!.latency_ms = { p50: +pct(lat, 50).toFixed(2), p90: +pct(lat, 90).toFixed(2), p99: +pct(lat, 99).toFixed(2) };
 
     const best = (r: Results) => {
@@ -166,7 +183,11 @@ async function main() {
           },
         ]),
     );
-    const figures = { postgres: version, wal: describeWal(opts['wal-init-zero']), yardstick_ms: yardstickMs(), rounds: ROUNDS, jobs_per_round: N, bulk_jobs: BULK, systems: out, leasehold_ratio: ratios };
+    const figures = {
+      postgres: version, wal: describeWal(opts['wal-init-zero']), yardstick_ms: yardstickMs(), rounds: ROUNDS, jobs_per_round: N, bulk_jobs: BULK, systems: out, leasehold_ratio: ratios,
+      ...(tails && { latency_tail_in_gc: Object.fromEntries(tails) }),
+      ...(statements && { latency_statements: statements }),
+    };
     if (opts.json) {
       console.log(JSON.stringify(figures, null, 2));
       return;
@@ -190,11 +211,62 @@ async function main() {
     for (const [name, r] of Object.entries(ratios)) {
       console.log(`leasehold / ${name}: ${Object.entries(r).map(([k, v]) => `${k} ${v}×`).join(', ')} (latency: lower is better)`);
     }
+    for (const [name, t] of tails ?? []) {
+      const took = t.in_gc ? ` (${t.gc_ms.join(', ')} ms)` : '';
+      console.log(`${name}: of its ${t.slowest} slowest latency samples, ${t.in_gc} overlapped a garbage collection here${took}; ${t.all_in_gc} of ${t.samples} samples did`);
+    }
+    for (const [name, rows] of Object.entries(statements ?? {})) {
+      console.log(`${name}, PostgreSQL's mean execution time per statement in the latency phase:`);
+      for (const r of rows) console.log(`  ${r.mean_ms.toFixed(3)} ms × ${r.calls}  ${r.query}`);
+    }
   } finally {
     for (const s of systems) await s.close().catch((err: unknown) => console.error(err));
     await admin.end();
     await pg.stop();
   }
+}
+
+/** Garbage collections in this process from now until stop(). */
+function watchGc(): { entries: { start: number; end: number }[]; stop(): void } {
+  const entries: { start: number; end: number }[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) entries.push({ start: e.startTime, end: e.startTime + e.duration });
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return { entries, stop: () => observer.disconnect() };
+}
+
+/** How many of the slowest 1.5 % of samples overlapped a collection, and how long those took. */
+function tailInGc(windows: [number, number][], gcs: { start: number; end: number }[]) {
+  const overlapping = ([a, b]: [number, number]) => gcs.find((g) => g.start < b && g.end > a);
+  const threshold = pct(windows.map(([a, b]) => b - a), 98.5);
+  const slowest = windows.filter(([a, b]) => b - a >= threshold);
+  const hit = slowest.map(overlapping).filter((g) => g !== undefined);
+  return {
+    samples: windows.length,
+    slowest: slowest.length,
+    in_gc: hit.length,
+    gc_ms: hit.map((g) => +(g.end - g.start).toFixed(1)),
+    all_in_gc: windows.filter((w) => overlapping(w)).length,
+  };
+}
+
+/** Each system's statements run at least once per two latency samples, by mean execution time. */
+async function latencyStatements(admin: Sql, systems: QueueSystem[], samples: number) {
+  const out: Record<string, { calls: number; mean_ms: number; query: string }[]> = {};
+  for (const s of systems) {
+    out[s.name] = await admin<{ calls: number; mean_ms: number; query: string }[]>`
+      select calls::int, (total_exec_time / calls)::float8 as mean_ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as query
+      from pg_stat_statements st join pg_database d on d.oid = st.dbid
+      where d.datname = ${dbName(s.name)} and calls >= ${Math.floor(samples / 2)}
+      order by total_exec_time desc limit 12`;
+  }
+  return out;
+}
+
+/** The database each system gets. */
+function dbName(system: string): string {
+  return `bench_${system.replace(/\W/g, '_')}`;
 }
 
 await main();

@@ -24,6 +24,16 @@ export async function until(check: () => Promise<boolean>): Promise<void> {
   while (!(await check())) await new Promise((r) => setTimeout(r, 5));
 }
 
+/** When each sample since the last takeSampleWindows() began and ended (performance.now()). */
+let windows: [number, number][] = [];
+
+/** The [start, end] of every latency sample taken since the last call, in order (bench:compare --gc). */
+export function takeSampleWindows(): [number, number][] {
+  const w = windows;
+  windows = [];
+  return w;
+}
+
 /** Latency samples: enqueue one job, wait for its handler to start, 2 ms apart; 20 warm-ups dropped. */
 export async function sampleLatency(samples: number, enqueue: () => Promise<unknown>, started: () => Promise<number>): Promise<number[]> {
   const out: number[] = [];
@@ -32,7 +42,7 @@ export async function sampleLatency(samples: number, enqueue: () => Promise<unkn
     const t0 = performance.now();
     await enqueue();
     const t1 = await start;
-    if (i >= 20) out.push(t1 - t0);
+    if (i >= 20) out.push(t1 - t0), windows.push([t0, t1]);
     await new Promise((r) => setTimeout(r, 2));
   }
   return out;
