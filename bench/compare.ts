@@ -233,7 +233,14 @@ function watchGc(): { entries: { start: number; end: number }[]; stop(): void } 
     for (const e of list.getEntries()) entries.push({ start: e.startTime, end: e.startTime + e.duration });
   });
   observer.observe({ entryTypes: ['gc'] });
-  return { entries, stop: () => observer.disconnect() };
+  return {
+    entries,
+    stop() {
+      // Entries not yet handed to the callback would be lost with the observer.
+      for (const e of observer.takeRecords()) entries.push({ start: e.startTime, end: e.startTime + e.duration });
+      observer.disconnect();
+    },
+  };
 }
 
 /** How many of the slowest 1.5 % of samples overlapped a collection, and how long those took. */

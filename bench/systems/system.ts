@@ -24,7 +24,10 @@ export async function until(check: () => Promise<boolean>): Promise<void> {
   while (!(await check())) await new Promise((r) => setTimeout(r, 5));
 }
 
-/** When each sample since the last takeSampleWindows() began and ended (performance.now()). */
+/**
+ * When each sample since the last takeSampleWindows() began and ended (performance.now()). Only
+ * bench:compare --gc reads them; elsewhere they are a few hundred pairs a run.
+ */
 let windows: [number, number][] = [];
 
 /** The [start, end] of every latency sample taken since the last call, in order (bench:compare --gc). */

@@ -2,7 +2,8 @@ import { uuidv7 } from './uuid.js';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { JobQueue, SYSTEM_TENANT, insertJobs } from '#shared/jobs/queue.js';
 import { Notifier } from '#shared/jobs/notifier.js';
-import { CLAIM_JOBS } from '#shared/jobs/queue-sql.js';
+import { CLAIM_JOBS, INSERT_JOB_AND_WAKE } from '#shared/jobs/queue-sql.js';
+import type { Sql } from '#shared/db/connect.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
 import { WorkerPool, eventTypes, jobRow, queueFor } from '../../test/helpers/engine.js';
 import { waitFor } from '../../test/helpers/wait.js';
@@ -41,6 +42,7 @@ describe('enqueue', () => {
   });
 
   test('one job: defaults applied, one job.queued event', async () => {
+    const before = new Date();
     const { id, created } = await queueFor(db.sql).enqueue({ kind: 'system.sleep', payload: { ms: 5 } });
     expect(created).toBe(true);
     expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
@@ -54,7 +56,14 @@ describe('enqueue', () => {
       attempts: 0,
       max_attempts: 3,
       tenant_id: SYSTEM_TENANT,
+      pattern_id: null,
+      pattern_version: null,
+      idempotency_key: null,
     });
+    // run_at defaults to the INSERT's now(): within this test's own span of time.
+    const [times] = await db.sql<{ run_at: Date; now: Date }[]>`select run_at, now() as now from leasehold.jobs where id = ${id}`;
+    expect(times!.run_at.getTime()).toBeGreaterThanOrEqual(before.getTime() - 1_000);
+    expect(times!.run_at.getTime()).toBeLessThanOrEqual(times!.now.getTime());
     expect(await eventTypes(db.sql, id)).toEqual(['job.queued']);
   });
 
@@ -66,7 +75,13 @@ describe('enqueue', () => {
       const tenantId = uuidv7();
       const patternId = uuidv7();
       const runAt = new Date(Date.now() + 3_600_000);
-      const { id } = await queueFor(db.sql).enqueue({
+      // The statements the producer sends, to see which form carried the job.
+      const sent: string[] = [];
+      const recording = new Proxy(db.sql, {
+        get: (target, key, receiver) =>
+          key === 'unsafe' ? (text: string, ...rest: unknown[]) => (sent.push(text), (target.unsafe as (...a: unknown[]) => unknown)(text, ...rest)) : Reflect.get(target, key, receiver),
+      }) as Sql;
+      const { id } = await new JobQueue(recording, new Notifier(db.sql)).enqueue({
         kind: 'test.options',
         queue: 'every-option',
         payload: { note: 'tab\there, quote " and unicode ✓' },
@@ -94,6 +109,7 @@ describe('enqueue', () => {
       expect(row!.run_at.getTime()).toBe(runAt.getTime());
       expect(row!.listed).toBe(true);
       expect(await eventTypes(db.sql, id)).toEqual(['job.queued']);
+      expect(sent).toEqual([INSERT_JOB_AND_WAKE]);
       await waitFor(() => got.includes('every-option'), 'the wake-up for its queue');
     } finally {
       await listener.end();

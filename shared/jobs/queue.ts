@@ -263,7 +263,7 @@ async function insertKeyed(db: Sql | Tx, chunk: Row[], offset: number, ids: stri
 
 /** Producer API: enqueue now, in bulk, or inside the caller's own transaction. */
 export class JobQueue {
-  /** An INSERT_JOBS_AND_WAKE statement is in flight. */
+  /** An INSERT_JOB_AND_WAKE or INSERT_JOBS_AND_WAKE statement is in flight. */
   #wakingInline = false;
 
   constructor(private readonly sql: Sql, private readonly notifier: Notifier) {}
