@@ -98,7 +98,7 @@ export function listJobs(db: Sql | Tx, tenantId: string, f: JobFilters, limit: n
          ${f.cursor ? db`and j.id < ${f.cursor}::uuid` : db``} ${filters} order by j.id desc`
     : // LATERAL … offset 0 keeps the join a nested loop by primary key: joined plainly, the planner
       // chose a merge join that walks jobs_pkey from the newest job, reading every other tenant's
-      // newer jobs before reaching an older tenant's (NOTES.md: address rows by primary key).
+      // newer jobs before reaching an older tenant's.
       db`leasehold.tenant_jobs t
          cross join lateral (select * from leasehold.jobs j where j.id = t.job_id ${filters} offset 0) j
          where t.tenant_id = ${tenantId}::uuid ${f.cursor ? db`and t.job_id < ${f.cursor}::uuid` : db``}

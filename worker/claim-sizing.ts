@@ -60,8 +60,8 @@ export class ClaimSizing {
 
   /**
    * How many jobs may wait locally beyond `slots` running ones: up to two batches, the two claims
-   * in flight. Claims of 10 rows cost 8× per job what claims of 500 do (NOTES.md), but a worker
-   * hoarding far more than it runs starves its peers.
+   * in flight. Claims of 10 rows cost 8× per job what claims of 500 do (plain SQL on the
+   * development machine), but a worker hoarding far more than it runs starves its peers.
    */
   prefetch(slots: number): number {
     return Math.max(1, Math.min(2 * this.batchSize, Math.round(this.factor() * slots)));

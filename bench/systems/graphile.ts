@@ -3,9 +3,9 @@ import pg from 'pg';
 import { timeDrain, idleLatency, type QueueSystem } from './system.js';
 
 /**
- * graphile-worker 0.18 in its documented fast configuration (NOTES.md): its own `pg` pool, a local
- * queue of concurrency + 1 jobs fetched in one statement, and batched completion with no delay
- * (`completeJobBatchDelay: 0`). It writes no event rows; completed jobs are deleted.
+ * graphile-worker 0.18 in the fast configuration its documentation recommends: its own `pg` pool,
+ * a local queue of concurrency + 1 jobs fetched in one statement, and batched completion with no
+ * delay (`completeJobBatchDelay: 0`). It writes no event rows; completed jobs are deleted.
  */
 export function graphileSystem(url: string): QueueSystem {
   const admin = new pg.Pool({ connectionString: url, max: 4 });
@@ -30,7 +30,7 @@ export function graphileSystem(url: string): QueueSystem {
     return {
       async stop() {
         await runner.stop();
-        // Its shutdown does not wait for the pool it was given (NOTES.md).
+        // Its shutdown does not wait for the pool it was given.
         await pgPool.end();
       },
     };

@@ -5,11 +5,12 @@ import { timeDrain, idleLatency, type QueueSystem } from './system.js';
 const QUEUE = 'noop';
 
 /**
- * pg-boss 12 in its documented fast configuration (NOTES.md): workers fetch `batchSize` jobs per
- * statement and keep fetching while batches come back full (`burstWhenBatchFull`), LISTEN/NOTIFY
- * wakes them (`useListenNotify`, queue `notify: true`), bulk enqueue through `insert`. Concurrency
- * C runs ceil(C / 50) local workers with batches of C / that: jobs in flight never exceed C.
- * Maintenance and scheduling are off, as a benchmark has no use for them. No event rows.
+ * pg-boss 12 in the fast configuration its documentation recommends: workers fetch `batchSize`
+ * jobs per statement and keep fetching while batches come back full (`burstWhenBatchFull`),
+ * LISTEN/NOTIFY wakes them (`useListenNotify`, queue `notify: true`), bulk enqueue through
+ * `insert`. Concurrency C runs ceil(C / 50) local workers with batches of C / that: jobs in flight
+ * never exceed C. Maintenance and scheduling are off, as a benchmark has no use for them. No event
+ * rows.
  */
 export function pgBossSystem(url: string): QueueSystem {
   const admin = new pg.Pool({ connectionString: url, max: 2 });

@@ -24,7 +24,7 @@ const GPT4O_TILES = { base: 85, perTile: 170 };
 
 /**
  * OpenAI's published prices per million tokens, as read on 2026-11-05 (developers.openai.com
- * pricing and model pages; NOTES.md has the chat models). gpt-image-1 bills text input at $5,
+ * pricing and model pages). gpt-image-1 bills text input at $5,
  * image input at $10 and image output at $40 per million; an output image is 272 / 1,056 / 4,160
  * tokens at low / medium / high quality for 1024×1024, and 408 / 1,584 / 6,240 for 1024×1536 or
  * 1536×1024 (its per-image prices $0.011–$0.25 are those tokens at $40 per million).

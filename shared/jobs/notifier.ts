@@ -22,8 +22,8 @@ export const EVENTS_GAP_MS = 20;
  * Sends wake-ups after commit, coalesced: every (channel, payload) pair asked for while a send is
  * in flight goes out in the next single statement. NOTIFY inside a write transaction serialises
  * every notifying commit in the cluster through the WAL flush (-38 % throughput with 5 workers,
- * NOTES.md); a lost wake-up only costs the poll interval. Job and cancel wake-ups go out at once;
- * event wake-ups at most once per EVENTS_GAP_MS.
+ * measured on the 2-core development machine); a lost wake-up only costs the poll interval. Job
+ * and cancel wake-ups go out at once; event wake-ups at most once per EVENTS_GAP_MS.
  */
 export class Notifier {
   #pending = new Map<string, Set<string>>();

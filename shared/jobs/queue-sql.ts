@@ -1,8 +1,9 @@
 /**
  * The queue's hot statements, in one place. Each names who runs it and the invariant it protects.
- * Rules, from measurements in NOTES.md: many rows per statement; rows addressed by primary key
+ * Rules, from measurements on the development machine: many rows per statement; rows addressed by primary key
  * (`id = any($ids)`), never by joining a CTE; events written by a data-modifying CTE in the same
- * statement as the transition; NOTIFY never inside these (sent after commit, coalesced).
+ * statement as the transition; NOTIFY after commit, coalesced (Notifier), except the *_AND_WAKE
+ * producer statements, which carry it only while no other wake-up of theirs is under way.
  */
 
 /**
@@ -56,7 +57,7 @@ select count(*)::int as inserted from ins`;
  * queues in the same transaction, delivered at its commit. That saves a second statement (and its
  * round trip and signal) between the commit and the worker's claim. Under load the wake-ups go
  * after commit, coalesced (Notifier): a NOTIFY inside a write transaction holds the cluster's
- * notify lock through the commit's WAL flush, serialising every notifying commit (NOTES.md).
+ * notify lock through the commit's WAL flush, serialising every notifying commit.
  */
 export const INSERT_JOBS_AND_WAKE = `
 with ins as (${INSERT_FROM_ARRAYS}

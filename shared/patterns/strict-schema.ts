@@ -1,5 +1,5 @@
 // What OpenAI Structured Outputs accepts with `strict: true` ("Supported schemas" in OpenAI's
-// guide, checked November 2026; see NOTES.md). A schema it rejects is a 400 at job time, so the
+// guide, checked November 2026). A schema it rejects is a 400 at job time, so the
 // API refuses it when the pattern is saved instead, naming every offending JSON path.
 
 import { childPath, isLocalPointer, resolveLocalRef } from '../json-pointer.js';
