@@ -1,8 +1,8 @@
 /**
  * The queue's hot statements, in one place. Each names who runs it and the invariant it protects.
- * Rules, from measurements on the development machine: many rows per statement; rows addressed by primary key
- * (`id = any($ids)`), never by joining a CTE; events written by a data-modifying CTE in the same
- * statement as the transition; NOTIFY after commit, coalesced (Notifier), except the *_AND_WAKE
+ * Rules, from measurements on the development machine: many rows per statement; rows addressed
+ * by primary key (`id = any($ids)`), never by joining a CTE; events written by a data-modifying
+ * CTE in the same statement as the transition; NOTIFY after commit, coalesced (Notifier), except the *_AND_WAKE
  * producer statements, which carry it only while no other wake-up of theirs is under way.
  */
 
@@ -31,10 +31,13 @@ const SETTLE_PAID = `settled as (
   having count(*) > 0
 )`;
 
-/** The insert both producer statements share: one typed array per column, unnested. */
-const INSERT_FROM_ARRAYS = `
+/** The columns a producer's INSERT sets, in its parameters' order ($1…$11; queue.ts columns()). */
+const INSERT_INTO_JOBS = `
   insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key,
-                             pattern_id, pattern_version)
+                             pattern_id, pattern_version)`;
+
+/** The insert the array-taking producer statements share: one typed array per column, unnested. */
+const INSERT_FROM_ARRAYS = `${INSERT_INTO_JOBS}
   select id, tenant_id, kind, queue, payload::jsonb, priority, coalesce(run_at, now()), max_attempts, idempotency_key,
          pattern_id, pattern_version
   from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::timestamptz[],
@@ -74,9 +77,7 @@ from ins`;
  * 2.6–2.7 ms at p99, and PostgreSQL's execution 0.140 against 0.156 ms.
  */
 export const INSERT_JOB_AND_WAKE = `
-with ins as (
-  insert into leasehold.jobs (id, tenant_id, kind, queue, payload, priority, run_at, max_attempts, idempotency_key,
-                             pattern_id, pattern_version)
+with ins as (${INSERT_INTO_JOBS}
   values ($1::uuid, $2::uuid, $3::text, $4::text, $5::text::jsonb, $6::int, coalesce($7::timestamptz, now()), $8::int,
           $9::text, $10::uuid, $11::int)
   returning id

