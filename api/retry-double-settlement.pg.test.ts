@@ -55,7 +55,7 @@ async function attempt(t: { tenantId: string; jobId: string }, cost: number | nu
       '2026-11-05', 1000, 0, 0, 1000, 150000, 75000, 150000, 600000, cost], PREPARED);
   }
   if (end === 'succeed') {
-    await db.sql.unsafe(COMPLETE_JOBS, [`{${t.jobId}}`, `{${token}}`, JSON.stringify({ [t.jobId]: { merchant: 'x', total: 1 } })], PREPARED);
+    await db.sql.unsafe(COMPLETE_JOBS, [`{${t.jobId}}`, `{${token}}`, JSON.stringify({ [t.jobId]: { merchant: 'x', total: 1 } }), false], PREPARED);
   } else {
     await db.sql.unsafe(FAIL_JOBS, [JSON.stringify([{ id: t.jobId, lease_token: token, outcome: 'permanent', message: 'schema broke',
       error: { message: 'schema broke' }, retry_at: null }])], PREPARED);

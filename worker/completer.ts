@@ -1,6 +1,7 @@
 import type { Sql } from '#shared/db/connect.js';
 import { UNSTORABLE_ESCAPE, storableJson } from '#shared/db/storable-json.js';
 import type { Logger } from '#shared/log.js';
+import { CHANNELS, type Notifier } from '#shared/jobs/notifier.js';
 import { COMPLETE_JOBS, FAIL_JOBS, PREPARED } from '#shared/jobs/queue-sql.js';
 import { WEBHOOKS_QUEUE } from '#shared/webhooks/delivery.js';
 import type { HeldJob, Outcome } from './held-job.js';
@@ -21,6 +22,8 @@ export interface FlushReport {
   tally: Map<string, OutcomeCount>;
   /** The jobs whose outcomes the fence refused (empty unless `fenced` > 0). */
   fencedJobs: HeldJob['job'][];
+  /** A committed statement of the flush carried the `leasehold_events` wake-up for its events. */
+  woke: boolean;
 }
 
 /** How an attempt ended once written: `failed` is for good (dead-lettered), `retried` will run again. */
@@ -75,7 +78,7 @@ export class Completer {
   #queue: Pending[] = [];
   #inflight: Promise<void> | undefined;
   #retryDelayMs = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   #idle: (() => void)[] = [];
 
   constructor(
@@ -83,6 +86,8 @@ export class Completer {
     private readonly owner: string,
     private readonly log: Logger,
     private readonly onWritten: (held: HeldJob[], report: FlushReport) => void,
+    /** Lets the successes' statement carry the event wake-up when one is due (none: never). */
+    private readonly notifier?: Pick<Notifier, 'takeEventsWake' | 'notify'>,
   ) {}
 
   /** Outcomes waiting to be written (they still hold leases and get heartbeats). */
@@ -92,13 +97,24 @@ export class Completer {
 
   push(held: HeldJob, outcome: Pending['outcome']): void {
     this.#queue.push({ held, outcome });
-    if (!this.#inflight && !this.#timer) this.#timer = setTimeout(() => this.#flush(), this.#retryDelayMs);
+    if (!this.#inflight && !this.#timer) this.#schedule();
   }
 
   /** Resolves when nothing is pending or in flight. */
   drain(): Promise<void> {
     if (!this.#inflight && this.#queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /**
+   * Sets up the next flush: at the end of this turn of the event loop (every outcome settled in it
+   * goes along), or after the retry delay once a write failed. A setTimeout(0) here waited ~1.25 ms
+   * (Node's 1 ms floor): on an idle worker taking a job every ~2 ms, 45 % of the enqueues then
+   * committed while the last outcome's durable commit was still flushing, against 5 % now.
+   */
+  #schedule(): void {
+    const flush = () => this.#flush();
+    this.#timer = this.#retryDelayMs > 0 ? setTimeout(flush, this.#retryDelayMs) : setImmediate(flush);
   }
 
   #flush(): void {
@@ -120,7 +136,7 @@ export class Completer {
       })
       .finally(() => {
         this.#inflight = undefined;
-        if (this.#queue.length > 0) this.#timer ??= setTimeout(() => this.#flush(), this.#retryDelayMs);
+        if (this.#queue.length > 0 && !this.#timer) this.#schedule();
         else for (const resolve of this.#idle.splice(0)) resolve();
       });
   }
@@ -191,10 +207,12 @@ export class Completer {
     if (resultsJson.replaced) this.#warnReplaced(Object.entries(results), 'result');
     const othersJson = storableJson(others);
     if (othersJson.replaced) this.#warnReplaced(others.map((o) => [(o as { id: string }).id, o]), 'error');
+    // The successes' statement carries the event wake-up when one is due: given back if it fails.
+    const wake = ids.length > 0 && this.notifier !== undefined && this.notifier.takeEventsWake();
     // Two statements, each its own transaction: either may commit while the other fails.
     const [completed, failed] = await Promise.allSettled([
       ids.length
-        ? this.sql.unsafe<CompleteRow[]>(COMPLETE_JOBS, [uuidArray(ids), uuidArray(tokens), resultsJson.text], PREPARED).then(([row]) => row!)
+        ? this.sql.unsafe<CompleteRow[]>(COMPLETE_JOBS, [uuidArray(ids), uuidArray(tokens), resultsJson.text, wake], PREPARED).then(([row]) => row!)
         : undefined,
       others.length
         ? this.sql.unsafe<{ id: string; status: string; queue: string }[]>(FAIL_JOBS, [othersJson.text], PREPARED)
@@ -216,7 +234,9 @@ export class Completer {
     const fencedJobs: HeldJob['job'][] = [];
     const fencedIds = done?.fenced ? new Set(done.fenced) : undefined;
     const sent = (completed.status === 'fulfilled' ? ids.length + (stale?.size ?? 0) : 0) + (failed.status === 'fulfilled' ? others.length : 0);
-    const report = { requeued, written: writtenRows, fenced: sent - writtenRows, tally: tallyOutcomes(written, fencedIds, stale, changed, fencedJobs), fencedJobs };
+    const woke = wake && completed.status === 'fulfilled';
+    if (wake && !woke) this.notifier!.notify(CHANNELS.events);
+    const report = { requeued, written: writtenRows, fenced: sent - writtenRows, tally: tallyOutcomes(written, fencedIds, stale, changed, fencedJobs), fencedJobs, woke };
     const err = completed.status === 'rejected' ? completed.reason : failed.status === 'rejected' ? failed.reason : undefined;
     return { written, report, again, err };
   }
@@ -224,7 +244,7 @@ export class Completer {
 
 /** A report of nothing written. */
 function emptyReport(): FlushReport {
-  return { requeued: new Set(), written: 0, fenced: 0, tally: new Map(), fencedJobs: [] };
+  return { requeued: new Set(), written: 0, fenced: 0, tally: new Map(), fencedJobs: [], woke: false };
 }
 
 /**

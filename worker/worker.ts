@@ -163,12 +163,12 @@ export class Worker {
       this.counters.fenced += report.fenced;
       this.#metrics.written(report.tally);
       for (const q of report.requeued) this.#notifier.notify(CHANNELS.jobs, q);
-      if (report.written > 0) this.#notifier.notify(CHANNELS.events);
+      if (report.written > 0 && !report.woke) this.#notifier.notify(CHANNELS.events);
       for (const job of report.fencedJobs) {
         this.#log.warn({ job_id: job.id, kind: job.kind, tenant_id: job.tenant_id }, 'outcome discarded: the lease had moved on');
       }
       this.#maybeFetch();
-    });
+    }, this.#notifier);
   }
 
   /** Why paid kinds are not being claimed now (the governor's brake), or null. */
@@ -466,7 +466,8 @@ export class Worker {
       this.#activePerQueue.set(job.queue, (this.#activePerQueue.get(job.queue) ?? 0) + 1);
       fresh.push(held);
     }
-    if (rows.length) this.#notifier.notify(CHANNELS.events);
+    // Asked for later: the outcomes' statement that follows a short job's start carries it.
+    if (rows.length) this.#notifier.notify(CHANNELS.events, '', true);
     if (this.#stopping) this.#handBack(fresh);
     else this.#buffer = mergeByPriority(this.#buffer, fresh);
     if (rows.length >= plan.total) return true;

@@ -223,6 +223,8 @@ from claimed order by priority, run_at, id`;
  * ~25 % more per statement even with no rows (setting up the table, its indexes and trigger), so
  * the function is called only when a row qualifies. Failures and cancellations get theirs from a
  * job_events trigger.
+ * With $4 true it carries the worker's `leasehold_events` wake-up (Notifier.takeEventsWake),
+ * delivered at its commit, instead of a statement of its own after it.
  * One row comes back, whatever the batch: how many were written, the webhook count, and the ids the
  * fence refused (null when none was). A row per job cost the worker ~1 µs of parsing each.
  */
@@ -247,7 +249,8 @@ with done as (
   having count(*) > 0
 ), ${SETTLE_PAID.replace('$ROWS', 'done')}
 select d.written, coalesce((select n from hooks), 0) as webhooks,
-       case when d.written < cardinality($1::uuid[]) then array(select unnest($1::uuid[]) except select id from done) end as fenced
+       case when d.written < cardinality($1::uuid[]) then array(select unnest($1::uuid[]) except select id from done) end as fenced,
+       (select count(pg_notify('leasehold_events', '')) where $4::bool)::int as woke
 from (select count(*)::int as written from done) as d cross join (select count(*) from settled) as s`;
 
 /**

@@ -45,7 +45,7 @@ describe('the webhook outbox', () => {
   test('a success writes one delivery per subscription and one for the job\'s own webhook_url, each with its deliver job', async () => {
     const token = randomUUID();
     const [id] = await insertJobs(db.sql, [{ status: 'running', leaseToken: token, payload: { webhook_url: 'https://example.org/cb' } }]);
-    const [row] = await db.sql.unsafe(COMPLETE_JOBS, [[id!], [token], '{}'], PREPARED);
+    const [row] = await db.sql.unsafe(COMPLETE_JOBS, [[id!], [token], '{}', false], PREPARED);
     expect(row).toMatchObject({ written: 1, webhooks: 2, fenced: null });
     const ds = await deliveriesOf(id!);
     expect(ds).toHaveLength(2);
@@ -62,7 +62,7 @@ describe('the webhook outbox', () => {
     const before = await db.sql`select count(*)::int as n from leasehold.jobs where kind = 'webhook.deliver'`;
     await db.sql
       .begin(async (tx) => {
-        await tx.unsafe(COMPLETE_JOBS, [[id!], [token], '{}']);
+        await tx.unsafe(COMPLETE_JOBS, [[id!], [token], '{}', false]);
         expect(await tx`select 1 from leasehold.webhook_deliveries where job_id = ${id!}`).toHaveLength(1);
         throw new Error('crash before commit');
       })
@@ -112,7 +112,7 @@ describe('the webhook outbox', () => {
     expect(await deliveriesOf(queued!)).toEqual([]);
     expect(await deliverJobs()).toEqual(before);
 
-    const [row] = await db.sql.unsafe(COMPLETE_JOBS, [[ok!], [tokens[0]!], '{}'], PREPARED);
+    const [row] = await db.sql.unsafe(COMPLETE_JOBS, [[ok!], [tokens[0]!], '{}', false], PREPARED);
     expect(row).toMatchObject({ written: 1, webhooks: 1 });
     const failed = [{ id: bad, lease_token: tokens[1], outcome: 'permanent', message: 'boom', error: { message: 'boom' }, retry_at: null }];
     await db.sql.unsafe(FAIL_JOBS, [JSON.stringify(failed)], PREPARED);
@@ -131,7 +131,7 @@ describe('the webhook outbox', () => {
       { status: 'running', leaseToken: tokens[0] },
       { status: 'running', leaseToken: tokens[1], kind: 'webhook.deliver', attempts: 3, maxAttempts: 3 },
     ]);
-    const [row] = await db.sql.unsafe(COMPLETE_JOBS, [[ids[0]!], [tokens[0]!], '{}'], PREPARED);
+    const [row] = await db.sql.unsafe(COMPLETE_JOBS, [[ids[0]!], [tokens[0]!], '{}', false], PREPARED);
     expect(row).toMatchObject({ written: 1, webhooks: 0 });
     expect(await deliveriesOf(ids[0]!)).toEqual([]);
     const input = [{ id: ids[1], lease_token: tokens[1], outcome: 'permanent', message: 'gone', error: { message: 'gone' }, retry_at: null }];
