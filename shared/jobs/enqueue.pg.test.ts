@@ -41,30 +41,6 @@ describe('enqueue', () => {
     }
   });
 
-  test("the INSERT that carries its job wake-up carries the event wake-up too, when one is due", async () => {
-    const events: number[] = [];
-    const listener = db.connect({ max: 1 });
-    try {
-      await listener.listen('leasehold_events', () => void events.push(performance.now()));
-      // A Notifier whose statements go nowhere and whose gap outlasts the test: a wake-up that
-      // arrives came from an INSERT, and only the first enqueue finds one due.
-      const dead = db.connect({ max: 1 });
-      await dead.end();
-      const producer = new JobQueue(db.sql, new Notifier(dead, () => {}, 60_000));
-      await producer.enqueue({ kind: 'test.wake', queue: 'inline-events' });
-      await waitFor(() => events.length === 1, 'the event wake-up from the INSERT itself');
-      await producer.enqueueMany([{ kind: 'test.wake', queue: 'inline-events' }, { kind: 'test.wake', queue: 'inline-events' }]);
-      await new Promise((r) => setTimeout(r, 100));
-      expect(events).toHaveLength(1);
-      const [{ n }] = await db.sql<{ n: number }[]>`
-        select count(*)::int as n from leasehold.job_events e join leasehold.jobs j on j.id = e.job_id
-        where j.queue = 'inline-events' and e.type = 'job.queued'`;
-      expect(n).toBe(3);
-    } finally {
-      await listener.end();
-    }
-  });
-
   test('one job: defaults applied, one job.queued event', async () => {
     const before = new Date();
     const { id, created } = await queueFor(db.sql).enqueue({ kind: 'system.sleep', payload: { ms: 5 } });

@@ -61,25 +61,20 @@ select count(*)::int as inserted from ins`;
  * round trip and signal) between the commit and the worker's claim. Under load the wake-ups go
  * after commit, coalesced (Notifier): a NOTIFY inside a write transaction holds the cluster's
  * notify lock through the commit's WAL flush, serialising every notifying commit.
- * With $13 true it also carries the `leasehold_events` wake-up for its job.queued events
- * (Notifier.takeEventsWake): the lock is taken anyway, and it saves the statement of its own that
- * followed the commit (while the worker claimed; interleaved in one process, the latency to the
- * handler's start did not measurably change).
  */
 export const INSERT_JOBS_AND_WAKE = `
 with ins as (${INSERT_FROM_ARRAYS}
   returning id
 )
 select count(*)::int as inserted,
-       (select count(pg_notify('leasehold_jobs', q)) from unnest($12::text[]) as q)::int as woken,
-       (select count(pg_notify('leasehold_events', '')) where $13::bool)::int as events_woken
+       (select count(pg_notify('leasehold_jobs', q)) from unnest($12::text[]) as q)::int as woken
 from ins`;
 
 /**
  * INSERT_JOBS_AND_WAKE for a single job (the common `enqueue()`), one parameter per column instead
  * of one array per column: no arrays to serialise, parse and unnest. Beside the array form,
  * alternating on one connection: 0.57 against 0.61 ms per round trip at p50, 2.0–2.1 against
- * 2.6–2.7 ms at p99, and PostgreSQL's execution 0.140 against 0.156 ms. $12: as $13 there.
+ * 2.6–2.7 ms at p99, and PostgreSQL's execution 0.140 against 0.156 ms.
  */
 export const INSERT_JOB_AND_WAKE = `
 with ins as (${INSERT_INTO_JOBS}
@@ -87,8 +82,7 @@ with ins as (${INSERT_INTO_JOBS}
           $9::text, $10::uuid, $11::int)
   returning id
 )
-select count(*)::int as inserted, (select count(pg_notify('leasehold_jobs', $4::text)))::int as woken,
-       (select count(pg_notify('leasehold_events', '')) where $12::bool)::int as events_woken
+select count(*)::int as inserted, (select count(pg_notify('leasehold_jobs', $4::text)))::int as woken
 from ins`;
 
 /**

@@ -303,27 +303,22 @@ export class JobQueue {
   /**
    * With nothing else of this process waking workers, the INSERT carries its own wake-up
    * (INSERT_JOB_AND_WAKE for one job, INSERT_JOBS_AND_WAKE for more): one such statement in flight
-   * per producer at most, so NOTIFYs inside write transactions cannot pile up. The event wake-up
-   * rides along when one is due (Notifier.takeEventsWake); otherwise it goes through the Notifier.
+   * per producer at most, so NOTIFYs inside write transactions cannot pile up. Event wake-ups still
+   * go through the Notifier.
    */
   async #insertAndWake(jobs: NewJob[]): Promise<EnqueueResult> {
     this.#wakingInline = true;
-    const events = this.notifier.takeEventsWake();
     try {
       const rows = jobs.map(toRow);
       if (rows.length === 1) {
         // The one row's values, in the same order as the arrays.
-        await this.sql.unsafe(INSERT_JOB_AND_WAKE, [...columns(rows).map((column) => column[0] ?? null), events], PREPARED);
+        await this.sql.unsafe(INSERT_JOB_AND_WAKE, columns(rows).map((column) => column[0] ?? null), PREPARED);
       } else {
         const queues = [...new Set(rows.map((r) => r.queue))];
-        await this.sql.unsafe(INSERT_JOBS_AND_WAKE, [...columns(rows), queues, events], PREPARED);
+        await this.sql.unsafe(INSERT_JOBS_AND_WAKE, [...columns(rows), queues], PREPARED);
       }
-      if (!events) this.notifier.notify(CHANNELS.events);
+      this.notifier.notify(CHANNELS.events);
       return { ids: rows.map((r) => r.id), created: rows.map(() => true) };
-    } catch (err) {
-      // Nothing was written: the wake-up it took belongs to whoever wrote events before.
-      if (events) this.notifier.notify(CHANNELS.events);
-      throw err;
     } finally {
       this.#wakingInline = false;
     }
