@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
 import { describe, expect, test } from 'vitest';
 import { loadConfig } from '#shared/config.js';
-import { DEFAULT_SETTINGS } from '../worker/worker.js';
+import { DEFAULT_SETTINGS } from '../worker/worker-settings.js';
 import { runCli } from '../test/helpers/cli.js';
 
 // No Docker engine runs here: these checks read Dockerfile, .dockerignore and fly.toml and hold

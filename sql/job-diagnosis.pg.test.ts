@@ -4,7 +4,7 @@ import { rejectOnAbort } from '../test/helpers/deferred.js';
 import { WorkerPool, queueFor } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
 import type { JobContext } from '../worker/handler.js';
-import type { WorkerSettings } from '../worker/worker.js';
+import type { WorkerSettings } from '../worker/worker-settings.js';
 
 // Every reason job_diagnosis gives, each produced by the engine itself: real workers with real
 // heartbeats, a real failed attempt, a real pause. The governor's reason is produced for real in

@@ -5,7 +5,7 @@ import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { deferred, rejectOnAbort } from '../test/helpers/deferred.js';
 import { WorkerPool, eventTypes, jobRow, queueFor } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
-import type { WorkerSettings } from './worker.js';
+import type { WorkerSettings } from './worker-settings.js';
 
 let db: TestDatabase;
 const pool = new WorkerPool();

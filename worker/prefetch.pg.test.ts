@@ -3,7 +3,7 @@ import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { deferred } from '../test/helpers/deferred.js';
 import { WorkerPool, queueFor } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
-import type { WorkerSettings } from './worker.js';
+import type { WorkerSettings } from './worker-settings.js';
 
 // How deep a worker claims ahead of what it runs: up to twenty times its slots (two claims in
 // flight) for jobs that finish far faster than a claim round trip, about its slots or less for slow ones.

@@ -7,7 +7,7 @@ import { rejectOnAbort } from '../test/helpers/deferred.js';
 import { WorkerPool, eventTypes, jobRow, queueFor } from '../test/helpers/engine.js';
 import { insertJob } from '../test/helpers/job-factory.js';
 import { waitFor } from '../test/helpers/wait.js';
-import type { WorkerOptions } from './worker.js';
+import type { WorkerOptions } from './worker-settings.js';
 
 let db: TestDatabase;
 const pool = new WorkerPool();

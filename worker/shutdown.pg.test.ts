@@ -6,7 +6,7 @@ import { deferred, rejectOnAbort } from '../test/helpers/deferred.js';
 import { WorkerPool, eventTypes, jobRow, queueFor } from '../test/helpers/engine.js';
 import { insertJob } from '../test/helpers/job-factory.js';
 import { waitFor } from '../test/helpers/wait.js';
-import type { WorkerSettings } from './worker.js';
+import type { WorkerSettings } from './worker-settings.js';
 
 let db: TestDatabase;
 const pool = new WorkerPool();

@@ -2,7 +2,8 @@ import { createLogger } from '#shared/log.js';
 import { JobQueue } from '#shared/jobs/queue.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import type { Sql } from '#shared/db/connect.js';
-import { Worker, type WorkerOptions } from '../../worker/worker.js';
+import { Worker } from '../../worker/worker.js';
+import type { WorkerOptions } from '../../worker/worker-settings.js';
 
 /** A quiet logger for tests (LOG_LEVEL=debug shows everything). */
 export const testLog = createLogger(process.env.LOG_LEVEL ?? 'silent', 'test');
