@@ -16,7 +16,7 @@
  * latency phase (pg_stat_statements, statements inside functions and triggers included).
  */
 import { rmSync } from 'node:fs';
-import { PerformanceObserver } from 'node:perf_hooks';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type Sql } from '#shared/db/connect.js';
@@ -229,15 +229,16 @@ async function main() {
 /** Garbage collections in this process from now until stop(). */
 function watchGc(): { entries: { start: number; end: number }[]; stop(): void } {
   const entries: { start: number; end: number }[] = [];
-  const observer = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) entries.push({ start: e.startTime, end: e.startTime + e.duration });
-  });
+  const keep = (list: PerformanceEntry[]) => {
+    for (const e of list) entries.push({ start: e.startTime, end: e.startTime + e.duration });
+  };
+  const observer = new PerformanceObserver((list) => keep(list.getEntries()));
   observer.observe({ entryTypes: ['gc'] });
   return {
     entries,
     stop() {
       // Entries not yet handed to the callback would be lost with the observer.
-      for (const e of observer.takeRecords()) entries.push({ start: e.startTime, end: e.startTime + e.duration });
+      keep(observer.takeRecords());
       observer.disconnect();
     },
   };
