@@ -397,13 +397,16 @@ export class Worker {
     }
   }
 
-  /** Tracks a claim's rows as held jobs and queues them to run; true when the queues may hold more. */
+  /**
+   * Tracks a claim's rows as held jobs and starts them while there are free slots (the rest wait
+   * in the buffer); true when the queues may hold more. The claim's own bookkeeping (sizing,
+   * metrics, the events wake-up) comes after the starts: on an idle worker the job waits for
+   * nothing but its claim (~50 µs sooner here, the metrics alone ~25 µs on a backend-busy core).
+   */
   #take(plan: ClaimPlan, rows: ClaimedJob[], token: string, sentAt: number, claimMs: number): boolean {
     this.counters.claims++;
     this.counters.claimed += rows.length;
     this.counters.claimMs += claimMs;
-    this.#sizing.claimed(claimMs);
-    this.#metrics.claimed(claimMs, rows);
     const deadline = sentAt + leaseBudgetMs(this.settings.leaseMs);
     const fresh: HeldJob[] = [];
     for (const job of rows) {
@@ -416,10 +419,16 @@ export class Worker {
       this.#activePerQueue.set(job.queue, (this.#activePerQueue.get(job.queue) ?? 0) + 1);
       fresh.push(held);
     }
-    // Asked for later: the outcomes' statement that follows a short job's start carries it.
-    if (rows.length) this.#notifier.notify(CHANNELS.events, '', true);
     if (this.#stopping) this.#handBack(fresh);
-    else this.#buffer = mergeByPriority(this.#buffer, fresh);
+    else {
+      this.#buffer = mergeByPriority(this.#buffer, fresh);
+      this.#startBuffered();
+    }
+    // Asked for later: the outcomes' statement that follows a short job's start carries it. A
+    // handler that already answered has its outcome queued, and the flush waits for setImmediate.
+    if (rows.length) this.#notifier.notify(CHANNELS.events, '', true);
+    this.#sizing.claimed(claimMs);
+    this.#metrics.claimed(claimMs, rows);
     if (rows.length >= plan.total) return true;
     const perQueue = new Map<string, number>();
     for (const job of rows) perQueue.set(job.queue, (perQueue.get(job.queue) ?? 0) + 1);

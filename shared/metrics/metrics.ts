@@ -35,9 +35,10 @@ export function createMetrics() {
       registers,
     }),
     /** Round trip of one claim statement (many jobs each). */
-    claimDuration: new Histogram({
+    claimDuration: new JobHistogram({
       name: 'leasehold_claim_duration_seconds',
       help: 'Round trip of one claim statement.',
+      labelNames: [],
       buckets: CLAIM_SECONDS,
       registers,
     }),
