@@ -7,7 +7,7 @@ import { deferred, rejectOnAbort } from '../test/helpers/deferred.js';
 import { WorkerPool, eventTypes, jobRow, queueFor, testLog } from '../test/helpers/engine.js';
 import { insertJobs } from '../test/helpers/job-factory.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { followUpClaimBack, loseLease, zombieSettings } from '../test/helpers/zombie.js';
+import { claimsSettled, loseLease, zombieSettings } from '../test/helpers/zombie.js';
 import { Completer, type FlushReport } from './completer.js';
 import type { ClaimedJob, HeldJob } from './held-job.js';
 import { startHeartbeat } from './heartbeat.js';
@@ -40,15 +40,17 @@ describe('fencing: a worker whose lease was reclaimed cannot write', () => {
     const gateB = deferred();
     const startedA = deferred();
     const startedB = deferred();
+    // Enqueued before the zombie starts: its claim at start takes the job, and no NOTIFY of the
+    // enqueue can wake it later (claimsSettled).
+    const { id } = await queueFor(db.sql).enqueue({ kind: KIND, queue });
     const a = await pool.start({
       sql: db.sql,
       id: 'zombie-A',
       settings: zombieSettings(queue),
       handlers: { [KIND]: async () => (startedA.resolve(), await gateA.promise, { by: 'A' }) },
     });
-    const { id } = await queueFor(db.sql).enqueue({ kind: KIND, queue });
     await startedA.promise;
-    await followUpClaimBack(a);
+    await claimsSettled(a);
     const claimedByA = await jobRow(db.sql, id);
     expect(claimedByA).toMatchObject({ status: 'running', lease_owner: 'zombie-A', attempts: 1 });
 
@@ -100,15 +102,15 @@ describe('fencing: a worker whose lease was reclaimed cannot write', () => {
     const queue = freshQueue();
     const gateA = deferred();
     const startedA = deferred();
+    const { id } = await queueFor(db.sql).enqueue({ kind: KIND, queue, maxAttempts: 2 });
     const a = await pool.start({
       sql: db.sql,
       id: 'zombie-A',
       settings: zombieSettings(queue),
       handlers: { [KIND]: async () => (startedA.resolve(), await gateA.promise, finish()) },
     });
-    const { id } = await queueFor(db.sql).enqueue({ kind: KIND, queue, maxAttempts: 2 });
     await startedA.promise;
-    await followUpClaimBack(a);
+    await claimsSettled(a);
     await loseLease(db.sql, id);
 
     await pool.start({

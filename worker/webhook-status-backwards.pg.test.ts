@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { deferred } from '../test/helpers/deferred.js';
 import { WorkerPool, jobRow } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { followUpClaimBack, loseLease, zombieSettings } from '../test/helpers/zombie.js';
+import { claimsSettled, loseLease, zombieSettings } from '../test/helpers/zombie.js';
 
 // A webhook.deliver attempt recorded its outcome without asking whether it still held the job's
 // lease. A worker stalled in a send, whose lease was reclaimed and whose delivery another worker
@@ -59,7 +59,7 @@ test("a zombie's failed attempt, returning after another worker delivered, leave
 
   const zombie = await pool.start({ sql: db.sql, config, id: 'zombie-A', settings: zombieSettings(WEBHOOKS_QUEUE) });
   await firstArrived.promise;
-  await followUpClaimBack(zombie);
+  await claimsSettled(zombie);
   await loseLease(db.sql, d!.deliver_job_id);
 
   await pool.start({ sql: db.sql, config, id: 'owner-B', settings: { ...zombieSettings(WEBHOOKS_QUEUE), pollMs: 50 } });

@@ -88,6 +88,11 @@ export class Worker {
   /** Counters since start, for stats and tests. */
   readonly counters = { claims: 0, claimed: 0, claimMs: 0, succeeded: 0, failed: 0, fenced: 0, leaseLost: 0, handedBack: 0 };
 
+  /** Claim statements sent and not yet answered (at most two). */
+  get claimsInFlight(): number {
+    return this.#fetching.size;
+  }
+
   constructor(opts: WorkerOptions) {
     this.id = opts.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.settings = { ...DEFAULT_SETTINGS, ...opts.settings };

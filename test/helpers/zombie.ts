@@ -35,11 +35,29 @@ export async function loseLease(sql: Sql, id: string): Promise<void> {
 }
 
 /**
- * Waits for a zombie's follow-up claim to come back empty. Its first claim came back full, so it
- * claims again at once while its one running job leaves room for a prefetched one; sent late on a
- * loaded machine, that claim took the job the test had just had reclaimed, and the zombie, whose
- * one slot stays taken, then held it for good. Once it is back, only a NOTIFY makes the zombie claim.
+ * Waits until a zombie that holds its job has stopped claiming: no claim in flight, and none sent
+ * or answered for three polls in a row (75 ms). A zombie with one running job still has room for a
+ * prefetched one, and claims again whenever something wakes it: the follow-up behind a full claim,
+ * or the NOTIFY of the job's own enqueue when its claim at start had already taken the job. A
+ * claim sent after the test reclaimed the job took it back, and the zombie, whose one slot stays
+ * taken, then held it for good (counting claims, as this helper once did, missed the second case:
+ * the claim at start counted too). Once settled, only a NOTIFY makes the zombie claim.
  */
-export async function followUpClaimBack(zombie: { counters: { claims: number } }): Promise<void> {
-  await waitFor(() => zombie.counters.claims >= 2, "the zombie's follow-up claim");
+export async function claimsSettled(zombie: { claimsInFlight: number; counters: { claims: number } }): Promise<void> {
+  let seen = -1;
+  let quiet = 0;
+  await waitFor(
+    () => {
+      const claims = zombie.counters.claims;
+      if (zombie.claimsInFlight > 0 || claims !== seen) {
+        seen = claims;
+        quiet = 0;
+        return false;
+      }
+      return ++quiet >= 3;
+    },
+    "the zombie's claims to settle",
+    30_000,
+    25,
+  );
 }
