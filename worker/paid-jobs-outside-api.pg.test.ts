@@ -100,8 +100,8 @@ describe('a paid kind on a schedule', () => {
       .toEqual([['reservation', -t.estimate]]);
     expect(await balances(db.sql, t.tenantId)).toMatchObject({ cached: 1_000_000 - t.estimate, ledger: 1_000_000 - t.estimate });
 
-    await startWorker();
     double.reply(successWith(MANIFEST, { prompt_tokens: 1_000, completion_tokens: 200 }));
+    await startWorker();
     expect((await ended(jobId)).status).toBe('succeeded');
     expect(await settledLedger(t.tenantId, jobId)).toEqual([['reservation', -t.estimate], ['refund', t.estimate], ['settlement', -COST]]);
     expect(await balances(db.sql, t.tenantId)).toEqual({ cached: 1_000_000 - COST, owed: 0, ledger: 1_000_000 - COST, ledgerOwed: 0 });
@@ -147,8 +147,8 @@ describe('a paid job that reserved nothing', () => {
   test('enqueued from library code (JobQueue), it is charged its recorded cost when it ends', async () => {
     const t = await meteredTenant('library', 1_000_000);
     const { id } = await queueFor(db.sql).enqueue({ kind: 'manifest.extract', tenantId: t.tenantId, payload: t.payload });
-    await startWorker();
     double.reply(successWith(MANIFEST, { prompt_tokens: 1_000, completion_tokens: 200 }));
+    await startWorker();
     expect((await ended(id)).status).toBe('succeeded');
     expect(await settledLedger(t.tenantId, id)).toEqual([['settlement', -COST]]);
     expect(await balances(db.sql, t.tenantId)).toEqual({ cached: 1_000_000 - COST, owed: 0, ledger: 1_000_000 - COST, ledgerOwed: 0 });
@@ -160,9 +160,11 @@ describe('a paid job that reserved nothing', () => {
       insert into leasehold.jobs (id, tenant_id, kind, queue, payload, max_attempts)
       values (leasehold.uuid_v7(), ${t.tenantId}, 'manifest.extract', 'ai', ${db.sql.json(t.payload)}, 1) returning id`;
     const id = row!.id;
-    await startWorker();
     // An answer that breaks the pattern's schema: a permanent failure, after a call that costs money.
+    // Queued before the worker starts: its claim at start takes the job at once, and a call that
+    // found no answer queued got the double's 500 (failed, nothing spent, nothing to settle).
     double.reply(successWith({ merchant: 42 }, { prompt_tokens: 1_000, completion_tokens: 200 }));
+    await startWorker();
     expect((await ended(id)).status).toBe('failed');
     expect(await settledLedger(t.tenantId, id)).toEqual([['settlement', -100], ['overrun', 0]]);
     expect(await balances(db.sql, t.tenantId)).toEqual({ cached: 0, owed: COST - 100, ledger: 0, ledgerOwed: COST - 100 });
