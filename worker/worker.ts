@@ -352,7 +352,7 @@ export class Worker {
           // (the wake-up's own claim could not take them, for lack of room), and nothing else
           // would claim them before the poll.
           if (plan.queues.some((q) => this.#leftOut.has(q))) this.#wantFetch = true;
-          this.#startBuffered();
+          // The claim's jobs were started in #take; a slot freed since starts the next in #finish.
           this.#maybeFetch();
         });
       this.#fetching.add(claim);
