@@ -915,7 +915,7 @@ CREATE UNIQUE INDEX jobs_idempotency_key_idx ON leasehold.jobs USING btree (tena
 CREATE INDEX jobs_lease_expiry_idx ON leasehold.jobs USING btree (lease_expires_at) WHERE (status = 'running'::leasehold.job_status);
 CREATE INDEX jobs_open_estimate_idx ON leasehold.jobs USING btree (tenant_id, kind) INCLUDE (estimate_micros) WHERE ((estimate_micros IS NOT NULL) AND (status = ANY (ARRAY['queued'::leasehold.job_status, 'running'::leasehold.job_status])));
 CREATE INDEX jobs_pattern_idx ON leasehold.jobs USING btree (tenant_id, pattern_id, id) WHERE (pattern_id IS NOT NULL);
-CREATE TRIGGER jobs_inserted AFTER INSERT ON leasehold.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION leasehold.jobs_inserted();
+CREATE TRIGGER jobs_inserted AFTER INSERT ON leasehold.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT WHEN ((current_setting('leasehold.events_written'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION leasehold.jobs_inserted();
 
 create table leasehold.pattern_versions (
   pattern_id uuid not null,

@@ -247,7 +247,8 @@ export async function insertJobs(db: Sql | Tx, jobs: NewJob[], opts: InsertOptio
 
 /** Inserts a chunk with idempotency keys; a key the tenant already used yields the existing job's id. */
 async function insertKeyed(db: Sql | Tx, chunk: Row[], offset: number, ids: string[], created: boolean[]): Promise<void> {
-  const inserted = new Set((await db.unsafe<{ id: string }[]>(INSERT_JOBS_IDEMPOTENT, columns(chunk), PREPARED)).map((r) => r.id));
+  const [r] = await db.unsafe<{ ids: string[] }[]>(INSERT_JOBS_IDEMPOTENT, columns(chunk), PREPARED);
+  const inserted = new Set(r!.ids);
   const skipped = chunk.filter((r) => !inserted.has(r.id));
   if (skipped.length === 0) return;
   const byTenant = new Map<string, string[]>();
