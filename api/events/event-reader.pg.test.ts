@@ -1,5 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Sql } from '#shared/db/connect.js';
+import { Notifier } from '#shared/jobs/notifier.js';
+import { JobQueue } from '#shared/jobs/queue.js';
 import { PREPARED } from '#shared/jobs/queue-sql.js';
 import { uuidv7 } from '#shared/jobs/uuid.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
@@ -139,5 +141,25 @@ describe('EventReader: ids that commit out of order', () => {
     r.wake();
     await waitFor(() => late.includes(open.eventId), 'the event committed after start');
     expect(delivered).toEqual([]);
+  });
+});
+
+describe('EventReader: wake-ups', () => {
+  test("a new job's event arrives on the producer's wake-up for workers, whichever way it was enqueued, with no poll", async () => {
+    const { delivered } = await reader(60_000);
+    const queue = new JobQueue(db.sql, new Notifier(db.sql));
+    const eventOf = async (jobId: string) =>
+      (await db.sql<{ id: number }[]>`select id::float8 as id from leasehold.job_events where job_id = ${jobId}`)[0]!.id;
+    // Well inside the listener check (10 s), whose probe would wake the reader anyway.
+    const arrives = (jobId: string, how: string) => eventOf(jobId).then((id) => waitFor(() => delivered.includes(id), how, 3_000));
+
+    // The INSERT that carries its own NOTIFY (nothing else of this producer is waking).
+    await arrives((await queue.enqueue({ kind: 'test.wake' })).id, 'the inline wake-up');
+    // A chunked insert in a transaction, then the coalesced wake-up after its commit.
+    const many = Array.from({ length: 1_500 }, () => ({ kind: 'test.wake' }));
+    await arrives((await queue.enqueueMany(many)).ids.at(-1)!, 'the wake-up after commit');
+    // Inside the caller's transaction: the NOTIFY commits with it.
+    const inTx = await db.sql.begin((tx) => queue.enqueueInTransaction(tx, [{ kind: 'test.wake' }]));
+    await arrives(inTx.ids[0]!, "the wake-up in the caller's transaction");
   });
 });

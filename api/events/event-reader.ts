@@ -38,8 +38,8 @@ const START_WINDOW = 10_000;
 const PROBE_TIMEOUT_MS = 2_000;
 
 /**
- * The process's one reader of job_events: one LISTEN on `leasehold_events` (NOTIFY is only a
- * wake-up) and one read per wake-up, whatever the number of clients. After a reconnect
+ * The process's one reader of job_events: a LISTEN on `leasehold_events` and `leasehold_jobs`
+ * (NOTIFY is only a wake-up) and one read per wake-up, whatever the number of clients. After a reconnect
  * (postgres.js re-LISTENs and calls onlisten) it catches up from the last id it passed, so a
  * PostgreSQL restart loses nothing; a poll covers a lost notification.
  */
@@ -89,18 +89,28 @@ export class EventReader {
     this.#checkTimer.unref();
   }
 
+  /**
+   * Listens on `leasehold_events` and on `leasehold_jobs`: producers send no event wake-up of their
+   * own, as the workers' wake-up for new jobs commits with (or after) their `job.queued` events.
+   */
   async #listen(): Promise<void> {
-    const listener = await this.opts.sql.listen(
+    const heard = () => ((this.#heardAt = Date.now()), this.wake());
+    const events = await this.opts.sql.listen(
       CHANNELS.events,
       (payload) => {
-        this.#heardAt = Date.now();
         if (payload === this.#probe) this.#probeSentAt = undefined;
-        this.wake();
+        heard();
       },
       // postgres.js re-LISTENs after a reconnect and calls this: catch up from the cursor.
-      () => ((this.#heardAt = Date.now()), this.wake()),
+      heard,
     );
-    this.#unlisten = () => listener.unlisten();
+    const jobs = await this.opts.sql.listen(CHANNELS.jobs, heard, heard).catch(async (err: unknown) => {
+      await events.unlisten().catch(() => {});
+      throw err;
+    });
+    this.#unlisten = async () => {
+      await Promise.all([events.unlisten(), jobs.unlisten()]);
+    };
   }
 
   /**

@@ -2,11 +2,14 @@ import type { Sql } from '../db/connect.js';
 
 /** Channels the engine NOTIFYs on. Payloads are identifiers (a queue name, a job id), never data. */
 export const CHANNELS = {
-  /** A queue has new ready jobs; payload: the queue name. */
+  /**
+   * A queue has new ready jobs; payload: the queue name. It also wakes job_events readers: it is
+   * sent with (or after) the commit of the jobs' `job.queued` events, which get no wake-up of their own.
+   */
   jobs: 'leasehold_jobs',
   /** Cancellation was requested for a running job; payload: the job id. */
   cancel: 'leasehold_cancel',
-  /** New rows in job_events; payload empty (readers catch up from their last id). */
+  /** New rows in job_events other than a new job's; payload empty (readers catch up from their last id). */
   events: 'leasehold_events',
 } as const;
 

@@ -77,9 +77,9 @@ export function startMaintenance(opts: {
     runDueSchedules(sql, governor)
       .then((handled) => {
         const ticks = handled.filter((t) => t.jobId !== null);
+        // Each job wake-up is also the event readers' wake-up for the ticks' job.queued events.
         for (const t of ticks) notifier.notify(CHANNELS.jobs, t.queue);
         if (ticks.length) {
-          notifier.notify(CHANNELS.events);
           log.info({ ticks: ticks.map((t) => ({ schedule: t.schedule, tick_at: t.tickAt, job_id: t.jobId })) }, 'schedules enqueued');
         }
         for (const t of handled) {
