@@ -43,8 +43,8 @@ export function uploadsRoutes({ sql, storage, config }: AppDeps): OpenAPIHono<Ap
     description:
       'Send exactly `size` bytes with `method` to `url`, with `headers`, before `expires_at` (the signature covers the ' +
       'length: a body of any other size is refused); then ingest by `storage_key`, ' +
-      'which checks that the object exists with the declared type and an accepted size. A local store URL takes one ' +
-      'upload (another PUT is a 409). Each tenant may presign a daily quota of uploads and bytes (429 past it).',
+      'which checks that the object exists with the declared type and an accepted size. Each URL takes one upload: ' +
+      'on the local store another PUT is a 409; on S3 `headers` holds `If-None-Match: *`, and another PUT is a 412. Each tenant may presign a daily quota of uploads and bytes (429 past it).',
     security: [{ bearer: [] }],
     middleware: [requireScope('jobs:write')] as const,
     request: { body: { required: true, content: { 'application/json': { schema: UploadRequest } } } },

@@ -43,18 +43,21 @@ export class S3ObjectStore implements ObjectStore {
   async presignUpload(req: { key: string; contentType: string; size: number; expiresInS: number }): Promise<PresignedUpload> {
     assertStorageKey(req.key);
     // The signature covers Content-Type and Content-Length: a PUT of any other type or size is
-    // refused (403), so the URL, reusable until it expires, stores at most the `size` bytes that
-    // POST /v1/uploads allowed each time (the local store's takes them once). A PUT of the SDK's
-    // own signs neither.
-    const command = new PutObjectCommand({ Bucket: this.bucket, Key: req.key, ContentType: req.contentType, ContentLength: req.size });
+    // refused (403), so the URL stores at most the `size` bytes that POST /v1/uploads allowed. It
+    // covers `If-None-Match: *` too, a conditional write: S3 stores the first PUT's bytes and
+    // answers 412 to any later one, so the object a job was given cannot be replaced under it (the
+    // local store's URL takes its bytes once as well). A store that ignores the condition (the
+    // test server here) lets the URL be reused until it expires, for the same size. A PUT of the
+    // SDK's own signs none of these.
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key: req.key, ContentType: req.contentType, ContentLength: req.size, IfNoneMatch: '*' });
     const url = await getSignedUrl(this.client, command, {
       expiresIn: req.expiresInS,
-      signableHeaders: new Set(['content-type', 'content-length']),
+      signableHeaders: new Set(['content-type', 'content-length', 'if-none-match']),
     });
     return {
       url,
       method: 'PUT',
-      headers: { 'content-type': req.contentType },
+      headers: { 'content-type': req.contentType, 'if-none-match': '*' },
       expires_at: new Date(Date.now() + req.expiresInS * 1000).toISOString(),
     };
   }
