@@ -6,6 +6,8 @@
  * producer statements, which carry it only while no other wake-up of theirs is under way.
  */
 
+import { SYSTEM_TENANT } from './system-tenant.js';
+
 /**
  * Options for running these statements: postgres.js leaves `unsafe()` text unprepared by default,
  * which re-parses and re-plans the claim on every call.
@@ -60,7 +62,7 @@ const OWN_EVENTS = `ev as (
   on conflict (name) do nothing
 ), listed as (
   insert into leasehold.tenant_jobs (tenant_id, job_id)
-  select tenant_id, id from ins where tenant_id <> '00000000-0000-0000-0000-000000000000'
+  select tenant_id, id from ins where tenant_id <> '${SYSTEM_TENANT}'
 )`;
 
 /** What `ins` returns for OWN_EVENTS. */

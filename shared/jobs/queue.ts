@@ -11,11 +11,11 @@ import {
   PREPARED,
   SELECT_IDEMPOTENT_IDS,
 } from './queue-sql.js';
+import { SYSTEM_TENANT } from './system-tenant.js';
 import { isUuid, uuidv7 } from './uuid.js';
 import { copyJobs, type CopyColumns, type CopyRow } from './copy-jobs.js';
 
-/** The tenant that owns jobs enqueued without one. */
-export const SYSTEM_TENANT = '00000000-0000-0000-0000-000000000000';
+export { SYSTEM_TENANT };
 
 /** A job to enqueue; everything but `kind` has a default (the kind's own, then the engine's). */
 export interface NewJob {
