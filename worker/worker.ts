@@ -55,6 +55,11 @@ export class Worker {
   #brake: string | null = null;
   #queueOffset = 0;
   #wantFetch = true;
+  /**
+   * While a claim is wanted only because wake-ups named their queues: those queues. Undefined when
+   * the claim must look at every served queue (start, poll, backlog, retry, a freed slot).
+   */
+  #wakeQueues: Set<string> | undefined;
   /** The last claim came back full: the queues hold more, so a second claim may go out at once. */
   #backlog = false;
   /**
@@ -229,18 +234,35 @@ export class Worker {
     // backoff failed claims had built up must not delay the job that was just announced.
     this.#claimRetryAt = 0;
     if (queue !== null && (this.#paused.has(queue) || !this.#queues.includes(queue))) {
+      // Another worker's queue: nothing to claim, and nothing to read again.
+      const served = this.settings.queues;
+      if (served !== 'all' && !served.some((q) => q.name === queue)) return;
       // A queue we don't know yet, or one that may have been resumed.
       void this.#refreshQueues().then(() => this.#onWake(null));
       return;
     }
-    this.#wantFetch = true;
+    this.#want(queue ?? undefined);
     this.#maybeFetch();
+  }
+
+  /**
+   * Asks for a claim: of every served queue, or (a wake-up naming it) of `queue` and whatever other
+   * queues wake-ups named since the last claim. Every new job's wake-up names its queue, so an idle
+   * worker need not look at the others: with 1,000 queues that claim took p50 5.4–5.8 ms against
+   * 0.6–0.8 for one queue. Jobs that become ready without a wake-up (a retry's backoff running out,
+   * a plain SQL insert) are found by the poll, as before.
+   */
+  #want(queue?: string): void {
+    if (queue === undefined) this.#wakeQueues = undefined;
+    else if (!this.#wantFetch) this.#wakeQueues = new Set([queue]);
+    else this.#wakeQueues?.add(queue);
+    this.#wantFetch = true;
   }
 
   #schedulePoll(): void {
     this.#pollTimer = setTimeout(async () => {
       await this.#refreshQueues();
-      this.#wantFetch = true;
+      this.#want();
       this.#maybeFetch();
       if (!this.#stopping) this.#schedulePoll();
     }, this.settings.pollMs);
@@ -292,9 +314,11 @@ export class Worker {
     const queues: string[] = [];
     const limits: number[] = [];
     const n = this.#queues.length;
+    const only = this.#wakeQueues;
     this.#leftOut.clear();
     for (let i = 0; i < n; i++) {
       const q = this.#queues[(this.#queueOffset + i) % n]!;
+      if (only && !only.has(q)) continue;
       const cap = this.#queueCap(q);
       const qRoom = cap + this.#sizing.prefetch(cap) - (this.#activePerQueue.get(q) ?? 0) - (this.#requestedPerQueue.get(q) ?? 0);
       if (qRoom > 0) queues.push(q), limits.push(Math.min(qRoom, room));
@@ -321,7 +345,8 @@ export class Worker {
       // Behind a full claim there are likely more jobs: a second claim may go out before this one
       // is back (ClaimSizing.claimsAhead). Otherwise one at a time, until this one says whether
       // more are waiting.
-      this.#wantFetch = this.#backlog && this.#sizing.claimsAhead;
+      this.#wantFetch = false;
+      if (this.#backlog && this.#sizing.claimsAhead) this.#want();
       this.#reserve(plan, 1);
       const claim: Promise<void> = this.#claim(plan)
         .then(
@@ -330,7 +355,7 @@ export class Worker {
             // A queue that filled its limit may hold more; otherwise the queues are drained until
             // a NOTIFY or the poll says otherwise.
             this.#backlog = maybeMore;
-            if (maybeMore) this.#wantFetch = true;
+            if (maybeMore) this.#want();
           },
           (err: unknown) => {
             // Try again soon by ourselves: a wake-up that arrived while this claim was failing
@@ -339,7 +364,7 @@ export class Worker {
             this.#backlog = false;
             const delayMs = Math.min(this.settings.pollMs, MAX_CLAIM_BACKOFF_MS, 50 * 2 ** Math.min(this.#claimFailures, 10));
             this.#claimRetryAt = Date.now() + delayMs;
-            this.#wantFetch = true;
+            this.#want();
             this.#retryClaimAt(this.#claimRetryAt);
             this.#log.warn({ err, retry_in_ms: delayMs }, 'claim failed');
           },
@@ -351,7 +376,7 @@ export class Worker {
           // this claim may have read the queue before jobs that a wake-up announced meanwhile
           // (the wake-up's own claim could not take them, for lack of room), and nothing else
           // would claim them before the poll.
-          if (plan.queues.some((q) => this.#leftOut.has(q))) this.#wantFetch = true;
+          if (plan.queues.some((q) => this.#leftOut.has(q))) this.#want();
           // The claim's jobs were started in #take; a slot freed since starts the next in #finish.
           this.#maybeFetch();
         });
@@ -530,7 +555,7 @@ export class Worker {
   #transition(h: HeldJob, next: 'settling' | 'done'): void {
     if (h.state === 'buffered' || h.state === 'running') {
       this.#activePerQueue.set(h.job.queue, this.#activePerQueue.get(h.job.queue)! - 1);
-      if (this.#leftOut.has(h.job.queue)) this.#wantFetch = true;
+      if (this.#leftOut.has(h.job.queue)) this.#want();
     }
     h.state = next;
   }
