@@ -96,3 +96,17 @@ test("a worker with its own list of queues sends nothing when other queues' jobs
   await waitFor(async () => (await statusOf(id)) === 'succeeded', 'its own job');
   expect(claims.slice(before)).toEqual([['mine']]);
 });
+
+test('a queue left out for lack of room is claimed again when its slot frees, whatever wake-ups came between', async () => {
+  await pool.start({ sql: db.sql, settings: { queues: [{ name: 'capped', concurrency: 1 }, { name: 'open' }], concurrency: 2, pollMs: 60_000 } });
+  const producer = queueFor(db.sql);
+  const { ids } = await producer.enqueueMany(Array.from({ length: 6 }, () => ({ kind: 'system.sleep' as const, payload: { ms: 400 }, queue: 'capped' })));
+  await waitFor(async () => (await db.sql`select 1 from leasehold.jobs where id = any(${ids}) and status = 'running'`).length > 0, 'the capped queue to be at its cap');
+  // Past the claim that found 'capped' without room and every other queue empty: the worker idles.
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  // A wake-up for the other queue now, while 'capped' waits for its slot.
+  const { id } = await producer.enqueue({ kind: 'system.noop', queue: 'open' });
+  await waitFor(async () => (await statusOf(id)) === 'succeeded', "the other queue's job");
+  // Every capped job runs, one after the other, long before the poll.
+  await waitFor(async () => (await db.sql`select 1 from leasehold.jobs where id = any(${ids}) and status = 'succeeded'`).length === 6, 'every capped job', 10_000);
+});

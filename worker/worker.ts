@@ -315,10 +315,12 @@ export class Worker {
     const limits: number[] = [];
     const n = this.#queues.length;
     const only = this.#wakeQueues;
-    this.#leftOut.clear();
+    // A claim of the woken queues alone says nothing of the others: those left out stay left out.
+    if (!only) this.#leftOut.clear();
     for (let i = 0; i < n; i++) {
       const q = this.#queues[(this.#queueOffset + i) % n]!;
       if (only && !only.has(q)) continue;
+      this.#leftOut.delete(q);
       const cap = this.#queueCap(q);
       const qRoom = cap + this.#sizing.prefetch(cap) - (this.#activePerQueue.get(q) ?? 0) - (this.#requestedPerQueue.get(q) ?? 0);
       if (qRoom > 0) queues.push(q), limits.push(Math.min(qRoom, room));
