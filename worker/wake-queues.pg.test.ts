@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import type { Sql } from '#shared/db/connect.js';
 import { CLAIM_JOBS } from '#shared/jobs/queue-sql.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
-import { WorkerPool, queueFor } from '../test/helpers/engine.js';
+import { WorkerPool, jobRow, queueFor } from '../test/helpers/engine.js';
 import { waitFor } from '../test/helpers/wait.js';
 
 // An idle worker serving every queue claimed from all of them on each wake-up: with 1,000 queues
@@ -32,7 +32,11 @@ function recordingClaims(sql: Sql): { sql: Sql; claims: string[][] } {
 /** Lets the claims of a worker's start (its first claim, and the one its LISTEN's set-up asks for) go by. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
-const statusOf = async (id: string) => (await db.sql<{ status: string }[]>`select status::text from leasehold.jobs where id = ${id}`)[0]!.status;
+const statusOf = async (id: string) => (await jobRow(db.sql, id)).status as string;
+
+/** How many of the jobs `ids` are in `status`. */
+const countIn = async (ids: string[], status: string) =>
+  (await db.sql`select 1 from leasehold.jobs where id = any(${ids}) and status = ${status}::leasehold.job_status`).length;
 
 test('a wake-up makes an idle worker claim from the queue it names; a job that came without one waits for the poll', async () => {
   const names = Array.from({ length: 300 }, (_, i) => `wake-${i}`);
@@ -75,7 +79,7 @@ test('jobs for two queues in one statement: each wake-up claims its own queue, a
     { kind: 'system.noop', queue: 'together-a' },
     { kind: 'system.noop', queue: 'together-b' },
   ]);
-  await waitFor(async () => (await db.sql`select 1 from leasehold.jobs where id = any(${ids}) and status = 'succeeded'`).length === 2, 'both jobs');
+  await waitFor(async () => (await countIn(ids, 'succeeded')) === 2, 'both jobs');
   const after = claims.slice(before);
   expect(new Set(after.flat())).toEqual(new Set(['together-a', 'together-b']));
 });
@@ -101,12 +105,12 @@ test('a queue left out for lack of room is claimed again when its slot frees, wh
   await pool.start({ sql: db.sql, settings: { queues: [{ name: 'capped', concurrency: 1 }, { name: 'open' }], concurrency: 2, pollMs: 60_000 } });
   const producer = queueFor(db.sql);
   const { ids } = await producer.enqueueMany(Array.from({ length: 6 }, () => ({ kind: 'system.sleep' as const, payload: { ms: 400 }, queue: 'capped' })));
-  await waitFor(async () => (await db.sql`select 1 from leasehold.jobs where id = any(${ids}) and status = 'running'`).length > 0, 'the capped queue to be at its cap');
+  await waitFor(async () => (await countIn(ids, 'running')) > 0, 'the capped queue to be at its cap');
   // Past the claim that found 'capped' without room and every other queue empty: the worker idles.
   await new Promise((resolve) => setTimeout(resolve, 150));
   // A wake-up for the other queue now, while 'capped' waits for its slot.
   const { id } = await producer.enqueue({ kind: 'system.noop', queue: 'open' });
   await waitFor(async () => (await statusOf(id)) === 'succeeded', "the other queue's job");
   // Every capped job runs, one after the other, long before the poll.
-  await waitFor(async () => (await db.sql`select 1 from leasehold.jobs where id = any(${ids}) and status = 'succeeded'`).length === 6, 'every capped job', 10_000);
+  await waitFor(async () => (await countIn(ids, 'succeeded')) === 6, 'every capped job', 10_000);
 });

@@ -241,7 +241,7 @@ export class Worker {
       void this.#refreshQueues().then(() => this.#onWake(null));
       return;
     }
-    this.#want(queue ?? undefined);
+    this.#want(queue);
     this.#maybeFetch();
   }
 
@@ -252,8 +252,8 @@ export class Worker {
    * 0.6–0.8 for one queue. Jobs that become ready without a wake-up (a retry's backoff running out,
    * a plain SQL insert) are found by the poll, as before.
    */
-  #want(queue?: string): void {
-    if (queue === undefined) this.#wakeQueues = undefined;
+  #want(queue: string | null = null): void {
+    if (queue === null) this.#wakeQueues = undefined;
     else if (!this.#wantFetch) this.#wakeQueues = new Set([queue]);
     else this.#wakeQueues?.add(queue);
     this.#wantFetch = true;
