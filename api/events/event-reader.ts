@@ -5,6 +5,7 @@ import { CHANNELS } from '#shared/jobs/notifier.js';
 import { PREPARED } from '#shared/jobs/queue-sql.js';
 import { READ_EVENTS, READ_START, type EventRow } from './event-sql.js';
 import { GapTracker, parseSnapshot } from './gap-tracker.js';
+import { WalFlush } from './wal-flush.js';
 
 /** One read's outcome, handed to the hub in order. */
 export interface EventBatch {
@@ -41,7 +42,8 @@ const PROBE_TIMEOUT_MS = 2_000;
  * The process's one reader of job_events: a LISTEN on `leasehold_events` and `leasehold_jobs`
  * (NOTIFY is only a wake-up) and one read per wake-up, whatever the number of clients. After a reconnect
  * (postgres.js re-LISTENs and calls onlisten) it catches up from the last id it passed, so a
- * PostgreSQL restart loses nothing; a poll covers a lost notification.
+ * PostgreSQL restart loses nothing; a poll covers a lost notification. Rows are handed on only
+ * once they are on disk (WalFlush), so no client sees an event that a crash could take back.
  */
 export class EventReader {
   #tracker: GapTracker<EventRow> | undefined;
@@ -51,6 +53,8 @@ export class EventReader {
   #stopped = false;
   #unlisten: (() => Promise<void>) | undefined;
   readonly #pageSize: number;
+  /** Rows go on only once they are on disk (claims commit without waiting for the flush). */
+  readonly walFlush: WalFlush;
   /** Failed reads in a row: retries back off from 100 ms up to the poll interval. */
   #failures = 0;
   /** When a notification (or a new LISTEN) last arrived, and when our own probe went out. */
@@ -64,6 +68,7 @@ export class EventReader {
 
   constructor(private readonly opts: EventReaderOptions) {
     this.#pageSize = opts.pageSize ?? 1_000;
+    this.walFlush = new WalFlush(opts.sql, opts.log);
   }
 
   /** The last id passed (0 before start). */
@@ -199,11 +204,13 @@ export class EventReader {
   async #readOnce(): Promise<{ more: boolean; holding: boolean }> {
     const tracker = this.#tracker!;
     const { lo, hi } = tracker.lateRanges();
-    const rows = await this.opts.sql.unsafe<(EventRow & { snap: string; page_rows: number; id: number | null })[]>(
+    const rows = await this.opts.sql.unsafe<(EventRow & { snap: string; durable: boolean; page_rows: number; id: number | null })[]>(
       READ_EVENTS,
       [tracker.cursor, this.#pageSize, lo, hi],
       PREPARED,
     );
+    // Before the tracker moves: a flush that fails leaves the cursor where it was, for the retry.
+    if (!rows[0]!.durable && rows[0]!.id !== null) await this.walFlush.ensure();
     const snap = parseSnapshot(rows[0]!.snap);
     const pageFull = rows[0]!.page_rows >= this.#pageSize;
     const events: EventRow[] = [];

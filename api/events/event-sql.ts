@@ -30,9 +30,13 @@ from s`;
  * The reader, on every wake-up: a page of events above the cursor ($1, at most $2 rows), plus the
  * watched ids that may arrive late ($3[i]..$4[i]), with the snapshot the statement saw (one
  * statement, one snapshot: the gap logic relies on it). Always one row at least, for the snapshot.
+ * `durable` is true when the WAL is flushed as far as it was written once the snapshot was taken:
+ * every transaction the snapshot sees wrote its commit record before it became visible, so all the
+ * rows read are on disk. Otherwise some may come from a transaction that committed without waiting
+ * for the flush (a claim, by default) and a crash could still take them back: see wal-flush.ts.
  */
 export const READ_EVENTS = `
-with s as materialized (select pg_current_snapshot()::text as snap),
+with s as materialized (select pg_current_snapshot()::text as snap, pg_current_wal_insert_lsn() as lsn),
 page as (
   select * from leasehold.job_events where id > $1::bigint order by id limit $2::int
 ),
@@ -41,10 +45,28 @@ late as (
   cross join lateral (select * from leasehold.job_events e where e.id between r.lo and r.hi) e
 ),
 rows as (select * from page union all select * from late)
-select s.snap, r.id::float8 as id, r.job_id, r.tenant_id, r.type, r.attempt, r.data, r.created_at,
+select s.snap, pg_current_wal_flush_lsn() >= s.lsn as durable,
+       r.id::float8 as id, r.job_id, r.tenant_id, r.type, r.attempt, r.data, r.created_at,
        (select count(*) from page)::int as page_rows
 from s left join rows r on true
 order by r.id`;
+
+/**
+ * Makes every commit visible so far durable: when the WAL is not yet flushed as far as it is
+ * written, a transactional logical message (no table, any wal_level; it gives the transaction an
+ * id, so its commit waits for the flush, which covers every record before its own) is committed
+ * with synchronous_commit on, whatever the connection's setting.
+ */
+export const FLUSH_WAL = `
+select set_config('synchronous_commit', 'on', true) as synchronous_commit,
+       case when pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() then false
+            else pg_logical_emit_message(true, 'leasehold', 'flush') is not null end as flushed`;
+
+/** Where the WAL is written to now: what WAL_FLUSHED waits for when FLUSH_WAL may not run. */
+export const WAL_WRITTEN = `select pg_current_wal_insert_lsn()::text as lsn`;
+
+/** True once the WAL is flushed to $1 (by another commit or the WAL writer, within wal_writer_delay). */
+export const WAL_FLUSHED = `select pg_current_wal_flush_lsn() >= $1::pg_lsn as flushed`;
 
 /** The public view's columns of `jobs j`, as a stream shows them (no result: a link instead). */
 const VIEW_COLUMNS = `
@@ -98,4 +120,4 @@ cross join lateral (
 where j.id = $1::uuid and j.tenant_id = $2::uuid`;
 
 /** Every statement above, for the test that prepares each one. */
-export const EVENT_STATEMENTS = { READ_START, READ_EVENTS, READ_JOB_VIEWS, REPLAY_EVENTS, REPLAY_JOB_EVENTS, READ_JOB_STREAM_START } as const;
+export const EVENT_STATEMENTS = { READ_START, READ_EVENTS, FLUSH_WAL, WAL_WRITTEN, WAL_FLUSHED, READ_JOB_VIEWS, REPLAY_EVENTS, REPLAY_JOB_EVENTS, READ_JOB_STREAM_START } as const;

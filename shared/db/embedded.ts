@@ -27,7 +27,8 @@ interface OwnerRecord {
   url?: string;
 }
 
-function alive(pid: number): boolean {
+/** True while process `pid` exists (EPERM: it does, as another user's). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

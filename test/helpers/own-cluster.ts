@@ -1,11 +1,12 @@
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type Sql } from '#shared/db/connect.js';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedded.js';
+import { alive, startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedded.js';
 import { freePort } from '#shared/db/free-port.js';
 import { migrate } from '#shared/db/migrator.js';
 import { testLog } from './engine.js';
+import { waitFor } from './wait.js';
 
 const DATA_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
 
@@ -21,12 +22,14 @@ export class OwnCluster {
     readonly rootDir: string,
     readonly port: number,
     private pg: EmbeddedPostgres | undefined,
+    private readonly settings: Record<string, string>,
   ) {}
 
-  static async start(name: string): Promise<OwnCluster> {
+  /** `settings`: server settings (`-c name=value`), kept across restarts. */
+  static async start(name: string, settings: Record<string, string> = {}): Promise<OwnCluster> {
     const rootDir = path.join(DATA_DIR, `test-${name}-${process.pid}`);
     const port = await freePort();
-    const cluster = new OwnCluster(rootDir, port, await startEmbeddedPostgres({ rootDir, port, log: testLog }));
+    const cluster = new OwnCluster(rootDir, port, await startEmbeddedPostgres({ rootDir, port, log: testLog, settings }), settings);
     const sql = connect(cluster.url, { max: 1 });
     try {
       await migrate(sql);
@@ -40,9 +43,9 @@ export class OwnCluster {
     return this.pg!.url;
   }
 
-  /** A pool on the cluster, ended by endPools(). */
-  open(max: number): Sql {
-    const sql = connect(this.url, { max });
+  /** A pool on the cluster (as another role: `url`), ended by endPools(). */
+  open(max: number, url = this.url): Sql {
+    const sql = connect(url, { max });
     this.#pools.push(sql);
     return sql;
   }
@@ -63,7 +66,20 @@ export class OwnCluster {
 
   /** Starts the server again on the same port and data. */
   async restart(): Promise<void> {
-    this.pg = await startEmbeddedPostgres({ rootDir: this.rootDir, port: this.port, log: testLog });
+    this.pg = await startEmbeddedPostgres({ rootDir: this.rootDir, port: this.port, log: testLog, settings: this.settings });
+  }
+
+  /**
+   * Crashes the server and starts it again: SIGQUIT is PostgreSQL's immediate shutdown, every
+   * process exits at once and WAL still in shared memory is lost, so the restart runs crash
+   * recovery from what reached the WAL files.
+   */
+  async crash(): Promise<void> {
+    const pid = Number(readFileSync(path.join(this.rootDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    process.kill(pid, 'SIGQUIT');
+    await waitFor(() => !alive(pid), 'the crashed PostgreSQL to exit', 30_000);
+    await this.stop();
+    await this.restart();
   }
 
   /** Ends the pools, stops the server and deletes its data. */
