@@ -89,8 +89,8 @@ const schema = z.object({
   WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(500),
   /** Trade the last few milliseconds of outcomes on a crash for throughput (those jobs re-run). */
   WORKER_SYNCHRONOUS_COMMIT: bool.default(true),
-  /** Claims commit without waiting for the WAL flush: a PostgreSQL crash may undo the last few ms of claims (those jobs run again; their `job.running` events vanish, and their ids may be reissued). */
-  WORKER_ASYNC_CLAIMS: bool.default(false),
+  /** Claims commit without waiting for the WAL flush; event streams still send nothing before it. A PostgreSQL crash may undo the last few ms of claims: those jobs run again, as after a worker crash. `false`: every claim waits for the flush. */
+  WORKER_ASYNC_CLAIMS: bool.default(true),
   /** The key `start` makes sure exists (admin scope, development tenant) and prints: any 1 to 512 visible ASCII characters, e.g. `demo-key-123`; unset: a generated key kept in LEASEHOLD_DATA_DIR/dev-api-key. */
   LEASEHOLD_API_KEY: optionalText.pipe(z.string().regex(OPERATOR_KEY, 'must be 1 to 512 visible ASCII characters, with no spaces').optional()),
   /** Bearer token Prometheus sends to GET /metrics (an admin API key works too); unset: admin keys only. */

@@ -33,7 +33,7 @@ export const DEFAULT_SETTINGS: WorkerSettings = {
   shutdownGraceMs: 10_000,
   batchSize: 500,
   abortGraceMs: 5_000,
-  asyncClaims: false,
+  asyncClaims: true,
 };
 
 /** Everything a worker needs; tests pass their own database, handlers and kinds. */

@@ -31,9 +31,9 @@ async function startWorker(sql: Sql, log: Logger, settings: { concurrency: numbe
 
 /**
  * Leasehold as it ships: JobQueue.enqueueMany (COPY from 2,000 rows) and a Worker with its own
- * pool of 10, default settings and durable commits (as `leasehold worker` with its defaults,
- * WORKER_SYNCHRONOUS_COMMIT=true and WORKER_ASYNC_CLAIMS=false: claims and outcomes wait for the
- * WAL flush); a `job_events` row for every transition.
+ * pool of 10 and default settings (as `leasehold worker` with its defaults: outcomes wait for the
+ * WAL flush, WORKER_SYNCHRONOUS_COMMIT=true; claims do not, WORKER_ASYNC_CLAIMS=true, and a crash
+ * may undo the last few ms of them); a `job_events` row for every transition.
  */
 export function leaseholdSystem(url: string, log: Logger): QueueSystem {
   const sql: Sql = connect(url, { max: 4, application: 'bench-producer' });

@@ -201,10 +201,11 @@ where tenant_id = $1::uuid and idempotency_key = any($2::text[])`;
  * of jobs_claim_idx is read in claim order (priority, run_at), so the claim stays an index scan
  * at any depth. The lease token is new per claim and fences every later write.
  * With $8 true the claim commits without waiting for the WAL flush, whatever the connection's
- * synchronous_commit (WORKER_ASYNC_CLAIMS, off by default): a claim lost in a PostgreSQL crash
+ * synchronous_commit (WORKER_ASYNC_CLAIMS, the default): a claim lost in a PostgreSQL crash
  * leaves its jobs queued, and the worker's outcomes for them are refused by the fence, so they run
- * again; any durable commit after it (a completion, a cost record) flushes it too. Its job.running
- * events vanish with it, possibly after streams sent them, which is why it is not the default.
+ * again, as after a worker crash; any durable commit after it (a completion, a cost record)
+ * flushes it too. Its job.running events vanish with it, so the event reader sends none before the
+ * flush (api/events/wal-flush.ts).
  */
 export const CLAIM_JOBS = `
 with async_commit as materialized (
