@@ -83,8 +83,8 @@ export class EventReader {
 
   /** Finds the newest event, then listens; events committed from then on are read. */
   async start(): Promise<void> {
-    const [start] = await this.opts.sql.unsafe<{ snap: string; max_id: number; ids: number[] }[]>(READ_START, [START_WINDOW], PREPARED);
-    const snap = parseSnapshot(start!.snap);
+    const [start] = await this.opts.sql.unsafe<{ snap: string; after: string; max_id: number; ids: number[] }[]>(READ_START, [START_WINDOW], PREPARED);
+    const snap = parseSnapshot(start!.snap, BigInt(start!.after));
     this.#tracker = new GapTracker<EventRow>(start!.max_id, this.opts.gapTimeoutMs);
     this.#tracker.watchMissing(Math.max(0, start!.max_id - START_WINDOW), start!.max_id, start!.ids, snap);
     await this.#listen();
@@ -204,14 +204,14 @@ export class EventReader {
   async #readOnce(): Promise<{ more: boolean; holding: boolean }> {
     const tracker = this.#tracker!;
     const { lo, hi } = tracker.lateRanges();
-    const rows = await this.opts.sql.unsafe<(EventRow & { snap: string; durable: boolean; page_rows: number; id: number | null })[]>(
+    const rows = await this.opts.sql.unsafe<(EventRow & { snap: string; after: string; durable: boolean; page_rows: number; id: number | null })[]>(
       READ_EVENTS,
       [tracker.cursor, this.#pageSize, lo, hi],
       PREPARED,
     );
     // Before the tracker moves: a flush that fails leaves the cursor where it was, for the retry.
     if (!rows[0]!.durable && rows[0]!.id !== null) await this.walFlush.ensure();
-    const snap = parseSnapshot(rows[0]!.snap);
+    const snap = parseSnapshot(rows[0]!.snap, BigInt(rows[0]!.after));
     const pageFull = rows[0]!.page_rows >= this.#pageSize;
     const events: EventRow[] = [];
     for (const r of rows) {

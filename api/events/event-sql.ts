@@ -16,27 +16,32 @@ export interface EventRow {
 
 /**
  * The reader, once per process start: the newest id and, in the same snapshot, which ids of the
- * last $1 below it are visible (the others may belong to transactions still open, so are watched).
+ * last $1 below it are visible (the others may belong to transactions still open, so are watched),
+ * and an xid taken after that snapshot (`after`: see gap-tracker.ts).
  */
 export const READ_START = `
 with s as materialized (
-  select pg_current_snapshot()::text as snap, coalesce((select max(id) from leasehold.job_events), 0) as max_id
+  select pg_current_snapshot()::text as snap, coalesce((select max(id) from leasehold.job_events), 0) as max_id,
+         pg_current_xact_id()::text as after
 )
-select s.snap, s.max_id::float8 as max_id,
+select s.snap, s.after, s.max_id::float8 as max_id,
        array(select id::float8 from leasehold.job_events where id > s.max_id - $1::bigint and id <= s.max_id order by id) as ids
 from s`;
 
 /**
  * The reader, on every wake-up: a page of events above the cursor ($1, at most $2 rows), plus the
  * watched ids that may arrive late ($3[i]..$4[i]), with the snapshot the statement saw (one
- * statement, one snapshot: the gap logic relies on it). Always one row at least, for the snapshot.
+ * statement, one snapshot: the gap logic relies on it), and an xid taken after that snapshot (`after`:
+ * see gap-tracker.ts). Always one row at least, for the snapshot.
  * `durable` is true when the WAL is flushed as far as it was written once the snapshot was taken:
  * every transaction the snapshot sees wrote its commit record before it became visible, so all the
  * rows read are on disk. Otherwise some may come from a transaction that committed without waiting
  * for the flush (a claim, by default) and a crash could still take them back: see wal-flush.ts.
  */
 export const READ_EVENTS = `
-with s as materialized (select pg_current_snapshot()::text as snap, pg_current_wal_insert_lsn() as lsn),
+with s as materialized (
+  select pg_current_snapshot()::text as snap, pg_current_xact_id()::text as after, pg_current_wal_insert_lsn() as lsn
+),
 page as (
   select * from leasehold.job_events where id > $1::bigint order by id limit $2::int
 ),
@@ -45,7 +50,7 @@ late as (
   cross join lateral (select * from leasehold.job_events e where e.id between r.lo and r.hi) e
 ),
 rows as (select * from page union all select * from late)
-select s.snap, pg_current_wal_flush_lsn() >= s.lsn as durable,
+select s.snap, s.after, pg_current_wal_flush_lsn() >= s.lsn as durable,
        r.id::float8 as id, r.job_id, r.tenant_id, r.type, r.attempt, r.data, r.created_at,
        (select count(*) from page)::int as page_rows
 from s left join rows r on true

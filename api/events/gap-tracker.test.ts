@@ -12,6 +12,22 @@ describe('GapTracker', () => {
     expect(finishedBy([100n, 103n], snap(104, 110, [104]))).toBe(true);
   });
 
+  test('xids from the snapshot\'s xmax up to one assigned after it count as running, until a later snapshot passes them', () => {
+    // 105 and 106 were assigned, and none at or above 105 had completed: xip does not list them.
+    expect(parseSnapshot('100:105:100', 107n)).toEqual({ xmin: 100n, xmax: 105n, xip: [100n, 105n, 106n] });
+    expect(finishedBy([106n], snap(100, 106))).toBe(false);
+    expect(finishedBy([106n], snap(100, 110, [106]))).toBe(false);
+    expect(finishedBy([106n], snap(100, 110, [108]))).toBe(true);
+  });
+
+  test('a hole whose writer sat above xmax holds the rows after it until that writer finishes', () => {
+    const t = new GapTracker(10, 60_000);
+    // Id 11's writer has xid 105; id 12's (104) committed; the reader's own xid was 106.
+    expect(ids(t.accept(rows(12), parseSnapshot('105:105:', 106n), false, 0).rows)).toEqual([]);
+    expect(t.holding).toBe(true);
+    expect(ids(t.accept(rows(11, 12), snap(107, 107), false, 10).rows)).toEqual([11, 12]);
+  });
+
   test('contiguous ids go out at once; a hole with no transaction open is settled at once', () => {
     const t = new GapTracker(10, 1_000);
     expect(ids(t.accept(rows(11, 12, 13), snap(50, 50), false, 0).rows)).toEqual([11, 12, 13]);

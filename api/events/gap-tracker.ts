@@ -6,10 +6,15 @@
  * Every read comes with the snapshot it saw (`pg_current_snapshot()`, same statement). A missing id
  * below a visible one was taken before that visible row committed, so before the snapshot; its
  * writer already held an xid then (every writer inserts events after writing jobs in the same
- * transaction: see sql/migrations/0001 and 0007), so that writer was either in the snapshot's
- * in-progress list (`xip`) or has aborted. Each read therefore leaves a checkpoint
- * "everything up to `hi` is settled once every xid of `xip` has finished". Once a later snapshot
- * shows all of them finished, the ids up to `hi` that are still missing never will appear.
+ * transaction: see sql/migrations/0001 and 0007), so that writer was either still running at the
+ * snapshot or has aborted. The running ones are the snapshot's in-progress list (`xip`) and every
+ * xid from its `xmax` up to one assigned after it: `xmax` is one past the newest *completed*
+ * transaction, so a writer whose xid is above that (it took its xid before the writer of a visible
+ * row did, and committed later) is running but not listed. The reader's statement takes an xid
+ * of its own after its snapshot for that bound (`parseSnapshot`'s `after`). Each read therefore
+ * leaves a checkpoint "everything up to `hi` is settled once every one of those xids has finished".
+ * Once a later snapshot shows all of them finished, the ids up to `hi` that are still missing never
+ * will appear.
  *
  * A transaction that wrote an event and then sat idle must not freeze every stream: after
  * `gapTimeoutMs` the reader moves past the hole, but keeps watching the ids it skipped and
@@ -23,16 +28,25 @@ export interface Snapshot {
   xip: bigint[];
 }
 
-/** Parses `pg_current_snapshot()::text`. */
-export function parseSnapshot(text: string): Snapshot {
+/**
+ * Parses `pg_current_snapshot()::text`. With `after`, an xid assigned after the snapshot was taken,
+ * every xid in [xmax, after) joins `xip`: those were assigned and had not completed when the
+ * snapshot was taken (or were assigned just after it, and only wait a little longer).
+ */
+export function parseSnapshot(text: string, after?: bigint): Snapshot {
   const [xmin, xmax, xip] = text.split(':');
   if (xmin === undefined || xmax === undefined || xip === undefined) throw new Error(`not a snapshot: ${text}`);
-  return { xmin: BigInt(xmin), xmax: BigInt(xmax), xip: xip === '' ? [] : xip.split(',').map((x) => BigInt(x)) };
+  const s: Snapshot = { xmin: BigInt(xmin), xmax: BigInt(xmax), xip: xip === '' ? [] : xip.split(',').map((x) => BigInt(x)) };
+  if (after !== undefined) for (let x = s.xmax; x < after; x++) s.xip.push(x);
+  return s;
 }
 
-/** True when every xid of `xids` (all in progress at some earlier snapshot) has finished by `s`. */
+/**
+ * True when every xid of `xids` (all in progress at some earlier snapshot) has finished by `s`:
+ * below its `xmin`, or below its `xmax` and not in its in-progress list.
+ */
 export function finishedBy(xids: readonly bigint[], s: Snapshot): boolean {
-  for (const x of xids) if (x >= s.xmin && s.xip.includes(x)) return false;
+  for (const x of xids) if (x >= s.xmin && (x >= s.xmax || s.xip.includes(x))) return false;
   return true;
 }
 
