@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Sql } from '#shared/db/connect.js';
 import { CHANNELS, EVENTS_GAP_MS, Notifier } from '#shared/jobs/notifier.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { jobRow, testLog } from '../test/helpers/engine.js';
+import { interceptUnsafe } from '../test/helpers/intercept-unsafe.js';
 import { insertJobs } from '../test/helpers/job-factory.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { Completer, type FlushReport } from './completer.js';
@@ -88,18 +88,13 @@ describe('the event wake-up rides in the successes statement', () => {
   test('a wake-up taken by a statement that failed is given back to the Notifier', async () => {
     let failNext = true;
     // The first COMPLETE_JOBS fails as a lost connection would; the retry goes through.
-    const flaky = new Proxy(db.sql, {
-      get: (target, key, receiver) =>
-        key === 'unsafe'
-          ? (text: string, ...rest: unknown[]) => {
-              if (failNext && text.includes('with done as')) {
-                failNext = false;
-                return Promise.reject(new Error('connection lost'));
-              }
-              return (target.unsafe as (...a: unknown[]) => unknown)(text, ...rest);
-            }
-          : Reflect.get(target, key, receiver),
-    }) as Sql;
+    const flaky = interceptUnsafe(db.sql, (text, _params, run) => {
+      if (failNext && text.includes('with done as')) {
+        failNext = false;
+        return Promise.reject(new Error('connection lost'));
+      }
+      return run();
+    });
     const given: string[] = [];
     let takes = 0;
     const notifier = { takeEventsWake: () => (takes++, true), notify: (channel: string) => void given.push(channel) };

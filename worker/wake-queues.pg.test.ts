@@ -3,6 +3,7 @@ import type { Sql } from '#shared/db/connect.js';
 import { CLAIM_JOBS } from '#shared/jobs/queue-sql.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { WorkerPool, jobRow, queueFor } from '../test/helpers/engine.js';
+import { interceptUnsafe } from '../test/helpers/intercept-unsafe.js';
 import { waitFor } from '../test/helpers/wait.js';
 
 // An idle worker serving every queue claimed from all of them on each wake-up: with 1,000 queues
@@ -17,14 +18,9 @@ afterAll(() => db.drop());
 /** The pool, recording the queue list of every claim sent through it; each statement runs as sent. */
 function recordingClaims(sql: Sql): { sql: Sql; claims: string[][] } {
   const claims: string[][] = [];
-  const recording = new Proxy(sql, {
-    get(target, prop, receiver) {
-      if (prop !== 'unsafe') return Reflect.get(target, prop, receiver);
-      return (query: string, params?: never[], opts?: never) => {
-        if (query === CLAIM_JOBS) claims.push([...((params as unknown[])[0] as string[])]);
-        return target.unsafe(query, params, opts);
-      };
-    },
+  const recording = interceptUnsafe(sql, (text, params, run) => {
+    if (text === CLAIM_JOBS) claims.push([...(params![0] as string[])]);
+    return run();
   });
   return { sql: recording, claims };
 }

@@ -204,13 +204,13 @@ export class EventReader {
   async #readOnce(): Promise<{ more: boolean; holding: boolean }> {
     const tracker = this.#tracker!;
     const { lo, hi } = tracker.lateRanges();
-    const rows = await this.opts.sql.unsafe<(EventRow & { snap: string; after: string; durable: boolean; page_rows: number; id: number | null })[]>(
+    const rows = await this.opts.sql.unsafe<(EventRow & { snap: string; after: string; lsn: string; durable: boolean; page_rows: number; id: number | null })[]>(
       READ_EVENTS,
       [tracker.cursor, this.#pageSize, lo, hi],
       PREPARED,
     );
     // Before the tracker moves: a flush that fails leaves the cursor where it was, for the retry.
-    if (!rows[0]!.durable && rows[0]!.id !== null) await this.walFlush.ensure();
+    if (!rows[0]!.durable && rows[0]!.id !== null) await this.walFlush.ensure(rows[0]!.lsn);
     const snap = parseSnapshot(rows[0]!.snap, BigInt(rows[0]!.after));
     const pageFull = rows[0]!.page_rows >= this.#pageSize;
     const events: EventRow[] = [];

@@ -50,25 +50,22 @@ late as (
   cross join lateral (select * from leasehold.job_events e where e.id between r.lo and r.hi) e
 ),
 rows as (select * from page union all select * from late)
-select s.snap, s.after, pg_current_wal_flush_lsn() >= s.lsn as durable,
+select s.snap, s.after, s.lsn::text as lsn, pg_current_wal_flush_lsn() >= s.lsn as durable,
        r.id::float8 as id, r.job_id, r.tenant_id, r.type, r.attempt, r.data, r.created_at,
        (select count(*) from page)::int as page_rows
 from s left join rows r on true
 order by r.id`;
 
 /**
- * Makes every commit visible so far durable: when the WAL is not yet flushed as far as it is
- * written, a transactional logical message (no table, any wal_level; it gives the transaction an
- * id, so its commit waits for the flush, which covers every record before its own) is committed
- * with synchronous_commit on, whatever the connection's setting.
+ * Makes the WAL durable up to $1 (a read's `lsn`): unless it is flushed that far already, a
+ * transactional logical message (no table, any wal_level; it gives the transaction an id, so its
+ * commit waits for the flush, which covers every record before its own) is committed with
+ * synchronous_commit on, whatever the connection's setting.
  */
 export const FLUSH_WAL = `
 select set_config('synchronous_commit', 'on', true) as synchronous_commit,
-       case when pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() then false
+       case when pg_current_wal_flush_lsn() >= $1::pg_lsn then false
             else pg_logical_emit_message(true, 'leasehold', 'flush') is not null end as flushed`;
-
-/** Where the WAL is written to now: what WAL_FLUSHED waits for when FLUSH_WAL may not run. */
-export const WAL_WRITTEN = `select pg_current_wal_insert_lsn()::text as lsn`;
 
 /** True once the WAL is flushed to $1 (by another commit or the WAL writer, within wal_writer_delay). */
 export const WAL_FLUSHED = `select pg_current_wal_flush_lsn() >= $1::pg_lsn as flushed`;
@@ -125,4 +122,4 @@ cross join lateral (
 where j.id = $1::uuid and j.tenant_id = $2::uuid`;
 
 /** Every statement above, for the test that prepares each one. */
-export const EVENT_STATEMENTS = { READ_START, READ_EVENTS, FLUSH_WAL, WAL_WRITTEN, WAL_FLUSHED, READ_JOB_VIEWS, REPLAY_EVENTS, REPLAY_JOB_EVENTS, READ_JOB_STREAM_START } as const;
+export const EVENT_STATEMENTS = { READ_START, READ_EVENTS, FLUSH_WAL, WAL_FLUSHED, READ_JOB_VIEWS, REPLAY_EVENTS, REPLAY_JOB_EVENTS, READ_JOB_STREAM_START } as const;

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '#shared/db/connect.js';
 import type { Logger } from '#shared/log.js';
 import { PREPARED } from '#shared/jobs/queue-sql.js';
-import { FLUSH_WAL, WAL_FLUSHED, WAL_WRITTEN } from './event-sql.js';
+import { FLUSH_WAL, WAL_FLUSHED } from './event-sql.js';
 
 // PostgreSQL's insufficient_privilege and undefined_function: a server where the logical message
 // may not be emitted (EXECUTE revoked, or a fork without it).
@@ -21,7 +21,7 @@ const POLL_MS = 5;
  */
 export class WalFlush {
   #canEmit = true;
-  /** Flushes forced, and flushes waited for (tests and metrics read them). */
+  /** Flushes forced, and flushes waited for (tests read them). */
   forced = 0;
   waited = 0;
 
@@ -30,11 +30,11 @@ export class WalFlush {
     private readonly log: Logger,
   ) {}
 
-  /** Resolves once every commit visible before the call is on disk. */
-  async ensure(): Promise<void> {
+  /** Resolves once the WAL is on disk up to `lsn`: where a read found it written to. */
+  async ensure(lsn: string): Promise<void> {
     if (this.#canEmit) {
       try {
-        const [row] = await this.sql.unsafe<{ flushed: boolean }[]>(FLUSH_WAL, [], PREPARED);
+        const [row] = await this.sql.unsafe<{ flushed: boolean }[]>(FLUSH_WAL, [lsn], PREPARED);
         if (row!.flushed) this.forced++;
         return;
       } catch (err) {
@@ -44,10 +44,9 @@ export class WalFlush {
         this.log.warn({ code }, 'pg_logical_emit_message is not allowed here: event streams wait for the WAL writer instead (up to wal_writer_delay)');
       }
     }
-    const [written] = await this.sql.unsafe<{ lsn: string }[]>(WAL_WRITTEN, [], PREPARED);
     this.waited++;
     for (;;) {
-      const [row] = await this.sql.unsafe<{ flushed: boolean }[]>(WAL_FLUSHED, [written!.lsn], PREPARED);
+      const [row] = await this.sql.unsafe<{ flushed: boolean }[]>(WAL_FLUSHED, [lsn], PREPARED);
       if (row!.flushed) return;
       await sleep(POLL_MS);
     }

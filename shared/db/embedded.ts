@@ -45,7 +45,8 @@ async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: num
   }
 }
 
-function readPostmasterPid(dataDir: string): number | undefined {
+/** The pid in a data directory's postmaster.pid; undefined when there is none. */
+export function readPostmasterPid(dataDir: string): number | undefined {
   try {
     const pid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;

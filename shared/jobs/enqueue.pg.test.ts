@@ -3,9 +3,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { JobQueue, SYSTEM_TENANT, insertJobs } from '#shared/jobs/queue.js';
 import { Notifier } from '#shared/jobs/notifier.js';
 import { CLAIM_JOBS, INSERT_JOB_AND_WAKE } from '#shared/jobs/queue-sql.js';
-import type { Sql } from '#shared/db/connect.js';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.js';
 import { WorkerPool, eventTypes, jobRow, queueFor } from '../../test/helpers/engine.js';
+import { interceptUnsafe } from '../../test/helpers/intercept-unsafe.js';
 import { waitFor } from '../../test/helpers/wait.js';
 
 let db: TestDatabase;
@@ -77,10 +77,7 @@ describe('enqueue', () => {
       const runAt = new Date(Date.now() + 3_600_000);
       // The statements the producer sends, to see which form carried the job.
       const sent: string[] = [];
-      const recording = new Proxy(db.sql, {
-        get: (target, key, receiver) =>
-          key === 'unsafe' ? (text: string, ...rest: unknown[]) => (sent.push(text), (target.unsafe as (...a: unknown[]) => unknown)(text, ...rest)) : Reflect.get(target, key, receiver),
-      }) as Sql;
+      const recording = interceptUnsafe(db.sql, (text, _params, run) => (sent.push(text), run()));
       const { id } = await new JobQueue(recording, new Notifier(db.sql)).enqueue({
         kind: 'test.options',
         queue: 'every-option',

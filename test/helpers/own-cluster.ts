@@ -1,8 +1,8 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type Sql } from '#shared/db/connect.js';
-import { alive, startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedded.js';
+import { alive, readPostmasterPid, startEmbeddedPostgres, type EmbeddedPostgres } from '#shared/db/embedded.js';
 import { freePort } from '#shared/db/free-port.js';
 import { migrate } from '#shared/db/migrator.js';
 import { testLog } from './engine.js';
@@ -75,7 +75,8 @@ export class OwnCluster {
    * recovery from what reached the WAL files.
    */
   async crash(): Promise<void> {
-    const pid = Number(readFileSync(path.join(this.rootDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const pid = readPostmasterPid(path.join(this.rootDir, 'pg'));
+    if (pid === undefined) throw new Error(`no postmaster.pid under ${this.rootDir}`);
     process.kill(pid, 'SIGQUIT');
     await waitFor(() => !alive(pid), 'the crashed PostgreSQL to exit', 30_000);
     await this.stop();
