@@ -29,14 +29,14 @@ import { pgBossSystem } from './systems/pg-boss.js';
 import { plainSqlSystem } from './systems/plain-sql.js';
 import { benchServerSettings, describeWal, walInitZeroOption } from './server-settings.js';
 import { takeSampleWindows, type QueueSystem } from './systems/system.js';
-import { median, pct } from './stats.js';
+import { median, pct, pctRatioInterval } from './stats.js';
 import { yardstickMs } from './yardstick.js';
 
 const { values: opts } = parseArgs({
   options: {
     jobs: { type: 'string', default: '20000' },
     bulk: { type: 'string', default: '100000' },
-    samples: { type: 'string', default: '1500' },
+    samples: { type: 'string', default: '6000' },
     rounds: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '10,50,100,200' },
     only: { type: 'string', default: 'leasehold,graphile-worker,pg-boss' },
@@ -142,9 +142,10 @@ async function main() {
       for (const s of systems) results.get(s)!.processing[c] = figures.get(s)!;
     }
     // Latency too is sampled in interleaved rounds (a share of the samples per system per round):
-    // sampled one system after the other, a noisy minute fell on one of them only. 1,500 samples:
-    // the p99 of 600 was their 6th slowest, and on this host a handful of scheduling stalls moved
-    // it by half.
+    // sampled one system after the other, a noisy minute fell on one of them only. 6,000 samples:
+    // the p99 of 1,500 is their 15th slowest, and which samples a burst of scheduling stalls lands
+    // on moved it by a quarter between identical runs (its block-bootstrap interval, printed with
+    // the ratio, spanned about ±20 %).
     const latencies = new Map<QueueSystem, number[]>(systems.map((s) => [s, []]));
     const windows = new Map<QueueSystem, [number, number][]>(systems.map((s) => [s, []]));
     const perRound = Math.ceil(Number(opts.samples) / ROUNDS);
@@ -169,6 +170,7 @@ async function main() {
     };
     const out = Object.fromEntries([...results].map(([s, r]) => [s.name, { ...r, best: best(r) }]));
     const lh = out.leasehold;
+    const samplesOf = new Map(systems.map((s) => [s.name, latencies.get(s)!]));
     const ratios = Object.fromEntries(
       Object.entries(out)
         .filter(([name]) => name !== 'leasehold' && lh)
@@ -180,6 +182,7 @@ async function main() {
             best_vs_best: +(lh!.best.rate / r.best.rate).toFixed(2),
             latency_p50: +(lh!.latency_ms.p50 / r.latency_ms.p50).toFixed(2),
             latency_p99: +(lh!.latency_ms.p99 / r.latency_ms.p99).toFixed(2),
+            latency_p99_interval: pctRatioInterval(samplesOf.get('leasehold')!, samplesOf.get(name)!, 99).map((x) => +x.toFixed(2)),
           },
         ]),
     );
@@ -209,7 +212,9 @@ async function main() {
     console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
     for (const r of rows) console.log(line(r));
     for (const [name, r] of Object.entries(ratios)) {
-      console.log(`leasehold / ${name}: ${Object.entries(r).map(([k, v]) => `${k} ${v}×`).join(', ')} (latency: lower is better)`);
+      const { latency_p99_interval: [lo, hi], ...plain } = r;
+      const listed = Object.entries(plain).map(([k, v]) => `${k} ${v}×${k === 'latency_p99' ? ` (90 % interval ${lo}–${hi}×)` : ''}`);
+      console.log(`leasehold / ${name}: ${listed.join(', ')} (latency: lower is better)`);
     }
     for (const [name, t] of tails ?? []) {
       const took = t.in_gc ? ` (${t.gc_ms.join(', ')} ms)` : '';

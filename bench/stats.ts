@@ -3,3 +3,36 @@ export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Ma
 
 /** The p-th percentile (0–100) of `xs`: the element at index ⌊p/100·n⌋ once sorted, the last at most. */
 export const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+/**
+ * A 90 % interval for pct(a, p) / pct(b, p), by a moving-block bootstrap: each series is resampled
+ * as runs of `block` consecutive samples, because this host's stalls come in bursts (several
+ * samples in a row), so neighbouring samples are not independent. Seeded: the same samples give
+ * the same interval.
+ */
+export function pctRatioInterval(a: number[], b: number[], p: number, block = 50, resamples = 1_000): [number, number] {
+  const random = mulberry32(0x1ea5e);
+  const resample = (xs: number[]): number[] => {
+    const out: number[] = [];
+    const starts = Math.max(1, xs.length - block + 1);
+    while (out.length < xs.length) {
+      const s = Math.floor(random() * starts);
+      for (let i = s; i < s + block && out.length < xs.length && i < xs.length; i++) out.push(xs[i]!);
+    }
+    return out;
+  };
+  const ratios = Array.from({ length: resamples }, () => pct(resample(a), p) / pct(resample(b), p)).sort((x, y) => x - y);
+  return [ratios[Math.floor(0.05 * resamples)]!, ratios[Math.ceil(0.95 * resamples) - 1]!];
+}
+
+/** A small seeded generator of uniform numbers in [0, 1) (mulberry32). */
+function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
