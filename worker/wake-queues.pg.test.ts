@@ -110,3 +110,60 @@ test('a queue left out for lack of room is claimed again when its slot frees, wh
   // Every capped job runs, one after the other, long before the poll.
   await waitFor(async () => (await countIn(ids, 'succeeded')) === 6, 'every capped job', 10_000);
 });
+
+/** `n` queued no-op jobs in `queue`, inserted as plain SQL: no wake-up announces them. */
+const insertQuiet = async (queue: string, n: number): Promise<string[]> =>
+  (await db.sql<{ id: string }[]>`
+    insert into leasehold.jobs (kind, queue) select 'system.noop', ${queue} from generate_series(1, ${n}::int)
+    returning id`).map((r) => r.id);
+
+test("a backlog's claims lead with the busy queue, so they stop before the empty ones", async () => {
+  const names = Array.from({ length: 300 }, (_, i) => `backlog-empty-${i}`);
+  await db.sql`insert into leasehold.queues (name) select unnest(${names}::text[]) on conflict do nothing`;
+  const ids = await insertQuiet('backlog-busy', 400);
+  const { sql, claims } = recordingClaims(db.sql);
+  // One job a claim: 400 jobs take hundreds of claims, every one of them behind a full one.
+  await pool.start({ sql, settings: { queues: 'all', concurrency: 1, batchSize: 1, pollMs: 60_000 } });
+  await waitFor(async () => (await countIn(ids, 'succeeded')) === 400, 'the backlog to drain', 20_000);
+
+  const full = claims.slice(1).filter((c) => c.length > 300);
+  expect(full.length).toBeGreaterThan(200);
+  // Plain rotation would put the busy queue first in one claim of 301; busy-first puts it first in
+  // seven of every eight (the eighth is plain rotation).
+  const leading = full.filter((c) => c[0] === 'backlog-busy').length;
+  expect(leading / full.length).toBeGreaterThan(0.8);
+});
+
+test('a backlog of one queue does not starve a quiet queue whose job no wake-up announced', async () => {
+  const names = Array.from({ length: 50 }, (_, i) => `starve-empty-${i}`);
+  await db.sql`insert into leasehold.queues (name) select unnest(${[...names, 'starve-quiet']}::text[]) on conflict do nothing`;
+  const busy = await insertQuiet('starve-busy', 1_000);
+  // Claims of one row, so the busy queue alone fills each (a queue without room for more would
+  // send the claim on to the others).
+  await pool.start({ sql: db.sql, settings: { queues: 'all', concurrency: 10, batchSize: 1, pollMs: 60_000 } });
+  // The backlog is under way, its claims led by the busy queue, when the quiet job arrives.
+  await waitFor(async () => (await countIn(busy, 'succeeded')) >= 20, 'the backlog to start');
+  const [quiet] = await insertQuiet('starve-quiet', 1);
+  await waitFor(async () => (await statusOf(quiet!)) === 'succeeded', 'the quiet job', 20_000);
+  // Found by the plain rotation among the backlog's claims (every eighth), not once the backlog
+  // drained, nor by the poll a minute away.
+  const [row] = await db.sql<{ between: number }[]>`
+    select count(*)::int as between from leasehold.jobs b, leasehold.jobs q
+    where b.id = any(${busy}) and q.id = ${quiet!} and b.started_at > q.created_at and b.started_at < q.started_at`;
+  expect(await countIn(busy, 'succeeded')).toBeLessThan(1_000 - 100);
+  expect(row!.between).toBeLessThan(300);
+});
+
+test('two busy queues take turns at the front of a backlog\'s claims', async () => {
+  const a = await insertQuiet('turns-a', 200);
+  const b = await insertQuiet('turns-b', 200);
+  await pool.start({ sql: db.sql, settings: { queues: 'all', concurrency: 10, batchSize: 1, pollMs: 60_000 } });
+  await waitFor(async () => (await countIn([...a, ...b], 'succeeded')) === 400, 'both backlogs', 20_000);
+  // Of the first 100 jobs started, each queue had a fair share; served in one fixed order, one
+  // queue would have had them all.
+  const first = await db.sql<{ queue: string }[]>`
+    select queue from leasehold.jobs where id = any(${[...a, ...b]}) order by started_at, id limit 100`;
+  const fromA = first.filter((r) => r.queue === 'turns-a').length;
+  expect(fromA).toBeGreaterThan(25);
+  expect(fromA).toBeLessThan(75);
+});

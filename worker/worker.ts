@@ -19,6 +19,7 @@ import { leaseBudgetMs, startHeartbeat } from './heartbeat.js';
 import { startReclaimer } from './reclaimer.js';
 import { WorkerMetrics } from './worker-metrics.js';
 import { DEFAULT_SETTINGS, type WorkerOptions, type WorkerSettings } from './worker-settings.js';
+import { QueuePlanner } from './queue-planner.js';
 import { forgetVanishedQueues } from './vanished-queues.js';
 
 const MAX_CLAIMS_IN_FLIGHT = 2;
@@ -47,26 +48,15 @@ export class Worker {
   readonly #runningPerQueue = new Map<string, number>();
   /** Buffered plus running jobs per queue: what per-queue room is measured against. */
   readonly #activePerQueue = new Map<string, number>();
-  #queues: string[] = [];
   #paused = new Set<string>();
   /** The kinds claims ask for: every handled kind, less the paid ones while the governor's brake is on. */
   #claimKinds: string[] = [];
   /** Why the governor holds paid kinds (the global daily ceiling is reached), read with each queue refresh. */
   #brake: string | null = null;
-  #queueOffset = 0;
-  #wantFetch = true;
-  /**
-   * While a claim is wanted only because wake-ups named their queues: those queues. Undefined when
-   * the claim must look at every served queue (start, poll, backlog, retry, a freed slot).
-   */
-  #wakeQueues: Set<string> | undefined;
+  /** Which queues the next claim covers, in what order, and whether one is wanted. */
+  readonly #planner = new QueuePlanner();
   /** The last claim came back full: the queues hold more, so a second claim may go out at once. */
   #backlog = false;
-  /**
-   * Queues left out of the last claim for lack of room. A claim that found every other queue empty
-   * says "drained"; releasing a job of one of these must claim again rather than wait for the poll.
-   */
-  readonly #leftOut = new Set<string>();
   readonly #sizing: ClaimSizing;
   /** Consecutive failed claims, and when the next may be tried (backoff up to MAX_CLAIM_BACKOFF_MS). */
   #claimFailures = 0;
@@ -233,7 +223,7 @@ export class Worker {
     // A notification (or the listener reconnecting) proves the database answers again: whatever
     // backoff failed claims had built up must not delay the job that was just announced.
     this.#claimRetryAt = 0;
-    if (queue !== null && (this.#paused.has(queue) || !this.#queues.includes(queue))) {
+    if (queue !== null && (this.#paused.has(queue) || !this.#planner.queues.includes(queue))) {
       // Another worker's queue: nothing to claim, and nothing to read again.
       const served = this.settings.queues;
       if (served !== 'all' && !served.some((q) => q.name === queue)) return;
@@ -241,28 +231,18 @@ export class Worker {
       void this.#refreshQueues().then(() => this.#onWake(null));
       return;
     }
-    this.#want(queue);
+    // Every new job's wake-up names its queue, so an idle worker need not look at the others. Jobs
+    // that become ready without a wake-up (a retry's backoff running out, a plain SQL insert) are
+    // found by the poll or, during a backlog, by the claims that lead with the quiet queues
+    // (QueuePlanner).
+    this.#planner.want(queue);
     this.#maybeFetch();
-  }
-
-  /**
-   * Asks for a claim: of every served queue, or (a wake-up naming it) of `queue` and whatever other
-   * queues wake-ups named since the last claim. Every new job's wake-up names its queue, so an idle
-   * worker need not look at the others: with 1,000 queues that claim took p50 5.4–5.8 ms against
-   * 0.6–0.8 for one queue. Jobs that become ready without a wake-up (a retry's backoff running out,
-   * a plain SQL insert) are found by the poll, as before.
-   */
-  #want(queue: string | null = null): void {
-    if (queue === null) this.#wakeQueues = undefined;
-    else if (!this.#wantFetch) this.#wakeQueues = new Set([queue]);
-    else this.#wakeQueues?.add(queue);
-    this.#wantFetch = true;
   }
 
   #schedulePoll(): void {
     this.#pollTimer = setTimeout(async () => {
       await this.#refreshQueues();
-      this.#want();
+      this.#planner.want();
       this.#maybeFetch();
       if (!this.#stopping) this.#schedulePoll();
     }, this.settings.pollMs);
@@ -278,7 +258,7 @@ export class Worker {
       this.#paused = new Set(rows.filter((r) => r.paused).map((r) => r.name));
       const served = this.settings.queues;
       const wanted = served === 'all' ? rows.map((r) => r.name) : served.map((q) => q.name);
-      this.#queues = wanted.filter((q) => !this.#paused.has(q));
+      this.#planner.queues = wanted.filter((q) => !this.#paused.has(q));
       // Queues retention deleted leave no counts or metric series behind.
       if (served === 'all') forgetVanishedQueues(new Set(wanted), [this.#activePerQueue, this.#runningPerQueue, this.#requestedPerQueue], this.#metrics, this.#missedQueues);
     } catch (err) {
@@ -310,24 +290,10 @@ export class Worker {
   #claimPlan(): ClaimPlan | undefined {
     const open = this.#sizing.room(this.settings.concurrency, this.#running + this.#buffer.length + this.#requested);
     if (!open || this.#completer.size > 4 * open.capacity) return undefined;
-    const { room } = open;
-    const queues: string[] = [];
-    const limits: number[] = [];
-    const n = this.#queues.length;
-    const only = this.#wakeQueues;
-    // A claim of the woken queues alone says nothing of the others: those left out stay left out.
-    if (!only) this.#leftOut.clear();
-    for (let i = 0; i < n; i++) {
-      const q = this.#queues[(this.#queueOffset + i) % n]!;
-      if (only && !only.has(q)) continue;
-      this.#leftOut.delete(q);
+    return this.#planner.plan(open.room, (q) => {
       const cap = this.#queueCap(q);
-      const qRoom = cap + this.#sizing.prefetch(cap) - (this.#activePerQueue.get(q) ?? 0) - (this.#requestedPerQueue.get(q) ?? 0);
-      if (qRoom > 0) queues.push(q), limits.push(Math.min(qRoom, room));
-      else this.#leftOut.add(q);
-    }
-    this.#queueOffset = (this.#queueOffset + 1) % Math.max(1, n);
-    return queues.length ? { queues, limits, total: room } : undefined;
+      return cap + this.#sizing.prefetch(cap) - (this.#activePerQueue.get(q) ?? 0) - (this.#requestedPerQueue.get(q) ?? 0);
+    });
   }
 
   /**
@@ -335,7 +301,7 @@ export class Worker {
    * here) is far longer than short handlers take, so a second claim in flight keeps the slots fed.
    */
   #maybeFetch(): void {
-    while (this.#started && !this.#stopping && this.#wantFetch && this.#fetching.size < MAX_CLAIMS_IN_FLIGHT) {
+    while (this.#started && !this.#stopping && this.#planner.wanted && this.#fetching.size < MAX_CLAIMS_IN_FLIGHT) {
       if (Date.now() < this.#claimRetryAt) {
         // Timers may fire a millisecond before Date.now() reaches their deadline: come back then,
         // or a failed claim's retry would wait for the next NOTIFY or poll.
@@ -347,8 +313,7 @@ export class Worker {
       // Behind a full claim there are likely more jobs: a second claim may go out before this one
       // is back (ClaimSizing.claimsAhead). Otherwise one at a time, until this one says whether
       // more are waiting.
-      this.#wantFetch = false;
-      if (this.#backlog && this.#sizing.claimsAhead) this.#want();
+      if (this.#backlog && this.#sizing.claimsAhead) this.#planner.want(null, true);
       this.#reserve(plan, 1);
       const claim: Promise<void> = this.#claim(plan)
         .then(
@@ -357,7 +322,7 @@ export class Worker {
             // A queue that filled its limit may hold more; otherwise the queues are drained until
             // a NOTIFY or the poll says otherwise.
             this.#backlog = maybeMore;
-            if (maybeMore) this.#want();
+            if (maybeMore) this.#planner.want(null, true);
           },
           (err: unknown) => {
             // Try again soon by ourselves: a wake-up that arrived while this claim was failing
@@ -366,7 +331,7 @@ export class Worker {
             this.#backlog = false;
             const delayMs = Math.min(this.settings.pollMs, MAX_CLAIM_BACKOFF_MS, 50 * 2 ** Math.min(this.#claimFailures, 10));
             this.#claimRetryAt = Date.now() + delayMs;
-            this.#want();
+            this.#planner.want();
             this.#retryClaimAt(this.#claimRetryAt);
             this.#log.warn({ err, retry_in_ms: delayMs }, 'claim failed');
           },
@@ -378,7 +343,7 @@ export class Worker {
           // this claim may have read the queue before jobs that a wake-up announced meanwhile
           // (the wake-up's own claim could not take them, for lack of room), and nothing else
           // would claim them before the poll.
-          if (plan.queues.some((q) => this.#leftOut.has(q))) this.#want();
+          for (const q of plan.queues) if (this.#planner.leftOut(q)) this.#planner.want(q);
           // The claim's jobs were started in #take; a slot freed since starts the next in #finish.
           this.#maybeFetch();
         });
@@ -461,10 +426,10 @@ export class Worker {
     if (rows.length) this.#notifier.notify(CHANNELS.events, '', true);
     this.#sizing.claimed(claimMs);
     this.#metrics.claimed(claimMs, rows);
-    if (rows.length >= plan.total) return true;
     const perQueue = new Map<string, number>();
     for (const job of rows) perQueue.set(job.queue, (perQueue.get(job.queue) ?? 0) + 1);
-    return plan.queues.some((q, i) => (perQueue.get(q) ?? 0) >= plan.limits[i]!);
+    this.#planner.claimed(plan, perQueue, rows.length);
+    return rows.length >= plan.total || plan.queues.some((q, i) => (perQueue.get(q) ?? 0) >= plan.limits[i]!);
   }
 
   // ---- running ---------------------------------------------------------------------------
@@ -557,7 +522,7 @@ export class Worker {
   #transition(h: HeldJob, next: 'settling' | 'done'): void {
     if (h.state === 'buffered' || h.state === 'running') {
       this.#activePerQueue.set(h.job.queue, this.#activePerQueue.get(h.job.queue)! - 1);
-      if (this.#leftOut.has(h.job.queue)) this.#want();
+      if (this.#planner.leftOut(h.job.queue)) this.#planner.want(h.job.queue);
     }
     h.state = next;
   }

@@ -229,8 +229,11 @@ picked as (
     ) capped
     limit q.lim
   ) j
-  -- Pausing takes effect at the next claim, whatever a worker's cached queue list says.
-  where not exists (select 1 from leasehold.queues p where p.name = q.name and p.paused_at is not null)
+  -- Pausing takes effect at the next claim, whatever a worker's cached queue list says. A scalar
+  -- subquery (a primary-key probe per queue reached), not NOT EXISTS: the planner turned that into
+  -- a hash anti join that hashed the queue list and handed the queues on in hash order, so the
+  -- worker's order (busy queues first, each plan starting one queue further on) was lost.
+  where (select p.paused_at from leasehold.queues p where p.name = q.name) is null
   limit $4::int
 ), claimed as (
   update leasehold.jobs
