@@ -1,3 +1,5 @@
+import { prng } from '../test/helpers/fuzz-inputs.js';
+
 /** The upper median of `xs` (the element at index ⌊n/2⌋ once sorted). */
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -11,7 +13,7 @@ export const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a
  * the same interval.
  */
 export function pctRatioInterval(a: number[], b: number[], p: number, block = 50, resamples = 1_000): [number, number] {
-  const random = mulberry32(0x1ea5e);
+  const random = prng(0x1ea5e);
   const resample = (xs: number[]): number[] => {
     const out: number[] = [];
     const starts = Math.max(1, xs.length - block + 1);
@@ -23,16 +25,4 @@ export function pctRatioInterval(a: number[], b: number[], p: number, block = 50
   };
   const ratios = Array.from({ length: resamples }, () => pct(resample(a), p) / pct(resample(b), p)).sort((x, y) => x - y);
   return [ratios[Math.floor(0.05 * resamples)]!, ratios[Math.ceil(0.95 * resamples) - 1]!];
-}
-
-/** A small seeded generator of uniform numbers in [0, 1) (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
