@@ -953,6 +953,7 @@ create table leasehold.queues (
   tenant_id uuid,
   constraint queues_pkey PRIMARY KEY (name)
 );
+CREATE INDEX queues_paused_idx ON leasehold.queues USING btree (name) WHERE (paused_at IS NOT NULL);
 CREATE INDEX queues_tenant_idx ON leasehold.queues USING btree (tenant_id) WHERE (tenant_id IS NOT NULL);
 
 create table leasehold.rate_limits (

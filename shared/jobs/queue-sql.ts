@@ -229,11 +229,12 @@ picked as (
     ) capped
     limit q.lim
   ) j
-  -- Pausing takes effect at the next claim, whatever a worker's cached queue list says. A scalar
-  -- subquery (a primary-key probe per queue reached), not NOT EXISTS: the planner turned that into
-  -- a hash anti join that hashed the queue list and handed the queues on in hash order, so the
-  -- worker's order (busy queues first, each plan starting one queue further on) was lost.
-  where (select p.paused_at from leasehold.queues p where p.name = q.name) is null
+  -- Pausing takes effect at the next claim, whatever a worker's cached queue list says. The paused
+  -- queues' names are read once (queues_paused_idx, nearly always empty) and filtered out of the
+  -- list as it is read, in its order. NOT EXISTS made a hash anti join that hashed the worker's
+  -- list and handed the queues on in hash order, so the worker's order (busy queues first, each
+  -- plan starting one queue further on) never reached the claim.
+  where q.name <> all(array(select p.name from leasehold.queues p where p.paused_at is not null))
   limit $4::int
 ), claimed as (
   update leasehold.jobs
