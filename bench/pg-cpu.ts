@@ -1,11 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { readPostmasterPid } from '#shared/db/embedded.js';
 
 const USER_HZ = 100;
 
-/** The postmaster's pid of a data directory (first line of postmaster.pid). */
+/** The postmaster's pid of a data directory (first line of postmaster.pid); throws when there is none. */
 export function postmasterPid(dataDir: string): number {
-  return Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const pid = readPostmasterPid(dataDir);
+  if (pid === undefined) throw new Error(`no postmaster.pid under ${dataDir}`);
+  return pid;
 }
 
 /** CPU seconds a process has used so far (utime + stime); 0 once it has exited. Linux /proc only. */

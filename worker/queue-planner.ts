@@ -87,10 +87,11 @@ export class QueuePlanner {
     const busyFirst = backlog && this.#busyFirstRun < BUSY_FIRST_RUN;
     this.#busyFirstRun = busyFirst ? this.#busyFirstRun + 1 : 0;
     const n = this.#queues.length;
+    // In rotation order: the woken queues, or every queue, or (a backlog) every queue not busy.
     const rotated: string[] = [];
     for (let i = 0; i < n; i++) {
       const q = this.#queues[(this.#offset + i) % n]!;
-      if (!only || only.has(q)) rotated.push(q);
+      if (only ? only.has(q) : !(backlog && this.#busy.has(q))) rotated.push(q);
     }
     this.#offset = (this.#offset + 1) % Math.max(1, n);
     let order = rotated;
@@ -102,8 +103,7 @@ export class QueuePlanner {
       const busy = this.#queues.filter((q) => this.#busy.has(q));
       const turn = this.#busyTurn++ % busy.length;
       const turned = [...busy.slice(turn), ...busy.slice(0, turn)];
-      const others = rotated.filter((q) => !this.#busy.has(q));
-      order = busyFirst ? [...turned, ...others] : [...others, ...turned];
+      order = busyFirst ? [...turned, ...rotated] : [...rotated, ...turned];
     }
     // A claim of the woken queues alone says nothing of the others: those left out stay left out.
     if (!only) this.#leftOut.clear();
