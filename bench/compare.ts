@@ -13,9 +13,11 @@
  * Where a latency tail comes from: `--gc` counts how many of each system's slowest 1.5 % of
  * samples overlapped a garbage collection in this process (every system's client runs here);
  * `--statements` prints PostgreSQL's mean execution time of each system's statements during the
- * latency phase (pg_stat_statements, statements inside functions and triggers included).
+ * latency phase (pg_stat_statements, statements inside functions and triggers included);
+ * `--samples-out FILE` writes every kept latency sample's [start, end] (performance.now(), ms) per
+ * system as JSON, in the order taken.
  */
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,18 +40,21 @@ const { values: opts } = parseArgs({
     bulk: { type: 'string', default: '100000' },
     samples: { type: 'string', default: '6000' },
     rounds: { type: 'string', default: '3' },
+    'latency-rounds': { type: 'string', default: '12' },
     concurrency: { type: 'string', default: '10,50,100,200' },
     only: { type: 'string', default: 'leasehold,graphile-worker,pg-boss' },
     json: { type: 'boolean', default: false },
     port: { type: 'string', default: '54341' },
     gc: { type: 'boolean', default: false },
     statements: { type: 'boolean', default: false },
+    'samples-out': { type: 'string' },
     ...walInitZeroOption,
   },
 });
 const N = Number(opts.jobs);
 const BULK = Number(opts.bulk);
 const ROUNDS = Number(opts.rounds);
+const LATENCY_ROUNDS = Number(opts['latency-rounds']);
 const CONCURRENCIES = opts.concurrency!.split(',').map(Number);
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
 
@@ -145,14 +150,24 @@ async function main() {
     // sampled one system after the other, a noisy minute fell on one of them only. 6,000 samples:
     // the p99 of 1,500 is their 15th slowest, and which samples a burst of scheduling stalls lands
     // on moved it by a quarter between identical runs (its block-bootstrap interval, printed with
-    // the ratio, spanned about ±20 %).
+    // the ratio, spanned about ±20 %). Twelve rounds of 500 rather than three of 2,000: a burst
+    // of a few seconds then falls on a twelfth of one system's samples, not a third.
     const latencies = new Map<QueueSystem, number[]>(systems.map((s) => [s, []]));
     const windows = new Map<QueueSystem, [number, number][]>(systems.map((s) => [s, []]));
-    const perRound = Math.ceil(Number(opts.samples) / ROUNDS);
+    const perRound = Math.ceil(Number(opts.samples) / LATENCY_ROUNDS);
+    // A round first that is not kept. For a few seconds after the processing phases the machine is
+    // still busy with them, and that fell on whichever systems were sampled first: in a probe, the
+    // first two systems' first 500 samples each had 15–16 over 2 ms, against 2–10 in every later
+    // round; in two runs (57, 58), Leasehold's first round, always the first, had 15 and 17,
+    // against 1–9 in its other rounds.
+    for (const s of inRound(0)) {
+      await s.reset();
+      await s.latency(perRound);
+    }
     const gcs = opts.gc ? watchGc() : undefined;
     if (opts.statements) await admin`create extension if not exists pg_stat_statements`.then(() => admin`select pg_stat_statements_reset()`);
     takeSampleWindows();
-    for (let r = 0; r < ROUNDS; r++) {
+    for (let r = 0; r < LATENCY_ROUNDS; r++) {
       for (const s of inRound(r)) {
         await s.reset();
         latencies.get(s)!.push(...(await s.latency(perRound)));
@@ -160,6 +175,7 @@ async function main() {
       }
     }
     gcs?.stop();
+    if (opts['samples-out']) writeFileSync(opts['samples-out'], JSON.stringify(Object.fromEntries(systems.map((s) => [s.name, windows.get(s)!]))));
     const tails = gcs && new Map(systems.map((s) => [s.name, tailInGc(windows.get(s)!, gcs.entries)]));
     const statements = opts.statements ? await latencyStatements(admin, systems, Number(opts.samples)) : undefined;
     for (const [s, lat] of latencies) results.get(s)!.latency_ms = { p50: +pct(lat, 50).toFixed(2), p90: +pct(lat, 90).toFixed(2), p99: +pct(lat, 99).toFixed(2) };
@@ -187,7 +203,7 @@ async function main() {
         ]),
     );
     const figures = {
-      postgres: version, wal: describeWal(opts['wal-init-zero']), yardstick_ms: yardstickMs(), rounds: ROUNDS, jobs_per_round: N, bulk_jobs: BULK, systems: out, leasehold_ratio: ratios,
+      postgres: version, wal: describeWal(opts['wal-init-zero']), yardstick_ms: yardstickMs(), rounds: ROUNDS, latency_rounds: LATENCY_ROUNDS, jobs_per_round: N, bulk_jobs: BULK, systems: out, leasehold_ratio: ratios,
       ...(tails && { latency_tail_in_gc: Object.fromEntries(tails) }),
       ...(statements && { latency_statements: statements }),
     };
