@@ -126,16 +126,19 @@ export class QueuePlanner {
    * the plan's order and stops at its total: a queue that filled its limit is busy; one read to its
    * end (short of its limit, and before the queue the claim stopped in, or in a claim that never
    * reached its total) is not. The queue the claim stopped in may hold more; queues after it were
-   * not read and stay as they were.
+   * not read and stay as they were. Returns whether the queues may hold more: the claim reached
+   * its total, or some queue filled its limit.
    */
-  claimed(plan: ClaimPlan, taken: ReadonlyMap<string, number>, rows: number): void {
+  claimed(plan: ClaimPlan, taken: ReadonlyMap<string, number>, rows: number): boolean {
     const stopped = rows >= plan.total;
-    let last = -1;
-    plan.queues.forEach((q, i) => void ((taken.get(q) ?? 0) > 0 && (last = i)));
+    const last = plan.queues.findLastIndex((q) => (taken.get(q) ?? 0) > 0);
+    let filled = false;
     plan.queues.forEach((q, i) => {
-      const got = taken.get(q) ?? 0;
-      if (got >= plan.limits[i]! || (stopped && i === last)) this.#busy.add(q);
+      const full = (taken.get(q) ?? 0) >= plan.limits[i]!;
+      filled ||= full;
+      if (full || (stopped && i === last)) this.#busy.add(q);
       else if (!stopped || i < last) this.#busy.delete(q);
     });
+    return stopped || filled;
   }
 }

@@ -428,8 +428,7 @@ export class Worker {
     this.#metrics.claimed(claimMs, rows);
     const perQueue = new Map<string, number>();
     for (const job of rows) perQueue.set(job.queue, (perQueue.get(job.queue) ?? 0) + 1);
-    this.#planner.claimed(plan, perQueue, rows.length);
-    return rows.length >= plan.total || plan.queues.some((q, i) => (perQueue.get(q) ?? 0) >= plan.limits[i]!);
+    return this.#planner.claimed(plan, perQueue, rows.length);
   }
 
   // ---- running ---------------------------------------------------------------------------
