@@ -39,7 +39,10 @@ const { values: opts } = parseArgs({
     jobs: { type: 'string', default: '20000' },
     bulk: { type: 'string', default: '100000' },
     samples: { type: 'string', default: '6000' },
-    rounds: { type: 'string', default: '3' },
+    // Five rounds per phase, not three: in run 67 a system's fastest round of a phase was up to 48 %
+    // above its slowest, with a drift through the phase, and best against best, 1.72× from all
+    // five, came out 1.54–1.76× from the ten three-round subsets of the same rounds.
+    rounds: { type: 'string', default: '5' },
     'latency-rounds': { type: 'string', default: '12' },
     concurrency: { type: 'string', default: '10,50,100,200' },
     only: { type: 'string', default: 'leasehold,graphile-worker,pg-boss' },
@@ -59,11 +62,15 @@ const CONCURRENCIES = opts.concurrency!.split(',').map(Number);
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
 
 
-/** A phase's median rate and the CPU per job in that median round: PostgreSQL's, and this process's (where every system's client runs). */
+/**
+ * A phase's median rate and the CPU per job in that median round: PostgreSQL's, and this process's
+ * (where every system's client runs); `rounds` holds every round's rate, in the order run.
+ */
 interface Figure {
   rate: number;
   pg_us: number;
   node_us: number;
+  rounds: number[];
 }
 interface Results {
   bulk: Figure;
@@ -112,7 +119,7 @@ async function main() {
       fn: (s: QueueSystem) => Promise<number>,
       prepare?: (s: QueueSystem) => Promise<void>,
     ): Promise<Map<QueueSystem, Figure>> => {
-      const rounds = new Map<QueueSystem, Figure[]>(systems.map((s) => [s, []]));
+      const rounds = new Map<QueueSystem, Omit<Figure, 'rounds'>[]>(systems.map((s) => [s, []]));
       for (let r = 0; r < ROUNDS; r++) {
         for (const s of inRound(r)) {
           await s.reset();
@@ -129,12 +136,12 @@ async function main() {
         [...rounds].map(([s, xs]) => {
           const m = median(xs.map((x) => x.rate));
           const at = xs.find((x) => x.rate === m)!;
-          return [s, { rate: Math.round(m), pg_us: Math.round(at.pg_us), node_us: Math.round(at.node_us) }];
+          return [s, { rate: Math.round(m), pg_us: Math.round(at.pg_us), node_us: Math.round(at.node_us), rounds: xs.map((x) => Math.round(x.rate)) }];
         }),
       );
     };
 
-    const results = new Map<QueueSystem, Results>(systems.map((s) => [s, { bulk: { rate: 0, pg_us: 0, node_us: 0 }, processing: {}, latency_ms: { p50: 0, p90: 0, p99: 0 } }]));
+    const results = new Map<QueueSystem, Results>(systems.map((s) => [s, { bulk: { rate: 0, pg_us: 0, node_us: 0, rounds: [] }, processing: {}, latency_ms: { p50: 0, p90: 0, p99: 0 } }]));
     const bulk = await measured(BULK, async (s) => {
       const t0 = performance.now();
       await s.bulk(BULK);
