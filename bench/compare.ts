@@ -141,13 +141,12 @@ async function main() {
       );
     };
 
-    const results = new Map<QueueSystem, Results>(systems.map((s) => [s, { bulk: { rate: 0, pg_us: 0, node_us: 0, rounds: [] }, processing: {}, latency_ms: { p50: 0, p90: 0, p99: 0 } }]));
     const bulk = await measured(BULK, async (s) => {
       const t0 = performance.now();
       await s.bulk(BULK);
       return performance.now() - t0;
     });
-    for (const s of systems) results.get(s)!.bulk = bulk.get(s)!;
+    const results = new Map<QueueSystem, Results>(systems.map((s) => [s, { bulk: bulk.get(s)!, processing: {}, latency_ms: { p50: 0, p90: 0, p99: 0 } }]));
     for (const c of CONCURRENCIES) {
       // CPU per job counts the processing only: the jobs are enqueued before the measurement starts.
       const figures = await measured(N, (s) => s.drain(N, c), (s) => s.fill(N));
