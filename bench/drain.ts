@@ -18,17 +18,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type Sql } from '#shared/db/connect.js';
 import { startEmbeddedPostgres } from '#shared/db/embedded.js';
-import { migrate } from '#shared/db/migrator.js';
 import { CLAIM_JOBS, COMPLETE_JOBS } from '#shared/jobs/queue-sql.js';
-import { Notifier } from '#shared/jobs/notifier.js';
-import { JobQueue } from '#shared/jobs/queue.js';
 import { createLogger } from '#shared/log.js';
 import { Worker } from '../worker/worker.js';
 import { pgCpuSeconds, postmasterPid } from './pg-cpu.js';
 import { benchServerSettings, describeWal, walInitZeroOption } from './server-settings.js';
 import { median } from './stats.js';
-import { drained, noops } from './systems/leasehold.js';
-import { until } from './systems/system.js';
+import { drained, leaseholdSystem } from './systems/leasehold.js';
+import { until, type QueueSystem } from './systems/system.js';
 import { yardstickMs } from './yardstick.js';
 
 const { values: opts } = parseArgs({
@@ -45,7 +42,11 @@ const C = Number(opts.concurrency);
 const ROUNDS = Number(opts.rounds);
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'bench');
 
-/** One claim or completion statement: when it was sent and answered, and the rows it took or wrote. */
+/**
+ * One claim or completion statement: when the worker asked for it and when its answer came (a
+ * message under 1 kB leaves at postgres.js's next `setImmediate`, so it may reach the server a
+ * little later), and the rows it took or wrote.
+ */
 interface Statement {
   kind: 'claim' | 'completion';
   sent: number;
@@ -115,12 +116,10 @@ interface Round {
   walByRelation: { relation: string; bytes: number }[];
 }
 
-async function round(sql: Sql, workerSql: Sql, statements: Statement[], queue: JobQueue, pgPid: number, walBy: boolean): Promise<Round> {
-  await sql`truncate leasehold.jobs, leasehold.job_events, leasehold.dead_letters, leasehold.workers`;
-  await sql`vacuum analyze leasehold.jobs`;
-  await sql`vacuum analyze leasehold.job_events`;
-  await queue.enqueueMany(noops(N));
-  await sql`analyze leasehold.jobs`;
+/** One drain of `N` jobs (enqueued and analyzed first, as bench:compare's rounds are), measured. */
+async function round(system: QueueSystem, sql: Sql, workerSql: Sql, statements: Statement[], pgPid: number, walBy: boolean): Promise<Round> {
+  await system.reset();
+  await system.fill(N);
   statements.length = 0;
   const lsn0 = await walInsertLsn(sql);
   let ran = 0;
@@ -170,11 +169,11 @@ async function round(sql: Sql, workerSql: Sql, statements: Statement[], queue: J
   };
 }
 
-/** `xs` summed by key over the rounds, per job. */
-function perJob<T>(rounds: Round[], pick: (r: Round) => T[], key: (x: T) => string, value: (x: T) => number, jobs: number): [string, number][] {
+/** Values summed by key over the rounds and divided by `by` (the jobs, or the rounds for a mean per drain), largest first. */
+function summed<T>(rounds: Round[], pick: (r: Round) => T[], key: (x: T) => string, value: (x: T) => number, by: number): [string, number][] {
   const sums = new Map<string, number>();
   for (const r of rounds) for (const x of pick(r)) sums.set(key(x), (sums.get(key(x)) ?? 0) + value(x));
-  return [...sums].map(([k, v]): [string, number] => [k, v / jobs]).sort((a, b) => b[1] - a[1]);
+  return [...sums].map(([k, v]): [string, number] => [k, v / by]).sort((a, b) => b[1] - a[1]);
 }
 
 async function main() {
@@ -182,22 +181,23 @@ async function main() {
   rmSync(rootDir, { recursive: true, force: true });
   const pg = await startEmbeddedPostgres({ rootDir, port: Number(opts.port), log, settings: benchServerSettings(opts['wal-init-zero']) });
   const pgPid = postmasterPid(path.join(rootDir, 'pg'));
-  const sql = connect(pg.url, { max: 4, application: 'bench-producer' });
+  // Enqueues and empties the tables as bench:compare does; the worker gets a pool of its own, timed.
+  const system = leaseholdSystem(pg.url, log);
+  const sql = connect(pg.url, { max: 2, application: 'bench-drain' });
   const statements: Statement[] = [];
   const workerSql = timedStatements(connect(pg.url, { max: 10, application: 'bench-worker', worker: true }), statements);
   try {
-    await migrate(sql);
+    await system.setup();
     await sql`create extension if not exists pg_walinspect`;
     const version = (await sql<{ version: string }[]>`select current_setting('server_version') as version`)[0]!.version;
-    const queue = new JobQueue(sql, new Notifier(sql));
     const rounds: Round[] = [];
     for (let r = 0; r <= ROUNDS; r++) {
-      const result = await round(sql, workerSql, statements, queue, pgPid, r === ROUNDS);
+      const result = await round(system, sql, workerSql, statements, pgPid, r === ROUNDS);
       if (r > 0) rounds.push(result);
     }
     print(rounds, version);
   } finally {
-    await Promise.all([sql.end(), workerSql.end()]);
+    await Promise.all([system.close(), sql.end(), workerSql.end()]);
     await pg.stop();
   }
 }
@@ -212,20 +212,20 @@ function print(rounds: Round[], version: string) {
   console.log(`tail (last handler → last outcome written): median ${fmt(med((r) => r.tailMs))} ms of a median drain of ${fmt(drainMs)} ms`);
   console.log(`CPU per job: PostgreSQL ${fmt(med((r) => r.pgUs), 1)} µs, this process ${fmt(med((r) => r.nodeUs), 1)} µs; machine idle ${fmt(med((r) => r.idle) * 100)} %`);
   console.log('time by statements in flight (claims × completions), mean ms per drain:');
-  const states = perJob(rounds, (r) => [...r.states], ([k]) => k, ([, v]) => v, rounds.length);
+  const states = summed(rounds, (r) => [...r.states], ([k]) => k, ([, v]) => v, rounds.length);
   for (const [k, ms] of states.sort((a, b) => a[0].localeCompare(b[0]))) console.log(`  ${k}: ${fmt(ms, 1)} ms (${fmt((ms / drainMs) * 100)} %)`);
   for (const kind of ['claim', 'completion'] as const) {
     const all = rounds.flatMap((r) => r.statements.filter((s) => s.kind === kind));
     console.log(`${kind}s: ${fmt(all.length / rounds.length, 1)} per drain, median ${fmt(median(all.map((s) => s.rows)))} rows and ${fmt(median(all.map((s) => s.done - s.sent)), 1)} ms`);
   }
-  const wal = perJob(rounds, (r) => r.wal, (x) => x.type, (x) => x.bytes, rounds.length * N);
-  const records = perJob(rounds, (r) => r.wal, (x) => x.type, (x) => x.records, rounds.length * N);
+  const wal = summed(rounds, (r) => r.wal, (x) => x.type, (x) => x.bytes, rounds.length * N);
+  const records = summed(rounds, (r) => r.wal, (x) => x.type, (x) => x.records, rounds.length * N);
   const total = wal.reduce((a, [, b]) => a + b, 0);
   console.log(`WAL per job: ${fmt(total)} bytes in ${fmt(records.reduce((a, [, n]) => a + n, 0), 1)} records; by record type:`);
   for (const [type, bytes] of wal.filter(([, b]) => b >= 1)) console.log(`  ${type}: ${fmt(bytes)} bytes (${fmt(records.find(([t]) => t === type)![1], 2)} records)`);
   const last = rounds[rounds.length - 1]!;
   console.log('WAL per job by relation (last round; a record counts for the relation of its first block):');
-  for (const [relation, bytes] of perJob([last], (r) => r.walByRelation, (x) => x.relation, (x) => x.bytes, N).filter(([, b]) => b >= 1)) {
+  for (const [relation, bytes] of summed([last], (r) => r.walByRelation, (x) => x.relation, (x) => x.bytes, N).filter(([, b]) => b >= 1)) {
     console.log(`  ${relation}: ${fmt(bytes)} bytes`);
   }
 }
