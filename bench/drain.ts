@@ -20,12 +20,11 @@ import { connect, type Sql } from '#shared/db/connect.js';
 import { startEmbeddedPostgres } from '#shared/db/embedded.js';
 import { CLAIM_JOBS, COMPLETE_JOBS } from '#shared/jobs/queue-sql.js';
 import { createLogger } from '#shared/log.js';
-import { Worker } from '../worker/worker.js';
 import { pgCpuSeconds, postmasterPid } from './pg-cpu.js';
 import { benchServerSettings, describeWal, walInitZeroOption } from './server-settings.js';
 import { median } from './stats.js';
-import { drained, leaseholdSystem } from './systems/leasehold.js';
-import { until, type QueueSystem } from './systems/system.js';
+import { drained, leaseholdSystem, startWorker } from './systems/leasehold.js';
+import { timeDrain, type QueueSystem } from './systems/system.js';
 import { yardstickMs } from './yardstick.js';
 
 const { values: opts } = parseArgs({
@@ -76,7 +75,10 @@ function timedStatements(sql: Sql, into: Statement[]): Sql {
 
 /** Milliseconds of [t0, t1] spent with each number of claims and completions in flight ("claims × completions"). */
 function inFlight(statements: Statement[], t0: number, t1: number): Map<string, number> {
-  const edges = statements.flatMap((s) => [{ t: s.sent, kind: s.kind, d: 1 }, { t: s.done, kind: s.kind, d: -1 }]).sort((a, b) => a.t - b.t);
+  const edges = statements
+    .flatMap((s) => [{ t: s.sent, kind: s.kind, d: 1 }, { t: s.done, kind: s.kind, d: -1 }])
+    .filter((e) => e.t <= t1)
+    .sort((a, b) => a.t - b.t);
   const out = new Map<string, number>();
   const open = { claim: 0, completion: 0 };
   let at = t0;
@@ -124,26 +126,21 @@ async function round(system: QueueSystem, sql: Sql, workerSql: Sql, statements: 
   const lsn0 = await walInsertLsn(sql);
   let ran = 0;
   let lastRan = 0;
-  let allRan!: () => void;
-  const finished = new Promise<void>((r) => (allRan = r));
   const [idle0, total0] = machineCpu();
   const pg0 = pgCpuSeconds(pgPid);
   const node0 = process.cpuUsage();
+  // As a bench:compare round: from the worker's start until every outcome is written (its stop,
+  // after that, is in the CPU figures, as there).
   const t0 = performance.now();
-  const worker = new Worker({
-    sql: workerSql,
-    log,
-    settings: { concurrency: C },
-    handlers: { 'system.noop': () => (++ran === N && ((lastRan = performance.now()), allRan()), null) },
-  });
-  await worker.start();
-  await finished;
-  await until(() => drained(sql));
-  const t1 = performance.now();
+  const ms = await timeDrain(
+    N,
+    (done) => startWorker(workerSql, log, { concurrency: C }, () => (++ran === N && (lastRan = performance.now()), done())),
+    () => drained(sql),
+  );
+  const t1 = t0 + ms;
   const node = process.cpuUsage(node0);
   const pg1 = pgCpuSeconds(pgPid);
   const [idle1, total1] = machineCpu();
-  await worker.stop();
   const lsn1 = await walInsertLsn(sql);
   const wal = await sql<{ type: string; bytes: number; records: number }[]>`
     select "resource_manager/record_type" as type, combined_size::float8 as bytes, count::float8 as records
@@ -157,7 +154,7 @@ async function round(system: QueueSystem, sql: Sql, workerSql: Sql, statements: 
         group by 1`
     : [];
   return {
-    rate: N / ((t1 - t0) / 1000),
+    rate: N / (ms / 1000),
     tailMs: t1 - lastRan,
     states: inFlight(statements, t0, t1),
     statements: [...statements],

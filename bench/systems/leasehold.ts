@@ -22,8 +22,8 @@ export function workerLatency(workerSql: Sql, log: Logger, queue: JobQueue, samp
   );
 }
 
-/** A started Worker whose system.noop handler calls `ran`. */
-async function startWorker(sql: Sql, log: Logger, settings: { concurrency: number; pollMs?: number }, ran: () => void): Promise<Worker> {
+/** A started Worker whose system.noop handler calls `ran` (bench:drain starts its own through this too). */
+export async function startWorker(sql: Sql, log: Logger, settings: { concurrency: number; pollMs?: number }, ran: () => void): Promise<Worker> {
   const worker = new Worker({ sql, log, settings, handlers: { 'system.noop': () => (ran(), null) } });
   await worker.start();
   return worker;
