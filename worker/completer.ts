@@ -149,20 +149,15 @@ export class Completer {
   }
 
   async #write(batch: Pending[]): Promise<Flushed> {
-    // The last success pushed for each job. An earlier one for the same job is from a lease this
-    // worker lost before claiming the job again (claims hand out tokens in push order): its token can
-    // no longer match, so it is refused here rather than sent.
-    const successes = new Map<string, Pending>();
-    let stale: Set<Pending> | undefined;
+    const pushed: Pending[] = [];
     const others: object[] = [];
     const at = new Date().toISOString();
-    for (const p of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
       const { held, outcome } = p;
       const { id } = held.job;
       if (outcome.type === 'success') {
-        const earlier = successes.get(id);
-        if (earlier) (stale ??= new Set()).add(earlier);
-        successes.set(id, p);
+        pushed.push(p);
         continue;
       }
       const base = { id, lease_token: held.token, outcome: outcome.type };
@@ -184,16 +179,17 @@ export class Completer {
         });
       }
     }
-    // Sorted, as COMPLETE_JOBS finds each row's token by binary search; the byte order of uuids is
-    // the order of their lowercase text, which is how PostgreSQL returns them.
-    const ids = [...successes.keys()].sort();
-    const tokens: string[] = [];
+    const { successes, stale } = latestById(pushed);
+    const ids: string[] = new Array(successes.length);
+    const tokens: string[] = new Array(successes.length);
     const results: Record<string, unknown> = {};
     // The results object's JSON text, from each result's own text where succeeded() made it.
     const members: string[] = [];
-    for (const id of ids) {
-      const { held, outcome } = successes.get(id)!;
-      tokens.push(held.token);
+    for (let i = 0; i < successes.length; i++) {
+      const { held, outcome } = successes[i]!;
+      const { id } = held.job;
+      ids[i] = id;
+      tokens[i] = held.token;
       const { result, json } = outcome as Extract<Outcome, { type: 'success' }>;
       if (result !== undefined && result !== null) {
         results[id] = result;
@@ -244,6 +240,30 @@ export class Completer {
   }
 }
 
+/**
+ * The successes to write, sorted by job id, as COMPLETE_JOBS finds each row's token by binary
+ * search (the byte order of uuids is the order of their lowercase text, which is how PostgreSQL
+ * returns them). Only the last success pushed for a job is written: an earlier one is from a
+ * lease this worker lost before claiming the job again (claims hand out tokens in push order), so
+ * its token can no longer match, and it is returned in `stale` to be refused here rather than sent.
+ * Outcomes nearly always arrive in id order already (claims hand out jobs in id order within a
+ * priority, and short handlers finish in turn): that case needs no map and no sort.
+ */
+function latestById(pushed: Pending[]): { successes: Pending[]; stale?: Set<Pending> } {
+  let ascending = true;
+  for (let i = 1; i < pushed.length && ascending; i++) ascending = pushed[i - 1]!.held.job.id < pushed[i]!.held.job.id;
+  if (ascending) return { successes: pushed };
+  const latest = new Map<string, Pending>();
+  let stale: Set<Pending> | undefined;
+  for (const p of pushed) {
+    const earlier = latest.get(p.held.job.id);
+    if (earlier) (stale ??= new Set()).add(earlier);
+    latest.set(p.held.job.id, p);
+  }
+  const successes = [...latest.values()].sort((a, b) => (a.held.job.id < b.held.job.id ? -1 : 1));
+  return { successes, stale };
+}
+
 /** A report of nothing written. */
 function emptyReport(): FlushReport {
   return { requeued: new Set(), written: 0, fenced: 0, tally: new Map(), fencedJobs: [], woke: false };
@@ -279,7 +299,8 @@ function tallyOutcomes(
 ): Map<string, OutcomeCount> {
   const tally = new Tally();
   const statusOf = new Map(changed.map((r) => [r.id, r.status]));
-  for (const p of batch) {
+  for (let i = 0; i < batch.length; i++) {
+    const p = batch[i]!;
     const { held, outcome } = p;
     const { id, queue, kind } = held.job;
     if (outcome.type === 'success') {

@@ -230,17 +230,20 @@ describe('fencing: each outcome is checked against its own lease token', () => {
     expect(await jobRow(db.sql, x!)).toMatchObject({ status: 'running', lease_token: fresh, result: null });
   });
 
-  test('in a batch of many claims pushed in any order, each success is checked against its own token only', async () => {
+  // Pushed in id order (the common case, written without a sort) and in reverse.
+  test.each(['ascending', 'descending'] as const)('in a batch of many claims pushed in %s id order, each success is checked against its own token only', async (order) => {
     const queue = freshQueue();
     const tokens = Array.from({ length: 60 }, () => randomUUID());
-    const ids = await insertJobs(db.sql, tokens.map((t) => ({ kind: KIND, queue, status: 'running' as const, leaseOwner: 'A', leaseToken: t })));
+    const inserted = await insertJobs(db.sql, tokens.map((t) => ({ kind: KIND, queue, status: 'running' as const, leaseOwner: 'A', leaseToken: t })));
+    const ids = [...inserted].sort();
+    const tokenOf = new Map(inserted.map((id, i) => [id, tokens[i]!]));
     const reports: FlushReport[] = [];
     const completer = new Completer(db.sql, 'A', testLog, (_, report) => reports.push(report));
-    // Pushed in reverse order; every fifth under a token of another job of the batch.
-    for (let i = ids.length - 1; i >= 0; i--) {
-      const token = i % 5 === 0 ? tokens[(i + 1) % tokens.length]! : tokens[i]!;
-      completer.push(await held(ids[i]!, token), { type: 'success', result: { i } });
-    }
+    const pushes = ids.map((id, i) => ({ id, i, token: tokenOf.get(id)! }));
+    if (order === 'descending') pushes.reverse();
+    // Every fifth under a token of another job of the batch. Pushed in one turn, so one batch.
+    const helds = await Promise.all(pushes.map(({ id, i, token }) => held(id, i % 5 === 0 ? tokenOf.get(ids[(i + 1) % ids.length]!)! : token)));
+    helds.forEach((h, k) => completer.push(h, { type: 'success', result: { i: pushes[k]!.i } }));
     await completer.drain();
     const rows = await db.sql<{ id: string; status: string; result: { i: number } | null }[]>`
       select id, status::text, result from leasehold.jobs where id = any(${ids}::uuid[])`;

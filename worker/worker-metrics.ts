@@ -25,7 +25,8 @@ export class WorkerMetrics {
   /** After a claim: its round trip, and how long each claimed job waited past its run_at. */
   claimed(claimMs: number, rows: readonly ClaimedJob[]): void {
     this.#claimDuration.observe(claimMs / 1000);
-    for (const job of rows) {
+    for (let i = 0; i < rows.length; i++) {
+      const job = rows[i]!;
       let child = this.#latencies.get(job.queue);
       if (!child) this.#latencies.set(job.queue, (child = this.metrics.claimLatency.labels(job.queue)));
       child.observe(Math.max(0, job.waited_ms) / 1000);
